@@ -1,0 +1,1 @@
+//! Runnable examples for tokenlife: see `examples/` (`cargo run -p examples --example NAME`).

@@ -1,0 +1,354 @@
+//! Errors: opaque error types with `#[non_exhaustive]` kinds.
+//!
+//! [`ValidationError`] knows the HTTP status and the RFC 6750 error code a client should
+//! see, so adapters only render it. Its `Display` never contains the token.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// What went wrong while validating a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ValidationErrorKind {
+    /// No token was presented.
+    MissingToken,
+    /// The token is longer than the configured maximum; it was not decoded.
+    TooLarge,
+    /// The token is not a well-formed JWS compact serialisation (parts, base64, JSON).
+    Malformed,
+    /// The header's `alg` differs from the algorithm of the key it names (includes `none`).
+    AlgorithmMismatch,
+    /// The header names a key id that the current keyset does not hold.
+    UnknownKid,
+    /// The header lists a `crit` extension that this validator does not understand.
+    UnsupportedCritical,
+    /// The signature does not verify with the key.
+    BadSignature,
+    /// `exp` is in the past (beyond the leeway).
+    Expired,
+    /// `nbf` is in the future (beyond the leeway).
+    NotYetValid,
+    /// `iss` is not one of the accepted issuers.
+    WrongIssuer,
+    /// `aud` contains none of the accepted audiences.
+    WrongAudience,
+    /// A required claim is absent.
+    MissingClaim,
+    /// A claim has the wrong JSON type or an impossible value.
+    InvalidClaim,
+    /// The token (by `jti`, subject or family) has been revoked.
+    Revoked,
+    /// The token is valid but lacks a scope the route requires.
+    InsufficientScope,
+}
+
+impl ValidationErrorKind {
+    /// The RFC 6750 `error` code for this kind, or `None` where the RFC says to send
+    /// no code (a request that carried no token at all).
+    pub fn rfc6750_code(self) -> Option<&'static str> {
+        match self {
+            Self::MissingToken => None,
+            Self::InsufficientScope => Some("insufficient_scope"),
+            _ => Some("invalid_token"),
+        }
+    }
+
+    /// The HTTP status code for this kind: 401, or 403 for [`Self::InsufficientScope`].
+    pub fn status(self) -> u16 {
+        match self {
+            Self::InsufficientScope => 403,
+            _ => 401,
+        }
+    }
+
+    /// A stable, low-cardinality name (`"expired"`, `"bad_signature"`, …) for metrics
+    /// labels and audit events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MissingToken => "missing_token",
+            Self::TooLarge => "too_large",
+            Self::Malformed => "malformed",
+            Self::AlgorithmMismatch => "algorithm_mismatch",
+            Self::UnknownKid => "unknown_kid",
+            Self::UnsupportedCritical => "unsupported_critical",
+            Self::BadSignature => "bad_signature",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::WrongIssuer => "wrong_issuer",
+            Self::WrongAudience => "wrong_audience",
+            Self::MissingClaim => "missing_claim",
+            Self::InvalidClaim => "invalid_claim",
+            Self::Revoked => "revoked",
+            Self::InsufficientScope => "insufficient_scope",
+        }
+    }
+
+    /// A short description that is safe to show a client (no internal detail).
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::MissingToken => "no bearer token",
+            Self::TooLarge => "token too large",
+            Self::Malformed => "malformed token",
+            Self::AlgorithmMismatch => "token algorithm does not match its key",
+            Self::UnknownKid => "unknown key id",
+            Self::UnsupportedCritical => "unsupported critical header",
+            Self::BadSignature => "invalid signature",
+            Self::Expired => "token expired",
+            Self::NotYetValid => "token not yet valid",
+            Self::WrongIssuer => "wrong issuer",
+            Self::WrongAudience => "wrong audience",
+            Self::MissingClaim => "missing required claim",
+            Self::InvalidClaim => "invalid claim",
+            Self::Revoked => "token revoked",
+            Self::InsufficientScope => "insufficient scope",
+        }
+    }
+}
+
+impl fmt::Display for ValidationErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.description())
+    }
+}
+
+/// A token was rejected. [`kind`](Self::kind) says why.
+///
+/// The `Display` output is the kind's description plus, where known, the name of the
+/// offending claim or header field; it never contains the token or any claim value.
+///
+/// ```
+/// use tokenlife_core::{ValidationError, ValidationErrorKind};
+///
+/// let err = ValidationError::new(ValidationErrorKind::Expired);
+/// assert_eq!(err.kind(), ValidationErrorKind::Expired);
+/// assert_eq!(err.status(), 401);
+/// assert_eq!(err.rfc6750_code(), Some("invalid_token"));
+/// assert_eq!(err.to_string(), "token expired");
+/// ```
+#[derive(Debug)]
+pub struct ValidationError {
+    kind: ValidationErrorKind,
+    field: Option<&'static str>,
+    source: Option<BoxError>,
+}
+
+impl ValidationError {
+    /// An error of this kind with no further detail.
+    pub fn new(kind: ValidationErrorKind) -> Self {
+        Self {
+            kind,
+            field: None,
+            source: None,
+        }
+    }
+
+    pub(crate) fn with_field(kind: ValidationErrorKind, field: &'static str) -> Self {
+        Self {
+            kind,
+            field: Some(field),
+            source: None,
+        }
+    }
+
+    pub(crate) fn with_source(kind: ValidationErrorKind, source: impl Into<BoxError>) -> Self {
+        Self {
+            kind,
+            field: None,
+            source: Some(source.into()),
+        }
+    }
+
+    /// Why the token was rejected.
+    pub fn kind(&self) -> ValidationErrorKind {
+        self.kind
+    }
+
+    /// The claim or header field concerned (`"exp"`, `"aud"`, `"kid"`, …), where one is.
+    pub fn field(&self) -> Option<&'static str> {
+        self.field
+    }
+
+    /// The RFC 6750 `error` code to send the client (see [`ValidationErrorKind::rfc6750_code`]).
+    pub fn rfc6750_code(&self) -> Option<&'static str> {
+        self.kind.rfc6750_code()
+    }
+
+    /// The HTTP status to send the client (see [`ValidationErrorKind::status`]).
+    pub fn status(&self) -> u16 {
+        self.kind.status()
+    }
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.kind.description())?;
+        if let Some(field) = self.field {
+            write!(f, " ({field})")?;
+        }
+        Ok(())
+    }
+}
+
+impl StdError for ValidationError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static))
+    }
+}
+
+impl From<ValidationErrorKind> for ValidationError {
+    fn from(kind: ValidationErrorKind) -> Self {
+        Self::new(kind)
+    }
+}
+
+/// A builder was given an impossible or incomplete configuration.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// No accepted issuer was configured.
+    #[error("no issuer configured: call `.issuer(..)`")]
+    MissingIssuer,
+    /// No accepted audience was configured.
+    #[error("no audience configured: call `.audience(..)`")]
+    MissingAudience,
+    /// A size or capacity setting is zero or out of range.
+    #[error("invalid value for `{0}`")]
+    InvalidValue(&'static str),
+}
+
+/// What went wrong with a key or a keyset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum KeyErrorKind {
+    /// The input is not valid JSON or not a JWKS document.
+    InvalidJson,
+    /// The key type, curve or algorithm is not supported.
+    Unsupported,
+    /// The key material could not be decoded (bad base64, bad PEM, wrong length).
+    InvalidMaterial,
+    /// The key is declared for a use other than signatures (`use` ≠ `sig`).
+    WrongUse,
+    /// The key has no `kid`.
+    MissingKid,
+    /// Two keys share a `kid`.
+    DuplicateKid,
+    /// No usable key was found.
+    Empty,
+    /// The named signing key is not in the keyset or holds no private material.
+    NoSigningKey,
+    /// A key that was meant to be public carries private material.
+    PrivateMaterial,
+}
+
+impl KeyErrorKind {
+    fn description(self) -> &'static str {
+        match self {
+            Self::InvalidJson => "invalid JWKS JSON",
+            Self::Unsupported => "unsupported key type, curve or algorithm",
+            Self::InvalidMaterial => "invalid key material",
+            Self::WrongUse => "key is not for signatures",
+            Self::MissingKid => "key has no kid",
+            Self::DuplicateKid => "duplicate kid",
+            Self::Empty => "no usable key",
+            Self::NoSigningKey => "no usable signing key",
+            Self::PrivateMaterial => "private key material where a public key was expected",
+        }
+    }
+}
+
+/// A key or keyset could not be loaded or used.
+///
+/// ```
+/// use tokenlife_core::{KeyErrorKind, Keyset};
+///
+/// let err = Keyset::from_jwks_json("not json").unwrap_err();
+/// assert_eq!(err.kind(), KeyErrorKind::InvalidJson);
+/// ```
+#[derive(Debug)]
+pub struct KeyError {
+    kind: KeyErrorKind,
+    kid: Option<String>,
+    source: Option<BoxError>,
+}
+
+impl KeyError {
+    pub(crate) fn new(kind: KeyErrorKind) -> Self {
+        Self {
+            kind,
+            kid: None,
+            source: None,
+        }
+    }
+
+    pub(crate) fn kid(mut self, kid: Option<&str>) -> Self {
+        self.kid = kid.map(str::to_owned);
+        self
+    }
+
+    pub(crate) fn source(mut self, source: impl Into<BoxError>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> KeyErrorKind {
+        self.kind
+    }
+
+    /// The `kid` of the key concerned, where known.
+    pub fn key_id(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.kind.description())?;
+        if let Some(kid) = &self.kid {
+            write!(f, " (kid {kid:?})")?;
+        }
+        Ok(())
+    }
+}
+
+impl StdError for KeyError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static))
+    }
+}
+
+/// A keyset change (rollback, promote) could not be made; the current keyset is unchanged.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeysetError {
+    /// There is no earlier keyset to roll back to.
+    #[error("no earlier keyset to roll back to")]
+    NoPrevious,
+    /// The requested version is not (or no longer) in the history.
+    #[error("keyset version {0} is not in the history")]
+    UnknownVersion(u64),
+    /// `promote` was called with nothing staged.
+    #[error("no keyset is staged")]
+    NothingStaged,
+}
+
+/// A revocation could not be recorded everywhere it should be.
+///
+/// The local revocation list has always been updated when this is returned; only the
+/// propagation (fleet backend) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RevocationError {
+    /// The identifier was empty or longer than the limit.
+    #[error("invalid revocation identifier")]
+    InvalidId,
+    /// The fleet backend could not store or publish the revocation.
+    #[error("revocation backend failed")]
+    Backend(#[source] BoxError),
+}

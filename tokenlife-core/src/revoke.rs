@@ -1,0 +1,497 @@
+//! Revocation: [`RevocationList`] (in memory, on moka) and the [`RevocationBackend`] trait.
+//!
+//! A token can be revoked by its `jti`, by its subject (every token issued before a
+//! time) or by its family (every token of one refresh chain). Entries carry an `until`
+//! time after which they can be forgotten (the token's own expiry, usually) and leave
+//! memory by themselves.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::time::{Duration, SystemTime};
+//! use tokenlife_core::RevocationList;
+//!
+//! let list = RevocationList::new();
+//! let until = SystemTime::now() + Duration::from_secs(900);
+//! list.revoke_jti("b9a1c2d3", until)?;
+//! assert!(list.is_jti_revoked("b9a1c2d3"));
+//! assert!(!list.is_jti_revoked("another"));
+//! # Ok::<(), tokenlife_core::RevocationError>(())
+//! ```
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use moka::Expiry;
+use moka::sync::Cache;
+
+use crate::clock::{Clock, SystemClock, unix_secs};
+use crate::error::RevocationError;
+
+/// Longest identifier (jti, subject, family) accepted, in bytes.
+pub const MAX_ID_LEN: usize = 1024;
+
+/// Default bound on entries per kind of revocation.
+pub const DEFAULT_CAPACITY: u64 = 10_000_000;
+
+/// What a revocation applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RevocationTarget {
+    /// One token, by its `jti`.
+    Jti(String),
+    /// Every token of this subject issued (`iat`) before `issued_before` (Unix seconds).
+    Subject {
+        /// The `sub` claim.
+        subject: String,
+        /// Tokens with `iat` strictly before this are revoked.
+        issued_before: u64,
+    },
+    /// Every token of one refresh-token family.
+    Family(String),
+}
+
+/// One revocation: what, and until when it must be remembered (Unix seconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    /// What is revoked.
+    pub target: RevocationTarget,
+    /// After this time (Unix seconds) the entry can be forgotten.
+    pub until: u64,
+}
+
+/// Why a token counts as revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RevokedBy {
+    /// Its `jti` was revoked.
+    Jti,
+    /// Its subject was revoked after it was issued.
+    Subject,
+    /// Its family was revoked.
+    Family,
+}
+
+/// Where revocations go beyond this process (fleet mode plugs in here).
+///
+/// The local [`RevocationList`] is always updated first; a backend error is returned to
+/// the caller as [`RevocationError::Backend`] and the local entry stays.
+pub trait RevocationBackend: Send + Sync + fmt::Debug + 'static {
+    /// Stores and propagates one revocation.
+    ///
+    /// # Errors
+    /// Any failure to store or publish it.
+    fn publish(&self, revocation: &Revocation) -> Result<(), Box<dyn StdError + Send + Sync>>;
+}
+
+#[derive(Clone, Copy)]
+struct Entry {
+    /// Unix seconds until which the entry holds.
+    until: u64,
+    /// For subjects: tokens issued before this are revoked.
+    issued_before: u64,
+    /// How long moka keeps it, computed from the injected clock at insert.
+    ttl: Duration,
+}
+
+struct EntryExpiry;
+
+impl Expiry<Box<str>, Entry> for EntryExpiry {
+    fn expire_after_create(&self, _: &Box<str>, v: &Entry, _: Instant) -> Option<Duration> {
+        Some(v.ttl)
+    }
+    fn expire_after_update(
+        &self,
+        _: &Box<str>,
+        v: &Entry,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(v.ttl)
+    }
+}
+
+struct Map {
+    cache: Cache<Box<str>, Entry>,
+    /// Set on the first insert and never cleared: lets the hot path skip a lookup in a
+    /// map that has never held anything.
+    used: AtomicBool,
+}
+
+impl Map {
+    fn new(capacity: u64) -> Self {
+        Self {
+            cache: Cache::builder()
+                .max_capacity(capacity)
+                .expire_after(EntryExpiry)
+                .build(),
+            used: AtomicBool::new(false),
+        }
+    }
+
+    #[inline]
+    fn get(&self, id: &str) -> Option<Entry> {
+        if !self.used.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.cache.get(id)
+    }
+
+    fn insert(&self, id: &str, entry: Entry) {
+        self.cache.insert(id.into(), entry);
+        self.used.store(true, Ordering::Release);
+    }
+}
+
+/// The in-memory revocation list. Cheap to clone; clones share the list.
+#[derive(Clone)]
+pub struct RevocationList {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    jti: Map,
+    subject: Map,
+    family: Map,
+    clock: Arc<dyn Clock>,
+    backend: Option<Arc<dyn RevocationBackend>>,
+}
+
+impl fmt::Debug for RevocationList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RevocationList")
+            .field("entries", &self.len())
+            .field("backend", &self.inner.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for RevocationList {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RevocationList {
+    /// An empty list on the system clock, bounded at [`DEFAULT_CAPACITY`] entries per kind.
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+
+    /// A builder for the clock, capacity and fleet backend.
+    pub fn builder() -> RevocationListBuilder {
+        RevocationListBuilder {
+            clock: Arc::new(SystemClock),
+            capacity: DEFAULT_CAPACITY,
+            backend: None,
+        }
+    }
+
+    fn check_id(id: &str) -> Result<(), RevocationError> {
+        if id.is_empty() || id.len() > MAX_ID_LEN {
+            return Err(RevocationError::InvalidId);
+        }
+        Ok(())
+    }
+
+    /// Revokes the token with this `jti` until `until` (its expiry, usually).
+    ///
+    /// # Errors
+    /// [`RevocationError::InvalidId`] for an empty or over-long id (nothing changes);
+    /// [`RevocationError::Backend`] if the fleet backend failed (the local entry stays).
+    pub fn revoke_jti(&self, jti: &str, until: SystemTime) -> Result<(), RevocationError> {
+        self.revoke(Revocation {
+            target: RevocationTarget::Jti(jti.to_owned()),
+            until: unix_secs(until),
+        })
+    }
+
+    /// Revokes every token of `subject` issued before `issued_before`, remembered until
+    /// `until` (the issue time plus the longest token lifetime, usually).
+    ///
+    /// # Errors
+    /// As for [`revoke_jti`](Self::revoke_jti).
+    pub fn revoke_subject(
+        &self,
+        subject: &str,
+        issued_before: SystemTime,
+        until: SystemTime,
+    ) -> Result<(), RevocationError> {
+        self.revoke(Revocation {
+            target: RevocationTarget::Subject {
+                subject: subject.to_owned(),
+                issued_before: unix_secs(issued_before),
+            },
+            until: unix_secs(until),
+        })
+    }
+
+    /// Revokes every token of a refresh-token family until `until`.
+    ///
+    /// # Errors
+    /// As for [`revoke_jti`](Self::revoke_jti).
+    pub fn revoke_family(&self, family: &str, until: SystemTime) -> Result<(), RevocationError> {
+        self.revoke(Revocation {
+            target: RevocationTarget::Family(family.to_owned()),
+            until: unix_secs(until),
+        })
+    }
+
+    /// Records a revocation locally, then hands it to the backend, if any.
+    ///
+    /// # Errors
+    /// As for [`revoke_jti`](Self::revoke_jti).
+    pub fn revoke(&self, revocation: Revocation) -> Result<(), RevocationError> {
+        self.apply(&revocation)?;
+        if let Some(backend) = &self.inner.backend {
+            backend
+                .publish(&revocation)
+                .map_err(RevocationError::Backend)?;
+        }
+        Ok(())
+    }
+
+    /// Records a revocation locally only (what a fleet node does with one it received).
+    /// A revocation whose `until` has passed is accepted and dropped.
+    ///
+    /// # Errors
+    /// [`RevocationError::InvalidId`] for an empty or over-long id; nothing changes.
+    pub fn apply(&self, revocation: &Revocation) -> Result<(), RevocationError> {
+        let (map, id, issued_before) = match &revocation.target {
+            RevocationTarget::Jti(id) => (&self.inner.jti, id, 0),
+            RevocationTarget::Subject {
+                subject,
+                issued_before,
+            } => (&self.inner.subject, subject, *issued_before),
+            RevocationTarget::Family(id) => (&self.inner.family, id, 0),
+        };
+        Self::check_id(id)?;
+        let now = self.inner.clock.unix_now();
+        if revocation.until < now {
+            return Ok(());
+        }
+        // Keep a minute past `until` in real time so clock skew never shortens it.
+        let ttl = Duration::from_secs(revocation.until - now + 60);
+        let mut entry = Entry {
+            until: revocation.until,
+            issued_before,
+            ttl,
+        };
+        if let Some(old) = map.get(id) {
+            // Two revocations of one subject: the later cut-off and the longer memory win.
+            entry.issued_before = entry.issued_before.max(old.issued_before);
+            entry.until = entry.until.max(old.until);
+            entry.ttl = entry.ttl.max(old.ttl);
+        }
+        map.insert(id, entry);
+        Ok(())
+    }
+
+    /// Whether a token with this `jti` is revoked now.
+    pub fn is_jti_revoked(&self, jti: &str) -> bool {
+        let now = self.inner.clock.unix_now();
+        self.inner.jti.get(jti).is_some_and(|e| e.until >= now)
+    }
+
+    /// Checks a token's identifiers against the list at `now` (Unix seconds). A token
+    /// without `iat` counts as issued before any subject revocation.
+    #[inline]
+    pub fn check(
+        &self,
+        jti: Option<&str>,
+        subject: Option<&str>,
+        issued_at: Option<u64>,
+        family: Option<&str>,
+        now: u64,
+    ) -> Option<RevokedBy> {
+        if let Some(jti) = jti
+            && self.inner.jti.get(jti).is_some_and(|e| e.until >= now)
+        {
+            return Some(RevokedBy::Jti);
+        }
+        if let Some(sub) = subject
+            && let Some(e) = self.inner.subject.get(sub)
+            && e.until >= now
+            && issued_at.is_none_or(|iat| iat < e.issued_before)
+        {
+            return Some(RevokedBy::Subject);
+        }
+        if let Some(fam) = family
+            && self.inner.family.get(fam).is_some_and(|e| e.until >= now)
+        {
+            return Some(RevokedBy::Family);
+        }
+        None
+    }
+
+    /// Approximate number of entries (all kinds).
+    pub fn len(&self) -> u64 {
+        self.inner.jti.cache.entry_count()
+            + self.inner.subject.cache.entry_count()
+            + self.inner.family.cache.entry_count()
+    }
+
+    /// Whether the list is (approximately) empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Applies pending housekeeping (expiry, counts) now; useful before [`len`](Self::len).
+    pub fn run_pending_tasks(&self) {
+        self.inner.jti.cache.run_pending_tasks();
+        self.inner.subject.cache.run_pending_tasks();
+        self.inner.family.cache.run_pending_tasks();
+    }
+
+    /// The clock this list reads.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+}
+
+/// Builds a [`RevocationList`].
+#[derive(Debug)]
+#[must_use]
+pub struct RevocationListBuilder {
+    clock: Arc<dyn Clock>,
+    capacity: u64,
+    backend: Option<Arc<dyn RevocationBackend>>,
+}
+
+impl RevocationListBuilder {
+    /// The clock deciding when entries lapse.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    pub(crate) fn clock_arc(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Most entries per kind (jti, subject, family). Past it the least used are evicted,
+    /// so size it above the number of live revocations you expect.
+    pub fn capacity(mut self, capacity: u64) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// Where revocations are propagated (fleet mode).
+    pub fn backend(mut self, backend: impl RevocationBackend) -> Self {
+        self.backend = Some(Arc::new(backend));
+        self
+    }
+
+    /// The list.
+    pub fn build(self) -> RevocationList {
+        RevocationList {
+            inner: Arc::new(Inner {
+                jti: Map::new(self.capacity),
+                subject: Map::new(self.capacity),
+                family: Map::new(self.capacity),
+                clock: self.clock,
+                backend: self.backend,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{ManualClock, from_unix_secs};
+    use std::sync::Mutex;
+
+    const T0: u64 = 1_700_000_000;
+
+    fn list(clock: &ManualClock) -> RevocationList {
+        RevocationList::builder().clock(clock.clone()).build()
+    }
+
+    #[test]
+    fn jti_revocation_lapses_at_until() {
+        let clock = ManualClock::at_unix(T0);
+        let l = list(&clock);
+        l.revoke_jti("j1", from_unix_secs(T0 + 100)).unwrap();
+        assert_eq!(
+            l.check(Some("j1"), None, None, None, T0),
+            Some(RevokedBy::Jti)
+        );
+        assert!(l.is_jti_revoked("j1"));
+        clock.advance(Duration::from_secs(101));
+        assert!(!l.is_jti_revoked("j1"));
+    }
+
+    #[test]
+    fn subject_revocation_covers_only_older_tokens() {
+        let clock = ManualClock::at_unix(T0);
+        let l = list(&clock);
+        l.revoke_subject("alice", from_unix_secs(T0), from_unix_secs(T0 + 3600))
+            .unwrap();
+        assert_eq!(
+            l.check(None, Some("alice"), Some(T0 - 1), None, T0),
+            Some(RevokedBy::Subject)
+        );
+        assert_eq!(
+            l.check(None, Some("alice"), None, None, T0),
+            Some(RevokedBy::Subject)
+        );
+        assert_eq!(l.check(None, Some("alice"), Some(T0), None, T0), None);
+        assert_eq!(l.check(None, Some("bob"), Some(T0 - 1), None, T0), None);
+    }
+
+    #[test]
+    fn family_revocation() {
+        let clock = ManualClock::at_unix(T0);
+        let l = list(&clock);
+        l.revoke_family("fam-1", from_unix_secs(T0 + 10)).unwrap();
+        assert_eq!(
+            l.check(Some("x"), Some("s"), Some(T0), Some("fam-1"), T0),
+            Some(RevokedBy::Family)
+        );
+    }
+
+    #[test]
+    fn bad_ids_are_rejected_and_change_nothing() {
+        let clock = ManualClock::at_unix(T0);
+        let l = list(&clock);
+        assert!(matches!(
+            l.revoke_jti("", from_unix_secs(T0 + 1)),
+            Err(RevocationError::InvalidId)
+        ));
+        let long = "x".repeat(MAX_ID_LEN + 1);
+        assert!(matches!(
+            l.revoke_family(&long, from_unix_secs(T0 + 1)),
+            Err(RevocationError::InvalidId)
+        ));
+        l.run_pending_tasks();
+        assert!(l.is_empty());
+    }
+
+    #[derive(Debug, Default)]
+    struct Failing(Mutex<u32>);
+    impl RevocationBackend for Arc<Failing> {
+        fn publish(&self, _: &Revocation) -> Result<(), Box<dyn StdError + Send + Sync>> {
+            *self.0.lock().unwrap() += 1;
+            Err("redis down".into())
+        }
+    }
+
+    #[test]
+    fn backend_failure_keeps_the_local_entry() {
+        let clock = ManualClock::at_unix(T0);
+        let backend = Arc::new(Failing::default());
+        let l = RevocationList::builder()
+            .clock(clock.clone())
+            .backend(backend.clone())
+            .build();
+        let err = l.revoke_jti("j", from_unix_secs(T0 + 5)).unwrap_err();
+        assert!(matches!(err, RevocationError::Backend(_)));
+        assert!(l.is_jti_revoked("j"));
+        assert_eq!(*backend.0.lock().unwrap(), 1);
+    }
+}

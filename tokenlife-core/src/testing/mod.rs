@@ -1,0 +1,55 @@
+//! Fixed test keys and a signing helper (feature `test-util`).
+//!
+//! These keys are public knowledge: they exist so that tests, examples and benches sign
+//! real tokens without generating keys. Never use them to protect anything.
+
+use jsonwebtoken::{Algorithm, Header};
+use serde::Serialize;
+
+use crate::keyset::Key;
+
+/// RSA 2048 private key (PKCS#8 PEM).
+pub const RSA_PEM: &str = include_str!("rsa.pem");
+/// A second, different RSA 2048 private key (PKCS#8 PEM).
+pub const RSA2_PEM: &str = include_str!("rsa2.pem");
+/// EC P-256 private key (PKCS#8 PEM).
+pub const EC256_PEM: &str = include_str!("ec256.pem");
+/// EC P-384 private key (PKCS#8 PEM).
+pub const EC384_PEM: &str = include_str!("ec384.pem");
+/// Ed25519 private key (PKCS#8 PEM).
+pub const ED25519_PEM: &str = include_str!("ed25519.pem");
+
+/// A signing key for `alg` from the fixed test keys (HMAC keys use a fixed secret).
+///
+/// # Panics
+/// Never for the supported algorithms: the embedded keys are valid.
+pub fn key(kid: &str, alg: Algorithm) -> Key {
+    use jsonwebtoken::AlgorithmFamily as F;
+    match alg.family() {
+        F::Hmac => Key::hmac(kid, alg, &[0x5a; 64]),
+        F::Rsa => Key::from_private_pem(kid, alg, RSA_PEM.as_bytes()),
+        F::Ec if alg == Algorithm::ES384 => Key::from_private_pem(kid, alg, EC384_PEM.as_bytes()),
+        F::Ec => Key::from_private_pem(kid, alg, EC256_PEM.as_bytes()),
+        F::Ed => Key::from_private_pem(kid, alg, ED25519_PEM.as_bytes()),
+    }
+    .expect("embedded test key is valid")
+}
+
+/// Signs `claims` with `key` (its kid and algorithm in the header).
+///
+/// # Panics
+/// If the key cannot sign or the claims cannot be serialised.
+pub fn sign(key: &Key, claims: &impl Serialize) -> String {
+    let mut header = Header::new(key.algorithm());
+    header.kid = Some(key.kid().to_owned());
+    sign_with_header(key, &header, claims)
+}
+
+/// Signs `claims` with `key` under a header of your own (for tests of hostile headers).
+///
+/// # Panics
+/// If the key cannot sign or the claims cannot be serialised.
+pub fn sign_with_header(key: &Key, header: &Header, claims: &impl Serialize) -> String {
+    let enc = key.encoding_key().expect("test key can sign");
+    jsonwebtoken::encode(header, claims, enc).expect("test token encodes")
+}

@@ -1,0 +1,853 @@
+//! [`Validator`]: the hot path that turns a bearer token into [`Verified`] claims.
+//!
+//! Order of work for each token (see DESIGN.md):
+//!
+//! 1. reject oversize input before any decoding;
+//! 2. look the token up in the verified-token cache (a seeded 128-bit hash picks the
+//!    entry, the entry's stored token bytes must match exactly, and its key must still be
+//!    the one the current keyset holds under that kid);
+//! 3. on a miss: decode the header, pick the key by `kid` from the current snapshot
+//!    (one lock-free load), insist the header's `alg` is the key's algorithm, verify the
+//!    signature, then check `iss`, `aud` and the required claims and their JSON types;
+//! 4. on every request, hit or miss: `exp` and `nbf` (with leeway) on the injected clock,
+//!    then revocation by `jti`, subject and family.
+//!
+//! No lock is taken on this path.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::Algorithm;
+use moka::Expiry;
+use moka::sync::Cache;
+use serde::de::{self, Deserializer, IgnoredAny, Visitor};
+use serde::{Deserialize, Serialize};
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::{ConfigError, ValidationError, ValidationErrorKind as Kind};
+use crate::keyset::{Key, KeysetStore};
+use crate::revoke::{RevocationList, RevokedBy};
+
+/// Default largest token accepted, in bytes.
+pub const DEFAULT_MAX_TOKEN_SIZE: usize = 8 * 1024;
+/// Default number of verified tokens kept in the cache.
+pub const DEFAULT_CACHE_CAPACITY: u64 = 100_000;
+/// Default longest time a verified token stays cached (it never outlives its `exp`).
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(600);
+
+/// The registered claims of a verified token (RFC 7519), plus `scope` and the refresh
+/// family `fam`. Other claims are read with [`Verified::deserialize_claims`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Claims {
+    /// Issuer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// Subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// Audiences (a single string in the token becomes one entry).
+    #[serde(
+        default,
+        deserialize_with = "audience",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub aud: Vec<String>,
+    /// Expiry, Unix seconds.
+    #[serde(
+        default,
+        deserialize_with = "numeric_date",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub exp: Option<u64>,
+    /// Not before, Unix seconds.
+    #[serde(
+        default,
+        deserialize_with = "numeric_date",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub nbf: Option<u64>,
+    /// Issued at, Unix seconds.
+    #[serde(
+        default,
+        deserialize_with = "numeric_date",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub iat: Option<u64>,
+    /// Token id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    /// Space-separated scopes (RFC 8693 `scope`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// Refresh-token family this token belongs to.
+    #[serde(default, rename = "fam", skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
+}
+
+impl Claims {
+    /// Whether the space-separated `scope` claim contains `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scope
+            .as_deref()
+            .is_some_and(|s| s.split(' ').any(|x| x == scope))
+    }
+}
+
+fn numeric_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    struct V;
+    impl Visitor<'_> for V {
+        type Value = Option<u64>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a NumericDate")
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            u64::try_from(v)
+                .map(Some)
+                .map_err(|_| E::custom("negative NumericDate"))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            if v.is_finite() && v >= 0.0 && v < u64::MAX as f64 {
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                Ok(Some(v as u64))
+            } else {
+                Err(E::custom("bad NumericDate"))
+            }
+        }
+    }
+    d.deserialize_any(V)
+}
+
+fn audience<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string or an array of strings")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(vec![v.to_owned()])
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(1).min(16));
+            while let Some(s) = seq.next_element::<String>()? {
+                out.push(s);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// The JOSE header fields tokenlife reads. `jku`, `x5u`, `jwk` and `x5c` are ignored:
+/// keys only ever come from the keyset.
+#[derive(Deserialize)]
+struct Header<'a> {
+    #[serde(borrow)]
+    alg: Cow<'a, str>,
+    #[serde(default, borrow)]
+    kid: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+}
+
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    IgnoredAny::deserialize(d).map(|_| true)
+}
+
+fn alg_name(alg: Algorithm) -> &'static str {
+    match alg {
+        Algorithm::HS256 => "HS256",
+        Algorithm::HS384 => "HS384",
+        Algorithm::HS512 => "HS512",
+        Algorithm::ES256 => "ES256",
+        Algorithm::ES384 => "ES384",
+        Algorithm::RS256 => "RS256",
+        Algorithm::RS384 => "RS384",
+        Algorithm::RS512 => "RS512",
+        Algorithm::PS256 => "PS256",
+        Algorithm::PS384 => "PS384",
+        Algorithm::PS512 => "PS512",
+        _ => "EdDSA",
+    }
+}
+
+/// A keyed fingerprint of a token: safe to log, store and compare, useless to replay.
+///
+/// It is the first 16 bytes of BLAKE3 keyed with the validator's fingerprint key, so
+/// nodes that share the key produce the same fingerprint for the same token.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint([u8; 16]);
+
+impl Fingerprint {
+    pub(crate) fn compute(key: &[u8; 32], token: &str) -> Self {
+        let h = blake3::keyed_hash(key, token.as_bytes());
+        let mut out = [0; 16];
+        out.copy_from_slice(&h.as_bytes()[..16]);
+        Self(out)
+    }
+
+    /// The raw bytes.
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fingerprint({self})")
+    }
+}
+
+/// One verified token, shared between the cache and the `Verified` values handed out.
+struct Entry {
+    token: Box<str>,
+    payload: Box<[u8]>,
+    claims: Claims,
+    key: Arc<Key>,
+    version: u64,
+    ttl: Duration,
+}
+
+/// A token that passed validation: its claims, the key and keyset version that verified
+/// it. Cheap to clone.
+#[derive(Clone)]
+pub struct Verified {
+    entry: Arc<Entry>,
+    keyset_version: u64,
+    cached: bool,
+    fingerprint_key: Arc<[u8; 32]>,
+}
+
+impl fmt::Debug for Verified {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verified")
+            .field("fingerprint", &self.fingerprint())
+            .field("kid", &self.kid())
+            .field("keyset_version", &self.keyset_version)
+            .field("sub", &self.entry.claims.sub)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Verified {
+    /// The registered claims.
+    pub fn claims(&self) -> &Claims {
+        &self.entry.claims
+    }
+
+    /// All claims, deserialized into your own type.
+    ///
+    /// # Errors
+    /// The payload does not fit `T`.
+    pub fn deserialize_claims<T: serde::de::DeserializeOwned>(
+        &self,
+    ) -> Result<T, serde_json::Error> {
+        serde_json::from_slice(&self.entry.payload)
+    }
+
+    /// The kid of the key that verified the token.
+    pub fn kid(&self) -> &str {
+        self.entry.key.kid()
+    }
+
+    /// The algorithm it was verified with (the key's).
+    pub fn algorithm(&self) -> Algorithm {
+        self.entry.key.algorithm()
+    }
+
+    /// The version of the keyset snapshot that was current when it was validated.
+    pub fn keyset_version(&self) -> u64 {
+        self.keyset_version
+    }
+
+    /// Whether the signature check was skipped because the token was in the
+    /// verified-token cache.
+    pub fn from_cache(&self) -> bool {
+        self.cached
+    }
+
+    /// Whether the token's `scope` claim contains `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.entry.claims.has_scope(scope)
+    }
+
+    /// The token's keyed fingerprint, for logs and audit events (computed on demand).
+    pub fn fingerprint(&self) -> Fingerprint {
+        Fingerprint::compute(&self.fingerprint_key, &self.entry.token)
+    }
+}
+
+/// Hashes a `u128` key that is already a seeded hash: fold, no second hashing.
+#[derive(Clone, Default)]
+struct PrehashedBuild;
+
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl BuildHasher for PrehashedBuild {
+    type Hasher = Prehashed;
+    fn build_hasher(&self) -> Prehashed {
+        Prehashed(0)
+    }
+}
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(29) ^ u64::from_le_bytes(b);
+        }
+    }
+    fn write_u128(&mut self, v: u128) {
+        #[allow(clippy::cast_possible_truncation)]
+        {
+            self.0 ^= (v as u64) ^ ((v >> 64) as u64).rotate_left(32);
+        }
+    }
+}
+
+struct EntryExpiry;
+
+impl Expiry<u128, Arc<Entry>> for EntryExpiry {
+    fn expire_after_create(&self, _: &u128, v: &Arc<Entry>, _: Instant) -> Option<Duration> {
+        Some(v.ttl)
+    }
+}
+
+/// Validates bearer tokens against a [`KeysetStore`]. Cheap to clone; clones share the
+/// cache, the keyset store and the revocation list.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+/// use tokenlife_core::{Key, Keyset, KeysetStore, ManualClock, ValidationErrorKind, Validator};
+///
+/// let store = KeysetStore::new(Keyset::new([Key::hmac("k1", Algorithm::HS256, &[42; 32])?])?);
+/// let clock = ManualClock::at_unix(1_700_000_000);
+/// let validator = Validator::builder(store)
+///     .issuer("https://auth.example.com")
+///     .audience("api://orders")
+///     .clock(clock.clone())
+///     .build()?;
+///
+/// let mut header = Header::new(Algorithm::HS256);
+/// header.kid = Some("k1".into());
+/// let claims = serde_json::json!({
+///     "iss": "https://auth.example.com", "aud": "api://orders", "sub": "user-42",
+///     "exp": 1_700_000_600, "jti": "t-1",
+/// });
+/// let token = encode(&header, &claims, &EncodingKey::from_secret(&[42; 32]))?;
+///
+/// assert_eq!(validator.validate(&token)?.claims().sub.as_deref(), Some("user-42"));
+/// clock.advance(Duration::from_secs(3600));
+/// assert_eq!(validator.validate(&token).unwrap_err().kind(), ValidationErrorKind::Expired);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Validator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: KeysetStore,
+    revocations: RevocationList,
+    issuers: Box<[Box<str>]>,
+    audiences: Box<[Box<str>]>,
+    leeway: u64,
+    require_nbf: bool,
+    require_sub: bool,
+    require_jti: bool,
+    require_iat: bool,
+    max_token_size: usize,
+    clock: Arc<dyn Clock>,
+    cache: Option<Cache<u128, Arc<Entry>, PrehashedBuild>>,
+    cache_ttl: Duration,
+    seed: u64,
+    fingerprint_key: Arc<[u8; 32]>,
+}
+
+impl fmt::Debug for Validator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Validator")
+            .field("issuers", &self.inner.issuers)
+            .field("audiences", &self.inner.audiences)
+            .field("leeway", &self.inner.leeway)
+            .field("max_token_size", &self.inner.max_token_size)
+            .field("store", &self.inner.store)
+            .finish_non_exhaustive()
+    }
+}
+
+fn random_u64() -> u64 {
+    // RandomState is seeded from the OS per process (and per call after the first).
+    std::collections::hash_map::RandomState::new().hash_one(0x7031_u64)
+}
+
+fn random_key() -> [u8; 32] {
+    let mut key = [0u8; 32];
+    for chunk in key.chunks_mut(8) {
+        chunk.copy_from_slice(&random_u64().to_le_bytes());
+    }
+    key
+}
+
+impl Validator {
+    /// Starts a validator for the keys in `store`.
+    pub fn builder(store: KeysetStore) -> ValidatorBuilder {
+        ValidatorBuilder {
+            store,
+            revocations: None,
+            issuers: Vec::new(),
+            audiences: Vec::new(),
+            leeway: Duration::from_secs(30),
+            require_nbf: false,
+            required: Vec::new(),
+            max_token_size: DEFAULT_MAX_TOKEN_SIZE,
+            clock: Arc::new(SystemClock),
+            cache_capacity: DEFAULT_CACHE_CAPACITY,
+            cache_ttl: DEFAULT_CACHE_TTL,
+            fingerprint_key: None,
+        }
+    }
+
+    /// The revocation list consulted on every validation.
+    pub fn revocations(&self) -> &RevocationList {
+        &self.inner.revocations
+    }
+
+    /// The keyset store the validator reads.
+    pub fn keyset_store(&self) -> &KeysetStore {
+        &self.inner.store
+    }
+
+    /// The clock the validator reads.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// The keyed fingerprint of any token string (valid or not), for audit and logs.
+    pub fn fingerprint(&self, token: &str) -> Fingerprint {
+        Fingerprint::compute(&self.inner.fingerprint_key, token)
+    }
+
+    /// Drops every cached verification (they are also dropped one by one as keysets change).
+    pub fn clear_cache(&self) {
+        if let Some(cache) = &self.inner.cache {
+            cache.invalidate_all();
+        }
+    }
+
+    /// Validates a bearer token (the part after `Bearer `).
+    ///
+    /// # Errors
+    /// A [`ValidationError`] whose [`kind`](ValidationError::kind) says why the token was
+    /// rejected.
+    pub fn validate(&self, token: &str) -> Result<Verified, ValidationError> {
+        let inner = &*self.inner;
+        if token.len() > inner.max_token_size {
+            return Err(Kind::TooLarge.into());
+        }
+        if token.is_empty() {
+            return Err(Kind::MissingToken.into());
+        }
+        let snap = inner.store.load();
+        let hash = xxhash_rust::xxh3::xxh3_128_with_seed(token.as_bytes(), inner.seed);
+
+        let cached = inner.cache.as_ref().and_then(|c| c.get(&hash)).filter(|e| {
+            *e.token == *token
+                && (e.version == snap.version()
+                    || snap
+                        .find(e.key.kid())
+                        .is_some_and(|k| Arc::ptr_eq(k, &e.key)))
+        });
+        let (entry, from_cache) = match cached {
+            Some(e) => (e, true),
+            None => match self.verify(token, &snap) {
+                Ok(e) => (e, false),
+                Err(err) => {
+                    if let Some(c) = &inner.cache {
+                        c.invalidate(&hash);
+                    }
+                    return Err(err);
+                }
+            },
+        };
+
+        let now = inner.clock.unix_now();
+        let claims = &entry.claims;
+        if let Some(exp) = claims.exp
+            && now > exp.saturating_add(inner.leeway)
+        {
+            return Err(ValidationError::with_field(Kind::Expired, "exp"));
+        }
+        if let Some(nbf) = claims.nbf
+            && nbf > now.saturating_add(inner.leeway)
+        {
+            return Err(ValidationError::with_field(Kind::NotYetValid, "nbf"));
+        }
+        if let Some(by) = inner.revocations.check(
+            claims.jti.as_deref(),
+            claims.sub.as_deref(),
+            claims.iat,
+            claims.family.as_deref(),
+            now,
+        ) {
+            let field = match by {
+                RevokedBy::Jti => "jti",
+                RevokedBy::Subject => "sub",
+                RevokedBy::Family => "fam",
+            };
+            return Err(ValidationError::with_field(Kind::Revoked, field));
+        }
+
+        if !from_cache
+            && !entry.ttl.is_zero()
+            && let Some(cache) = &inner.cache
+        {
+            cache.insert(hash, entry.clone());
+        }
+        Ok(Verified {
+            entry,
+            keyset_version: snap.version(),
+            cached: from_cache,
+            fingerprint_key: inner.fingerprint_key.clone(),
+        })
+    }
+
+    /// The cache-miss path: header, key, signature, static claims.
+    fn verify(
+        &self,
+        token: &str,
+        snap: &crate::keyset::KeysetSnapshot,
+    ) -> Result<Arc<Entry>, ValidationError> {
+        let inner = &*self.inner;
+        let mut parts = token.split('.');
+        let (Some(h64), Some(p64), Some(sig), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(Kind::Malformed.into());
+        };
+        let header_json = URL_SAFE_NO_PAD
+            .decode(h64)
+            .map_err(|e| ValidationError::with_source(Kind::Malformed, e))?;
+        let header: Header<'_> = serde_json::from_slice(&header_json)
+            .map_err(|_| ValidationError::with_field(Kind::Malformed, "header"))?;
+        if header.crit {
+            return Err(ValidationError::with_field(
+                Kind::UnsupportedCritical,
+                "crit",
+            ));
+        }
+        let key = match header.kid.as_deref() {
+            Some(kid) => snap.find(kid),
+            None => {
+                // No kid: acceptable only if exactly one key of that algorithm exists.
+                let mut it = snap
+                    .keys()
+                    .filter(|k| alg_name(k.algorithm()) == header.alg);
+                match (it.next(), it.next()) {
+                    (Some(k), None) => Some(k),
+                    _ => None,
+                }
+            }
+        }
+        .ok_or_else(|| ValidationError::with_field(Kind::UnknownKid, "kid"))?;
+        if alg_name(key.algorithm()) != header.alg {
+            return Err(ValidationError::with_field(Kind::AlgorithmMismatch, "alg"));
+        }
+        let message = &token[..h64.len() + 1 + p64.len()];
+        match jsonwebtoken::crypto::verify(
+            sig,
+            message.as_bytes(),
+            key.decoding_key(),
+            key.algorithm(),
+        ) {
+            Ok(true) => {}
+            Ok(false) => return Err(Kind::BadSignature.into()),
+            Err(e) => {
+                let kind = match e.kind() {
+                    jsonwebtoken::errors::ErrorKind::Base64(_) => Kind::Malformed,
+                    _ => Kind::BadSignature,
+                };
+                return Err(ValidationError::with_source(kind, e));
+            }
+        }
+        let payload = URL_SAFE_NO_PAD
+            .decode(p64)
+            .map_err(|e| ValidationError::with_source(Kind::Malformed, e))?;
+        // serde's messages can quote claim values: classify, keep no source.
+        let claims: Claims = serde_json::from_slice(&payload).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => Kind::InvalidClaim.into(),
+            _ => ValidationError::with_field(Kind::Malformed, "payload"),
+        })?;
+        self.check_static(&claims)?;
+
+        let now = inner.clock.unix_now();
+        let ttl = claims
+            .exp
+            .map(|exp| Duration::from_secs(exp.saturating_add(inner.leeway).saturating_sub(now)))
+            .unwrap_or(inner.cache_ttl)
+            .min(inner.cache_ttl);
+        Ok(Arc::new(Entry {
+            token: token.into(),
+            payload: payload.into_boxed_slice(),
+            claims,
+            key: key.clone(),
+            version: snap.version(),
+            ttl,
+        }))
+    }
+
+    /// Checks that do not depend on time: issuer, audience, required claims.
+    fn check_static(&self, claims: &Claims) -> Result<(), ValidationError> {
+        let inner = &*self.inner;
+        let missing = |f| ValidationError::with_field(Kind::MissingClaim, f);
+        let iss = claims.iss.as_deref().ok_or_else(|| missing("iss"))?;
+        if claims.aud.is_empty() {
+            return Err(missing("aud"));
+        }
+        if claims.exp.is_none() {
+            return Err(missing("exp"));
+        }
+        if inner.require_nbf && claims.nbf.is_none() {
+            return Err(missing("nbf"));
+        }
+        if inner.require_sub && claims.sub.is_none() {
+            return Err(missing("sub"));
+        }
+        if inner.require_jti && claims.jti.is_none() {
+            return Err(missing("jti"));
+        }
+        if inner.require_iat && claims.iat.is_none() {
+            return Err(missing("iat"));
+        }
+        if !inner.issuers.iter().any(|i| **i == *iss) {
+            return Err(ValidationError::with_field(Kind::WrongIssuer, "iss"));
+        }
+        if !claims
+            .aud
+            .iter()
+            .any(|a| inner.audiences.iter().any(|x| **x == **a))
+        {
+            return Err(ValidationError::with_field(Kind::WrongAudience, "aud"));
+        }
+        Ok(())
+    }
+}
+
+/// Builds a [`Validator`]. Issuer and audience are required.
+#[must_use]
+#[derive(Debug)]
+pub struct ValidatorBuilder {
+    store: KeysetStore,
+    revocations: Option<RevocationList>,
+    issuers: Vec<String>,
+    audiences: Vec<String>,
+    leeway: Duration,
+    require_nbf: bool,
+    required: Vec<String>,
+    max_token_size: usize,
+    clock: Arc<dyn Clock>,
+    cache_capacity: u64,
+    cache_ttl: Duration,
+    fingerprint_key: Option<[u8; 32]>,
+}
+
+impl ValidatorBuilder {
+    /// Accepts tokens from this issuer (may be called more than once).
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuers.push(issuer.into());
+        self
+    }
+
+    /// Accepts tokens for this audience (may be called more than once).
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// Clock skew allowed on `exp` and `nbf` (default 30 s).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Requires `nbf` to be present (it is always checked when present).
+    pub fn require_nbf(mut self, require: bool) -> Self {
+        self.require_nbf = require;
+        self
+    }
+
+    /// Requires more registered claims to be present: any of `sub`, `jti`, `iat`, `nbf`
+    /// (`iss`, `aud` and `exp` are always required).
+    ///
+    /// # Errors
+    /// [`ConfigError::InvalidValue`] for any other name.
+    pub fn required_claims<'a>(
+        mut self,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Self, ConfigError> {
+        for n in names {
+            match n {
+                "iss" | "aud" | "exp" => {}
+                "sub" | "jti" | "iat" | "nbf" => self.required.push(n.to_owned()),
+                _ => return Err(ConfigError::InvalidValue("required_claims")),
+            }
+        }
+        Ok(self)
+    }
+
+    /// Largest token accepted, in bytes (default 8 KiB). Larger input is rejected before
+    /// any decoding.
+    pub fn max_token_size(mut self, bytes: usize) -> Self {
+        self.max_token_size = bytes;
+        self
+    }
+
+    /// The clock for `exp`/`nbf` and revocation lapses (default: the system clock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Uses this revocation list (shared with an issuer or a fleet backend) instead of
+    /// a new one on the validator's clock.
+    pub fn revocations(mut self, list: RevocationList) -> Self {
+        self.revocations = Some(list);
+        self
+    }
+
+    /// Verified-token cache size in entries (default 100 000); 0 turns the cache off.
+    pub fn cache_capacity(mut self, entries: u64) -> Self {
+        self.cache_capacity = entries;
+        self
+    }
+
+    /// Longest time a verification stays cached (default 10 min; never past `exp`).
+    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
+        self.cache_ttl = ttl;
+        self
+    }
+
+    /// The key for token fingerprints. Give every node of a fleet the same key to
+    /// correlate audit events; by default it is random per process.
+    pub fn fingerprint_key(mut self, key: [u8; 32]) -> Self {
+        self.fingerprint_key = Some(key);
+        self
+    }
+
+    /// Builds the validator.
+    ///
+    /// # Errors
+    /// [`ConfigError::MissingIssuer`] / [`ConfigError::MissingAudience`] when none was
+    /// given; [`ConfigError::InvalidValue`] for a zero `max_token_size`.
+    pub fn build(self) -> Result<Validator, ConfigError> {
+        if self.issuers.is_empty() {
+            return Err(ConfigError::MissingIssuer);
+        }
+        if self.audiences.is_empty() {
+            return Err(ConfigError::MissingAudience);
+        }
+        if self.max_token_size == 0 {
+            return Err(ConfigError::InvalidValue("max_token_size"));
+        }
+        crate::crypto::ensure_provider();
+        let has = |n: &str| self.required.iter().any(|r| r == n);
+        let cache = (self.cache_capacity > 0).then(|| {
+            Cache::builder()
+                .max_capacity(self.cache_capacity)
+                .expire_after(EntryExpiry)
+                .build_with_hasher(PrehashedBuild)
+        });
+        let revocations = self.revocations.unwrap_or_else(|| {
+            RevocationList::builder()
+                .clock_arc(self.clock.clone())
+                .build()
+        });
+        Ok(Validator {
+            inner: Arc::new(Inner {
+                revocations,
+                issuers: self.issuers.into_iter().map(Into::into).collect(),
+                audiences: self.audiences.into_iter().map(Into::into).collect(),
+                leeway: self.leeway.as_secs(),
+                require_nbf: self.require_nbf || has("nbf"),
+                require_sub: has("sub"),
+                require_jti: has("jti"),
+                require_iat: has("iat"),
+                max_token_size: self.max_token_size,
+                clock: self.clock,
+                cache,
+                cache_ttl: self.cache_ttl,
+                seed: random_u64(),
+                fingerprint_key: Arc::new(self.fingerprint_key.unwrap_or_else(random_key)),
+                store: self.store,
+            }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numeric_dates_accept_integers_and_floats_only() {
+        let c: Claims = serde_json::from_str(r#"{"exp": 10, "nbf": 5.7}"#).unwrap();
+        assert_eq!((c.exp, c.nbf), (Some(10), Some(5)));
+        assert!(serde_json::from_str::<Claims>(r#"{"exp": "10"}"#).is_err());
+        assert!(serde_json::from_str::<Claims>(r#"{"exp": -1}"#).is_err());
+    }
+
+    #[test]
+    fn audience_is_string_or_array() {
+        let c: Claims = serde_json::from_str(r#"{"aud": "a"}"#).unwrap();
+        assert_eq!(c.aud, ["a"]);
+        let c: Claims = serde_json::from_str(r#"{"aud": ["a", "b"]}"#).unwrap();
+        assert_eq!(c.aud, ["a", "b"]);
+        assert!(serde_json::from_str::<Claims>(r#"{"aud": 3}"#).is_err());
+        assert!(serde_json::from_str::<Claims>(r#"{"iss": 3}"#).is_err());
+    }
+
+    #[test]
+    fn scopes() {
+        let c = Claims {
+            scope: Some("orders:read orders:write".into()),
+            ..Claims::default()
+        };
+        assert!(c.has_scope("orders:write"));
+        assert!(!c.has_scope("orders"));
+    }
+
+    #[test]
+    fn fingerprint_is_keyed() {
+        let a = Fingerprint::compute(&[1; 32], "tok");
+        assert_eq!(a, Fingerprint::compute(&[1; 32], "tok"));
+        assert_ne!(a, Fingerprint::compute(&[2; 32], "tok"));
+        assert_eq!(a.to_string().len(), 32);
+        assert!(!a.to_string().contains("tok"));
+    }
+}

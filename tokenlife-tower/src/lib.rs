@@ -1,0 +1,3 @@
+//! tokenlife for tower and axum.
+
+pub use tokenlife_core as core;
