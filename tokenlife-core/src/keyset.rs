@@ -738,8 +738,16 @@ impl KeysetStore {
         });
         admin.next_version += 1;
         admin.history.push_back(snap.clone());
+        // Evict the oldest snapshots, but never the current one: it is about to become
+        // the target of `rollback`.
+        let current = self.inner.current.load().version;
         while admin.history.len() > admin.limit {
-            admin.history.pop_front();
+            match admin.history.iter().position(|s| s.version != current) {
+                Some(i) => {
+                    admin.history.remove(i);
+                }
+                None => break,
+            }
         }
         snap
     }
@@ -886,6 +894,16 @@ mod tests {
         assert_eq!(h.len(), 3);
         assert_eq!(h.last().unwrap().version(), store.current().version());
         assert_eq!(store.rollback_to(1), Err(KeysetError::UnknownVersion(1)));
+    }
+
+    #[test]
+    fn a_long_publish_rollback_loop_can_always_roll_back() {
+        let store = KeysetStore::with_history(ks("a", 1), 4);
+        for i in 0..50u8 {
+            store.publish(ks("b", i));
+            assert_eq!(store.rollback(), Ok(1), "round {i}");
+        }
+        assert_eq!(store.history().len(), 4);
     }
 
     #[test]
