@@ -120,14 +120,18 @@ fn revocation(c: &mut Criterion) {
     );
     let now = benches::now();
     let mut n = 0u32;
-    let hits: Vec<String> = (0..1024).map(|i| format!("jti-{:08}", i * 977)).collect();
-    let misses: Vec<String> = (0..1024).map(|i| format!("nope-{i:08}")).collect();
+    // Spread over the whole list, so lookups pay the cache misses a real list costs.
+    const PROBES: usize = 65_536;
+    let hits: Vec<String> = (0..PROBES)
+        .map(|i| format!("jti-{:08}", (i * 15_259) % 1_000_000))
+        .collect();
+    let misses: Vec<String> = (0..PROBES).map(|i| format!("nope-{i:08}")).collect();
     g.bench_function("lookup_hit", |b| {
         b.iter(|| {
             n = n.wrapping_add(1);
             assert!(
                 list.check(
-                    Some(black_box(&hits[n as usize % 1024])),
+                    Some(black_box(&hits[n as usize % PROBES])),
                     None,
                     None,
                     None,
@@ -142,7 +146,7 @@ fn revocation(c: &mut Criterion) {
             n = n.wrapping_add(1);
             assert!(
                 list.check(
-                    Some(black_box(&misses[n as usize % 1024])),
+                    Some(black_box(&misses[n as usize % PROBES])),
                     None,
                     None,
                     None,

@@ -348,6 +348,9 @@ pub enum RevocationError {
     /// The identifier was empty or longer than the limit.
     #[error("invalid revocation identifier")]
     InvalidId,
+    /// The list holds its capacity of live entries; nothing was added.
+    #[error("revocation list is full")]
+    Full,
     /// The fleet backend could not store or publish the revocation.
     #[error("revocation backend failed")]
     Backend(#[source] BoxError),

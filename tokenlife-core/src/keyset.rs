@@ -605,6 +605,17 @@ impl KeysetSnapshot {
             .or_else(|| self.staged.as_ref().and_then(|s| s.get(kid)))
     }
 
+    /// Whether this exact key (not merely its kid) verifies in this snapshot. Compares
+    /// pointers only, so it never touches the keys' shared reference counts.
+    #[inline]
+    pub(crate) fn holds(&self, key: &Arc<Key>) -> bool {
+        self.active.keys.iter().any(|k| Arc::ptr_eq(k, key))
+            || self
+                .staged
+                .as_ref()
+                .is_some_and(|s| s.keys.iter().any(|k| Arc::ptr_eq(k, key)))
+    }
+
     /// Every key that verifies in this snapshot (active, then staged).
     pub fn keys(&self) -> impl Iterator<Item = &Arc<Key>> {
         self.active

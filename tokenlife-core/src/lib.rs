@@ -61,6 +61,7 @@
 mod clock;
 mod crypto;
 mod error;
+mod hash;
 mod keyset;
 mod revoke;
 mod validate;

@@ -2,8 +2,11 @@
 //!
 //! A token can be revoked by its `jti`, by its subject (every token issued before a
 //! time) or by its family (every token of one refresh chain). Entries carry an `until`
-//! time after which they can be forgotten (the token's own expiry, usually) and leave
-//! memory by themselves.
+//! time after which they can be forgotten (the token's own expiry, usually) and are swept
+//! from memory by themselves.
+//!
+//! The list is a lock-free hash map (papaya) keyed by a seeded 128-bit hash of the id:
+//! reads never wait for writers, and a million entries take about 70 MB.
 //!
 //! # Examples
 //!
@@ -22,19 +25,20 @@
 use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
-
-use moka::Expiry;
-use moka::sync::Cache;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::SystemTime;
 
 use crate::clock::{Clock, SystemClock, unix_secs};
 use crate::error::RevocationError;
+use crate::hash::Prehashed;
+
+/// How often (at most) lapsed entries are swept when revocations are added.
+const SWEEP_EVERY_SECS: u64 = 60;
 
 /// Longest identifier (jti, subject, family) accepted, in bytes.
 pub const MAX_ID_LEN: usize = 1024;
 
-/// Default bound on entries per kind of revocation.
+/// Default bound on entries (all kinds together).
 pub const DEFAULT_CAPACITY: u64 = 10_000_000;
 
 /// What a revocation applies to.
@@ -93,56 +97,48 @@ struct Entry {
     until: u64,
     /// For subjects: tokens issued before this are revoked.
     issued_before: u64,
-    /// How long moka keeps it, computed from the injected clock at insert.
-    ttl: Duration,
 }
 
-struct EntryExpiry;
-
-impl Expiry<Box<str>, Entry> for EntryExpiry {
-    fn expire_after_create(&self, _: &Box<str>, v: &Entry, _: Instant) -> Option<Duration> {
-        Some(v.ttl)
-    }
-    fn expire_after_update(
-        &self,
-        _: &Box<str>,
-        v: &Entry,
-        _: Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(v.ttl)
-    }
-}
-
+/// One kind of revocation: a lock-free map from the seeded 128-bit hash of the id to its
+/// entry. Ids are not kept (the hash is enough to match, and lists leak nothing).
 struct Map {
-    cache: Cache<Box<str>, Entry>,
+    map: papaya::HashMap<u128, Entry, Prehashed>,
     /// Set on the first insert and never cleared: lets the hot path skip a lookup in a
     /// map that has never held anything.
     used: AtomicBool,
 }
 
 impl Map {
-    fn new(capacity: u64) -> Self {
+    fn new() -> Self {
         Self {
-            cache: Cache::builder()
-                .max_capacity(capacity)
-                .expire_after(EntryExpiry)
-                .build(),
+            map: papaya::HashMap::with_hasher(Prehashed),
             used: AtomicBool::new(false),
         }
     }
 
     #[inline]
-    fn get(&self, id: &str) -> Option<Entry> {
+    fn get(&self, id: u128) -> Option<Entry> {
         if !self.used.load(Ordering::Relaxed) {
             return None;
         }
-        self.cache.get(id)
+        self.map.pin().get(&id).copied()
     }
 
-    fn insert(&self, id: &str, entry: Entry) {
-        self.cache.insert(id.into(), entry);
+    fn insert(&self, id: u128, entry: Entry) {
+        self.map.pin().update_or_insert(
+            id,
+            |old| Entry {
+                // Two revocations of one id: the later cut-off and the longer memory win.
+                until: old.until.max(entry.until),
+                issued_before: old.issued_before.max(entry.issued_before),
+            },
+            entry,
+        );
         self.used.store(true, Ordering::Release);
+    }
+
+    fn sweep(&self, now: u64) {
+        self.map.pin().retain(|_, e| e.until >= now);
     }
 }
 
@@ -153,6 +149,9 @@ pub struct RevocationList {
 }
 
 struct Inner {
+    seed: u64,
+    capacity: u64,
+    last_sweep: AtomicU64,
     jti: Map,
     subject: Map,
     family: Map,
@@ -273,27 +272,42 @@ impl RevocationList {
         if revocation.until < now {
             return Ok(());
         }
-        // Keep a minute past `until` in real time so clock skew never shortens it.
-        let ttl = Duration::from_secs(revocation.until - now + 60);
-        let mut entry = Entry {
-            until: revocation.until,
-            issued_before,
-            ttl,
-        };
-        if let Some(old) = map.get(id) {
-            // Two revocations of one subject: the later cut-off and the longer memory win.
-            entry.issued_before = entry.issued_before.max(old.issued_before);
-            entry.until = entry.until.max(old.until);
-            entry.ttl = entry.ttl.max(old.ttl);
+        let last = self.inner.last_sweep.load(Ordering::Relaxed);
+        if now >= last.saturating_add(SWEEP_EVERY_SECS) || self.len() >= self.inner.capacity {
+            self.inner.last_sweep.store(now, Ordering::Relaxed);
+            self.sweep(now);
+            if self.len() >= self.inner.capacity {
+                return Err(RevocationError::Full);
+            }
         }
-        map.insert(id, entry);
+        map.insert(
+            self.hash(id),
+            Entry {
+                until: revocation.until,
+                issued_before,
+            },
+        );
         Ok(())
+    }
+
+    #[inline]
+    fn hash(&self, id: &str) -> u128 {
+        xxhash_rust::xxh3::xxh3_128_with_seed(id.as_bytes(), self.inner.seed)
+    }
+
+    fn sweep(&self, now: u64) {
+        self.inner.jti.sweep(now);
+        self.inner.subject.sweep(now);
+        self.inner.family.sweep(now);
     }
 
     /// Whether a token with this `jti` is revoked now.
     pub fn is_jti_revoked(&self, jti: &str) -> bool {
         let now = self.inner.clock.unix_now();
-        self.inner.jti.get(jti).is_some_and(|e| e.until >= now)
+        self.inner
+            .jti
+            .get(self.hash(jti))
+            .is_some_and(|e| e.until >= now)
     }
 
     /// Checks a token's identifiers against the list at `now` (Unix seconds). A token
@@ -308,42 +322,50 @@ impl RevocationList {
         now: u64,
     ) -> Option<RevokedBy> {
         if let Some(jti) = jti
-            && self.inner.jti.get(jti).is_some_and(|e| e.until >= now)
+            && self
+                .inner
+                .jti
+                .get(self.hash(jti))
+                .is_some_and(|e| e.until >= now)
         {
             return Some(RevokedBy::Jti);
         }
         if let Some(sub) = subject
-            && let Some(e) = self.inner.subject.get(sub)
+            && let Some(e) = self.inner.subject.get(self.hash(sub))
             && e.until >= now
             && issued_at.is_none_or(|iat| iat < e.issued_before)
         {
             return Some(RevokedBy::Subject);
         }
         if let Some(fam) = family
-            && self.inner.family.get(fam).is_some_and(|e| e.until >= now)
+            && self
+                .inner
+                .family
+                .get(self.hash(fam))
+                .is_some_and(|e| e.until >= now)
         {
             return Some(RevokedBy::Family);
         }
         None
     }
 
-    /// Approximate number of entries (all kinds).
+    /// Number of entries (all kinds), lapsed ones included until the next sweep.
     pub fn len(&self) -> u64 {
-        self.inner.jti.cache.entry_count()
-            + self.inner.subject.cache.entry_count()
-            + self.inner.family.cache.entry_count()
+        (self.inner.jti.map.len() + self.inner.subject.map.len() + self.inner.family.map.len())
+            as u64
     }
 
-    /// Whether the list is (approximately) empty.
+    /// Whether the list is empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Applies pending housekeeping (expiry, counts) now; useful before [`len`](Self::len).
+    /// Forgets every entry whose `until` has passed (this also happens by itself, at
+    /// most once a minute, when revocations are added).
     pub fn run_pending_tasks(&self) {
-        self.inner.jti.cache.run_pending_tasks();
-        self.inner.subject.cache.run_pending_tasks();
-        self.inner.family.cache.run_pending_tasks();
+        let now = self.inner.clock.unix_now();
+        self.inner.last_sweep.store(now, Ordering::Relaxed);
+        self.sweep(now);
     }
 
     /// The clock this list reads.
@@ -373,8 +395,9 @@ impl RevocationListBuilder {
         self
     }
 
-    /// Most entries per kind (jti, subject, family). Past it the least used are evicted,
-    /// so size it above the number of live revocations you expect.
+    /// Most entries in all (jti, subject and family together). A revocation that finds
+    /// the list full after lapsed entries are swept is refused with
+    /// [`RevocationError::Full`]: nothing live is ever evicted.
     pub fn capacity(mut self, capacity: u64) -> Self {
         self.capacity = capacity;
         self
@@ -390,9 +413,12 @@ impl RevocationListBuilder {
     pub fn build(self) -> RevocationList {
         RevocationList {
             inner: Arc::new(Inner {
-                jti: Map::new(self.capacity),
-                subject: Map::new(self.capacity),
-                family: Map::new(self.capacity),
+                seed: crate::hash::random_u64(),
+                capacity: self.capacity,
+                last_sweep: AtomicU64::new(0),
+                jti: Map::new(),
+                subject: Map::new(),
+                family: Map::new(),
                 clock: self.clock,
                 backend: self.backend,
             }),
@@ -405,6 +431,7 @@ mod tests {
     use super::*;
     use crate::clock::{ManualClock, from_unix_secs};
     use std::sync::Mutex;
+    use std::time::Duration;
 
     const T0: u64 = 1_700_000_000;
 
@@ -470,6 +497,38 @@ mod tests {
         ));
         l.run_pending_tasks();
         assert!(l.is_empty());
+    }
+
+    #[test]
+    fn a_full_list_refuses_new_entries_and_keeps_the_old_ones() {
+        let clock = ManualClock::at_unix(T0);
+        let l = RevocationList::builder()
+            .clock(clock.clone())
+            .capacity(2)
+            .build();
+        l.revoke_jti("a", from_unix_secs(T0 + 10)).unwrap();
+        l.revoke_jti("b", from_unix_secs(T0 + 1000)).unwrap();
+        assert!(matches!(
+            l.revoke_jti("c", from_unix_secs(T0 + 10)),
+            Err(RevocationError::Full)
+        ));
+        assert!(l.is_jti_revoked("a") && l.is_jti_revoked("b") && !l.is_jti_revoked("c"));
+        // Once "a" lapses, the sweep makes room.
+        clock.advance(Duration::from_secs(11));
+        l.revoke_jti("c", from_unix_secs(T0 + 100)).unwrap();
+        assert_eq!(l.len(), 2);
+        assert!(l.is_jti_revoked("b") && l.is_jti_revoked("c"));
+    }
+
+    #[test]
+    fn lapsed_entries_are_swept() {
+        let clock = ManualClock::at_unix(T0);
+        let l = list(&clock);
+        l.revoke_jti("a", from_unix_secs(T0 + 10)).unwrap();
+        l.revoke_family("f", from_unix_secs(T0 + 500)).unwrap();
+        clock.advance(Duration::from_secs(100));
+        l.run_pending_tasks();
+        assert_eq!(l.len(), 1);
     }
 
     #[derive(Debug, Default)]

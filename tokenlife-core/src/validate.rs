@@ -4,8 +4,8 @@
 //!
 //! 1. reject oversize input before any decoding;
 //! 2. look the token up in the verified-token cache (a seeded 128-bit hash picks the
-//!    entry, the entry's stored token bytes must match exactly, and its key must still be
-//!    the one the current keyset holds under that kid);
+//!    entry, the entry's stored token bytes must match exactly, and the very key that
+//!    verified it must still be in the current snapshot);
 //! 3. on a miss: decode the header, pick the key by `kid` from the current snapshot
 //!    (one lock-free load), insist the header's `alg` is the key's algorithm, verify the
 //!    signature, then check `iss`, `aud` and the required claims and their JSON types;
@@ -16,7 +16,6 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::{ConfigError, ValidationError, ValidationErrorKind as Kind};
+use crate::hash::{Prehashed, random_key, random_u64};
 use crate::keyset::{Key, KeysetStore};
 use crate::revoke::{RevocationList, RevokedBy};
 
@@ -233,7 +233,7 @@ pub struct Verified {
     entry: Arc<Entry>,
     keyset_version: u64,
     cached: bool,
-    fingerprint_key: Arc<[u8; 32]>,
+    fingerprint_key: [u8; 32],
 }
 
 impl fmt::Debug for Verified {
@@ -295,39 +295,6 @@ impl Verified {
     }
 }
 
-/// Hashes a `u128` key that is already a seeded hash: fold, no second hashing.
-#[derive(Clone, Default)]
-struct PrehashedBuild;
-
-#[derive(Default)]
-struct Prehashed(u64);
-
-impl BuildHasher for PrehashedBuild {
-    type Hasher = Prehashed;
-    fn build_hasher(&self) -> Prehashed {
-        Prehashed(0)
-    }
-}
-
-impl Hasher for Prehashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            self.0 = self.0.rotate_left(29) ^ u64::from_le_bytes(b);
-        }
-    }
-    fn write_u128(&mut self, v: u128) {
-        #[allow(clippy::cast_possible_truncation)]
-        {
-            self.0 ^= (v as u64) ^ ((v >> 64) as u64).rotate_left(32);
-        }
-    }
-}
-
 struct EntryExpiry;
 
 impl Expiry<u128, Arc<Entry>> for EntryExpiry {
@@ -384,10 +351,10 @@ struct Inner {
     require_iat: bool,
     max_token_size: usize,
     clock: Arc<dyn Clock>,
-    cache: Option<Cache<u128, Arc<Entry>, PrehashedBuild>>,
+    cache: Option<Cache<u128, Arc<Entry>, Prehashed>>,
     cache_ttl: Duration,
     seed: u64,
-    fingerprint_key: Arc<[u8; 32]>,
+    fingerprint_key: [u8; 32],
 }
 
 impl fmt::Debug for Validator {
@@ -400,19 +367,6 @@ impl fmt::Debug for Validator {
             .field("store", &self.inner.store)
             .finish_non_exhaustive()
     }
-}
-
-fn random_u64() -> u64 {
-    // RandomState is seeded from the OS per process (and per call after the first).
-    std::collections::hash_map::RandomState::new().hash_one(0x7031_u64)
-}
-
-fn random_key() -> [u8; 32] {
-    let mut key = [0u8; 32];
-    for chunk in key.chunks_mut(8) {
-        chunk.copy_from_slice(&random_u64().to_le_bytes());
-    }
-    key
 }
 
 impl Validator {
@@ -477,13 +431,10 @@ impl Validator {
         let snap = inner.store.load();
         let hash = xxhash_rust::xxh3::xxh3_128_with_seed(token.as_bytes(), inner.seed);
 
-        let cached = inner.cache.as_ref().and_then(|c| c.get(&hash)).filter(|e| {
-            *e.token == *token
-                && (e.version == snap.version()
-                    || snap
-                        .find(e.key.kid())
-                        .is_some_and(|k| Arc::ptr_eq(k, &e.key)))
-        });
+        let cached =
+            inner.cache.as_ref().and_then(|c| c.get(&hash)).filter(|e| {
+                *e.token == *token && (e.version == snap.version() || snap.holds(&e.key))
+            });
         let (entry, from_cache) = match cached {
             Some(e) => (e, true),
             None => match self.verify(token, &snap) {
@@ -534,7 +485,7 @@ impl Validator {
             entry,
             keyset_version: snap.version(),
             cached: from_cache,
-            fingerprint_key: inner.fingerprint_key.clone(),
+            fingerprint_key: inner.fingerprint_key,
         })
     }
 
@@ -781,7 +732,7 @@ impl ValidatorBuilder {
             Cache::builder()
                 .max_capacity(self.cache_capacity)
                 .expire_after(EntryExpiry)
-                .build_with_hasher(PrehashedBuild)
+                .build_with_hasher(Prehashed)
         });
         let revocations = self.revocations.unwrap_or_else(|| {
             RevocationList::builder()
@@ -803,7 +754,7 @@ impl ValidatorBuilder {
                 cache,
                 cache_ttl: self.cache_ttl,
                 seed: random_u64(),
-                fingerprint_key: Arc::new(self.fingerprint_key.unwrap_or_else(random_key)),
+                fingerprint_key: self.fingerprint_key.unwrap_or_else(random_key),
                 store: self.store,
             }),
         })
