@@ -38,7 +38,6 @@ pub(crate) fn unix_secs(t: SystemTime) -> u64 {
 }
 
 /// Converts Unix seconds to a `SystemTime`.
-#[cfg(test)]
 pub(crate) fn from_unix_secs(secs: u64) -> SystemTime {
     UNIX_EPOCH + std::time::Duration::from_secs(secs)
 }

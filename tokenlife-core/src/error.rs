@@ -45,6 +45,30 @@ pub enum ValidationErrorKind {
 }
 
 impl ValidationErrorKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [ValidationErrorKind; 15] = [
+        Self::MissingToken,
+        Self::TooLarge,
+        Self::Malformed,
+        Self::AlgorithmMismatch,
+        Self::UnknownKid,
+        Self::UnsupportedCritical,
+        Self::BadSignature,
+        Self::Expired,
+        Self::NotYetValid,
+        Self::WrongIssuer,
+        Self::WrongAudience,
+        Self::MissingClaim,
+        Self::InvalidClaim,
+        Self::Revoked,
+        Self::InsufficientScope,
+    ];
+
+    /// Position in [`Self::ALL`].
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+
     /// The RFC 6750 `error` code for this kind, or `None` where the RFC says to send
     /// no code (a request that carried no token at all).
     pub fn rfc6750_code(self) -> Option<&'static str> {

@@ -58,11 +58,18 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
+pub mod alert;
+pub mod apikey;
+pub mod audit;
 mod clock;
 mod crypto;
 mod error;
 mod hash;
+mod issue;
 mod keyset;
+pub mod lifecycle;
+pub mod metrics;
+mod monitor;
 mod revoke;
 mod validate;
 
@@ -85,6 +92,13 @@ pub use validate::{
     Claims, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, DEFAULT_MAX_TOKEN_SIZE, Fingerprint,
     Validator, ValidatorBuilder, Verified,
 };
+
+pub use alert::{AlertKind, AlertPolicy};
+pub use issue::{
+    IssueError, Issuer, IssuerBuilder, MemoryRefreshStore, REFRESH_PREFIX, RESERVED_CLAIMS,
+    RefreshRecord, RefreshStore, RenewError, RenewErrorKind, TokenPair, TokenRequest,
+};
+pub use monitor::{DEFAULT_LATENCY_SAMPLE, Monitor, MonitorBuilder};
 
 /// The JWT algorithms (re-exported from jsonwebtoken).
 pub use jsonwebtoken::Algorithm;

@@ -28,9 +28,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::SystemTime;
 
+use crate::audit::{AuditAction, AuditEvent};
 use crate::clock::{Clock, SystemClock, unix_secs};
 use crate::error::RevocationError;
 use crate::hash::Prehashed;
+use crate::lifecycle::{TokenKind, TokenState};
+use crate::monitor::Monitor;
 
 /// How often (at most) lapsed entries are swept when revocations are added.
 const SWEEP_EVERY_SECS: u64 = 60;
@@ -157,6 +160,7 @@ struct Inner {
     family: Map,
     clock: Arc<dyn Clock>,
     backend: Option<Arc<dyn RevocationBackend>>,
+    monitor: Option<Monitor>,
 }
 
 impl fmt::Debug for RevocationList {
@@ -186,6 +190,7 @@ impl RevocationList {
             clock: Arc::new(SystemClock),
             capacity: DEFAULT_CAPACITY,
             backend: None,
+            monitor: None,
         }
     }
 
@@ -245,6 +250,29 @@ impl RevocationList {
     /// As for [`revoke_jti`](Self::revoke_jti).
     pub fn revoke(&self, revocation: Revocation) -> Result<(), RevocationError> {
         self.apply(&revocation)?;
+        if let Some(m) = &self.inner.monitor {
+            let reason = match &revocation.target {
+                RevocationTarget::Jti(_) => "jti",
+                RevocationTarget::Subject { .. } => "subject",
+                RevocationTarget::Family(_) => "family",
+            };
+            m.revoked(TokenKind::Access, reason, self.len());
+            m.transition(
+                TokenKind::Access,
+                Some(TokenState::Active),
+                TokenState::Revoked,
+            );
+            let subject = match &revocation.target {
+                RevocationTarget::Subject { subject, .. } => Some(subject.as_str()),
+                _ => None,
+            };
+            m.audit(
+                AuditEvent::new(AuditAction::TokenRevoked, m.now())
+                    .kind(TokenKind::Access)
+                    .reason(reason)
+                    .subject(subject),
+            );
+        }
         if let Some(backend) = &self.inner.backend {
             backend
                 .publish(&revocation)
@@ -381,9 +409,16 @@ pub struct RevocationListBuilder {
     clock: Arc<dyn Clock>,
     capacity: u64,
     backend: Option<Arc<dyn RevocationBackend>>,
+    monitor: Option<Monitor>,
 }
 
 impl RevocationListBuilder {
+    /// Counts and audits revocations through `monitor`.
+    pub fn monitor(mut self, monitor: Monitor) -> Self {
+        self.monitor = Some(monitor);
+        self
+    }
+
     /// The clock deciding when entries lapse.
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
@@ -421,6 +456,7 @@ impl RevocationListBuilder {
                 family: Map::new(),
                 clock: self.clock,
                 backend: self.backend,
+                monitor: self.monitor,
             }),
         }
     }

@@ -31,6 +31,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{ConfigError, ValidationError, ValidationErrorKind as Kind};
 use crate::hash::{Prehashed, random_key, random_u64};
 use crate::keyset::{Key, KeysetStore};
+use crate::monitor::Monitor;
 use crate::revoke::{RevocationList, RevokedBy};
 
 /// Default largest token accepted, in bytes.
@@ -355,6 +356,7 @@ struct Inner {
     cache_ttl: Duration,
     seed: u64,
     fingerprint_key: [u8; 32],
+    monitor: Option<Monitor>,
 }
 
 impl fmt::Debug for Validator {
@@ -385,6 +387,7 @@ impl Validator {
             cache_capacity: DEFAULT_CACHE_CAPACITY,
             cache_ttl: DEFAULT_CACHE_TTL,
             fingerprint_key: None,
+            monitor: None,
         }
     }
 
@@ -420,7 +423,40 @@ impl Validator {
     /// # Errors
     /// A [`ValidationError`] whose [`kind`](ValidationError::kind) says why the token was
     /// rejected.
+    #[inline]
     pub fn validate(&self, token: &str) -> Result<Verified, ValidationError> {
+        self.validate_from(token, None)
+    }
+
+    /// Validates a bearer token presented by `client` (a remote address or client id,
+    /// used only for per-client alerting and audit).
+    ///
+    /// # Errors
+    /// As for [`validate`](Self::validate).
+    pub fn validate_from(
+        &self,
+        token: &str,
+        client: Option<&str>,
+    ) -> Result<Verified, ValidationError> {
+        let Some(monitor) = &self.inner.monitor else {
+            return self.validate_inner(token);
+        };
+        let started = monitor.start();
+        let result = self.validate_inner(token);
+        let version = match &result {
+            Ok(v) => v.keyset_version(),
+            Err(_) => self.inner.store.load().version(),
+        };
+        monitor.validated(&result, token, client, version, started);
+        result
+    }
+
+    /// The monitor, if one was given.
+    pub fn monitor(&self) -> Option<&Monitor> {
+        self.inner.monitor.as_ref()
+    }
+
+    fn validate_inner(&self, token: &str) -> Result<Verified, ValidationError> {
         let inner = &*self.inner;
         if token.len() > inner.max_token_size {
             return Err(Kind::TooLarge.into());
@@ -626,9 +662,17 @@ pub struct ValidatorBuilder {
     cache_capacity: u64,
     cache_ttl: Duration,
     fingerprint_key: Option<[u8; 32]>,
+    monitor: Option<Monitor>,
 }
 
 impl ValidatorBuilder {
+    /// Feeds metrics, lifecycle, audit and alerts to `monitor`. Unless a fingerprint key
+    /// is set here, the validator uses the monitor's.
+    pub fn monitor(mut self, monitor: Monitor) -> Self {
+        self.monitor = Some(monitor);
+        self
+    }
+
     /// Accepts tokens from this issuer (may be called more than once).
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuers.push(issuer.into());
@@ -735,9 +779,12 @@ impl ValidatorBuilder {
                 .build_with_hasher(Prehashed)
         });
         let revocations = self.revocations.unwrap_or_else(|| {
-            RevocationList::builder()
-                .clock_arc(self.clock.clone())
-                .build()
+            let b = RevocationList::builder().clock_arc(self.clock.clone());
+            match &self.monitor {
+                Some(m) => b.monitor(m.clone()),
+                None => b,
+            }
+            .build()
         });
         Ok(Validator {
             inner: Arc::new(Inner {
@@ -754,7 +801,11 @@ impl ValidatorBuilder {
                 cache,
                 cache_ttl: self.cache_ttl,
                 seed: random_u64(),
-                fingerprint_key: self.fingerprint_key.unwrap_or_else(random_key),
+                fingerprint_key: self
+                    .fingerprint_key
+                    .or_else(|| self.monitor.as_ref().map(Monitor::fingerprint_key))
+                    .unwrap_or_else(random_key),
+                monitor: self.monitor,
                 store: self.store,
             }),
         })

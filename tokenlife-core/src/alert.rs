@@ -1,0 +1,168 @@
+//! Alerts on irregularities: revoked-token reuse, refresh-token reuse, a burst of bad
+//! signatures or unknown kids from one client, a validation-failure spike.
+//!
+//! Alerts are audit events (action `alert`) and a counter (`tokenlife_alerts_total`).
+//! Windows run on the injected clock.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use moka::sync::Cache;
+use serde::Serialize;
+
+/// Which irregularity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AlertKind {
+    /// A revoked token was presented.
+    RevokedTokenReuse,
+    /// A retired refresh token was presented again; its family was revoked.
+    RefreshTokenReuse,
+    /// One client sent many tokens with bad signatures or unknown kids.
+    BadSignatureBurst,
+    /// Validation failures across all clients rose past the threshold.
+    FailureSpike,
+}
+
+impl AlertKind {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RevokedTokenReuse => "revoked_token_reuse",
+            Self::RefreshTokenReuse => "refresh_token_reuse",
+            Self::BadSignatureBurst => "bad_signature_burst",
+            Self::FailureSpike => "failure_spike",
+        }
+    }
+}
+
+/// Thresholds. A burst or spike alerts once per window when the count reaches the threshold.
+#[derive(Debug, Clone, Copy)]
+pub struct AlertPolicy {
+    /// Bad signatures / unknown kids from one client within `burst_window` (default 20).
+    pub burst_threshold: u64,
+    /// Window for the per-client burst (default 60 s).
+    pub burst_window: Duration,
+    /// Validation failures (all clients) within `spike_window` (default 1000).
+    pub spike_threshold: u64,
+    /// Window for the failure spike (default 60 s).
+    pub spike_window: Duration,
+}
+
+impl Default for AlertPolicy {
+    fn default() -> Self {
+        Self {
+            burst_threshold: 20,
+            burst_window: Duration::from_secs(60),
+            spike_threshold: 1000,
+            spike_window: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A fixed window counter: counts within the current window, says when the threshold is
+/// first reached in it.
+#[derive(Debug, Default)]
+struct Window {
+    epoch: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Window {
+    /// Counts one event at `now`; true exactly when this event reaches `threshold`.
+    fn hit(&self, now: u64, window: u64, threshold: u64) -> bool {
+        let epoch = now / window.max(1) + 1;
+        let seen = self.epoch.load(Ordering::Acquire);
+        if seen != epoch
+            && self
+                .epoch
+                .compare_exchange(seen, epoch, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            self.count.store(0, Ordering::Release);
+        }
+        self.count.fetch_add(1, Ordering::AcqRel) + 1 == threshold
+    }
+}
+
+/// Detects bursts and spikes.
+#[derive(Debug)]
+pub(crate) struct Detector {
+    policy: AlertPolicy,
+    spike: Window,
+    clients: Cache<String, Arc<Window>>,
+}
+
+impl Detector {
+    pub(crate) fn new(policy: AlertPolicy) -> Self {
+        Self {
+            policy,
+            spike: Window::default(),
+            clients: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(policy.burst_window.saturating_mul(2))
+                .build(),
+        }
+    }
+
+    /// A failed validation; `bad_key` for bad signatures and unknown kids.
+    pub(crate) fn failure(&self, now: u64, client: Option<&str>, bad_key: bool) -> Vec<AlertKind> {
+        let mut alerts = Vec::new();
+        if self.spike.hit(
+            now,
+            self.policy.spike_window.as_secs(),
+            self.policy.spike_threshold,
+        ) {
+            alerts.push(AlertKind::FailureSpike);
+        }
+        if bad_key && let Some(client) = client {
+            let w = self
+                .clients
+                .get_with_by_ref(client, || Arc::new(Window::default()));
+            if w.hit(
+                now,
+                self.policy.burst_window.as_secs(),
+                self.policy.burst_threshold,
+            ) {
+                alerts.push(AlertKind::BadSignatureBurst);
+            }
+        }
+        alerts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_alerts_once_at_the_threshold_and_resets() {
+        let w = Window::default();
+        let hits: Vec<bool> = (0..5).map(|_| w.hit(100, 60, 3)).collect();
+        assert_eq!(hits, [false, false, true, false, false]);
+        // The next window starts over.
+        assert!(!w.hit(130, 60, 3));
+        assert!(!w.hit(130, 60, 3));
+        assert!(w.hit(131, 60, 3));
+    }
+
+    #[test]
+    fn bursts_are_per_client() {
+        let d = Detector::new(AlertPolicy {
+            burst_threshold: 2,
+            ..AlertPolicy::default()
+        });
+        assert!(d.failure(0, Some("a"), true).is_empty());
+        assert!(d.failure(0, Some("b"), true).is_empty());
+        assert!(
+            d.failure(0, Some("a"), false).is_empty(),
+            "not a key failure"
+        );
+        assert_eq!(
+            d.failure(0, Some("a"), true),
+            [AlertKind::BadSignatureBurst]
+        );
+    }
+}

@@ -1,0 +1,435 @@
+//! Opaque API keys with the token lifecycle: issue, validate, expire, revoke, rotate.
+//!
+//! A key looks like `tl_live_<id>_<secret>`: the id (12 random bytes) finds the record,
+//! the secret (32 random bytes) is checked against its keyed BLAKE3 hash in constant time.
+//! Only the hash is stored; the raw key is returned once, at issue. Input of the wrong
+//! shape is refused before any lookup.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::time::Duration;
+//! use tokenlife_core::apikey::{ApiKeyErrorKind, ApiKeys};
+//!
+//! let keys = ApiKeys::builder().build();
+//! let (raw, info) = keys.issue("ci-bot", Duration::from_secs(90 * 86400))?; // raw shown once
+//! assert_eq!(keys.validate(&raw)?.client, "ci-bot");
+//! keys.revoke(&info.id);
+//! assert_eq!(keys.validate(&raw).unwrap_err().kind(), ApiKeyErrorKind::Revoked);
+//! # Ok::<(), tokenlife_core::apikey::ApiKeyError>(())
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::audit::{AuditAction, AuditEvent};
+use crate::clock::{Clock, SystemClock};
+use crate::hash::random_key;
+use crate::lifecycle::{TokenKind, TokenState};
+use crate::monitor::Monitor;
+
+const ID_LEN: usize = 16; // 12 bytes, base64url
+const SECRET_LEN: usize = 43; // 32 bytes, base64url
+
+/// What went wrong with an API key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ApiKeyErrorKind {
+    /// Not of the shape `<prefix><id>_<secret>`; no lookup was made.
+    Malformed,
+    /// No such key, or the secret does not match (the two are not told apart).
+    Unknown,
+    /// Past its expiry (including the end of a rotation overlap).
+    Expired,
+    /// Revoked.
+    Revoked,
+    /// The key store is at capacity.
+    Full,
+    /// The random source failed.
+    Random,
+}
+
+/// An API key was refused or could not be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("API key refused: {kind:?}")]
+pub struct ApiKeyError {
+    kind: ApiKeyErrorKind,
+}
+
+impl ApiKeyError {
+    fn new(kind: ApiKeyErrorKind) -> Self {
+        Self { kind }
+    }
+
+    /// Why.
+    pub fn kind(&self) -> ApiKeyErrorKind {
+        self.kind
+    }
+
+    /// HTTP status for a client: 401 for a refused key, 503 for `Full`/`Random`.
+    pub fn status(&self) -> u16 {
+        match self.kind {
+            ApiKeyErrorKind::Full | ApiKeyErrorKind::Random => 503,
+            _ => 401,
+        }
+    }
+
+    fn reason(&self) -> &'static str {
+        match self.kind {
+            ApiKeyErrorKind::Malformed => "malformed",
+            ApiKeyErrorKind::Unknown => "unknown",
+            ApiKeyErrorKind::Expired => "expired",
+            ApiKeyErrorKind::Revoked => "revoked",
+            ApiKeyErrorKind::Full => "full",
+            ApiKeyErrorKind::Random => "random",
+        }
+    }
+}
+
+/// What is known about a key (never the key itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ApiKeyInfo {
+    /// The key id (the public part of the key).
+    pub id: String,
+    /// Who the key belongs to.
+    pub client: String,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Unix seconds (shortened by a rotation).
+    pub expires_at: u64,
+}
+
+struct Record {
+    client: String,
+    hash: blake3::Hash,
+    created_at: u64,
+    lifetime: u64,
+    expires_at: AtomicU64,
+    revoked: AtomicBool,
+    seen: AtomicBool,
+}
+
+impl Record {
+    fn info(&self, id: &str) -> ApiKeyInfo {
+        ApiKeyInfo {
+            id: id.to_owned(),
+            client: self.client.clone(),
+            created_at: self.created_at,
+            expires_at: self.expires_at.load(Ordering::Acquire),
+        }
+    }
+}
+
+/// The API-key store: lock-free lookups, only hashes kept. Cheap to clone.
+#[derive(Clone)]
+pub struct ApiKeys {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    prefix: String,
+    pepper: [u8; 32],
+    records: papaya::HashMap<String, Arc<Record>>,
+    capacity: usize,
+    clock: Arc<dyn Clock>,
+    monitor: Option<Monitor>,
+}
+
+impl fmt::Debug for ApiKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKeys")
+            .field("prefix", &self.inner.prefix)
+            .field("keys", &self.inner.records.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiKeys {
+    /// Starts a key store (prefix `tl_live_`, system clock, random pepper).
+    pub fn builder() -> ApiKeysBuilder {
+        ApiKeysBuilder {
+            prefix: "tl_live_".into(),
+            pepper: None,
+            capacity: 1_000_000,
+            clock: Arc::new(SystemClock),
+            monitor: None,
+        }
+    }
+
+    fn hash(&self, secret: &str) -> blake3::Hash {
+        blake3::keyed_hash(&self.inner.pepper, secret.as_bytes())
+    }
+
+    /// Issues a key for `client`, valid for `ttl`. The raw key is returned only here.
+    ///
+    /// # Errors
+    /// [`ApiKeyErrorKind::Full`] at capacity (after lapsed keys are swept),
+    /// [`ApiKeyErrorKind::Random`] if the OS random source fails.
+    pub fn issue(&self, client: &str, ttl: Duration) -> Result<(String, ApiKeyInfo), ApiKeyError> {
+        let now = self.inner.clock.unix_now();
+        self.make(client, now, ttl.as_secs())
+    }
+
+    fn make(
+        &self,
+        client: &str,
+        now: u64,
+        lifetime: u64,
+    ) -> Result<(String, ApiKeyInfo), ApiKeyError> {
+        let inner = &*self.inner;
+        if inner.records.len() >= inner.capacity {
+            self.sweep(now);
+            if inner.records.len() >= inner.capacity {
+                return Err(ApiKeyError::new(ApiKeyErrorKind::Full));
+            }
+        }
+        let mut buf = [0u8; 44];
+        getrandom::fill(&mut buf).map_err(|_| ApiKeyError::new(ApiKeyErrorKind::Random))?;
+        let id = URL_SAFE_NO_PAD.encode(&buf[..12]);
+        let secret = URL_SAFE_NO_PAD.encode(&buf[12..]);
+        let raw = format!("{}{id}_{secret}", inner.prefix);
+        let record = Arc::new(Record {
+            client: client.to_owned(),
+            hash: self.hash(&secret),
+            created_at: now,
+            lifetime,
+            expires_at: AtomicU64::new(now + lifetime),
+            revoked: AtomicBool::new(false),
+            seen: AtomicBool::new(false),
+        });
+        let info = record.info(&id);
+        inner.records.pin().insert(id, record);
+        if let Some(m) = &inner.monitor {
+            m.transition(TokenKind::ApiKey, None, TokenState::Issued);
+            m.audit(
+                AuditEvent::new(AuditAction::TokenIssued, m.now())
+                    .kind(TokenKind::ApiKey)
+                    .fingerprint(m.fingerprint(&raw))
+                    .client(Some(client)),
+            );
+        }
+        Ok((raw, info))
+    }
+
+    /// Splits `<prefix><id>_<secret>`, checking the shape.
+    fn split<'a>(&self, raw: &'a str) -> Option<(&'a str, &'a str)> {
+        let rest = raw.strip_prefix(self.inner.prefix.as_str())?;
+        if rest.len() != ID_LEN + 1 + SECRET_LEN || rest.as_bytes()[ID_LEN] != b'_' {
+            return None;
+        }
+        let (id, secret) = (&rest[..ID_LEN], &rest[ID_LEN + 1..]);
+        let ok = |s: &str| {
+            s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        (ok(id) && ok(secret)).then_some((id, secret))
+    }
+
+    /// Validates a presented key.
+    ///
+    /// # Errors
+    /// `Malformed` (before any lookup), `Unknown`, `Expired`, `Revoked`.
+    pub fn validate(&self, raw: &str) -> Result<ApiKeyInfo, ApiKeyError> {
+        let result = self.check(raw);
+        if let Some(m) = &self.inner.monitor {
+            let outcome = match &result {
+                Ok(_) => "ok",
+                Err(e) => e.reason(),
+            };
+            metrics::counter!(crate::metrics::API_KEY_VALIDATIONS, "outcome" => outcome)
+                .increment(1);
+            if let Err(e) = &result {
+                m.audit(
+                    AuditEvent::new(AuditAction::ValidationFailed, m.now())
+                        .failure(e.reason())
+                        .kind(TokenKind::ApiKey)
+                        .fingerprint(m.fingerprint(raw)),
+                );
+            }
+        }
+        result
+    }
+
+    fn check(&self, raw: &str) -> Result<ApiKeyInfo, ApiKeyError> {
+        let (id, secret) = self
+            .split(raw)
+            .ok_or(ApiKeyError::new(ApiKeyErrorKind::Malformed))?;
+        let records = self.inner.records.pin();
+        let rec = records
+            .get(id)
+            .ok_or(ApiKeyError::new(ApiKeyErrorKind::Unknown))?;
+        // blake3::Hash compares in constant time.
+        if self.hash(secret) != rec.hash {
+            return Err(ApiKeyError::new(ApiKeyErrorKind::Unknown));
+        }
+        if rec.revoked.load(Ordering::Acquire) {
+            return Err(ApiKeyError::new(ApiKeyErrorKind::Revoked));
+        }
+        let now = self.inner.clock.unix_now();
+        if now > rec.expires_at.load(Ordering::Acquire) {
+            if let Some(m) = &self.inner.monitor {
+                let from = if rec.seen.load(Ordering::Relaxed) {
+                    TokenState::Active
+                } else {
+                    TokenState::Issued
+                };
+                m.transition(TokenKind::ApiKey, Some(from), TokenState::Expired);
+            }
+            return Err(ApiKeyError::new(ApiKeyErrorKind::Expired));
+        }
+        if !rec.seen.swap(true, Ordering::AcqRel)
+            && let Some(m) = &self.inner.monitor
+        {
+            m.transition(
+                TokenKind::ApiKey,
+                Some(TokenState::Issued),
+                TokenState::Active,
+            );
+        }
+        Ok(rec.info(id))
+    }
+
+    /// Revokes a key by id. Returns whether it existed.
+    pub fn revoke(&self, id: &str) -> bool {
+        let records = self.inner.records.pin();
+        let Some(rec) = records.get(id) else {
+            return false;
+        };
+        rec.revoked.store(true, Ordering::Release);
+        if let Some(m) = &self.inner.monitor {
+            m.transition(
+                TokenKind::ApiKey,
+                Some(TokenState::Active),
+                TokenState::Revoked,
+            );
+            m.revoked(TokenKind::ApiKey, "api_key", 0);
+            m.audit(
+                AuditEvent::new(AuditAction::TokenRevoked, m.now())
+                    .kind(TokenKind::ApiKey)
+                    .client(Some(&rec.client)),
+            );
+        }
+        true
+    }
+
+    /// Rotates a key: a new key for the same client and lifetime is issued, and the old
+    /// one keeps working for `overlap` more (then expires).
+    ///
+    /// # Errors
+    /// `Unknown` if there is no such key, `Revoked` if it is revoked, or an issue error.
+    pub fn rotate(&self, id: &str, overlap: Duration) -> Result<(String, ApiKeyInfo), ApiKeyError> {
+        let now = self.inner.clock.unix_now();
+        let rec = self
+            .inner
+            .records
+            .pin()
+            .get(id)
+            .cloned()
+            .ok_or(ApiKeyError::new(ApiKeyErrorKind::Unknown))?;
+        if rec.revoked.load(Ordering::Acquire) {
+            return Err(ApiKeyError::new(ApiKeyErrorKind::Revoked));
+        }
+        let new = self.make(&rec.client, now, rec.lifetime)?;
+        rec.expires_at
+            .fetch_min(now + overlap.as_secs(), Ordering::AcqRel);
+        if let Some(m) = &self.inner.monitor {
+            m.transition(
+                TokenKind::ApiKey,
+                Some(TokenState::Active),
+                TokenState::Renewed,
+            );
+            m.audit(
+                AuditEvent::new(AuditAction::TokenRenewed, m.now())
+                    .kind(TokenKind::ApiKey)
+                    .client(Some(&rec.client)),
+            );
+        }
+        Ok(new)
+    }
+
+    /// The key's record, by id.
+    pub fn get(&self, id: &str) -> Option<ApiKeyInfo> {
+        self.inner.records.pin().get(id).map(|r| r.info(id))
+    }
+
+    /// Number of keys held (lapsed ones until the next sweep).
+    pub fn len(&self) -> usize {
+        self.inner.records.len()
+    }
+
+    /// Whether no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Forgets keys that expired or were revoked.
+    pub fn sweep(&self, now: u64) {
+        self.inner.records.pin().retain(|_, r| {
+            !r.revoked.load(Ordering::Acquire) && r.expires_at.load(Ordering::Acquire) >= now
+        });
+    }
+}
+
+/// Builds [`ApiKeys`].
+#[must_use]
+#[derive(Debug)]
+pub struct ApiKeysBuilder {
+    prefix: String,
+    pepper: Option<[u8; 32]>,
+    capacity: usize,
+    clock: Arc<dyn Clock>,
+    monitor: Option<Monitor>,
+}
+
+impl ApiKeysBuilder {
+    /// The key prefix (default `tl_live_`), so scanners can spot leaked keys.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The secret key of the stored hashes (default: random per process, which means
+    /// keys do not survive a restart; persist it alongside a persistent store).
+    pub fn pepper(mut self, pepper: [u8; 32]) -> Self {
+        self.pepper = Some(pepper);
+        self
+    }
+
+    /// Most keys held (default 1 000 000).
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// The clock for expiry.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Metrics, lifecycle and audit.
+    pub fn monitor(mut self, monitor: Monitor) -> Self {
+        self.monitor = Some(monitor);
+        self
+    }
+
+    /// The store.
+    pub fn build(self) -> ApiKeys {
+        ApiKeys {
+            inner: Arc::new(Inner {
+                prefix: self.prefix,
+                pepper: self.pepper.unwrap_or_else(random_key),
+                records: papaya::HashMap::new(),
+                capacity: self.capacity,
+                clock: self.clock,
+                monitor: self.monitor,
+            }),
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! Every metric name and label tokenlife emits, in one place.
+//!
+//! Metrics go through the [`metrics`] facade: install any recorder (Prometheus, StatsD,
+//! …) **before** building a [`Monitor`](crate::Monitor), which registers its handles once so
+//! the hot path only bumps atomics. Labels have bounded cardinality: kinds, outcomes,
+//! reasons, states and keyset versions, never a subject, client or token id.
+//!
+//! | name | type | labels |
+//! | --- | --- | --- |
+//! | `tokenlife_tokens_issued_total` | counter | `kind` |
+//! | `tokenlife_tokens_renewed_total` | counter | `kind` |
+//! | `tokenlife_tokens_revoked_total` | counter | `kind`, `reason` |
+//! | `tokenlife_tokens_expired_total` | counter | `kind` |
+//! | `tokenlife_validations_total` | counter | `outcome`, `keyset_version` |
+//! | `tokenlife_validation_duration_seconds` | histogram (sampled) | — |
+//! | `tokenlife_cache_hits_total` / `tokenlife_cache_misses_total` | counter | — |
+//! | `tokenlife_revocation_list_entries` | gauge | — |
+//! | `tokenlife_refresh_reuse_total` | counter | — |
+//! | `tokenlife_keyset_version` | gauge | — |
+//! | `tokenlife_lifecycle_transitions_total` | counter | `kind`, `from`, `to` |
+//! | `tokenlife_alerts_total` | counter | `alert` |
+//! | `tokenlife_audit_dropped_total` | counter | — |
+//! | `tokenlife_api_key_validations_total` | counter | `outcome` |
+
+use metrics::{
+    Counter, Gauge, Histogram, counter, describe_counter, describe_gauge, describe_histogram,
+    gauge, histogram,
+};
+
+use crate::error::ValidationErrorKind;
+
+/// Tokens minted, by `kind` (`access`, `refresh`, `api_key`).
+pub const TOKENS_ISSUED: &str = "tokenlife_tokens_issued_total";
+/// Refresh rotations and API-key rotations, by `kind`.
+pub const TOKENS_RENEWED: &str = "tokenlife_tokens_renewed_total";
+/// Revocations, by `kind` and `reason` (`jti`, `subject`, `family`, `refresh_reuse`, `api_key`).
+pub const TOKENS_REVOKED: &str = "tokenlife_tokens_revoked_total";
+/// Expired tokens presented, by `kind`.
+pub const TOKENS_EXPIRED: &str = "tokenlife_tokens_expired_total";
+/// Validations by `outcome` (`ok` or a [`ValidationErrorKind::as_str`]) and `keyset_version`.
+pub const VALIDATIONS: &str = "tokenlife_validations_total";
+/// Validation latency in seconds (one validation in [`Monitor`](crate::Monitor)'s sample rate).
+pub const VALIDATION_DURATION: &str = "tokenlife_validation_duration_seconds";
+/// Verified-token cache hits.
+pub const CACHE_HITS: &str = "tokenlife_cache_hits_total";
+/// Verified-token cache misses.
+pub const CACHE_MISSES: &str = "tokenlife_cache_misses_total";
+/// Entries in the revocation list.
+pub const REVOCATION_ENTRIES: &str = "tokenlife_revocation_list_entries";
+/// Retired refresh tokens presented again.
+pub const REFRESH_REUSE: &str = "tokenlife_refresh_reuse_total";
+/// The current keyset version, as last seen by validation.
+pub const KEYSET_VERSION: &str = "tokenlife_keyset_version";
+/// Lifecycle transitions by `kind`, `from`, `to`.
+pub const LIFECYCLE_TRANSITIONS: &str = "tokenlife_lifecycle_transitions_total";
+/// Alerts raised, by `alert`.
+pub const ALERTS: &str = "tokenlife_alerts_total";
+/// Audit events dropped because the audit queue was full.
+pub const AUDIT_DROPPED: &str = "tokenlife_audit_dropped_total";
+/// API-key validations by `outcome`.
+pub const API_KEY_VALIDATIONS: &str = "tokenlife_api_key_validations_total";
+
+/// Registers descriptions for every metric with the installed recorder.
+pub fn describe() {
+    describe_counter!(TOKENS_ISSUED, "Tokens minted, by kind");
+    describe_counter!(
+        TOKENS_RENEWED,
+        "Tokens renewed (refresh rotation, API-key rotation), by kind"
+    );
+    describe_counter!(TOKENS_REVOKED, "Revocations, by kind and reason");
+    describe_counter!(TOKENS_EXPIRED, "Expired tokens presented, by kind");
+    describe_counter!(
+        VALIDATIONS,
+        "Token validations, by outcome and keyset version"
+    );
+    describe_histogram!(
+        VALIDATION_DURATION,
+        metrics::Unit::Seconds,
+        "Validation latency (sampled)"
+    );
+    describe_counter!(CACHE_HITS, "Verified-token cache hits");
+    describe_counter!(CACHE_MISSES, "Verified-token cache misses");
+    describe_gauge!(REVOCATION_ENTRIES, "Entries in the revocation list");
+    describe_counter!(REFRESH_REUSE, "Retired refresh tokens presented again");
+    describe_gauge!(KEYSET_VERSION, "Current keyset version");
+    describe_counter!(LIFECYCLE_TRANSITIONS, "Token lifecycle transitions");
+    describe_counter!(ALERTS, "Alerts raised, by alert");
+    describe_counter!(AUDIT_DROPPED, "Audit events dropped on a full queue");
+    describe_counter!(API_KEY_VALIDATIONS, "API-key validations, by outcome");
+}
+
+/// Counters for one keyset version: `ok` and one per error kind.
+pub(crate) struct VersionCounters {
+    pub(crate) version: u64,
+    pub(crate) ok: Counter,
+    pub(crate) failed: Vec<Counter>,
+}
+
+impl VersionCounters {
+    pub(crate) fn new(version: u64) -> Self {
+        let v = version.to_string();
+        Self {
+            version,
+            ok: counter!(VALIDATIONS, "outcome" => "ok", "keyset_version" => v.clone()),
+            failed: ValidationErrorKind::ALL
+                .iter()
+                .map(|k| counter!(VALIDATIONS, "outcome" => k.as_str(), "keyset_version" => v.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// Handles registered once, bumped on the hot path.
+pub(crate) struct Handles {
+    pub(crate) duration: Histogram,
+    pub(crate) cache_hits: Counter,
+    pub(crate) cache_misses: Counter,
+    pub(crate) keyset_version: Gauge,
+    pub(crate) revocation_entries: Gauge,
+    pub(crate) refresh_reuse: Counter,
+}
+
+impl Handles {
+    pub(crate) fn new() -> Self {
+        describe();
+        Self {
+            duration: histogram!(VALIDATION_DURATION),
+            cache_hits: counter!(CACHE_HITS),
+            cache_misses: counter!(CACHE_MISSES),
+            keyset_version: gauge!(KEYSET_VERSION),
+            revocation_entries: gauge!(REVOCATION_ENTRIES),
+            refresh_reuse: counter!(REFRESH_REUSE),
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! [`Monitor`]: metrics, lifecycle tracking, audit and alerts in one handle, shared by
+//! the validator, the issuer, API keys and the revocation list.
+//!
+//! # Examples
+//!
+//! ```
+//! use tokenlife_core::audit::Auditor;
+//! use tokenlife_core::{AlertPolicy, Monitor};
+//!
+//! let (sink, events) = Auditor::channel(1024);
+//! let monitor = Monitor::builder()
+//!     .auditor(Auditor::builder().tracing().sink(sink).build())
+//!     .alert_policy(AlertPolicy::default())
+//!     .build();
+//! // Validator::builder(store).monitor(monitor.clone()) …, Issuer::builder(store).monitor(monitor) …
+//! # let _ = (monitor, events);
+//! ```
+
+use std::cell::Cell;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use metrics::Counter;
+
+use crate::alert::{AlertKind, AlertPolicy, Detector};
+use crate::audit::{AuditAction, AuditEvent, Auditor};
+use crate::clock::{Clock, SystemClock};
+use crate::error::{ValidationError, ValidationErrorKind as Kind};
+use crate::hash::random_key;
+use crate::lifecycle::{LifecycleTracker, TokenKind, TokenState};
+use crate::metrics::{self as m, Handles, VersionCounters};
+use crate::validate::{Fingerprint, Verified};
+
+/// Default: one validation in 16 has its latency recorded.
+pub const DEFAULT_LATENCY_SAMPLE: u32 = 16;
+
+/// Observability for the token lifecycle. Cheap to clone; clones share everything.
+///
+/// Install your metrics recorder before building it: it registers its metric handles once.
+#[derive(Clone)]
+pub struct Monitor {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    clock: Arc<dyn Clock>,
+    fingerprint_key: [u8; 32],
+    auditor: Option<Auditor>,
+    tracker: LifecycleTracker,
+    detector: Detector,
+    handles: Handles,
+    versions: ArcSwap<VersionCounters>,
+    issued: [Counter; 3],
+    renewed: [Counter; 3],
+    expired: [Counter; 3],
+    sample: u32,
+}
+
+impl fmt::Debug for Monitor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Monitor")
+            .field("auditor", &self.inner.auditor)
+            .finish_non_exhaustive()
+    }
+}
+
+thread_local! {
+    static SAMPLE: Cell<u32> = const { Cell::new(0) };
+}
+
+fn per_kind(name: &'static str) -> [Counter; 3] {
+    [
+        metrics::counter!(name, "kind" => "access"),
+        metrics::counter!(name, "kind" => "refresh"),
+        metrics::counter!(name, "kind" => "api_key"),
+    ]
+}
+
+impl Monitor {
+    /// Starts a monitor (system clock, random fingerprint key, no audit sinks, default alerts).
+    pub fn builder() -> MonitorBuilder {
+        MonitorBuilder {
+            clock: Arc::new(SystemClock),
+            fingerprint_key: None,
+            auditor: None,
+            policy: AlertPolicy::default(),
+            sample: DEFAULT_LATENCY_SAMPLE,
+        }
+    }
+
+    /// The lifecycle tracker.
+    pub fn tracker(&self) -> &LifecycleTracker {
+        &self.inner.tracker
+    }
+
+    /// The auditor, if one was given.
+    pub fn auditor(&self) -> Option<&Auditor> {
+        self.inner.auditor.as_ref()
+    }
+
+    /// The keyed fingerprint of a token or key.
+    pub fn fingerprint(&self, token: &str) -> Fingerprint {
+        Fingerprint::compute(&self.inner.fingerprint_key, token)
+    }
+
+    pub(crate) fn fingerprint_key(&self) -> [u8; 32] {
+        self.inner.fingerprint_key
+    }
+
+    /// Unix seconds on the monitor's clock.
+    pub fn now(&self) -> u64 {
+        self.inner.clock.unix_now()
+    }
+
+    /// Queues an audit event (if there is an auditor).
+    pub fn audit(&self, event: AuditEvent) {
+        if let Some(a) = &self.inner.auditor {
+            a.emit(event);
+        }
+    }
+
+    /// Raises an alert: counter, plus an audit event built on `base`.
+    pub fn alert(&self, kind: AlertKind, base: AuditEvent) {
+        metrics::counter!(m::ALERTS, "alert" => kind.as_str()).increment(1);
+        let mut e = base.alert(kind);
+        e.action = AuditAction::Alert;
+        self.audit(e);
+    }
+
+    /// Records a lifecycle transition; an illegal one is counted nowhere and ignored
+    /// here (callers that care use [`LifecycleTracker::record`] directly).
+    pub(crate) fn transition(&self, kind: TokenKind, from: Option<TokenState>, to: TokenState) {
+        let _ = self.inner.tracker.record(kind, from, to);
+        match to {
+            TokenState::Issued => self.inner.issued[kind as usize].increment(1),
+            TokenState::Renewed => self.inner.renewed[kind as usize].increment(1),
+            TokenState::Expired => self.inner.expired[kind as usize].increment(1),
+            TokenState::Revoked => {}
+            _ => {}
+        }
+    }
+
+    /// Counts a revocation.
+    pub(crate) fn revoked(&self, kind: TokenKind, reason: &'static str, entries: u64) {
+        metrics::counter!(m::TOKENS_REVOKED, "kind" => kind.as_str(), "reason" => reason)
+            .increment(1);
+        self.inner.handles.revocation_entries.set(entries as f64);
+    }
+
+    pub(crate) fn refresh_reuse(&self) {
+        self.inner.handles.refresh_reuse.increment(1);
+    }
+
+    /// Whether this validation's latency is sampled.
+    #[inline]
+    pub(crate) fn start(&self) -> Option<Instant> {
+        let every = self.inner.sample;
+        if every == 0 {
+            return None;
+        }
+        SAMPLE.with(|c| {
+            let n = c.get().wrapping_add(1);
+            c.set(n);
+            (n % every == 0).then(Instant::now)
+        })
+    }
+
+    #[inline]
+    fn counters(&self, version: u64) -> arc_swap::Guard<Arc<VersionCounters>> {
+        let cur = self.inner.versions.load();
+        if cur.version == version {
+            return cur;
+        }
+        self.inner
+            .versions
+            .store(Arc::new(VersionCounters::new(version)));
+        self.inner.handles.keyset_version.set(version as f64);
+        self.inner.versions.load()
+    }
+
+    /// Everything a validation outcome feeds: counters, lifecycle, audit, alerts.
+    pub(crate) fn validated(
+        &self,
+        result: &Result<Verified, ValidationError>,
+        token: &str,
+        client: Option<&str>,
+        version: u64,
+        started: Option<Instant>,
+    ) {
+        let inner = &*self.inner;
+        if let Some(t) = started {
+            inner.handles.duration.record(t.elapsed().as_secs_f64());
+        }
+        let counters = self.counters(version);
+        match result {
+            Ok(v) => {
+                counters.ok.increment(1);
+                if v.from_cache() {
+                    inner.handles.cache_hits.increment(1);
+                } else {
+                    inner.handles.cache_misses.increment(1);
+                    // First time this node sees the token valid.
+                    self.transition(
+                        TokenKind::Access,
+                        Some(TokenState::Issued),
+                        TokenState::Active,
+                    );
+                }
+            }
+            Err(e) => {
+                let kind = e.kind();
+                counters.failed[kind.index()].increment(1);
+                if kind == Kind::MissingToken {
+                    return;
+                }
+                let now = self.now();
+                let fp = self.fingerprint(token);
+                let event = AuditEvent::new(AuditAction::ValidationFailed, now)
+                    .failure(kind.as_str())
+                    .kind(TokenKind::Access)
+                    .fingerprint(fp)
+                    .keyset_version(version)
+                    .client(client);
+                match kind {
+                    Kind::Expired => self.transition(
+                        TokenKind::Access,
+                        Some(TokenState::Active),
+                        TokenState::Expired,
+                    ),
+                    Kind::Revoked => self.alert(
+                        AlertKind::RevokedTokenReuse,
+                        event.clone().reason(kind.as_str()),
+                    ),
+                    _ => self.transition(TokenKind::Access, None, TokenState::Rejected),
+                }
+                self.audit(event);
+                let bad_key = matches!(
+                    kind,
+                    Kind::BadSignature | Kind::UnknownKid | Kind::AlgorithmMismatch
+                );
+                for alert in inner.detector.failure(now, client, bad_key) {
+                    let base = AuditEvent::new(AuditAction::Alert, now)
+                        .failure(kind.as_str())
+                        .keyset_version(version)
+                        .client(client);
+                    self.alert(alert, base);
+                }
+            }
+        }
+    }
+}
+
+/// Builds a [`Monitor`].
+#[must_use]
+#[derive(Debug)]
+pub struct MonitorBuilder {
+    clock: Arc<dyn Clock>,
+    fingerprint_key: Option<[u8; 32]>,
+    auditor: Option<Auditor>,
+    policy: AlertPolicy,
+    sample: u32,
+}
+
+impl MonitorBuilder {
+    /// The clock for event times and alert windows.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The fingerprint key; give every node the same one to correlate (default: random).
+    pub fn fingerprint_key(mut self, key: [u8; 32]) -> Self {
+        self.fingerprint_key = Some(key);
+        self
+    }
+
+    /// Where audit events go.
+    pub fn auditor(mut self, auditor: Auditor) -> Self {
+        self.auditor = Some(auditor);
+        self
+    }
+
+    /// Alert thresholds.
+    pub fn alert_policy(mut self, policy: AlertPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Record the latency of one validation in `every` (default 16; 1 = all; 0 = none).
+    pub fn latency_sample(mut self, every: u32) -> Self {
+        self.sample = every;
+        self
+    }
+
+    /// Registers the metric handles and returns the monitor.
+    pub fn build(self) -> Monitor {
+        Monitor {
+            inner: Arc::new(Inner {
+                clock: self.clock,
+                fingerprint_key: self.fingerprint_key.unwrap_or_else(random_key),
+                auditor: self.auditor,
+                tracker: LifecycleTracker::new(),
+                detector: Detector::new(self.policy),
+                handles: Handles::new(),
+                versions: ArcSwap::from_pointee(VersionCounters::new(0)),
+                issued: per_kind(m::TOKENS_ISSUED),
+                renewed: per_kind(m::TOKENS_RENEWED),
+                expired: per_kind(m::TOKENS_EXPIRED),
+                sample: self.sample,
+            }),
+        }
+    }
+}
