@@ -13,7 +13,7 @@
 //!
 //! let keys = ApiKeys::builder().build();
 //! let (raw, info) = keys.issue("ci-bot", Duration::from_secs(90 * 86400))?; // raw shown once
-//! assert_eq!(keys.validate(&raw)?.client, "ci-bot");
+//! assert_eq!(&*keys.validate(&raw)?.client, "ci-bot");
 //! keys.revoke(&info.id);
 //! assert_eq!(keys.validate(&raw).unwrap_err().kind(), ApiKeyErrorKind::Revoked);
 //! # Ok::<(), tokenlife_core::apikey::ApiKeyError>(())
@@ -96,9 +96,9 @@ impl ApiKeyError {
 #[non_exhaustive]
 pub struct ApiKeyInfo {
     /// The key id (the public part of the key).
-    pub id: String,
+    pub id: Arc<str>,
     /// Who the key belongs to.
-    pub client: String,
+    pub client: Arc<str>,
     /// Unix seconds.
     pub created_at: u64,
     /// Unix seconds (shortened by a rotation).
@@ -106,7 +106,8 @@ pub struct ApiKeyInfo {
 }
 
 struct Record {
-    client: String,
+    id: Arc<str>,
+    client: Arc<str>,
     hash: blake3::Hash,
     created_at: u64,
     lifetime: u64,
@@ -116,9 +117,9 @@ struct Record {
 }
 
 impl Record {
-    fn info(&self, id: &str) -> ApiKeyInfo {
+    fn info(&self) -> ApiKeyInfo {
         ApiKeyInfo {
-            id: id.to_owned(),
+            id: self.id.clone(),
             client: self.client.clone(),
             created_at: self.created_at,
             expires_at: self.expires_at.load(Ordering::Acquire),
@@ -195,7 +196,8 @@ impl ApiKeys {
         let secret = URL_SAFE_NO_PAD.encode(&buf[12..]);
         let raw = format!("{}{id}_{secret}", inner.prefix);
         let record = Arc::new(Record {
-            client: client.to_owned(),
+            id: id.as_str().into(),
+            client: client.into(),
             hash: self.hash(&secret),
             created_at: now,
             lifetime,
@@ -203,7 +205,7 @@ impl ApiKeys {
             revoked: AtomicBool::new(false),
             seen: AtomicBool::new(false),
         });
-        let info = record.info(&id);
+        let info = record.info();
         inner.records.pin().insert(id, record);
         if let Some(m) = &inner.monitor {
             m.transition(TokenKind::ApiKey, None, TokenState::Issued);
@@ -242,8 +244,7 @@ impl ApiKeys {
                 Ok(_) => "ok",
                 Err(e) => e.reason(),
             };
-            metrics::counter!(crate::metrics::API_KEY_VALIDATIONS, "outcome" => outcome)
-                .increment(1);
+            m.api_key_outcome(outcome);
             if let Err(e) = &result {
                 m.audit(
                     AuditEvent::new(AuditAction::ValidationFailed, m.now())
@@ -292,7 +293,7 @@ impl ApiKeys {
                 TokenState::Active,
             );
         }
-        Ok(rec.info(id))
+        Ok(rec.info())
     }
 
     /// Revokes a key by id. Returns whether it existed.
@@ -312,7 +313,7 @@ impl ApiKeys {
             m.audit(
                 AuditEvent::new(AuditAction::TokenRevoked, m.now())
                     .kind(TokenKind::ApiKey)
-                    .client(Some(&rec.client)),
+                    .client(Some(&*rec.client)),
             );
         }
         true
@@ -347,7 +348,7 @@ impl ApiKeys {
             m.audit(
                 AuditEvent::new(AuditAction::TokenRenewed, m.now())
                     .kind(TokenKind::ApiKey)
-                    .client(Some(&rec.client)),
+                    .client(Some(&*rec.client)),
             );
         }
         Ok(new)
@@ -355,7 +356,7 @@ impl ApiKeys {
 
     /// The key's record, by id.
     pub fn get(&self, id: &str) -> Option<ApiKeyInfo> {
-        self.inner.records.pin().get(id).map(|r| r.info(id))
+        self.inner.records.pin().get(id).map(|r| r.info())
     }
 
     /// Number of keys held (lapsed ones until the next sweep).

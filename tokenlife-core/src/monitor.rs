@@ -55,8 +55,30 @@ struct Inner {
     issued: [Counter; 3],
     renewed: [Counter; 3],
     expired: [Counter; 3],
+    alerts: [Counter; 4],
+    revoked: Vec<((TokenKind, &'static str), Counter)>,
+    api_key_outcomes: Vec<(&'static str, Counter)>,
     sample: u32,
 }
+
+const REVOKE_REASONS: [(TokenKind, &str); 6] = [
+    (TokenKind::Access, "jti"),
+    (TokenKind::Access, "subject"),
+    (TokenKind::Access, "family"),
+    (TokenKind::Refresh, "family"),
+    (TokenKind::Refresh, "refresh_reuse"),
+    (TokenKind::ApiKey, "api_key"),
+];
+
+const API_KEY_OUTCOMES: [&str; 7] = [
+    "ok",
+    "malformed",
+    "unknown",
+    "expired",
+    "revoked",
+    "full",
+    "random",
+];
 
 impl fmt::Debug for Monitor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -123,7 +145,7 @@ impl Monitor {
 
     /// Raises an alert: counter, plus an audit event built on `base`.
     pub fn alert(&self, kind: AlertKind, base: AuditEvent) {
-        metrics::counter!(m::ALERTS, "alert" => kind.as_str()).increment(1);
+        self.inner.alerts[kind as usize].increment(1);
         let mut e = base.alert(kind);
         e.action = AuditAction::Alert;
         self.audit(e);
@@ -144,9 +166,26 @@ impl Monitor {
 
     /// Counts a revocation.
     pub(crate) fn revoked(&self, kind: TokenKind, reason: &'static str, entries: u64) {
-        metrics::counter!(m::TOKENS_REVOKED, "kind" => kind.as_str(), "reason" => reason)
-            .increment(1);
+        if let Some((_, c)) = self
+            .inner
+            .revoked
+            .iter()
+            .find(|(k, _)| *k == (kind, reason))
+        {
+            c.increment(1);
+        }
         self.inner.handles.revocation_entries.set(entries as f64);
+    }
+
+    pub(crate) fn api_key_outcome(&self, outcome: &str) {
+        if let Some((_, c)) = self
+            .inner
+            .api_key_outcomes
+            .iter()
+            .find(|(o, _)| *o == outcome)
+        {
+            c.increment(1);
+        }
     }
 
     pub(crate) fn refresh_reuse(&self) {
@@ -308,6 +347,21 @@ impl MonitorBuilder {
                 issued: per_kind(m::TOKENS_ISSUED),
                 renewed: per_kind(m::TOKENS_RENEWED),
                 expired: per_kind(m::TOKENS_EXPIRED),
+                alerts: [
+                    AlertKind::RevokedTokenReuse,
+                    AlertKind::RefreshTokenReuse,
+                    AlertKind::BadSignatureBurst,
+                    AlertKind::FailureSpike,
+                ]
+                .map(|a| metrics::counter!(m::ALERTS, "alert" => a.as_str())),
+                revoked: REVOKE_REASONS
+                    .iter()
+                    .map(|&(k, r)| ((k, r), metrics::counter!(m::TOKENS_REVOKED, "kind" => k.as_str(), "reason" => r)))
+                    .collect(),
+                api_key_outcomes: API_KEY_OUTCOMES
+                    .iter()
+                    .map(|&o| (o, metrics::counter!(m::API_KEY_VALIDATIONS, "outcome" => o)))
+                    .collect(),
                 sample: self.sample,
             }),
         }
