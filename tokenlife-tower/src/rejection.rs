@@ -1,0 +1,121 @@
+//! What a rejected request gets: an RFC 6750 challenge.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use tokenlife_core::{ValidationError, ValidationErrorKind};
+
+/// Why the layer refused a request, with what the client should see.
+///
+/// The fields hold no token and no internal detail: `description` is the fixed text of
+/// the error kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Rejection {
+    /// 400, 401 or 403.
+    pub status: StatusCode,
+    /// The RFC 6750 `error` code (`invalid_request`, `invalid_token`,
+    /// `insufficient_scope`), or `None` when no credentials were sent.
+    pub error: Option<&'static str>,
+    /// A short, client-safe description.
+    pub description: &'static str,
+    /// The validation error kind, when a token was validated.
+    pub kind: Option<ValidationErrorKind>,
+    /// For `insufficient_scope`: the scopes the route needs, space-separated.
+    pub scope: Option<Arc<str>>,
+}
+
+impl Rejection {
+    pub(crate) fn missing() -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            error: None,
+            description: "no bearer token",
+            kind: Some(ValidationErrorKind::MissingToken),
+            scope: None,
+        }
+    }
+
+    pub(crate) fn invalid_request(description: &'static str) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            error: Some("invalid_request"),
+            description,
+            kind: None,
+            scope: None,
+        }
+    }
+
+    pub(crate) fn insufficient_scope(scope: Arc<str>) -> Self {
+        Self {
+            status: StatusCode::FORBIDDEN,
+            error: Some("insufficient_scope"),
+            description: "insufficient scope",
+            kind: Some(ValidationErrorKind::InsufficientScope),
+            scope: Some(scope),
+        }
+    }
+
+    pub(crate) fn from_error(err: &ValidationError) -> Self {
+        let kind = err.kind();
+        if kind == ValidationErrorKind::MissingToken {
+            return Self::missing();
+        }
+        Self {
+            status: StatusCode::from_u16(err.status()).unwrap_or(StatusCode::UNAUTHORIZED),
+            error: err.rfc6750_code(),
+            description: kind.description(),
+            kind: Some(kind),
+            scope: None,
+        }
+    }
+
+    /// The `WWW-Authenticate` value: `Bearer realm="…", error="…", error_description="…"`.
+    pub fn www_authenticate(&self, realm: &str) -> HeaderValue {
+        let mut v = format!("Bearer realm=\"{}\"", escape(realm));
+        if let Some(e) = self.error {
+            v.push_str(&format!(
+                ", error=\"{e}\", error_description=\"{}\"",
+                self.description
+            ));
+        }
+        if let Some(scope) = &self.scope {
+            v.push_str(&format!(", scope=\"{}\"", escape(scope)));
+        }
+        HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
+    }
+
+    /// The default response: the status, the challenge, and an empty body.
+    pub fn into_response(self, realm: &str) -> Response<Bytes> {
+        let mut res = Response::new(Bytes::new());
+        *res.status_mut() = self.status;
+        res.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, self.www_authenticate(realm));
+        res
+    }
+}
+
+/// Keeps a quoted-string value valid: no quotes, backslashes or control characters.
+fn escape(s: &str) -> String {
+    s.chars()
+        .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
+        .collect()
+}
+
+/// Renders a [`Rejection`] into a response of your own (JSON problem details, say). The
+/// layer adds the `WWW-Authenticate` challenge if the renderer did not.
+pub type Renderer = Arc<dyn Fn(&Rejection) -> Response<Bytes> + Send + Sync>;
+
+pub(crate) struct DebugRenderer<'a>(pub(crate) &'a Option<Renderer>);
+
+impl fmt::Debug for DebugRenderer<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Some(<renderer>)"
+        } else {
+            "None"
+        })
+    }
+}

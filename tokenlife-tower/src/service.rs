@@ -1,0 +1,72 @@
+//! [`TokenLifeService`]: validates, then calls the inner service or answers the rejection.
+
+use std::fmt;
+use std::io::Write;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use tower_service::Service;
+
+use crate::future::ResponseFuture;
+use crate::layer::Config;
+
+/// The service made by [`TokenLifeLayer`](crate::TokenLifeLayer).
+#[derive(Clone)]
+pub struct TokenLifeService<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for TokenLifeService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenLifeService")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> TokenLifeService<S> {
+    pub(crate) fn new(inner: S, config: Arc<Config>) -> Self {
+        Self { inner, config }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for TokenLifeService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: From<Bytes>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        // Validation is synchronous: the inner service is called (or not) right here, so
+        // it is never cloned across an await.
+        match self.config.check(&mut req) {
+            Ok(()) => ResponseFuture::future(self.inner.call(req)),
+            Err(rejection) => ResponseFuture::reject(self.config.render(rejection)),
+        }
+    }
+}
+
+/// Formats an IP address into `buf` without allocating.
+#[allow(dead_code)]
+pub(crate) fn write_ip(buf: &mut [u8; 64], ip: IpAddr) -> Option<&str> {
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    write!(cursor, "{ip}").ok()?;
+    let len = usize::try_from(cursor.position()).ok()?;
+    std::str::from_utf8(&buf[..len]).ok()
+}
