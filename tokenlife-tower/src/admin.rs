@@ -660,9 +660,16 @@ fn public_keyset(
     let b = body(b)?;
     let text = std::str::from_utf8(&b).map_err(|_| ApiError::bad("body is not UTF-8"))?;
     let ks = Keyset::from_jwks_json(text).map_err(|e| {
-        let why =
-            std::error::Error::source(&e).map_or_else(|| e.to_string(), |s| format!("{e}: {s}"));
-        ApiError::bad(format!("bad JWKS: {why}"))
+        let cause = std::error::Error::source(&e);
+        let why = cause.map_or_else(|| e.to_string(), |s| format!("{e}: {s}"));
+        let private = cause
+            .and_then(|c| c.downcast_ref::<tokenlife_core::KeyError>())
+            .is_some_and(|k| k.kind() == KeyErrorKind::PrivateMaterial);
+        if private {
+            ApiError::new(StatusCode::BAD_REQUEST, "private_key_material", format!("bad JWKS: {why}"))
+        } else {
+            ApiError::bad(format!("bad JWKS: {why}"))
+        }
     })?;
     if let Some(w) = ks.warnings().first() {
         let error = if w.kind() == KeyErrorKind::PrivateMaterial {
