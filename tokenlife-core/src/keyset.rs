@@ -134,6 +134,16 @@ impl Key {
             }
         }
         .map_err(bad)?;
+        Self::from_encoding(kid, alg, encoding)
+    }
+
+    /// A signing key from its private half: the public half is derived.
+    fn from_encoding(kid: String, alg: Algorithm, encoding: EncodingKey) -> Result<Self, KeyError> {
+        let bad = |e: jsonwebtoken::errors::Error| {
+            KeyError::new(KeyErrorKind::InvalidMaterial)
+                .kid(Some(&kid))
+                .source(e)
+        };
         let mut jwk = Jwk::from_encoding_key(&encoding, alg).map_err(bad)?;
         check_curve(&jwk, alg).map_err(|k| KeyError::new(k).kid(Some(&kid)))?;
         let decoding = DecodingKey::from_jwk(&jwk).map_err(bad)?;
@@ -145,6 +155,59 @@ impl Key {
             encoding: Some(encoding),
             public_jwk: Some(jwk),
         })
+    }
+
+    /// A fresh random signing key (feature `aws-lc-rs`): ES256, ES384, EdDSA, or an
+    /// HMAC key of the hash's size. RSA generation is not offered (load a PEM instead).
+    ///
+    /// # Errors
+    /// [`KeyErrorKind::Unsupported`] for RSA/PSS algorithms;
+    /// [`KeyErrorKind::InvalidMaterial`] if the random source fails.
+    ///
+    /// ```
+    /// use tokenlife_core::{Algorithm, Key};
+    ///
+    /// let key = Key::generate("fresh", Algorithm::EdDSA)?;
+    /// assert!(key.can_sign() && key.public_jwk().is_some());
+    /// # Ok::<(), tokenlife_core::KeyError>(())
+    /// ```
+    #[cfg(feature = "aws-lc-rs")]
+    pub fn generate(kid: impl Into<String>, alg: Algorithm) -> Result<Self, KeyError> {
+        use aws_lc_rs::rand::SystemRandom;
+        use aws_lc_rs::signature::{
+            ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair,
+            Ed25519KeyPair,
+        };
+        let kid = kid.into();
+        check_kid(&kid)?;
+        crate::crypto::ensure_provider();
+        let rng = SystemRandom::new();
+        let failed = |_| KeyError::new(KeyErrorKind::InvalidMaterial).kid(Some(&kid));
+        let encoding = match alg {
+            Algorithm::ES256 => EncodingKey::from_ec_der(
+                EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                    .map_err(failed)?
+                    .as_ref(),
+            ),
+            Algorithm::ES384 => EncodingKey::from_ec_der(
+                EcdsaKeyPair::generate_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, &rng)
+                    .map_err(failed)?
+                    .as_ref(),
+            ),
+            Algorithm::EdDSA => EncodingKey::from_ed_der(
+                Ed25519KeyPair::generate_pkcs8v1(&rng)
+                    .map_err(failed)?
+                    .as_ref(),
+            ),
+            a if a.family() == AlgorithmFamily::Hmac => {
+                let mut secret = vec![0u8; min_hmac_len(a)];
+                getrandom::fill(&mut secret)
+                    .map_err(|_| KeyError::new(KeyErrorKind::InvalidMaterial))?;
+                return Self::hmac(kid, a, &secret);
+            }
+            _ => return Err(KeyError::new(KeyErrorKind::Unsupported).kid(Some(&kid))),
+        };
+        Self::from_encoding(kid, alg, encoding)
     }
 
     /// A verification-only key from a public key in PEM form (SubjectPublicKeyInfo, or

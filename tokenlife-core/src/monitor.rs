@@ -21,7 +21,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arc_swap::ArcSwap;
+use arc_swap::ArcSwapOption;
 use metrics::Counter;
 
 use crate::alert::{AlertKind, AlertPolicy, Detector};
@@ -51,7 +51,7 @@ struct Inner {
     tracker: LifecycleTracker,
     detector: Detector,
     handles: Handles,
-    versions: ArcSwap<VersionCounters>,
+    versions: ArcSwapOption<VersionCounters>,
     issued: [Counter; 3],
     renewed: [Counter; 3],
     expired: [Counter; 3],
@@ -206,17 +206,20 @@ impl Monitor {
         })
     }
 
+    /// Runs `f` with the counters of this keyset version (one lock-free load; a new
+    /// version registers its counters once, a race at most twice).
     #[inline]
-    fn counters(&self, version: u64) -> arc_swap::Guard<Arc<VersionCounters>> {
-        let cur = self.inner.versions.load();
-        if cur.version == version {
-            return cur;
+    fn with_counters(&self, version: u64, f: impl FnOnce(&VersionCounters)) {
+        let guard = self.inner.versions.load();
+        if let Some(cur) = guard.as_deref()
+            && cur.version == version
+        {
+            return f(cur);
         }
-        self.inner
-            .versions
-            .store(Arc::new(VersionCounters::new(version)));
+        let fresh = Arc::new(VersionCounters::new(version));
+        f(&fresh);
+        self.inner.versions.store(Some(fresh));
         self.inner.handles.keyset_version.set(version as f64);
-        self.inner.versions.load()
     }
 
     /// Everything a validation outcome feeds: counters, lifecycle, audit, alerts.
@@ -232,10 +235,9 @@ impl Monitor {
         if let Some(t) = started {
             inner.handles.duration.record(t.elapsed().as_secs_f64());
         }
-        let counters = self.counters(version);
         match result {
             Ok(v) => {
-                counters.ok.increment(1);
+                self.with_counters(version, |c| c.ok.increment(1));
                 if v.from_cache() {
                     inner.handles.cache_hits.increment(1);
                 } else {
@@ -250,7 +252,7 @@ impl Monitor {
             }
             Err(e) => {
                 let kind = e.kind();
-                counters.failed[kind.index()].increment(1);
+                self.with_counters(version, |c| c.failed[kind.index()].increment(1));
                 if kind == Kind::MissingToken {
                     return;
                 }
@@ -343,7 +345,7 @@ impl MonitorBuilder {
                 tracker: LifecycleTracker::new(),
                 detector: Detector::new(self.policy),
                 handles: Handles::new(),
-                versions: ArcSwap::from_pointee(VersionCounters::new(0)),
+                versions: ArcSwapOption::empty(),
                 issued: per_kind(m::TOKENS_ISSUED),
                 renewed: per_kind(m::TOKENS_RENEWED),
                 expired: per_kind(m::TOKENS_EXPIRED),

@@ -666,7 +666,11 @@ fn public_keyset(
             .and_then(|c| c.downcast_ref::<tokenlife_core::KeyError>())
             .is_some_and(|k| k.kind() == KeyErrorKind::PrivateMaterial);
         if private {
-            ApiError::new(StatusCode::BAD_REQUEST, "private_key_material", format!("bad JWKS: {why}"))
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "private_key_material",
+                format!("bad JWKS: {why}"),
+            )
         } else {
             ApiError::bad(format!("bad JWKS: {why}"))
         }

@@ -11,6 +11,9 @@ use tower_layer::Layer;
 use crate::rejection::{DebugRenderer, Rejection, Renderer};
 use crate::service::TokenLifeService;
 
+/// A function that finds the token in the request headers.
+pub type ExtractFn = Arc<dyn for<'a> Fn(&'a HeaderMap) -> Option<&'a str> + Send + Sync>;
+
 /// Where the layer looks for the token. The first source that yields one wins.
 #[derive(Clone)]
 #[non_exhaustive]
@@ -22,7 +25,7 @@ pub enum TokenSource {
     /// This cookie's value is the token.
     Cookie(Arc<str>),
     /// Your own function.
-    Custom(Arc<dyn for<'a> Fn(&'a HeaderMap) -> Option<&'a str> + Send + Sync>),
+    Custom(ExtractFn),
 }
 
 impl fmt::Debug for TokenSource {

@@ -44,7 +44,7 @@ pub mod admin;
 mod extract;
 
 pub use future::ResponseFuture;
-pub use layer::{TokenLifeLayer, TokenSource};
+pub use layer::{ExtractFn, TokenLifeLayer, TokenSource};
 pub use rejection::{Rejection, Renderer};
 pub use service::TokenLifeService;
 
@@ -52,3 +52,7 @@ pub use service::TokenLifeService;
 pub use extract::{AuthRejection, Claims, Token};
 
 pub use tokenlife_core as core;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

@@ -27,38 +27,74 @@ async fn env() -> Env {
     let state = AdminState::builder(f.validator.clone())
         .issuer(f.issuer.clone())
         .admin_key(ADMIN_KEY)
-        .client("demo-client", "demo-secret", Some("orders:read orders:write"))
+        .client(
+            "demo-client",
+            "demo-secret",
+            Some("orders:read orders:write"),
+        )
         .max_body(4096)
         .build();
     let admin = serve(admin::router(state)).await;
     let api = serve(
-        Router::new().route("/orders", get(|| async { "orders" })).layer(TokenLifeLayer::new(f.validator.clone())),
+        Router::new()
+            .route("/orders", get(|| async { "orders" }))
+            .layer(TokenLifeLayer::new(f.validator.clone())),
     )
     .await;
-    Env { f, admin, api, http: reqwest::Client::new() }
+    Env {
+        f,
+        admin,
+        api,
+        http: reqwest::Client::new(),
+    }
 }
 
 const FORM: &str = "application/x-www-form-urlencoded";
 
 impl Env {
-    async fn post(&self, path: &str, ctype: &str, body: impl Into<String>, admin: bool) -> (u16, Value) {
-        let mut req = self.http.post(format!("{}{path}", self.admin)).header("content-type", ctype).body(body.into());
+    async fn post(
+        &self,
+        path: &str,
+        ctype: &str,
+        body: impl Into<String>,
+        admin: bool,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.admin))
+            .header("content-type", ctype)
+            .body(body.into());
         if admin {
             req = req.bearer_auth(ADMIN_KEY);
         }
         let res = req.send().await.unwrap();
         let status = res.status().as_u16();
         let text = res.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     async fn orders(&self, token: &str) -> u16 {
-        self.http.get(format!("{}/orders", self.api)).bearer_auth(token).send().await.unwrap().status().as_u16()
+        self.http
+            .get(format!("{}/orders", self.api))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
     }
 
     async fn client_token(&self) -> String {
         let (s, body) = self
-            .post("/token", FORM, "grant_type=client_credentials&client_id=demo-client&client_secret=demo-secret", false)
+            .post(
+                "/token",
+                FORM,
+                "grant_type=client_credentials&client_id=demo-client&client_secret=demo-secret",
+                false,
+            )
             .await;
         assert_eq!(s, 200, "{body}");
         body["access_token"].as_str().unwrap().to_owned()
@@ -72,7 +108,12 @@ impl Env {
 #[tokio::test]
 async fn jwks_is_public_and_has_no_private_material() {
     let e = env().await;
-    let res = e.http.get(format!("{}/.well-known/jwks.json", e.admin)).send().await.unwrap();
+    let res = e
+        .http
+        .get(format!("{}/.well-known/jwks.json", e.admin))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-type"], "application/jwk-set+json");
     let jwks: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
@@ -96,18 +137,37 @@ async fn token_endpoint_grants_and_errors() {
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["cache-control"], "no-store");
     let body: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
-    assert_eq!((body["token_type"].as_str(), body["scope"].as_str()), (Some("Bearer"), Some("orders:read")));
+    assert_eq!(
+        (body["token_type"].as_str(), body["scope"].as_str()),
+        (Some("Bearer"), Some("orders:read"))
+    );
     assert!(body.get("refresh_token").is_none());
     assert_eq!(e.orders(body["access_token"].as_str().unwrap()).await, 200);
 
     for (form, status, error) in [
-        ("grant_type=client_credentials&client_id=demo-client&client_secret=wrong", 401, "invalid_client"),
+        (
+            "grant_type=client_credentials&client_id=demo-client&client_secret=wrong",
+            401,
+            "invalid_client",
+        ),
         ("grant_type=client_credentials", 401, "invalid_client"),
-        ("grant_type=client_credentials&client_id=demo-client&client_secret=demo-secret&scope=admin", 400, "invalid_scope"),
-        ("grant_type=password&username=a&password=b", 400, "unsupported_grant_type"),
+        (
+            "grant_type=client_credentials&client_id=demo-client&client_secret=demo-secret&scope=admin",
+            400,
+            "invalid_scope",
+        ),
+        (
+            "grant_type=password&username=a&password=b",
+            400,
+            "unsupported_grant_type",
+        ),
         ("", 400, "invalid_request"),
         ("grant_type=refresh_token", 400, "invalid_request"),
-        ("grant_type=refresh_token&refresh_token=tlr_nope", 400, "invalid_grant"),
+        (
+            "grant_type=refresh_token&refresh_token=tlr_nope",
+            400,
+            "invalid_grant",
+        ),
         ("%%%=&&", 400, "invalid_request"),
     ] {
         let (s, body) = e.post("/token", FORM, form, false).await;
@@ -115,12 +175,33 @@ async fn token_endpoint_grants_and_errors() {
     }
 
     // refresh_token grant: rotation, then reuse → invalid_grant and the family is dead
-    let (s, pair) = e.post("/tokens", "application/json", r#"{"subject":"user-1","scope":"orders:read"}"#, true).await;
+    let (s, pair) = e
+        .post(
+            "/tokens",
+            "application/json",
+            r#"{"subject":"user-1","scope":"orders:read"}"#,
+            true,
+        )
+        .await;
     assert_eq!(s, 200);
     let r1 = pair["refresh_token"].as_str().unwrap().to_owned();
-    let (s, pair2) = e.post("/token", FORM, format!("grant_type=refresh_token&refresh_token={r1}"), false).await;
+    let (s, pair2) = e
+        .post(
+            "/token",
+            FORM,
+            format!("grant_type=refresh_token&refresh_token={r1}"),
+            false,
+        )
+        .await;
     assert_eq!(s, 200);
-    let (s, body) = e.post("/token", FORM, format!("grant_type=refresh_token&refresh_token={r1}"), false).await;
+    let (s, body) = e
+        .post(
+            "/token",
+            FORM,
+            format!("grant_type=refresh_token&refresh_token={r1}"),
+            false,
+        )
+        .await;
     assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")));
     assert_eq!(e.orders(pair2["access_token"].as_str().unwrap()).await, 401);
 }
@@ -153,7 +234,12 @@ async fn admin_endpoints_need_the_admin_key_and_never_a_managed_token() {
             assert_eq!(res.headers()["www-authenticate"], r#"Bearer realm="admin""#);
         }
     }
-    let res = e.http.get(format!("{}/keysets", e.admin)).send().await.unwrap();
+    let res = e
+        .http
+        .get(format!("{}/keysets", e.admin))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 401);
     assert_eq!(e.version(), before);
 }
@@ -162,30 +248,55 @@ async fn admin_endpoints_need_the_admin_key_and_never_a_managed_token() {
 async fn rfc7009_revoke_and_rfc7662_introspect() {
     let e = env().await;
     let token = e.client_token().await;
-    let (s, body) = e.post("/introspect", FORM, format!("token={token}"), true).await;
+    let (s, body) = e
+        .post("/introspect", FORM, format!("token={token}"), true)
+        .await;
     assert_eq!(s, 200);
-    assert_eq!((body["active"].as_bool(), body["sub"].as_str()), (Some(true), Some("demo-client")));
+    assert_eq!(
+        (body["active"].as_bool(), body["sub"].as_str()),
+        (Some(true), Some("demo-client"))
+    );
     assert_eq!(body["client_id"], "demo-client");
     assert_eq!(body["scope"], "orders:read orders:write");
 
     assert_eq!(e.orders(&token).await, 200);
-    let (s, _) = e.post("/revoke", FORM, format!("token={token}&token_type_hint=access_token"), true).await;
+    let (s, _) = e
+        .post(
+            "/revoke",
+            FORM,
+            format!("token={token}&token_type_hint=access_token"),
+            true,
+        )
+        .await;
     assert_eq!(s, 200);
     assert_eq!(e.orders(&token).await, 401);
-    let (_, body) = e.post("/introspect", FORM, format!("token={token}"), true).await;
+    let (_, body) = e
+        .post("/introspect", FORM, format!("token={token}"), true)
+        .await;
     assert_eq!(body, json!({"active": false}));
 
     // Invalid tokens: 200 (RFC 7009 §2.2) and inactive; a missing token: 400.
     let (s, _) = e.post("/revoke", FORM, "token=garbage", true).await;
     assert_eq!(s, 200);
-    let (s, body) = e.post("/revoke", FORM, "token_type_hint=access_token", true).await;
+    let (s, body) = e
+        .post("/revoke", FORM, "token_type_hint=access_token", true)
+        .await;
     assert_eq!((s, body["error"].as_str()), (400, Some("invalid_request")));
     let (s, body) = e.post("/introspect", FORM, "", true).await;
     assert_eq!((s, body["error"].as_str()), (400, Some("invalid_request")));
 
     // A refresh token revoked through RFC 7009 takes its family with it.
-    let (_, pair) = e.post("/tokens", "application/json", r#"{"subject":"u"}"#, true).await;
-    let (s, _) = e.post("/revoke", FORM, format!("token={}", pair["refresh_token"].as_str().unwrap()), true).await;
+    let (_, pair) = e
+        .post("/tokens", "application/json", r#"{"subject":"u"}"#, true)
+        .await;
+    let (s, _) = e
+        .post(
+            "/revoke",
+            FORM,
+            format!("token={}", pair["refresh_token"].as_str().unwrap()),
+            true,
+        )
+        .await;
     assert_eq!(s, 200);
     assert_eq!(e.orders(pair["access_token"].as_str().unwrap()).await, 401);
 }
@@ -194,7 +305,14 @@ async fn rfc7009_revoke_and_rfc7662_introspect() {
 async fn revocation_endpoints_and_their_bad_input() {
     let e = env().await;
     let token = e.client_token().await;
-    let jti = e.f.validator.validate(&token).unwrap().claims().jti.clone().unwrap();
+    let jti =
+        e.f.validator
+            .validate(&token)
+            .unwrap()
+            .claims()
+            .jti
+            .clone()
+            .unwrap();
     let entries = e.f.validator.revocations().len();
     let now = e.f.validator.clock().unix_now();
     for (path, body) in [
@@ -202,36 +320,85 @@ async fn revocation_endpoints_and_their_bad_input() {
         ("/revocations/jti", r#"{"jti": 5}"#.into()),
         ("/revocations/jti", r#"{}"#.into()),
         ("/revocations/jti", r#"{"jti": ""}"#.into()),
-        ("/revocations/jti", format!(r#"{{"jti": "{}"}}"#, "x".repeat(2000))),
-        ("/revocations/jti", format!(r#"{{"jti": "{jti}", "until": {}}}"#, now - 10)),
-        ("/revocations/jti", format!(r#"{{"jti": "{jti}", "extra": true}}"#)),
+        (
+            "/revocations/jti",
+            format!(r#"{{"jti": "{}"}}"#, "x".repeat(2000)),
+        ),
+        (
+            "/revocations/jti",
+            format!(r#"{{"jti": "{jti}", "until": {}}}"#, now - 10),
+        ),
+        (
+            "/revocations/jti",
+            format!(r#"{{"jti": "{jti}", "extra": true}}"#),
+        ),
         ("/revocations/subject", r#"{"sub": "demo-client"}"#.into()),
         ("/revocations/family", r#"["f"]"#.into()),
     ] {
         let (s, resp) = e.post(path, "application/json", body.clone(), true).await;
-        assert_eq!((s, resp["error"].as_str()), (400, Some("invalid_request")), "{path} {body}");
+        assert_eq!(
+            (s, resp["error"].as_str()),
+            (400, Some("invalid_request")),
+            "{path} {body}"
+        );
     }
-    assert_eq!(e.f.validator.revocations().len(), entries, "refused requests change nothing");
+    assert_eq!(
+        e.f.validator.revocations().len(),
+        entries,
+        "refused requests change nothing"
+    );
     assert_eq!(e.orders(&token).await, 200);
 
-    let (s, _) = e.post("/revocations/jti", "application/json", format!(r#"{{"jti": "{jti}"}}"#), true).await;
+    let (s, _) = e
+        .post(
+            "/revocations/jti",
+            "application/json",
+            format!(r#"{{"jti": "{jti}"}}"#),
+            true,
+        )
+        .await;
     assert_eq!(s, 200);
     assert_eq!(e.orders(&token).await, 401);
 
     let other = e.client_token().await;
-    let (s, _) = e.post("/revocations/subject", "application/json", r#"{"subject": "demo-client"}"#, true).await;
+    let (s, _) = e
+        .post(
+            "/revocations/subject",
+            "application/json",
+            r#"{"subject": "demo-client"}"#,
+            true,
+        )
+        .await;
     assert_eq!(s, 200);
     assert_eq!(e.orders(&other).await, 401);
 
-    let (_, pair) = e.post("/tokens", "application/json", r#"{"subject":"u"}"#, true).await;
-    let fam = e.f.validator.validate(pair["access_token"].as_str().unwrap()).unwrap().claims().family.clone().unwrap();
-    let (s, _) = e.post("/revocations/family", "application/json", format!(r#"{{"family": "{fam}"}}"#), true).await;
+    let (_, pair) = e
+        .post("/tokens", "application/json", r#"{"subject":"u"}"#, true)
+        .await;
+    let fam =
+        e.f.validator
+            .validate(pair["access_token"].as_str().unwrap())
+            .unwrap()
+            .claims()
+            .family
+            .clone()
+            .unwrap();
+    let (s, _) = e
+        .post(
+            "/revocations/family",
+            "application/json",
+            format!(r#"{{"family": "{fam}"}}"#),
+            true,
+        )
+        .await;
     assert_eq!(s, 200);
     assert_eq!(e.orders(pair["access_token"].as_str().unwrap()).await, 401);
 }
 
 fn jwks_of(kid: &str, alg: Algorithm) -> String {
-    Keyset::new([testing::key(kid, alg)]).unwrap().to_public_jwks()
+    Keyset::new([testing::key(kid, alg)])
+        .unwrap()
+        .to_public_jwks()
 }
 
 #[tokio::test]
@@ -243,20 +410,35 @@ async fn keyset_endpoints_publish_stage_promote_rollback() {
     // Bad JWKS bodies: refused, version unchanged.
     let mut with_private: Value = serde_json::from_str(&jwks_of("p", Algorithm::ES256)).unwrap();
     with_private["keys"][0]["d"] = json!("c2VjcmV0");
-    let oct = r#"{"keys":[{"kty":"oct","kid":"h","k":"WlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlo"}]}"#;
+    let oct =
+        r#"{"keys":[{"kty":"oct","kid":"h","k":"WlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlo"}]}"#;
     for (body, error) in [
         (with_private.to_string(), "private_key_material"),
         (oct.to_string(), "private_key_material"),
         ("not json".into(), "invalid_request"),
         (r#"{"keys":[]}"#.into(), "invalid_request"),
-        (r#"{"keys":[{"kty":"RSA","kid":"r","n":"!!","e":"AQAB"}]}"#.into(), "invalid_request"),
+        (
+            r#"{"keys":[{"kty":"RSA","kid":"r","n":"!!","e":"AQAB"}]}"#.into(),
+            "invalid_request",
+        ),
     ] {
         for path in ["/keysets", "/keysets/stage"] {
             let (s, resp) = e.post(path, json, body.clone(), true).await;
-            assert_eq!((s, resp["error"].as_str()), (400, Some(error)), "{path} {body}");
+            assert_eq!(
+                (s, resp["error"].as_str()),
+                (400, Some(error)),
+                "{path} {body}"
+            );
         }
     }
-    let (s, resp) = e.post("/keysets?label=x&bogus=1", json, jwks_of("n", Algorithm::ES256), true).await;
+    let (s, resp) = e
+        .post(
+            "/keysets?label=x&bogus=1",
+            json,
+            jwks_of("n", Algorithm::ES256),
+            true,
+        )
+        .await;
     assert_eq!((s, resp["error"].as_str()), (400, Some("invalid_request")));
     assert_eq!(e.version(), 1);
 
@@ -272,7 +454,14 @@ async fn keyset_endpoints_publish_stage_promote_rollback() {
     assert_eq!(e.version(), 1);
 
     // A bad deploy: publish keys that do not include the signing key; tokens fail.
-    let (s, resp) = e.post("/keysets?label=bad-deploy", json, jwks_of("other", Algorithm::ES256), true).await;
+    let (s, resp) = e
+        .post(
+            "/keysets?label=bad-deploy",
+            json,
+            jwks_of("other", Algorithm::ES256),
+            true,
+        )
+        .await;
     assert_eq!((s, resp["version"].as_u64()), (201, Some(2)));
     assert_eq!(e.orders(&token).await, 401);
     let (s, resp) = e.post("/keysets/rollback", json, "", true).await;
@@ -280,18 +469,43 @@ async fn keyset_endpoints_publish_stage_promote_rollback() {
     assert_eq!(e.orders(&token).await, 200);
 
     // keep_signing: new verification keys plus the current signing key.
-    let (s, resp) = e.post("/keysets?label=add&keep_signing=true", json, jwks_of("extra", Algorithm::EdDSA), true).await;
+    let (s, resp) = e
+        .post(
+            "/keysets?label=add&keep_signing=true",
+            json,
+            jwks_of("extra", Algorithm::EdDSA),
+            true,
+        )
+        .await;
     assert_eq!((s, resp["version"].as_u64()), (201, Some(3)));
     assert_eq!(e.orders(&token).await, 200);
     assert_eq!(e.f.store.current().signing_kid(), Some("k1"));
 
     // Stage a canary, promote, roll back to a version.
-    let (s, resp) = e.post("/keysets/stage", json, jwks_of("canary", Algorithm::ES384), true).await;
+    let (s, resp) = e
+        .post(
+            "/keysets/stage",
+            json,
+            jwks_of("canary", Algorithm::ES384),
+            true,
+        )
+        .await;
     assert_eq!((s, resp["version"].as_u64()), (201, Some(4)));
-    let res = e.http.get(format!("{}/keysets", e.admin)).bearer_auth(ADMIN_KEY).send().await.unwrap();
+    let res = e
+        .http
+        .get(format!("{}/keysets", e.admin))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
     let list: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
     assert_eq!(list["current"], 4);
-    let cur = list["keysets"].as_array().unwrap().iter().find(|k| k["current"] == true).unwrap();
+    let cur = list["keysets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["current"] == true)
+        .unwrap();
     assert_eq!(cur["staged_kids"], json!(["canary"]));
     let (s, resp) = e.post("/keysets/promote", json, "", true).await;
     assert_eq!((s, resp["version"].as_u64()), (200, Some(5)));
@@ -301,7 +515,12 @@ async fn keyset_endpoints_publish_stage_promote_rollback() {
 
     // Every admin action reached the audit trail.
     let actions: Vec<AuditAction> = e.f.audit_events().iter().map(|a| a.action).collect();
-    for a in [AuditAction::KeysetPublished, AuditAction::KeysetStaged, AuditAction::KeysetPromoted, AuditAction::KeysetRollback] {
+    for a in [
+        AuditAction::KeysetPublished,
+        AuditAction::KeysetStaged,
+        AuditAction::KeysetPromoted,
+        AuditAction::KeysetRollback,
+    ] {
         assert!(actions.contains(&a), "{a:?}");
     }
 }
@@ -309,23 +528,47 @@ async fn keyset_endpoints_publish_stage_promote_rollback() {
 #[tokio::test]
 async fn wrong_method_and_oversized_body() {
     let e = env().await;
-    let res = e.http.get(format!("{}/revoke", e.admin)).bearer_auth(ADMIN_KEY).send().await.unwrap();
+    let res = e
+        .http
+        .get(format!("{}/revoke", e.admin))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 405);
-    let res = e.http.delete(format!("{}/keysets", e.admin)).bearer_auth(ADMIN_KEY).send().await.unwrap();
+    let res = e
+        .http
+        .delete(format!("{}/keysets", e.admin))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 405);
     let big = format!(r#"{{"keys":[], "pad": "{}"}}"#, "x".repeat(10_000));
     let (s, body) = e.post("/keysets", "application/json", big, true).await;
-    assert_eq!((s, body["error"].as_str()), (413, Some("payload_too_large")));
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (413, Some("payload_too_large"))
+    );
     assert_eq!(e.version(), 1);
 }
 
 #[tokio::test]
 async fn the_router_also_works_through_oneshot() {
     let f = Fixture::new();
-    let app = admin::router(AdminState::builder(f.validator.clone()).admin_key(ADMIN_KEY).build());
+    let app = admin::router(
+        AdminState::builder(f.validator.clone())
+            .admin_key(ADMIN_KEY)
+            .build(),
+    );
     let res = app
         .clone()
-        .oneshot(Request::post("/keysets/rollback").header("authorization", format!("Bearer {ADMIN_KEY}")).body(Body::empty()).unwrap())
+        .oneshot(
+            Request::post("/keysets/rollback")
+                .header("authorization", format!("Bearer {ADMIN_KEY}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::CONFLICT);
