@@ -264,6 +264,25 @@ impl Verified {
         serde_json::from_slice(&self.entry.payload)
     }
 
+    /// Every claim as a JSON map (registered and custom alike), parsed on demand.
+    ///
+    /// ```
+    /// # use tokenlife_core::{Algorithm, Keyset, KeysetStore, Validator, testing};
+    /// # let key = testing::key("k", Algorithm::HS256);
+    /// # let store = KeysetStore::new(Keyset::new([testing::key("k", Algorithm::HS256)])?);
+    /// # let v = Validator::builder(store).issuer("i").audience("a").build()?;
+    /// # let exp = tokenlife_core::SystemClock.unix_now() + 60;
+    /// # use tokenlife_core::Clock;
+    /// let token = testing::sign(&key, &serde_json::json!({"iss": "i", "aud": "a", "exp": exp, "tenant": "acme"}));
+    /// let verified = v.validate(&token)?;
+    /// assert_eq!(verified.all_claims()["tenant"], "acme");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn all_claims(&self) -> serde_json::Map<String, serde_json::Value> {
+        // The payload parsed as a JSON object when it was verified, so this cannot fail.
+        serde_json::from_slice(&self.entry.payload).unwrap_or_default()
+    }
+
     /// The kid of the key that verified the token.
     pub fn kid(&self) -> &str {
         self.entry.key.kid()

@@ -37,7 +37,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokenlife_core::audit::{AuditAction, AuditEvent};
 use tokenlife_core::{
-    IssueError, Issuer, KeyErrorKind, Keyset, KeysetError, KeysetSnapshot, TokenRequest, Validator,
+    IssueError, Issuer, KeyErrorKind, Keyset, KeysetError, KeysetSnapshot, Revocation,
+    RevocationTarget, TokenRequest, Validator,
 };
 
 /// Default largest admin request body (64 KiB).
@@ -269,13 +270,14 @@ impl AdminState {
         }
     }
 
-    fn until(&self, until: Option<u64>) -> Result<std::time::SystemTime, ApiError> {
+    /// A revocation's `until` (Unix seconds): given and in the future, or the default.
+    fn until(&self, until: Option<u64>) -> Result<u64, ApiError> {
         let now = self.now();
         let until = until.unwrap_or(now + self.inner.default_until.as_secs());
         if until <= now {
             return Err(ApiError::bad("`until` must be in the future"));
         }
-        Ok(std::time::UNIX_EPOCH + Duration::from_secs(until))
+        Ok(until)
     }
 }
 
@@ -560,6 +562,23 @@ fn revocation_error(e: &tokenlife_core::RevocationError) -> ApiError {
     }
 }
 
+/// Records an admin revocation: validated `until`, one audit event, one response shape.
+fn apply_revocation(
+    s: &AdminState,
+    target: RevocationTarget,
+    until: Option<u64>,
+    what: &'static str,
+) -> ApiResult {
+    let until = s.until(until)?;
+    s.inner
+        .validator
+        .revocations()
+        .revoke(Revocation { target, until })
+        .map_err(|e| revocation_error(&e))?;
+    s.audit(AuditAction::Admin, format!("revoke {what}"));
+    Ok((StatusCode::OK, Json(json!({"revoked": what}))).into_response())
+}
+
 async fn revoke_jti(
     State(s): State<AdminState>,
     headers: HeaderMap,
@@ -567,14 +586,7 @@ async fn revoke_jti(
 ) -> ApiResult {
     s.authorize(&headers)?;
     let body: JtiBody = json_body(b)?;
-    let until = s.until(body.until)?;
-    s.inner
-        .validator
-        .revocations()
-        .revoke_jti(&body.jti, until)
-        .map_err(|e| revocation_error(&e))?;
-    s.audit(AuditAction::Admin, "revoke jti".into());
-    Ok((StatusCode::OK, Json(json!({"revoked": "jti"}))).into_response())
+    apply_revocation(&s, RevocationTarget::Jti(body.jti), body.until, "jti")
 }
 
 async fn revoke_subject(
@@ -584,16 +596,16 @@ async fn revoke_subject(
 ) -> ApiResult {
     s.authorize(&headers)?;
     let body: SubjectBody = json_body(b)?;
-    let until = s.until(body.until)?;
-    let before =
-        std::time::UNIX_EPOCH + Duration::from_secs(body.issued_before.unwrap_or(s.now() + 1));
-    s.inner
-        .validator
-        .revocations()
-        .revoke_subject(&body.subject, before, until)
-        .map_err(|e| revocation_error(&e))?;
-    s.audit(AuditAction::Admin, "revoke subject".into());
-    Ok((StatusCode::OK, Json(json!({"revoked": "subject"}))).into_response())
+    let issued_before = body.issued_before.unwrap_or(s.now() + 1);
+    apply_revocation(
+        &s,
+        RevocationTarget::Subject {
+            subject: body.subject,
+            issued_before,
+        },
+        body.until,
+        "subject",
+    )
 }
 
 async fn revoke_family(
@@ -603,14 +615,12 @@ async fn revoke_family(
 ) -> ApiResult {
     s.authorize(&headers)?;
     let body: FamilyBody = json_body(b)?;
-    let until = s.until(body.until)?;
-    s.inner
-        .validator
-        .revocations()
-        .revoke_family(&body.family, until)
-        .map_err(|e| revocation_error(&e))?;
-    s.audit(AuditAction::Admin, "revoke family".into());
-    Ok((StatusCode::OK, Json(json!({"revoked": "family"}))).into_response())
+    apply_revocation(
+        &s,
+        RevocationTarget::Family(body.family),
+        body.until,
+        "family",
+    )
 }
 
 fn snapshot_json(snap: &KeysetSnapshot, current: u64) -> Value {

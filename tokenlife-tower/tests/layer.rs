@@ -370,3 +370,14 @@ async fn over_a_real_server_with_a_real_client() {
     let all: String = events.iter().map(|e| e.to_json()).collect();
     assert!(!all.contains(&good[good.len() - 20..]));
 }
+
+#[test]
+fn public_types_are_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<TokenLifeLayer>();
+    assert_send_sync::<tokenlife_tower::TokenLifeService<Router>>();
+    assert_send_sync::<tokenlife_tower::Rejection>();
+    assert_send_sync::<tokenlife_tower::admin::AdminState>();
+    assert_send_sync::<Claims<MyClaims>>();
+    assert_send_sync::<Token>();
+}
