@@ -722,17 +722,9 @@ impl Issuer {
     /// Reuse of a retired refresh token: revoke the family everywhere, alert.
     fn reuse(&self, token: &str, rec: &RefreshRecord) -> RenewError {
         let inner = &*self.inner;
-        let now = inner.clock.unix_now();
-        // Long enough to outlive every token of the family.
-        let until = now + inner.refresh_ttl.max(inner.access_ttl) + 60;
         let mut err = RenewError::new(RenewErrorKind::Reused);
-        if let Err(e) = inner.refresh.revoke_family(&rec.family, until) {
-            err.source = Some(e);
-        }
-        if let Some(list) = &inner.revocations
-            && let Err(e) = list.revoke_family(&rec.family, from_unix_secs(until))
-        {
-            err.source = Some(Box::new(e));
+        if let Err(e) = self.revoke_family_everywhere(&rec.family) {
+            err.source = e.source;
         }
         if let Some(m) = &inner.monitor {
             m.refresh_reuse();
@@ -757,6 +749,25 @@ impl Issuer {
         err
     }
 
+    /// Revokes a family in the refresh store and, through the shared revocation list, its
+    /// access tokens, for long enough to outlive every token of the family. Both are
+    /// attempted even if the first fails; the first error is returned.
+    fn revoke_family_everywhere(&self, family: &str) -> Result<(), RenewError> {
+        let inner = &*self.inner;
+        let until = inner.clock.unix_now() + inner.refresh_ttl.max(inner.access_ttl) + 60;
+        let store = inner.refresh.revoke_family(family, until);
+        let list = match &inner.revocations {
+            Some(list) => list
+                .revoke_family(family, from_unix_secs(until))
+                .map_err(|e| Box::new(e) as BoxError),
+            None => Ok(()),
+        };
+        store.and(list).map_err(|e| RenewError {
+            kind: RenewErrorKind::Store,
+            source: Some(e),
+        })
+    }
+
     /// Revokes the family of a refresh token (RFC 7009 for refresh tokens). Unknown or
     /// malformed tokens are ignored, as RFC 7009 §2.2 asks.
     ///
@@ -778,18 +789,7 @@ impl Issuer {
         else {
             return Ok(false);
         };
-        let until = inner.clock.unix_now() + inner.refresh_ttl.max(inner.access_ttl) + 60;
-        inner
-            .refresh
-            .revoke_family(&rec.family, until)
-            .map_err(store_err)?;
-        if let Some(list) = &inner.revocations {
-            list.revoke_family(&rec.family, from_unix_secs(until))
-                .map_err(|e| RenewError {
-                    kind: RenewErrorKind::Store,
-                    source: Some(Box::new(e)),
-                })?;
-        }
+        self.revoke_family_everywhere(&rec.family)?;
         if let Some(m) = &inner.monitor {
             m.transition(
                 TokenKind::Refresh,
