@@ -727,18 +727,33 @@ fn public_keyset(
     })
 }
 
+/// Publishes (or, as a canary, stages) the public JWKS of the request.
+fn install_keyset(
+    s: &AdminState,
+    headers: &HeaderMap,
+    uri: &Uri,
+    b: Result<Bytes, BytesRejection>,
+    canary: bool,
+) -> ApiResult {
+    s.authorize(headers)?;
+    let store = s.inner.validator.keyset_store();
+    let ks = public_keyset(uri, b, &store.current())?;
+    let (v, action, verb) = if canary {
+        (store.stage(ks), AuditAction::KeysetStaged, "stage")
+    } else {
+        (store.publish(ks), AuditAction::KeysetPublished, "publish")
+    };
+    s.audit(action, format!("{verb} v{v}"));
+    Ok((StatusCode::CREATED, Json(json!({"version": v}))).into_response())
+}
+
 async fn publish(
     State(s): State<AdminState>,
     headers: HeaderMap,
     uri: Uri,
     b: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
-    s.authorize(&headers)?;
-    let store = s.inner.validator.keyset_store();
-    let ks = public_keyset(&uri, b, &store.current())?;
-    let v = store.publish(ks);
-    s.audit(AuditAction::KeysetPublished, format!("publish v{v}"));
-    Ok((StatusCode::CREATED, Json(json!({"version": v}))).into_response())
+    install_keyset(&s, &headers, &uri, b, false)
 }
 
 async fn stage(
@@ -747,12 +762,7 @@ async fn stage(
     uri: Uri,
     b: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
-    s.authorize(&headers)?;
-    let store = s.inner.validator.keyset_store();
-    let ks = public_keyset(&uri, b, &store.current())?;
-    let v = store.stage(ks);
-    s.audit(AuditAction::KeysetStaged, format!("stage v{v}"));
-    Ok((StatusCode::CREATED, Json(json!({"version": v}))).into_response())
+    install_keyset(&s, &headers, &uri, b, true)
 }
 
 fn keyset_error(e: &KeysetError) -> ApiError {
