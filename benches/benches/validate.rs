@@ -99,6 +99,27 @@ fn contended(c: &mut Criterion) {
     stop.store(true, Ordering::Relaxed);
     let swaps = swapper.join().expect("swapper");
     eprintln!("contended: {swaps} keyset swaps during the contended run");
+
+    // Control: the other core just as busy (allocating and freeing, as the swapper does),
+    // but never touching the store. What this costs is the machine's, not the design's.
+    stop.store(false, Ordering::Relaxed);
+    let busy = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let v: Vec<u64> = (0..32).collect();
+                black_box(Arc::new(v));
+            }
+        })
+    };
+    g.bench_function("validate_hit/other_core_busy_elsewhere", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            v.validate(black_box(&tokens[i % tokens.len()])).expect("valid")
+        })
+    });
+    stop.store(true, Ordering::Relaxed);
+    busy.join().expect("busy thread");
     g.finish();
 }
 
