@@ -115,7 +115,8 @@ fn contended(c: &mut Criterion) {
     g.bench_function("validate_hit/other_core_busy_elsewhere", |b| {
         b.iter(|| {
             i = i.wrapping_add(1);
-            v.validate(black_box(&tokens[i % tokens.len()])).expect("valid")
+            v.validate(black_box(&tokens[i % tokens.len()]))
+                .expect("valid")
         })
     });
     stop.store(true, Ordering::Relaxed);

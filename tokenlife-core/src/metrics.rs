@@ -90,6 +90,7 @@ pub fn describe() {
 }
 
 /// Counters for one keyset version: `ok` and one per error kind.
+#[derive(Clone)]
 pub(crate) struct VersionCounters {
     pub(crate) version: u64,
     pub(crate) ok: Counter,

@@ -21,7 +21,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arc_swap::ArcSwapOption;
+use arc_swap::ArcSwap;
 use metrics::Counter;
 
 use crate::alert::{AlertKind, AlertPolicy, Detector};
@@ -32,6 +32,9 @@ use crate::hash::random_key;
 use crate::lifecycle::{LifecycleTracker, TokenKind, TokenState};
 use crate::metrics::{self as m, Handles, VersionCounters};
 use crate::validate::{Fingerprint, Verified};
+
+/// Keyset versions whose counters stay registered in the monitor.
+const RECENT_VERSIONS: usize = 4;
 
 /// Default: one validation in 16 has its latency recorded.
 pub const DEFAULT_LATENCY_SAMPLE: u32 = 16;
@@ -51,7 +54,7 @@ struct Inner {
     tracker: LifecycleTracker,
     detector: Detector,
     handles: Handles,
-    versions: ArcSwapOption<VersionCounters>,
+    versions: ArcSwap<Recent>,
     issued: [Counter; 3],
     renewed: [Counter; 3],
     expired: [Counter; 3],
@@ -85,6 +88,19 @@ impl fmt::Debug for Monitor {
         f.debug_struct("Monitor")
             .field("auditor", &self.inner.auditor)
             .finish_non_exhaustive()
+    }
+}
+
+/// Counters of the most recently seen keyset versions; the current one inline, so the hot
+/// path follows one pointer.
+struct Recent {
+    head: Option<VersionCounters>,
+    older: Vec<VersionCounters>,
+}
+
+impl Recent {
+    fn iter(&self) -> impl Iterator<Item = &VersionCounters> {
+        self.head.iter().chain(self.older.iter())
     }
 }
 
@@ -206,19 +222,30 @@ impl Monitor {
         })
     }
 
-    /// Runs `f` with the counters of this keyset version (one lock-free load; a new
-    /// version registers its counters once, a race at most twice).
+    /// Runs `f` with the counters of this keyset version: one lock-free load. The last
+    /// few versions stay registered, so a rollback flipping between two versions does
+    /// not register anything again.
     #[inline]
     fn with_counters(&self, version: u64, f: impl FnOnce(&VersionCounters)) {
-        let guard = self.inner.versions.load();
-        if let Some(cur) = guard.as_deref()
-            && cur.version == version
+        let recent = self.inner.versions.load();
+        if let Some(head) = &recent.head
+            && head.version == version
         {
-            return f(cur);
+            return f(head);
         }
-        let fresh = Arc::new(VersionCounters::new(version));
-        f(&fresh);
-        self.inner.versions.store(Some(fresh));
+        let known = recent.iter().find(|c| c.version == version).cloned();
+        let counters = known.unwrap_or_else(|| VersionCounters::new(version));
+        f(&counters);
+        let older = recent
+            .iter()
+            .filter(|c| c.version != version)
+            .take(RECENT_VERSIONS - 1)
+            .cloned()
+            .collect();
+        self.inner.versions.store(Arc::new(Recent {
+            head: Some(counters),
+            older,
+        }));
         self.inner.handles.keyset_version.set(version as f64);
     }
 
@@ -345,7 +372,7 @@ impl MonitorBuilder {
                 tracker: LifecycleTracker::new(),
                 detector: Detector::new(self.policy),
                 handles: Handles::new(),
-                versions: ArcSwapOption::empty(),
+                versions: ArcSwap::from_pointee(Recent { head: None, older: Vec::new() }),
                 issued: per_kind(m::TOKENS_ISSUED),
                 renewed: per_kind(m::TOKENS_RENEWED),
                 expired: per_kind(m::TOKENS_EXPIRED),

@@ -609,3 +609,33 @@ fn api_keys_live_the_same_lifecycle() {
         5
     );
 }
+
+#[test]
+fn validations_are_counted_per_keyset_version_across_rollbacks() {
+    let w = world(AlertPolicy::default());
+    metrics::with_local_recorder(&*w.recorder.clone(), || {
+        let token = w
+            .issuer
+            .issue_access(TokenRequest::subject("s"))
+            .unwrap()
+            .access_token;
+        let same_keys = w.store.current().active().clone();
+        w.validator.validate(&token).unwrap(); // v1
+        let v2 = w.store.publish(same_keys.with_label("v2"));
+        w.validator.validate(&token).unwrap(); // v2
+        w.store.rollback().unwrap();
+        w.validator.validate(&token).unwrap(); // v1 again
+        w.store.rollback_to(v2).unwrap();
+        w.validator.validate(&token).unwrap(); // v2 again
+        w.validator.validate(&token).unwrap();
+        let snap = w.counters();
+        let ok = |v: &str| {
+            counter(
+                &snap,
+                "tokenlife_validations_total",
+                &[("outcome", "ok"), ("keyset_version", v)],
+            )
+        };
+        assert_eq!((ok("1"), ok("2")), (2, 3));
+    });
+}
