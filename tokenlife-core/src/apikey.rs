@@ -136,7 +136,8 @@ pub struct ApiKeys {
 struct Inner {
     prefix: String,
     pepper: [u8; 32],
-    records: papaya::HashMap<String, Arc<Record>>,
+    /// Records stored inline in the map's entries: one pointer chase per lookup.
+    records: papaya::HashMap<String, Record>,
     capacity: usize,
     clock: Arc<dyn Clock>,
     monitor: Option<Monitor>,
@@ -195,7 +196,7 @@ impl ApiKeys {
         let id = URL_SAFE_NO_PAD.encode(&buf[..12]);
         let secret = URL_SAFE_NO_PAD.encode(&buf[12..]);
         let raw = format!("{}{id}_{secret}", inner.prefix);
-        let record = Arc::new(Record {
+        let record = Record {
             id: id.as_str().into(),
             client: client.into(),
             hash: self.hash(&secret),
@@ -204,7 +205,7 @@ impl ApiKeys {
             expires_at: AtomicU64::new(now + lifetime),
             revoked: AtomicBool::new(false),
             seen: AtomicBool::new(false),
-        });
+        };
         let info = record.info();
         inner.records.pin().insert(id, record);
         if let Some(m) = &inner.monitor {
@@ -326,12 +327,9 @@ impl ApiKeys {
     /// `Unknown` if there is no such key, `Revoked` if it is revoked, or an issue error.
     pub fn rotate(&self, id: &str, overlap: Duration) -> Result<(String, ApiKeyInfo), ApiKeyError> {
         let now = self.inner.clock.unix_now();
-        let rec = self
-            .inner
-            .records
-            .pin()
+        let records = self.inner.records.pin();
+        let rec = records
             .get(id)
-            .cloned()
             .ok_or(ApiKeyError::new(ApiKeyErrorKind::Unknown))?;
         if rec.revoked.load(Ordering::Acquire) {
             return Err(ApiKeyError::new(ApiKeyErrorKind::Revoked));
