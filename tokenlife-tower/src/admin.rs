@@ -774,28 +774,30 @@ fn keyset_error(e: &KeysetError) -> ApiError {
     }
 }
 
+/// A keyset change that names the version it leads to: change, audit, answer.
+fn keyset_change(
+    s: &AdminState,
+    action: AuditAction,
+    verb: &str,
+    change: impl FnOnce(&tokenlife_core::KeysetStore) -> Result<u64, KeysetError>,
+) -> ApiResult {
+    let v = change(s.inner.validator.keyset_store()).map_err(|e| keyset_error(&e))?;
+    s.audit(action, format!("{verb} v{v}"));
+    Ok(Json(json!({"version": v})).into_response())
+}
+
 async fn promote(State(s): State<AdminState>, headers: HeaderMap) -> ApiResult {
     s.authorize(&headers)?;
-    let v = s
-        .inner
-        .validator
-        .keyset_store()
-        .promote()
-        .map_err(|e| keyset_error(&e))?;
-    s.audit(AuditAction::KeysetPromoted, format!("promote to v{v}"));
-    Ok(Json(json!({"version": v})).into_response())
+    keyset_change(&s, AuditAction::KeysetPromoted, "promote to", |store| {
+        store.promote()
+    })
 }
 
 async fn rollback(State(s): State<AdminState>, headers: HeaderMap) -> ApiResult {
     s.authorize(&headers)?;
-    let v = s
-        .inner
-        .validator
-        .keyset_store()
-        .rollback()
-        .map_err(|e| keyset_error(&e))?;
-    s.audit(AuditAction::KeysetRollback, format!("rollback to v{v}"));
-    Ok(Json(json!({"version": v})).into_response())
+    keyset_change(&s, AuditAction::KeysetRollback, "rollback to", |store| {
+        store.rollback()
+    })
 }
 
 async fn rollback_to(
@@ -805,16 +807,9 @@ async fn rollback_to(
 ) -> ApiResult {
     s.authorize(&headers)?;
     let Path(version) = version.map_err(|_| ApiError::bad("version must be a number"))?;
-    s.inner
-        .validator
-        .keyset_store()
-        .rollback_to(version)
-        .map_err(|e| keyset_error(&e))?;
-    s.audit(
-        AuditAction::KeysetRollback,
-        format!("rollback to v{version}"),
-    );
-    Ok(Json(json!({"version": version})).into_response())
+    keyset_change(&s, AuditAction::KeysetRollback, "rollback to", |store| {
+        store.rollback_to(version).map(|()| version)
+    })
 }
 
 #[derive(Deserialize)]
