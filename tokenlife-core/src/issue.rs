@@ -443,6 +443,24 @@ impl fmt::Debug for Issuer {
     }
 }
 
+/// Whether `token` has the shape of a refresh token (prefix, length, base64url), checked
+/// before any store lookup.
+fn is_refresh_shaped(token: &str) -> bool {
+    token.len() == REFRESH_LEN
+        && token.starts_with(REFRESH_PREFIX)
+        && token[REFRESH_PREFIX.len()..]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// A refresh-store failure as a renewal error.
+fn store_err(e: BoxError) -> RenewError {
+    RenewError {
+        kind: RenewErrorKind::Store,
+        source: Some(e),
+    }
+}
+
 fn refresh_id(token: &str) -> [u8; 32] {
     *blake3::hash(token.as_bytes()).as_bytes()
 }
@@ -632,22 +650,13 @@ impl Issuer {
     /// A [`RenewError`]; every kind but `Reused` leaves all state as it was.
     pub fn renew(&self, refresh_token: &str) -> Result<TokenPair, RenewError> {
         let inner = &*self.inner;
-        let shaped = refresh_token.len() == REFRESH_LEN
-            && refresh_token.starts_with(REFRESH_PREFIX)
-            && refresh_token[REFRESH_PREFIX.len()..]
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !shaped {
+        if !is_refresh_shaped(refresh_token) {
             return Err(self.refused(
                 refresh_token,
                 RenewError::new(RenewErrorKind::Malformed),
                 None,
             ));
         }
-        let store_err = |e| RenewError {
-            kind: RenewErrorKind::Store,
-            source: Some(e),
-        };
         let id = refresh_id(refresh_token);
         let Some(rec) = inner.refresh.get(&id).map_err(store_err)? else {
             return Err(self.refused(
@@ -775,13 +784,9 @@ impl Issuer {
     /// Storage failure.
     pub fn revoke_refresh(&self, refresh_token: &str) -> Result<bool, RenewError> {
         let inner = &*self.inner;
-        if !refresh_token.starts_with(REFRESH_PREFIX) || refresh_token.len() != REFRESH_LEN {
+        if !is_refresh_shaped(refresh_token) {
             return Ok(false);
         }
-        let store_err = |e| RenewError {
-            kind: RenewErrorKind::Store,
-            source: Some(e),
-        };
         let Some(rec) = inner
             .refresh
             .get(&refresh_id(refresh_token))

@@ -350,7 +350,6 @@ impl Key {
     }
 
     /// The private signing material, for the issuer.
-    #[allow(dead_code)]
     pub(crate) fn encoding_key(&self) -> Option<&EncodingKey> {
         self.encoding.as_ref()
     }

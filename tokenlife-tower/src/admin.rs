@@ -429,6 +429,16 @@ struct TokenOnly {
     token_type_hint: Option<String>,
 }
 
+impl TokenOnly {
+    /// The `token` field, which RFC 7009 and RFC 7662 both require.
+    fn token(&self) -> Result<String, ApiError> {
+        self.token
+            .clone()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::bad("missing token"))
+    }
+}
+
 async fn revoke(
     State(s): State<AdminState>,
     headers: HeaderMap,
@@ -436,10 +446,7 @@ async fn revoke(
 ) -> ApiResult {
     s.authorize(&headers)?;
     let form: TokenOnly = form_body(b)?;
-    let token = form
-        .token
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| ApiError::bad("missing token"))?;
+    let token = form.token()?;
     let fp = s.inner.validator.fingerprint(&token);
     let is_refresh = form.token_type_hint.as_deref() == Some("refresh_token")
         || token.starts_with(tokenlife_core::REFRESH_PREFIX);
@@ -480,10 +487,7 @@ async fn introspect(
 ) -> ApiResult {
     s.authorize(&headers)?;
     let form: TokenOnly = form_body(b)?;
-    let token = form
-        .token
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| ApiError::bad("missing token"))?;
+    let token = form.token()?;
     let body = match s.inner.validator.validate(&token) {
         Ok(v) => {
             let c = v.claims();

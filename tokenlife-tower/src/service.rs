@@ -1,8 +1,6 @@
 //! [`TokenLifeService`]: validates, then calls the inner service or answers the rejection.
 
 use std::fmt;
-use std::io::Write;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -63,8 +61,9 @@ where
 }
 
 /// Formats an IP address into `buf` without allocating.
-#[allow(dead_code)]
-pub(crate) fn write_ip(buf: &mut [u8; 64], ip: IpAddr) -> Option<&str> {
+#[cfg(feature = "axum")]
+pub(crate) fn write_ip(buf: &mut [u8; 64], ip: std::net::IpAddr) -> Option<&str> {
+    use std::io::Write;
     let mut cursor = std::io::Cursor::new(&mut buf[..]);
     write!(cursor, "{ip}").ok()?;
     let len = usize::try_from(cursor.position()).ok()?;
