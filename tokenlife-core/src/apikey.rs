@@ -52,6 +52,8 @@ pub enum ApiKeyErrorKind {
     Full,
     /// The random source failed.
     Random,
+    /// The requested lifetime is zero or longer than [`crate::MAX_TTL`].
+    InvalidTtl,
 }
 
 /// An API key was refused or could not be made.
@@ -71,10 +73,12 @@ impl ApiKeyError {
         self.kind
     }
 
-    /// HTTP status for a client: 401 for a refused key, 503 for `Full`/`Random`.
+    /// HTTP status for a client: 401 for a refused key, 503 for `Full`/`Random`, 400
+    /// for `InvalidTtl`.
     pub fn status(&self) -> u16 {
         match self.kind {
             ApiKeyErrorKind::Full | ApiKeyErrorKind::Random => 503,
+            ApiKeyErrorKind::InvalidTtl => 400,
             _ => 401,
         }
     }
@@ -87,6 +91,7 @@ impl ApiKeyError {
             ApiKeyErrorKind::Revoked => "revoked",
             ApiKeyErrorKind::Full => "full",
             ApiKeyErrorKind::Random => "random",
+            ApiKeyErrorKind::InvalidTtl => "invalid_ttl",
         }
     }
 }
@@ -172,8 +177,12 @@ impl ApiKeys {
     ///
     /// # Errors
     /// [`ApiKeyErrorKind::Full`] at capacity (after lapsed keys are swept),
-    /// [`ApiKeyErrorKind::Random`] if the OS random source fails.
+    /// [`ApiKeyErrorKind::Random`] if the OS random source fails,
+    /// [`ApiKeyErrorKind::InvalidTtl`] for a zero lifetime or one over [`crate::MAX_TTL`].
     pub fn issue(&self, client: &str, ttl: Duration) -> Result<(String, ApiKeyInfo), ApiKeyError> {
+        if ttl.as_secs() == 0 || ttl > crate::MAX_TTL {
+            return Err(ApiKeyError::new(ApiKeyErrorKind::InvalidTtl));
+        }
         let now = self.inner.clock.unix_now();
         self.make(client, now, ttl.as_secs())
     }
@@ -202,7 +211,7 @@ impl ApiKeys {
             hash: self.hash(&secret),
             created_at: now,
             lifetime,
-            expires_at: AtomicU64::new(now + lifetime),
+            expires_at: AtomicU64::new(now.saturating_add(lifetime)),
             revoked: AtomicBool::new(false),
             seen: AtomicBool::new(false),
         };
@@ -324,7 +333,8 @@ impl ApiKeys {
     /// one keeps working for `overlap` more (then expires).
     ///
     /// # Errors
-    /// `Unknown` if there is no such key, `Revoked` if it is revoked, or an issue error.
+    /// `Unknown` if there is no such key, `Revoked` if it is revoked, `Expired` if it has
+    /// expired, or an issue error.
     pub fn rotate(&self, id: &str, overlap: Duration) -> Result<(String, ApiKeyInfo), ApiKeyError> {
         let now = self.inner.clock.unix_now();
         let records = self.inner.records.pin();
@@ -334,9 +344,13 @@ impl ApiKeys {
         if rec.revoked.load(Ordering::Acquire) {
             return Err(ApiKeyError::new(ApiKeyErrorKind::Revoked));
         }
+        // An expired key is not renewed: rotation would resurrect it.
+        if now > rec.expires_at.load(Ordering::Acquire) {
+            return Err(ApiKeyError::new(ApiKeyErrorKind::Expired));
+        }
         let new = self.make(&rec.client, now, rec.lifetime)?;
         rec.expires_at
-            .fetch_min(now + overlap.as_secs(), Ordering::AcqRel);
+            .fetch_min(now.saturating_add(overlap.as_secs()), Ordering::AcqRel);
         if let Some(m) = &self.inner.monitor {
             m.transition(
                 TokenKind::ApiKey,

@@ -42,11 +42,13 @@ pub enum ValidationErrorKind {
     Revoked,
     /// The token is valid but lacks a scope the route requires.
     InsufficientScope,
+    /// The header's `typ` is not one the validator was told to accept (RFC 8725 §3.11).
+    WrongType,
 }
 
 impl ValidationErrorKind {
     /// Every kind, in declaration order.
-    pub const ALL: [ValidationErrorKind; 15] = [
+    pub const ALL: [ValidationErrorKind; 16] = [
         Self::MissingToken,
         Self::TooLarge,
         Self::Malformed,
@@ -62,6 +64,7 @@ impl ValidationErrorKind {
         Self::InvalidClaim,
         Self::Revoked,
         Self::InsufficientScope,
+        Self::WrongType,
     ];
 
     /// Position in [`Self::ALL`].
@@ -106,6 +109,7 @@ impl ValidationErrorKind {
             Self::InvalidClaim => "invalid_claim",
             Self::Revoked => "revoked",
             Self::InsufficientScope => "insufficient_scope",
+            Self::WrongType => "wrong_type",
         }
     }
 
@@ -127,6 +131,7 @@ impl ValidationErrorKind {
             Self::InvalidClaim => "invalid claim",
             Self::Revoked => "token revoked",
             Self::InsufficientScope => "insufficient scope",
+            Self::WrongType => "wrong token type",
         }
     }
 }
@@ -360,6 +365,10 @@ pub enum KeysetError {
     /// `promote` was called with nothing staged.
     #[error("no keyset is staged")]
     NothingStaged,
+    /// A staged key shares its `kid` with a different active key: tokens of either would
+    /// be checked against the wrong one. Stage it under another kid.
+    #[error("staged key id `{0}` is taken by a different active key")]
+    KidConflict(String),
 }
 
 /// A revocation could not be recorded everywhere it should be.

@@ -3,17 +3,24 @@
 
 use std::hash::{BuildHasher, Hasher};
 
-/// A random `u64` from the OS-seeded `RandomState` (new keys each call).
+/// A random `u64` from the OS random source (hash seeds).
+///
+/// # Panics
+/// If the OS random source fails: a process that cannot get randomness must not run
+/// with predictable seeds.
 pub(crate) fn random_u64() -> u64 {
-    std::collections::hash_map::RandomState::new().hash_one(0x7031_u64)
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).expect("OS random source");
+    u64::from_le_bytes(b)
 }
 
-/// 32 random bytes (for fingerprint keys).
+/// 32 bytes from the OS random source (fingerprint keys, API-key peppers).
+///
+/// # Panics
+/// If the OS random source fails (see [`random_u64`]).
 pub(crate) fn random_key() -> [u8; 32] {
     let mut key = [0u8; 32];
-    for chunk in key.chunks_mut(8) {
-        chunk.copy_from_slice(&random_u64().to_le_bytes());
-    }
+    getrandom::fill(&mut key).expect("OS random source");
     key
 }
 

@@ -5,7 +5,10 @@
 //! to a *family*: [`Issuer::renew`] retires the presented one and returns a new pair in
 //! the same family. Presenting a retired refresh token again revokes the whole family at
 //! once (its refresh tokens and, through the shared [`RevocationList`], its access tokens)
-//! and raises an alert: the refresh-token rotation rule of RFC 9700 §4.14.2.
+//! and raises an alert: the refresh-token rotation rule of RFC 9700 §4.14.2. A retired
+//! token presented again within a short grace ([`IssuerBuilder::reuse_grace`], default
+//! 2 s) is a race between two renewals of one client, not reuse: it is refused
+//! ([`RenewErrorKind::Rotated`]) and the family lives on.
 //!
 //! Only a hash of each refresh token is stored, behind the [`RefreshStore`] trait.
 //!
@@ -13,16 +16,19 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use tokenlife_core::{Algorithm, Issuer, Keyset, KeysetStore, RenewErrorKind, TokenRequest, Validator, testing};
+//! use tokenlife_core::{Algorithm, Issuer, Keyset, KeysetStore, ManualClock, RenewErrorKind, TokenRequest, Validator, testing};
 //!
+//! let clock = ManualClock::starting_now();
 //! let store = KeysetStore::new(Keyset::new([testing::key("k1", Algorithm::ES256)])?);
-//! let validator = Validator::builder(store.clone()).issuer("https://auth.example.com").audience("api://orders").build()?;
+//! let validator = Validator::builder(store.clone()).issuer("https://auth.example.com")
+//!     .audience("api://orders").clock(clock.clone()).build()?;
 //! let issuer = Issuer::builder(store.clone())
 //!     .issuer("https://auth.example.com")
 //!     .audience("api://orders")
 //!     .access_ttl(Duration::from_secs(900))
 //!     .refresh_ttl(Duration::from_secs(30 * 86400))
 //!     .revocations(validator.revocations().clone())
+//!     .clock(clock.clone())
 //!     .build()?;
 //!
 //! let pair = issuer.issue(TokenRequest::subject("user-42").scope("orders:read"))?;
@@ -30,7 +36,10 @@
 //!
 //! let old_refresh = pair.refresh_token.clone().unwrap();
 //! let renewed = issuer.renew(&old_refresh)?;                  // the old one is retired
-//! let reuse = issuer.renew(&old_refresh).unwrap_err();        // presented again: reuse
+//! // A second renewal racing the first (within the grace) is refused, nothing more.
+//! assert_eq!(issuer.renew(&old_refresh).unwrap_err().kind(), RenewErrorKind::Rotated);
+//! clock.advance(Duration::from_secs(60));
+//! let reuse = issuer.renew(&old_refresh).unwrap_err();        // presented again later: reuse
 //! assert_eq!(reuse.kind(), RenewErrorKind::Reused);
 //! // The whole family is gone: the newest refresh token and its access token too.
 //! assert_eq!(issuer.renew(renewed.refresh_token.as_deref().unwrap()).unwrap_err().kind(), RenewErrorKind::Revoked);
@@ -42,20 +51,17 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Header;
-use moka::Expiry;
-use moka::ops::compute::Op;
-use moka::sync::Cache;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::alert::AlertKind;
 use crate::audit::{AuditAction, AuditEvent};
-use crate::clock::{Clock, SystemClock, from_unix_secs};
-use crate::error::ConfigError;
+use crate::clock::{Clock, SystemClock, from_unix_secs, unix_secs};
+use crate::error::{ConfigError, RevocationError};
 use crate::keyset::KeysetStore;
 use crate::lifecycle::{TokenKind, TokenState};
 use crate::monitor::Monitor;
@@ -80,10 +86,21 @@ pub const RESERVED_CLAIMS: [&str; 10] = [
     "client_id",
 ];
 
-fn random_b64(bytes: usize) -> Result<String, BoxError> {
+/// Longest access or refresh lifetime accepted at build time (ten years): larger values
+/// would overflow time arithmetic.
+pub const MAX_TTL: Duration = Duration::from_secs(10 * 366 * 86400);
+
+fn random_b64(bytes: usize) -> Result<String, IssueError> {
     let mut buf = vec![0u8; bytes];
-    getrandom::fill(&mut buf).map_err(|e| Box::new(e) as BoxError)?;
+    getrandom::fill(&mut buf).map_err(IssueError::Random)?;
     Ok(URL_SAFE_NO_PAD.encode(buf))
+}
+
+fn unix_millis(clock: &dyn Clock) -> u64 {
+    clock
+        .now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// What to put in a token.
@@ -159,7 +176,10 @@ impl fmt::Debug for TokenPair {
 }
 
 /// A stored refresh token (by hash; the token itself is never stored).
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Build one with [`RefreshRecord::new`]; they are serde-able so that a store outside
+/// this crate (the fleet's) can keep them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct RefreshRecord {
     /// The family id.
@@ -168,7 +188,7 @@ pub struct RefreshRecord {
     pub subject: String,
     /// The scope.
     pub scope: Option<String>,
-    /// The client.
+    /// The client it was issued to (renewing then requires that client).
     pub client: Option<String>,
     /// Custom claims carried to every renewed access token.
     pub claims: serde_json::Map<String, serde_json::Value>,
@@ -176,130 +196,243 @@ pub struct RefreshRecord {
     pub issued_at: u64,
     /// Unix seconds.
     pub expires_at: u64,
+    /// When it was used (rotated), Unix milliseconds; `None` while it is live.
+    pub used_at_ms: Option<u64>,
+}
+
+impl RefreshRecord {
+    /// A live record of `family` for `subject`, valid from `issued_at` to `expires_at`
+    /// (Unix seconds).
+    pub fn new(
+        family: impl Into<String>,
+        subject: impl Into<String>,
+        issued_at: u64,
+        expires_at: u64,
+    ) -> Self {
+        Self {
+            family: family.into(),
+            subject: subject.into(),
+            scope: None,
+            client: None,
+            claims: serde_json::Map::new(),
+            issued_at,
+            expires_at,
+            used_at_ms: None,
+        }
+    }
+
     /// Whether it has been used (retired).
-    pub used: bool,
+    pub fn is_used(&self) -> bool {
+        self.used_at_ms.is_some()
+    }
+}
+
+/// A refresh store could not do what was asked; nothing was changed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RefreshStoreError {
+    /// The store holds its capacity of live records; nothing live is ever evicted.
+    #[error("refresh store is full")]
+    Full,
+    /// The backing store failed.
+    #[error("refresh store failed")]
+    Backend(#[source] BoxError),
 }
 
 /// Where refresh-token state lives. The in-memory [`MemoryRefreshStore`] is the default;
 /// fleet mode adds a shared one.
+///
+/// The methods are synchronous: they run on the token endpoint's path, never on the
+/// validation hot path.
 pub trait RefreshStore: Send + Sync + fmt::Debug + 'static {
     /// Stores a new record under the token's hash.
     ///
     /// # Errors
-    /// Storage failure.
-    fn insert(&self, id: [u8; 32], record: RefreshRecord) -> Result<(), BoxError>;
+    /// [`RefreshStoreError::Full`] at capacity (nothing live is evicted), or a backend
+    /// failure.
+    fn insert(&self, id: [u8; 32], record: RefreshRecord) -> Result<(), RefreshStoreError>;
     /// The record, if any.
     ///
     /// # Errors
     /// Storage failure.
-    fn get(&self, id: &[u8; 32]) -> Result<Option<RefreshRecord>, BoxError>;
-    /// Atomically marks the record used; returns it as it was before (so of two
-    /// concurrent renewals exactly one sees `used == false`).
+    fn get(&self, id: &[u8; 32]) -> Result<Option<RefreshRecord>, RefreshStoreError>;
+    /// Atomically marks the record used at `at_ms` (Unix milliseconds) unless it already
+    /// is, and returns it as it was before: of two concurrent renewals exactly one sees it
+    /// unused. A record already used keeps its first `used_at_ms`.
     ///
     /// # Errors
     /// Storage failure.
-    fn mark_used(&self, id: &[u8; 32]) -> Result<Option<RefreshRecord>, BoxError>;
+    fn mark_used(
+        &self,
+        id: &[u8; 32],
+        at_ms: u64,
+    ) -> Result<Option<RefreshRecord>, RefreshStoreError>;
+    /// Undoes the [`mark_used`](Self::mark_used) made at `at_ms` (a renewal that failed
+    /// after marking): the record is live again. A record marked at another time is left
+    /// alone.
+    ///
+    /// # Errors
+    /// Storage failure.
+    fn unmark_used(&self, id: &[u8; 32], at_ms: u64) -> Result<(), RefreshStoreError>;
     /// Revokes a family until `until` (Unix seconds).
     ///
     /// # Errors
-    /// Storage failure.
-    fn revoke_family(&self, family: &str, until: u64) -> Result<(), BoxError>;
+    /// [`RefreshStoreError::Full`] or a storage failure.
+    fn revoke_family(&self, family: &str, until: u64) -> Result<(), RefreshStoreError>;
     /// Whether the family is revoked.
     ///
     /// # Errors
     /// Storage failure.
-    fn is_family_revoked(&self, family: &str) -> Result<bool, BoxError>;
+    fn is_family_revoked(&self, family: &str) -> Result<bool, RefreshStoreError>;
 }
 
-struct RecordExpiry;
+/// A retired record is kept this long past its expiry, so that reuse stays detectable
+/// while a clock-skewed client may still present it.
+const RETIRED_SLACK_SECS: u64 = 60;
 
-impl Expiry<[u8; 32], (RefreshRecord, Duration)> for RecordExpiry {
-    fn expire_after_create(
-        &self,
-        _: &[u8; 32],
-        v: &(RefreshRecord, Duration),
-        _: Instant,
-    ) -> Option<Duration> {
-        Some(v.1)
-    }
-    fn expire_after_update(
-        &self,
-        _: &[u8; 32],
-        _: &(RefreshRecord, Duration),
-        _: Instant,
-        left: Option<Duration>,
-    ) -> Option<Duration> {
-        left
-    }
-}
-
-/// Bounded, expiring in-memory refresh store (moka).
+/// Bounded, expiring in-memory refresh store: lock-free maps (papaya), every expiry on
+/// the injected clock. When full after lapsed records are swept, `insert` fails with
+/// [`RefreshStoreError::Full`]: a live record is never dropped.
 pub struct MemoryRefreshStore {
-    records: Cache<[u8; 32], (RefreshRecord, Duration)>,
-    families: Cache<String, u64>,
+    records: papaya::HashMap<[u8; 32], RefreshRecord>,
+    families: papaya::HashMap<String, u64>,
+    capacity: usize,
+    last_sweep: AtomicU64,
     clock: Arc<dyn Clock>,
 }
 
 impl fmt::Debug for MemoryRefreshStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryRefreshStore")
-            .field("records", &self.records.entry_count())
+            .field("records", &self.records.len())
+            .field("families", &self.families.len())
+            .field("capacity", &self.capacity)
             .finish()
     }
 }
 
 impl MemoryRefreshStore {
-    /// A store holding at most `capacity` refresh tokens (retired ones included, until
-    /// they expire: reuse must stay detectable).
-    pub fn new(capacity: u64, clock: Arc<dyn Clock>) -> Self {
+    /// Default capacity (records, and revoked families, each).
+    pub const DEFAULT_CAPACITY: usize = 1_000_000;
+
+    /// A store holding at most `capacity` refresh tokens (retired ones included until
+    /// they expire: reuse must stay detectable) and as many revoked families.
+    pub fn new(capacity: usize, clock: Arc<dyn Clock>) -> Self {
         Self {
-            records: Cache::builder()
-                .max_capacity(capacity)
-                .expire_after(RecordExpiry)
-                .build(),
-            families: Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(Duration::from_secs(400 * 86400))
-                .build(),
+            records: papaya::HashMap::new(),
+            families: papaya::HashMap::new(),
+            capacity,
+            last_sweep: AtomicU64::new(0),
             clock,
+        }
+    }
+
+    /// Records held (lapsed ones until the next sweep).
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether no record is held.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Forgets records and family revocations that have lapsed (also done by itself,
+    /// at most once a second, when the store is full).
+    pub fn sweep(&self) {
+        let now = self.clock.unix_now();
+        self.last_sweep.store(now, Ordering::Relaxed);
+        self.records
+            .pin()
+            .retain(|_, r| r.expires_at.saturating_add(RETIRED_SLACK_SECS) >= now);
+        self.families.pin().retain(|_, until| *until >= now);
+    }
+
+    /// Makes room when `len()` is at capacity: sweeps (at most once a second, so a full
+    /// store under load does not scan on every call), then checks again.
+    fn room(&self, len: impl Fn() -> usize) -> Result<(), RefreshStoreError> {
+        if len() < self.capacity {
+            return Ok(());
+        }
+        if self.last_sweep.load(Ordering::Relaxed) < self.clock.unix_now() {
+            self.sweep();
+        }
+        if len() < self.capacity {
+            Ok(())
+        } else {
+            Err(RefreshStoreError::Full)
         }
     }
 }
 
 impl RefreshStore for MemoryRefreshStore {
-    fn insert(&self, id: [u8; 32], record: RefreshRecord) -> Result<(), BoxError> {
-        let ttl = Duration::from_secs(record.expires_at.saturating_sub(self.clock.unix_now()) + 60);
-        self.records.insert(id, (record, ttl));
+    fn insert(&self, id: [u8; 32], record: RefreshRecord) -> Result<(), RefreshStoreError> {
+        self.room(|| self.records.len())?;
+        self.records.pin().insert(id, record);
         Ok(())
     }
 
-    fn get(&self, id: &[u8; 32]) -> Result<Option<RefreshRecord>, BoxError> {
-        Ok(self.records.get(id).map(|(r, _)| r))
+    fn get(&self, id: &[u8; 32]) -> Result<Option<RefreshRecord>, RefreshStoreError> {
+        let now = self.clock.unix_now();
+        Ok(self
+            .records
+            .pin()
+            .get(id)
+            .filter(|r| r.expires_at.saturating_add(RETIRED_SLACK_SECS) >= now)
+            .cloned())
     }
 
-    fn mark_used(&self, id: &[u8; 32]) -> Result<Option<RefreshRecord>, BoxError> {
-        let mut before = None;
-        self.records
-            .entry(*id)
-            .and_compute_with(|entry| match entry {
-                Some(e) => {
-                    let (rec, ttl) = e.into_value();
-                    before = Some(rec.clone());
-                    Op::Put((RefreshRecord { used: true, ..rec }, ttl))
-                }
-                None => Op::Nop,
-            });
+    fn mark_used(
+        &self,
+        id: &[u8; 32],
+        at_ms: u64,
+    ) -> Result<Option<RefreshRecord>, RefreshStoreError> {
+        let map = self.records.pin();
+        let before = match map.compute(*id, |entry| match entry {
+            Some((_, rec)) if rec.is_used() => papaya::Operation::Abort(Some(rec.clone())),
+            Some((_, rec)) => papaya::Operation::Insert(RefreshRecord {
+                used_at_ms: Some(at_ms),
+                ..rec.clone()
+            }),
+            None => papaya::Operation::Abort(None),
+        }) {
+            papaya::Compute::Updated { old: (_, old), .. } => Some(old.clone()),
+            papaya::Compute::Aborted(before) => before,
+            papaya::Compute::Inserted(..) | papaya::Compute::Removed(..) => None,
+        };
         Ok(before)
     }
 
-    fn revoke_family(&self, family: &str, until: u64) -> Result<(), BoxError> {
-        self.families.insert(family.to_owned(), until);
+    fn unmark_used(&self, id: &[u8; 32], at_ms: u64) -> Result<(), RefreshStoreError> {
+        self.records.pin().compute(*id, |entry| match entry {
+            Some((_, rec)) if rec.used_at_ms == Some(at_ms) => {
+                papaya::Operation::Insert(RefreshRecord {
+                    used_at_ms: None,
+                    ..rec.clone()
+                })
+            }
+            _ => papaya::Operation::Abort(()),
+        });
         Ok(())
     }
 
-    fn is_family_revoked(&self, family: &str) -> Result<bool, BoxError> {
+    fn revoke_family(&self, family: &str, until: u64) -> Result<(), RefreshStoreError> {
+        if self.families.pin().get(family).is_none() {
+            self.room(|| self.families.len())?;
+        }
+        self.families
+            .pin()
+            .update_or_insert(family.to_owned(), |old| (*old).max(until), until);
+        Ok(())
+    }
+
+    fn is_family_revoked(&self, family: &str) -> Result<bool, RefreshStoreError> {
         let now = self.clock.unix_now();
-        Ok(self.families.get(family).is_some_and(|until| until >= now))
+        Ok(self
+            .families
+            .pin()
+            .get(family)
+            .is_some_and(|until| *until >= now))
     }
 }
 
@@ -316,9 +449,34 @@ pub enum IssueError {
     /// Signing failed.
     #[error("signing failed")]
     Signing(#[source] jsonwebtoken::errors::Error),
-    /// The refresh store or the random source failed.
-    #[error("refresh store failed")]
-    Store(#[source] BoxError),
+    /// The refresh store refused or failed (see [`RefreshStoreError::Full`]).
+    #[error("refresh store: {0}")]
+    Store(#[source] RefreshStoreError),
+    /// The OS random source failed.
+    #[error("random source failed")]
+    Random(#[source] getrandom::Error),
+}
+
+impl IssueError {
+    /// The HTTP status a token endpoint answers with: 400 for a bad request, 503 when
+    /// the refresh store is full (try later), 500 otherwise.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::InvalidRequest(_) => 400,
+            Self::Store(RefreshStoreError::Full) => 503,
+            _ => 500,
+        }
+    }
+
+    /// The RFC 6749 §5.2 error code (`invalid_request`, `temporarily_unavailable` or
+    /// `server_error`).
+    pub fn oauth_error(&self) -> &'static str {
+        match self.status() {
+            400 => "invalid_request",
+            503 => "temporarily_unavailable",
+            _ => "server_error",
+        }
+    }
 }
 
 /// Why a renewal was refused.
@@ -331,18 +489,25 @@ pub enum RenewErrorKind {
     Unknown,
     /// Past its expiry.
     Expired,
-    /// Its family was revoked.
+    /// Its family, or its subject, was revoked.
     Revoked,
     /// It had already been used: the family has now been revoked.
     Reused,
+    /// It was rotated a moment ago, within the reuse grace: a race between two renewals,
+    /// not reuse. Nothing was revoked.
+    Rotated,
+    /// It was issued to another client (or to a client, and none authenticated).
+    WrongClient,
+    /// The refresh store is full: nothing changed, the token still renews later.
+    Full,
     /// The refresh store failed.
     Store,
     /// Issuing the new pair failed.
     Issue,
 }
 
-/// A renewal was refused. All kinds are the RFC 6749 `invalid_grant` error (but `Store`
-/// and `Issue`, which are `server_error`).
+/// A renewal was refused. [`oauth_error`](Self::oauth_error) and
+/// [`status`](Self::status) say what a token endpoint answers.
 #[derive(Debug)]
 pub struct RenewError {
     kind: RenewErrorKind,
@@ -354,16 +519,38 @@ impl RenewError {
         Self { kind, source: None }
     }
 
+    fn store(e: RefreshStoreError) -> Self {
+        let kind = match e {
+            RefreshStoreError::Full => RenewErrorKind::Full,
+            RefreshStoreError::Backend(_) => RenewErrorKind::Store,
+        };
+        Self {
+            kind,
+            source: Some(Box::new(e)),
+        }
+    }
+
     /// Why.
     pub fn kind(&self) -> RenewErrorKind {
         self.kind
     }
 
-    /// The RFC 6749 §5.2 error code.
+    /// The RFC 6749 §5.2 error code: `invalid_grant` for a refused token,
+    /// `temporarily_unavailable` when the store is full, `server_error` for a failure.
     pub fn oauth_error(&self) -> &'static str {
         match self.kind {
             RenewErrorKind::Store | RenewErrorKind::Issue => "server_error",
+            RenewErrorKind::Full => "temporarily_unavailable",
             _ => "invalid_grant",
+        }
+    }
+
+    /// The HTTP status for [`oauth_error`](Self::oauth_error): 400, 503 or 500.
+    pub fn status(&self) -> u16 {
+        match self.kind {
+            RenewErrorKind::Store | RenewErrorKind::Issue => 500,
+            RenewErrorKind::Full => 503,
+            _ => 400,
         }
     }
 
@@ -374,6 +561,9 @@ impl RenewError {
             RenewErrorKind::Expired => "expired",
             RenewErrorKind::Revoked => "revoked",
             RenewErrorKind::Reused => "refresh_reuse",
+            RenewErrorKind::Rotated => "rotated",
+            RenewErrorKind::WrongClient => "wrong_client",
+            RenewErrorKind::Full => "full",
             RenewErrorKind::Store => "store",
             RenewErrorKind::Issue => "issue",
         }
@@ -392,6 +582,22 @@ impl StdError for RenewError {
             .as_deref()
             .map(|e| e as &(dyn StdError + 'static))
     }
+}
+
+/// What introspection (RFC 7662) may say about a refresh token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RefreshInfo {
+    /// The subject.
+    pub subject: String,
+    /// The scope.
+    pub scope: Option<String>,
+    /// The client it was issued to.
+    pub client: Option<String>,
+    /// Unix seconds.
+    pub issued_at: u64,
+    /// Unix seconds.
+    pub expires_at: u64,
 }
 
 #[derive(Serialize)]
@@ -425,9 +631,10 @@ struct Inner {
     aud: String,
     access_ttl: u64,
     refresh_ttl: u64,
+    reuse_grace_ms: u64,
     clock: Arc<dyn Clock>,
     refresh: Arc<dyn RefreshStore>,
-    revocations: Option<RevocationList>,
+    revocations: RevocationList,
     monitor: Option<Monitor>,
     jti_prefix: String,
     jti_counter: AtomicU64,
@@ -439,13 +646,14 @@ impl fmt::Debug for Issuer {
             .field("iss", &self.inner.iss)
             .field("aud", &self.inner.aud)
             .field("access_ttl", &self.inner.access_ttl)
+            .field("refresh_ttl", &self.inner.refresh_ttl)
             .finish_non_exhaustive()
     }
 }
 
 /// Whether `token` has the shape of a refresh token (prefix, length, base64url), checked
 /// before any store lookup.
-fn is_refresh_shaped(token: &str) -> bool {
+pub(crate) fn is_refresh_shaped(token: &str) -> bool {
     token.len() == REFRESH_LEN
         && token.starts_with(REFRESH_PREFIX)
         && token[REFRESH_PREFIX.len()..]
@@ -453,16 +661,15 @@ fn is_refresh_shaped(token: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// A refresh-store failure as a renewal error.
-fn store_err(e: BoxError) -> RenewError {
-    RenewError {
-        kind: RenewErrorKind::Store,
-        source: Some(e),
-    }
-}
-
 fn refresh_id(token: &str) -> [u8; 32] {
     *blake3::hash(token.as_bytes()).as_bytes()
+}
+
+/// A pair signed and a record built, nothing stored yet.
+struct Minted {
+    pair: TokenPair,
+    record: Option<([u8; 32], RefreshRecord)>,
+    version: u64,
 }
 
 impl Issuer {
@@ -474,17 +681,25 @@ impl Issuer {
             aud: None,
             access_ttl: Duration::from_secs(900),
             refresh_ttl: Duration::from_secs(30 * 86400),
+            reuse_grace: Duration::from_secs(2),
             clock: Arc::new(SystemClock),
             refresh: None,
             revocations: None,
             monitor: None,
-            capacity: 1_000_000,
+            capacity: MemoryRefreshStore::DEFAULT_CAPACITY,
         }
     }
 
-    /// The access-token lifetime.
-    pub fn access_ttl(&self) -> Duration {
-        Duration::from_secs(self.inner.access_ttl)
+    /// The longest any token this issuer mints can stay valid (refresh or access
+    /// lifetime, whichever is longer). A subject or family revocation must be remembered
+    /// at least this long to cover every token it names.
+    pub fn max_lifetime(&self) -> Duration {
+        Duration::from_secs(self.inner.refresh_ttl.max(self.inner.access_ttl))
+    }
+
+    /// The revocation list the issuer consults and writes.
+    pub fn revocations(&self) -> &RevocationList {
+        &self.inner.revocations
     }
 
     fn check(req: &TokenRequest) -> Result<(), IssueError> {
@@ -527,7 +742,7 @@ impl Issuer {
             aud: &inner.aud,
             iat: now,
             nbf: now,
-            exp: now + inner.access_ttl,
+            exp: now.saturating_add(inner.access_ttl),
             jti: &jti,
             scope: req.scope.as_deref(),
             fam: family,
@@ -538,78 +753,84 @@ impl Issuer {
         Ok((token, snap.version()))
     }
 
+    /// Signs the access token and, with a family, makes the refresh token and its
+    /// record. Stores nothing.
+    fn mint(&self, req: &TokenRequest, family: Option<String>) -> Result<Minted, IssueError> {
+        let inner = &*self.inner;
+        let now = inner.clock.unix_now();
+        let (access, version) = self.sign_access(req, family.as_deref(), now)?;
+        let (refresh, record) = match family {
+            Some(family) => {
+                let refresh = format!("{REFRESH_PREFIX}{}", random_b64(32)?);
+                let record = RefreshRecord {
+                    family,
+                    subject: req.subject.clone(),
+                    scope: req.scope.clone(),
+                    client: req.client.clone(),
+                    claims: req.claims.clone(),
+                    issued_at: now,
+                    expires_at: now.saturating_add(inner.refresh_ttl),
+                    used_at_ms: None,
+                };
+                let id = refresh_id(&refresh);
+                (Some(refresh), Some((id, record)))
+            }
+            None => (None, None),
+        };
+        Ok(Minted {
+            pair: TokenPair {
+                access_token: access,
+                token_type: "Bearer",
+                expires_in: inner.access_ttl,
+                refresh_token: refresh,
+                scope: req.scope.clone(),
+            },
+            record,
+            version,
+        })
+    }
+
     /// An access token only (the client-credentials grant).
     ///
     /// # Errors
     /// See [`IssueError`].
     pub fn issue_access(&self, req: TokenRequest) -> Result<TokenPair, IssueError> {
         Self::check(&req)?;
-        let now = self.inner.clock.unix_now();
-        let (access, version) = self.sign_access(&req, None, now)?;
-        self.issued_event(&access, None, &req, version);
-        Ok(TokenPair {
-            access_token: access,
-            token_type: "Bearer",
-            expires_in: self.inner.access_ttl,
-            refresh_token: None,
-            scope: req.scope,
-        })
+        let minted = self.mint(&req, None)?;
+        self.issued_event(&minted, &req);
+        Ok(minted.pair)
     }
 
     /// An access token and a refresh token starting a new family.
     ///
     /// # Errors
-    /// See [`IssueError`].
+    /// See [`IssueError`]; on any error nothing is stored.
     pub fn issue(&self, req: TokenRequest) -> Result<TokenPair, IssueError> {
         Self::check(&req)?;
-        let family = random_b64(16).map_err(IssueError::Store)?;
-        self.issue_in_family(req, family)
+        let family = random_b64(16)?;
+        let minted = self.mint(&req, Some(family))?;
+        if let Some((id, record)) = &minted.record {
+            self.inner
+                .refresh
+                .insert(*id, record.clone())
+                .map_err(IssueError::Store)?;
+        }
+        self.issued_event(&minted, &req);
+        Ok(minted.pair)
     }
 
-    fn issue_in_family(&self, req: TokenRequest, family: String) -> Result<TokenPair, IssueError> {
-        let inner = &*self.inner;
-        let now = inner.clock.unix_now();
-        let (access, version) = self.sign_access(&req, Some(&family), now)?;
-        let refresh = format!(
-            "{REFRESH_PREFIX}{}",
-            random_b64(32).map_err(IssueError::Store)?
-        );
-        let record = RefreshRecord {
-            family,
-            subject: req.subject.clone(),
-            scope: req.scope.clone(),
-            client: req.client.clone(),
-            claims: req.claims.clone(),
-            issued_at: now,
-            expires_at: now + inner.refresh_ttl,
-            used: false,
-        };
-        inner
-            .refresh
-            .insert(refresh_id(&refresh), record)
-            .map_err(IssueError::Store)?;
-        self.issued_event(&access, Some(&refresh), &req, version);
-        Ok(TokenPair {
-            access_token: access,
-            token_type: "Bearer",
-            expires_in: inner.access_ttl,
-            refresh_token: Some(refresh),
-            scope: req.scope,
-        })
-    }
-
-    fn issued_event(&self, access: &str, refresh: Option<&str>, req: &TokenRequest, version: u64) {
+    fn issued_event(&self, minted: &Minted, req: &TokenRequest) {
         let Some(m) = &self.inner.monitor else { return };
         m.transition(TokenKind::Access, None, TokenState::Issued);
         m.audit(
             AuditEvent::new(AuditAction::TokenIssued, m.now())
                 .kind(TokenKind::Access)
-                .fingerprint(m.fingerprint(access))
-                .keyset_version(version)
+                .fingerprint(m.fingerprint(&minted.pair.access_token))
+                .keyset_version(minted.version)
                 .subject(Some(&req.subject))
                 .client(req.client.as_deref()),
         );
-        if let Some(r) = refresh {
+        if let Some(r) = &minted.pair.refresh_token {
             m.transition(TokenKind::Refresh, None, TokenState::Issued);
             m.audit(
                 AuditEvent::new(AuditAction::TokenIssued, m.now())
@@ -642,13 +863,34 @@ impl Issuer {
         err
     }
 
-    /// Rotates a refresh token: the presented one is retired and a new access + refresh
-    /// pair in the same family is returned. A retired token presented again revokes the
-    /// family (reuse detection) and returns [`RenewErrorKind::Reused`].
+    /// Rotates a refresh token that was issued to no client (see
+    /// [`renew_as`](Self::renew_as) for tokens bound to a client).
     ///
     /// # Errors
-    /// A [`RenewError`]; every kind but `Reused` leaves all state as it was.
+    /// As for [`renew_as`](Self::renew_as).
     pub fn renew(&self, refresh_token: &str) -> Result<TokenPair, RenewError> {
+        self.renew_as(refresh_token, None)
+    }
+
+    /// Rotates a refresh token presented by `client` (the client the caller has
+    /// authenticated, RFC 6749 §6; `None` for a public client): the presented token is
+    /// retired and a new access + refresh pair in the same family is returned.
+    ///
+    /// The token must have been issued to that very client. A retired token presented
+    /// again revokes the family (reuse detection) and returns [`RenewErrorKind::Reused`],
+    /// unless it was retired within the reuse grace ([`RenewErrorKind::Rotated`]). A
+    /// token of a revoked subject (issued at or before the cut-off) or family is refused
+    /// and its family revoked for good.
+    ///
+    /// # Errors
+    /// A [`RenewError`]. `Reused` and `Revoked` revoke the family; every other kind leaves
+    /// all state as it was, so the client may retry (a renewal that fails after the token
+    /// was marked used puts the mark back).
+    pub fn renew_as(
+        &self,
+        refresh_token: &str,
+        client: Option<&str>,
+    ) -> Result<TokenPair, RenewError> {
         let inner = &*self.inner;
         if !is_refresh_shaped(refresh_token) {
             return Err(self.refused(
@@ -658,39 +900,47 @@ impl Issuer {
             ));
         }
         let id = refresh_id(refresh_token);
-        let Some(rec) = inner.refresh.get(&id).map_err(store_err)? else {
+        let Some(rec) = inner.refresh.get(&id).map_err(RenewError::store)? else {
             return Err(self.refused(
                 refresh_token,
                 RenewError::new(RenewErrorKind::Unknown),
                 None,
             ));
         };
-        if rec.used {
-            return Err(self.reuse(refresh_token, &rec));
+        // Binding first: a presenter who is not the token's client changes nothing.
+        if rec.client.as_deref() != client {
+            return Err(self.refused(
+                refresh_token,
+                RenewError::new(RenewErrorKind::WrongClient),
+                Some(&rec),
+            ));
         }
-        if inner
+        let now_ms = unix_millis(&*inner.clock);
+        if rec.is_used() {
+            return Err(self.retired(refresh_token, &rec, now_ms));
+        }
+        self.check_live(refresh_token, &rec)?;
+        let req = TokenRequest {
+            subject: rec.subject.clone(),
+            scope: rec.scope.clone(),
+            client: rec.client.clone(),
+            claims: rec.claims.clone(),
+        };
+        // Sign before marking: a signing failure leaves the token live.
+        let minted = self
+            .mint(&req, Some(rec.family.clone()))
+            .map_err(|e| RenewError {
+                kind: RenewErrorKind::Issue,
+                source: Some(Box::new(e)),
+            })?;
+        // The atomic step: of two concurrent renewals, one wins.
+        match inner
             .refresh
-            .is_family_revoked(&rec.family)
-            .map_err(store_err)?
+            .mark_used(&id, now_ms)
+            .map_err(RenewError::store)?
         {
-            return Err(self.refused(
-                refresh_token,
-                RenewError::new(RenewErrorKind::Revoked),
-                Some(&rec),
-            ));
-        }
-        let now = inner.clock.unix_now();
-        if now > rec.expires_at {
-            return Err(self.refused(
-                refresh_token,
-                RenewError::new(RenewErrorKind::Expired),
-                Some(&rec),
-            ));
-        }
-        // The atomic step: of two concurrent renewals, one wins and the other is reuse.
-        match inner.refresh.mark_used(&id).map_err(store_err)? {
-            Some(before) if !before.used => {}
-            Some(before) => return Err(self.reuse(refresh_token, &before)),
+            Some(before) if !before.is_used() => {}
+            Some(before) => return Err(self.retired(refresh_token, &before, now_ms)),
             None => {
                 return Err(self.refused(
                     refresh_token,
@@ -699,18 +949,17 @@ impl Issuer {
                 ));
             }
         }
-        let req = TokenRequest {
-            subject: rec.subject.clone(),
-            scope: rec.scope.clone(),
-            client: rec.client.clone(),
-            claims: rec.claims.clone(),
-        };
-        let pair = self
-            .issue_in_family(req, rec.family.clone())
-            .map_err(|e| RenewError {
-                kind: RenewErrorKind::Issue,
-                source: Some(Box::new(e)),
-            })?;
+        if let Some((new_id, record)) = &minted.record
+            && let Err(e) = inner.refresh.insert(*new_id, record.clone())
+        {
+            // Put the mark back so the client's retry is a renewal, not reuse.
+            let mut err = RenewError::store(e);
+            if let Err(undo) = inner.refresh.unmark_used(&id, now_ms) {
+                err.source = Some(Box::new(undo));
+            }
+            return Err(self.refused(refresh_token, err, Some(&rec)));
+        }
+        self.issued_event(&minted, &req);
         if let Some(m) = &inner.monitor {
             m.transition(
                 TokenKind::Refresh,
@@ -725,7 +974,46 @@ impl Issuer {
                     .client(rec.client.as_deref()),
             );
         }
-        Ok(pair)
+        Ok(minted.pair)
+    }
+
+    /// Refuses a live-looking record whose family or subject was revoked (revoking the
+    /// family for good) or that has expired.
+    fn check_live(&self, token: &str, rec: &RefreshRecord) -> Result<(), RenewError> {
+        let inner = &*self.inner;
+        let now = inner.clock.unix_now();
+        let family_revoked = inner
+            .refresh
+            .is_family_revoked(&rec.family)
+            .map_err(RenewError::store)?;
+        let listed = inner.revocations.check(
+            None,
+            Some(&rec.subject),
+            Some(rec.issued_at),
+            Some(&rec.family),
+            now,
+        );
+        if family_revoked || listed.is_some() {
+            if !family_revoked {
+                // A subject revocation lapses; the family it caught must not come back.
+                self.revoke_family_everywhere(&rec.family)?;
+            }
+            return Err(self.refused(token, RenewError::new(RenewErrorKind::Revoked), Some(rec)));
+        }
+        if now > rec.expires_at {
+            return Err(self.refused(token, RenewError::new(RenewErrorKind::Expired), Some(rec)));
+        }
+        Ok(())
+    }
+
+    /// A retired token presented again: a race within the grace, or reuse.
+    fn retired(&self, token: &str, rec: &RefreshRecord, now_ms: u64) -> RenewError {
+        let used = rec.used_at_ms.unwrap_or(0);
+        if self.inner.reuse_grace_ms > 0 && now_ms.saturating_sub(used) < self.inner.reuse_grace_ms
+        {
+            return self.refused(token, RenewError::new(RenewErrorKind::Rotated), Some(rec));
+        }
+        self.reuse(token, rec)
     }
 
     /// Reuse of a retired refresh token: revoke the family everywhere, alert.
@@ -749,40 +1037,94 @@ impl Issuer {
                 .subject(Some(&rec.subject))
                 .client(rec.client.as_deref());
             m.alert(AlertKind::RefreshTokenReuse, base);
-            m.revoked(
-                TokenKind::Refresh,
-                "refresh_reuse",
-                inner.revocations.as_ref().map_or(0, RevocationList::len),
-            );
+            m.revoked(TokenKind::Refresh, "refresh_reuse", inner.revocations.len());
         }
         err
     }
 
-    /// Revokes a family in the refresh store and, through the shared revocation list, its
+    /// Revokes a family in the refresh store and, through the revocation list, its
     /// access tokens, for long enough to outlive every token of the family. Both are
     /// attempted even if the first fails; the first error is returned.
     fn revoke_family_everywhere(&self, family: &str) -> Result<(), RenewError> {
         let inner = &*self.inner;
-        let until = inner.clock.unix_now() + inner.refresh_ttl.max(inner.access_ttl) + 60;
-        let store = inner.refresh.revoke_family(family, until);
-        let list = match &inner.revocations {
-            Some(list) => list
-                .revoke_family(family, from_unix_secs(until))
-                .map_err(|e| Box::new(e) as BoxError),
-            None => Ok(()),
-        };
-        store.and(list).map_err(|e| RenewError {
-            kind: RenewErrorKind::Store,
-            source: Some(e),
-        })
+        let until = inner
+            .clock
+            .unix_now()
+            .saturating_add(inner.refresh_ttl.max(inner.access_ttl))
+            .saturating_add(RETIRED_SLACK_SECS);
+        let store = inner
+            .refresh
+            .revoke_family(family, until)
+            .map_err(RenewError::store);
+        let list = inner
+            .revocations
+            .revoke_family(family, from_unix_secs(until))
+            .map_err(|e| RenewError {
+                kind: RenewErrorKind::Store,
+                source: Some(Box::new(e)),
+            });
+        store.and(list)
     }
 
-    /// Revokes the family of a refresh token (RFC 7009 for refresh tokens). Unknown or
-    /// malformed tokens are ignored, as RFC 7009 §2.2 asks.
+    /// Revokes a whole family: its refresh tokens in the refresh store and its access
+    /// tokens in the revocation list, remembered until every token of it has expired.
+    /// The one family-revocation path (reuse detection, RFC 7009 and the admin API).
     ///
     /// # Errors
-    /// Storage failure.
-    pub fn revoke_refresh(&self, refresh_token: &str) -> Result<bool, RenewError> {
+    /// [`RevocationError::InvalidId`] for an empty or over-long family; a store failure.
+    pub fn revoke_family(&self, family: &str) -> Result<(), RenewError> {
+        if family.is_empty() || family.len() > crate::revoke::MAX_ID_LEN {
+            return Err(RenewError {
+                kind: RenewErrorKind::Malformed,
+                source: Some(Box::new(RevocationError::InvalidId)),
+            });
+        }
+        self.revoke_family_everywhere(family)?;
+        if let Some(m) = &self.inner.monitor {
+            m.revoked(TokenKind::Refresh, "family", self.inner.revocations.len());
+        }
+        Ok(())
+    }
+
+    /// Revokes every token of `subject` issued at or before `issued_before`, access and
+    /// refresh alike, remembered until the last of them has expired
+    /// (`issued_before` + [`max_lifetime`](Self::max_lifetime)). Returns that `until`.
+    ///
+    /// # Errors
+    /// As for [`RevocationList::revoke_subject`].
+    pub fn revoke_subject(
+        &self,
+        subject: &str,
+        issued_before: SystemTime,
+    ) -> Result<SystemTime, RevocationError> {
+        let until = self.covering_until(unix_secs(issued_before));
+        self.inner
+            .revocations
+            .revoke_subject(subject, issued_before, from_unix_secs(until))?;
+        Ok(from_unix_secs(until))
+    }
+
+    /// The `until` (Unix seconds) that outlives every token issued up to `issued_before`.
+    pub(crate) fn covering_until(&self, issued_before: u64) -> u64 {
+        let inner = &*self.inner;
+        issued_before
+            .max(inner.clock.unix_now())
+            .saturating_add(inner.refresh_ttl.max(inner.access_ttl))
+            .saturating_add(RETIRED_SLACK_SECS)
+    }
+
+    /// Revokes the family of a refresh token (RFC 7009 for refresh tokens) on behalf of
+    /// `client` (`None`: an operator, allowed any token). Unknown or malformed tokens are
+    /// ignored, as RFC 7009 §2.2 asks: returns whether a family was revoked.
+    ///
+    /// # Errors
+    /// [`RenewErrorKind::WrongClient`] when the token belongs to another client (nothing
+    /// changes); a store failure.
+    pub fn revoke_refresh(
+        &self,
+        refresh_token: &str,
+        client: Option<&str>,
+    ) -> Result<bool, RenewError> {
         let inner = &*self.inner;
         if !is_refresh_shaped(refresh_token) {
             return Ok(false);
@@ -790,10 +1132,13 @@ impl Issuer {
         let Some(rec) = inner
             .refresh
             .get(&refresh_id(refresh_token))
-            .map_err(store_err)?
+            .map_err(RenewError::store)?
         else {
             return Ok(false);
         };
+        if client.is_some() && rec.client.as_deref() != client {
+            return Err(RenewError::new(RenewErrorKind::WrongClient));
+        }
         self.revoke_family_everywhere(&rec.family)?;
         if let Some(m) = &inner.monitor {
             m.transition(
@@ -801,13 +1146,53 @@ impl Issuer {
                 Some(TokenState::Issued),
                 TokenState::Revoked,
             );
-            m.revoked(
-                TokenKind::Refresh,
-                "family",
-                inner.revocations.as_ref().map_or(0, RevocationList::len),
-            );
+            m.revoked(TokenKind::Refresh, "family", inner.revocations.len());
         }
         Ok(true)
+    }
+
+    /// What a refresh token is, if it would renew now (RFC 7662 introspection): known,
+    /// not used, not expired, family and subject not revoked. Changes nothing and emits
+    /// nothing.
+    ///
+    /// # Errors
+    /// A store failure.
+    pub fn inspect_refresh(&self, refresh_token: &str) -> Result<Option<RefreshInfo>, RenewError> {
+        let inner = &*self.inner;
+        if !is_refresh_shaped(refresh_token) {
+            return Ok(None);
+        }
+        let Some(rec) = inner
+            .refresh
+            .get(&refresh_id(refresh_token))
+            .map_err(RenewError::store)?
+        else {
+            return Ok(None);
+        };
+        let now = inner.clock.unix_now();
+        let dead = rec.is_used()
+            || now > rec.expires_at
+            || inner
+                .refresh
+                .is_family_revoked(&rec.family)
+                .map_err(RenewError::store)?
+            || inner
+                .revocations
+                .check(
+                    None,
+                    Some(&rec.subject),
+                    Some(rec.issued_at),
+                    Some(&rec.family),
+                    now,
+                )
+                .is_some();
+        Ok((!dead).then_some(RefreshInfo {
+            subject: rec.subject,
+            scope: rec.scope,
+            client: rec.client,
+            issued_at: rec.issued_at,
+            expires_at: rec.expires_at,
+        }))
     }
 }
 
@@ -820,11 +1205,12 @@ pub struct IssuerBuilder {
     aud: Option<String>,
     access_ttl: Duration,
     refresh_ttl: Duration,
+    reuse_grace: Duration,
     clock: Arc<dyn Clock>,
     refresh: Option<Arc<dyn RefreshStore>>,
     revocations: Option<RevocationList>,
     monitor: Option<Monitor>,
-    capacity: u64,
+    capacity: usize,
 }
 
 impl IssuerBuilder {
@@ -840,15 +1226,24 @@ impl IssuerBuilder {
         self
     }
 
-    /// Access-token lifetime (default 15 min).
+    /// Access-token lifetime (default 15 min, at most [`MAX_TTL`]).
     pub fn access_ttl(mut self, ttl: Duration) -> Self {
         self.access_ttl = ttl;
         self
     }
 
-    /// Refresh-token lifetime (default 30 days).
+    /// Refresh-token lifetime (default 30 days, at most [`MAX_TTL`]).
     pub fn refresh_ttl(mut self, ttl: Duration) -> Self {
         self.refresh_ttl = ttl;
+        self
+    }
+
+    /// How long after a refresh token was rotated a second presentation counts as a
+    /// race between two renewals of the same client (refused, nothing revoked) rather
+    /// than reuse (family revoked, alert). Default 2 s; `Duration::ZERO` makes every
+    /// second presentation reuse. At most one minute.
+    pub fn reuse_grace(mut self, grace: Duration) -> Self {
+        self.reuse_grace = grace;
         self
     }
 
@@ -864,14 +1259,16 @@ impl IssuerBuilder {
         self
     }
 
-    /// Capacity of the default in-memory refresh store (default 1 000 000).
-    pub fn refresh_capacity(mut self, capacity: u64) -> Self {
+    /// Capacity of the default in-memory refresh store (default
+    /// [`MemoryRefreshStore::DEFAULT_CAPACITY`]).
+    pub fn refresh_capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity;
         self
     }
 
-    /// The revocation list a reused family is written to (share the validator's, so the
-    /// family's access tokens die too).
+    /// The revocation list a revoked family or subject is written to and renewals are
+    /// checked against (share the validator's, so the access tokens die too). Default: a
+    /// list of the issuer's own, which still stops refresh tokens.
     pub fn revocations(mut self, list: RevocationList) -> Self {
         self.revocations = Some(list);
         self
@@ -887,19 +1284,33 @@ impl IssuerBuilder {
     ///
     /// # Errors
     /// [`ConfigError::MissingIssuer`] / [`ConfigError::MissingAudience`];
-    /// [`ConfigError::InvalidValue`] for a zero TTL.
+    /// [`ConfigError::InvalidValue`] for a zero TTL, a TTL over [`MAX_TTL`], a reuse grace
+    /// over a minute, a zero store capacity, or a failed random source.
     pub fn build(self) -> Result<Issuer, ConfigError> {
         let iss = self.iss.ok_or(ConfigError::MissingIssuer)?;
         let aud = self.aud.ok_or(ConfigError::MissingAudience)?;
-        if self.access_ttl.as_secs() == 0 {
-            return Err(ConfigError::InvalidValue("access_ttl"));
+        for (name, ttl) in [
+            ("access_ttl", self.access_ttl),
+            ("refresh_ttl", self.refresh_ttl),
+        ] {
+            if ttl.as_secs() == 0 || ttl > MAX_TTL {
+                return Err(ConfigError::InvalidValue(name));
+            }
         }
-        if self.refresh_ttl.as_secs() == 0 {
-            return Err(ConfigError::InvalidValue("refresh_ttl"));
+        if self.reuse_grace > Duration::from_secs(60) {
+            return Err(ConfigError::InvalidValue("reuse_grace"));
+        }
+        if self.capacity == 0 {
+            return Err(ConfigError::InvalidValue("refresh_capacity"));
         }
         crate::crypto::ensure_provider();
         let refresh = self.refresh.unwrap_or_else(|| {
             Arc::new(MemoryRefreshStore::new(self.capacity, self.clock.clone()))
+        });
+        let revocations = self.revocations.unwrap_or_else(|| {
+            RevocationList::builder()
+                .clock_arc(self.clock.clone())
+                .build()
         });
         let prefix = random_b64(9).map_err(|_| ConfigError::InvalidValue("random source"))?;
         Ok(Issuer {
@@ -909,9 +1320,10 @@ impl IssuerBuilder {
                 aud,
                 access_ttl: self.access_ttl.as_secs(),
                 refresh_ttl: self.refresh_ttl.as_secs(),
+                reuse_grace_ms: u64::try_from(self.reuse_grace.as_millis()).unwrap_or(60_000),
                 clock: self.clock,
                 refresh,
-                revocations: self.revocations,
+                revocations,
                 monitor: self.monitor,
                 jti_prefix: format!("{prefix}."),
                 jti_counter: AtomicU64::new(0),

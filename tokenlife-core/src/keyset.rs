@@ -612,6 +612,11 @@ impl Keyset {
     }
 }
 
+/// Whether two keys are the same key: one `Arc`, or one algorithm and one public JWK.
+fn same_key(a: &Arc<Key>, b: &Arc<Key>) -> bool {
+    Arc::ptr_eq(a, b) || (a.alg == b.alg && a.public_jwk.is_some() && a.public_jwk == b.public_jwk)
+}
+
 /// One immutable, versioned state of the [`KeysetStore`]: the active keyset (which signs
 /// and verifies) and, during a canary, a staged keyset (which only verifies).
 #[derive(Debug)]
@@ -837,13 +842,24 @@ impl KeysetStore {
     /// Stages `keyset` as a canary: its keys verify, the current keys still sign. Returns
     /// the new snapshot's version. A later [`promote`](Self::promote) makes it current;
     /// a [`rollback`](Self::rollback) drops it.
-    pub fn stage(&self, keyset: Keyset) -> u64 {
+    ///
+    /// # Errors
+    /// [`KeysetError::KidConflict`] if a staged key shares its kid with a different
+    /// active key (the same key staged again is fine); nothing changes.
+    pub fn stage(&self, keyset: Keyset) -> Result<u64, KeysetError> {
         let mut admin = self.admin();
         let active = self.inner.current.load().active.clone();
+        for key in keyset.keys() {
+            if let Some(other) = active.get(key.kid())
+                && !same_key(key, other)
+            {
+                return Err(KeysetError::KidConflict(key.kid().to_owned()));
+            }
+        }
         let snap = self.new_snapshot(&mut admin, active, Some(keyset));
         let version = snap.version;
         self.install(&mut admin, snap, true);
-        version
+        Ok(version)
     }
 
     /// Publishes the staged keyset as the current one. Returns the new version.
@@ -943,7 +959,7 @@ mod tests {
     fn stage_verifies_both_but_signs_with_current_then_promote() {
         let store = KeysetStore::new(ks("a", 1));
         assert_eq!(store.promote(), Err(KeysetError::NothingStaged));
-        let v = store.stage(ks("b", 2));
+        let v = store.stage(ks("b", 2)).unwrap();
         let snap = store.current();
         assert_eq!(snap.version(), v);
         assert!(snap.find("a").is_some() && snap.find("b").is_some());
@@ -955,6 +971,23 @@ mod tests {
         assert!(snap.find("a").is_none());
         // rolling back the promotion returns to the canary state
         assert_eq!(store.rollback(), Ok(v));
+    }
+
+    #[test]
+    fn a_staged_key_may_not_shadow_a_different_active_key() {
+        let store = KeysetStore::new(ks("a", 1));
+        let gen_before = store.generation();
+        assert_eq!(
+            store.stage(ks("a", 2)),
+            Err(KeysetError::KidConflict("a".into()))
+        );
+        assert_eq!(
+            (store.current().version(), store.generation()),
+            (1, gen_before)
+        );
+        // The very same key staged again is no conflict.
+        let same = store.current().active().clone();
+        store.stage(same).unwrap();
     }
 
     #[test]

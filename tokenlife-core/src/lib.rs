@@ -63,6 +63,7 @@ pub mod apikey;
 pub mod audit;
 mod clock;
 mod crypto;
+mod ecdsa;
 mod error;
 mod hash;
 mod issue;
@@ -95,8 +96,9 @@ pub use validate::{
 
 pub use alert::{AlertKind, AlertPolicy};
 pub use issue::{
-    IssueError, Issuer, IssuerBuilder, MemoryRefreshStore, REFRESH_PREFIX, RESERVED_CLAIMS,
-    RefreshRecord, RefreshStore, RenewError, RenewErrorKind, TokenPair, TokenRequest,
+    IssueError, Issuer, IssuerBuilder, MAX_TTL, MemoryRefreshStore, REFRESH_PREFIX,
+    RESERVED_CLAIMS, RefreshInfo, RefreshRecord, RefreshStore, RefreshStoreError, RenewError,
+    RenewErrorKind, TokenPair, TokenRequest,
 };
 pub use monitor::{DEFAULT_LATENCY_SAMPLE, Monitor, MonitorBuilder};
 

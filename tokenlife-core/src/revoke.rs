@@ -41,8 +41,8 @@ const SWEEP_EVERY_SECS: u64 = 60;
 /// Longest identifier (jti, subject, family) accepted, in bytes.
 pub const MAX_ID_LEN: usize = 1024;
 
-/// Default bound on entries (all kinds together).
-pub const DEFAULT_CAPACITY: u64 = 10_000_000;
+/// Default bound on entries (all kinds together): about 61 MB when full.
+pub const DEFAULT_CAPACITY: u64 = 1_000_000;
 
 /// What a revocation applies to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,11 +50,13 @@ pub const DEFAULT_CAPACITY: u64 = 10_000_000;
 pub enum RevocationTarget {
     /// One token, by its `jti`.
     Jti(String),
-    /// Every token of this subject issued (`iat`) before `issued_before` (Unix seconds).
+    /// Every token of this subject issued (`iat`) at or before `issued_before` (Unix
+    /// seconds). `iat` has whole seconds, so a cut-off at "now" also covers tokens issued
+    /// later in the same second: the safe side.
     Subject {
         /// The `sub` claim.
         subject: String,
-        /// Tokens with `iat` strictly before this are revoked.
+        /// Tokens with `iat` at or before this are revoked.
         issued_before: u64,
     },
     /// Every token of one refresh-token family.
@@ -155,6 +157,7 @@ struct Inner {
     seed: u64,
     capacity: u64,
     last_sweep: AtomicU64,
+    sweeps: AtomicU64,
     jti: Map,
     subject: Map,
     family: Map,
@@ -213,8 +216,15 @@ impl RevocationList {
         })
     }
 
-    /// Revokes every token of `subject` issued before `issued_before`, remembered until
-    /// `until` (the issue time plus the longest token lifetime, usually).
+    /// Revokes every token of `subject` issued at or before `issued_before` (whole
+    /// seconds: `now` covers every token issued so far, and the rest of this second),
+    /// remembered until `until`.
+    ///
+    /// `until` must outlive every token the revocation covers, refresh tokens included:
+    /// `issued_before` plus the longest token lifetime. [`Issuer::revoke_subject`]
+    /// computes it.
+    ///
+    /// [`Issuer::revoke_subject`]: crate::Issuer::revoke_subject
     ///
     /// # Errors
     /// As for [`revoke_jti`](Self::revoke_jti).
@@ -301,12 +311,15 @@ impl RevocationList {
             return Ok(());
         }
         let last = self.inner.last_sweep.load(Ordering::Relaxed);
-        if now >= last.saturating_add(SWEEP_EVERY_SECS) || self.len() >= self.inner.capacity {
+        let full = self.len() >= self.inner.capacity;
+        // A full list sweeps at most once a second: a flood of revocations against a
+        // full list must not scan it on every call.
+        if now >= last.saturating_add(SWEEP_EVERY_SECS) || (full && now > last) {
             self.inner.last_sweep.store(now, Ordering::Relaxed);
             self.sweep(now);
-            if self.len() >= self.inner.capacity {
-                return Err(RevocationError::Full);
-            }
+        }
+        if full && self.len() >= self.inner.capacity {
+            return Err(RevocationError::Full);
         }
         map.insert(
             self.hash(id),
@@ -324,6 +337,7 @@ impl RevocationList {
     }
 
     fn sweep(&self, now: u64) {
+        self.inner.sweeps.fetch_add(1, Ordering::Relaxed);
         self.inner.jti.sweep(now);
         self.inner.subject.sweep(now);
         self.inner.family.sweep(now);
@@ -361,7 +375,7 @@ impl RevocationList {
         if let Some(sub) = subject
             && let Some(e) = self.inner.subject.get(self.hash(sub))
             && e.until >= now
-            && issued_at.is_none_or(|iat| iat < e.issued_before)
+            && issued_at.is_none_or(|iat| iat <= e.issued_before)
         {
             return Some(RevokedBy::Subject);
         }
@@ -451,6 +465,7 @@ impl RevocationListBuilder {
                 seed: crate::hash::random_u64(),
                 capacity: self.capacity,
                 last_sweep: AtomicU64::new(0),
+                sweeps: AtomicU64::new(0),
                 jti: Map::new(),
                 subject: Map::new(),
                 family: Map::new(),
@@ -503,7 +518,12 @@ mod tests {
             l.check(None, Some("alice"), None, None, T0),
             Some(RevokedBy::Subject)
         );
-        assert_eq!(l.check(None, Some("alice"), Some(T0), None, T0), None);
+        // Same second as the cut-off: covered (iat has whole seconds).
+        assert_eq!(
+            l.check(None, Some("alice"), Some(T0), None, T0),
+            Some(RevokedBy::Subject)
+        );
+        assert_eq!(l.check(None, Some("alice"), Some(T0 + 1), None, T0), None);
         assert_eq!(l.check(None, Some("bob"), Some(T0 - 1), None, T0), None);
     }
 
@@ -554,6 +574,30 @@ mod tests {
         l.revoke_jti("c", from_unix_secs(T0 + 100)).unwrap();
         assert_eq!(l.len(), 2);
         assert!(l.is_jti_revoked("b") && l.is_jti_revoked("c"));
+    }
+
+    #[test]
+    fn a_full_list_sweeps_at_most_once_a_second() {
+        let clock = ManualClock::at_unix(T0);
+        let l = RevocationList::builder()
+            .clock(clock.clone())
+            .capacity(100)
+            .build();
+        for i in 0..100 {
+            l.revoke_jti(&format!("j{i}"), from_unix_secs(T0 + 1000))
+                .unwrap();
+        }
+        let before = l.inner.sweeps.load(Ordering::Relaxed);
+        for i in 0..1000 {
+            let err = l.revoke_jti(&format!("x{i}"), from_unix_secs(T0 + 10));
+            assert!(matches!(err, Err(RevocationError::Full)));
+        }
+        assert!(l.inner.sweeps.load(Ordering::Relaxed) - before <= 1);
+        clock.advance(Duration::from_secs(1));
+        assert!(l.revoke_jti("y", from_unix_secs(T0 + 10)).is_err());
+        assert!(l.inner.sweeps.load(Ordering::Relaxed) - before <= 2);
+        // Every live entry is still there.
+        assert!((0..100).all(|i| l.is_jti_revoked(&format!("j{i}"))));
     }
 
     #[test]

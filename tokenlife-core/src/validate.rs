@@ -156,8 +156,33 @@ struct Header<'a> {
     alg: Cow<'a, str>,
     #[serde(default, borrow)]
     kid: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    typ: Option<Cow<'a, str>>,
     #[serde(default, deserialize_with = "present")]
     crit: bool,
+}
+
+/// The bytes as a JSON text that is a UTF-8 object (RFC 7515 §4, RFC 7519 §7.2): serde's
+/// derived structs would also take an array, and skip invalid UTF-8 inside ignored members.
+fn json_object(bytes: &[u8]) -> Option<&str> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    text.trim_start_matches([' ', '\t', '\n', '\r'])
+        .starts_with('{')
+        .then_some(text)
+}
+
+/// Whether a header `typ` names one of the accepted media types (RFC 7515 §4.1.9: compare
+/// case-insensitively, `application/` may be left out).
+fn typ_matches(typ: &str, accepted: &[Box<str>]) -> bool {
+    let short = |t: &str| {
+        let t = t.trim();
+        t.get(..12)
+            .filter(|p| p.eq_ignore_ascii_case("application/"))
+            .map_or(t, |_| &t[12..])
+            .to_owned()
+    };
+    let typ = short(typ);
+    accepted.iter().any(|a| short(a).eq_ignore_ascii_case(&typ))
 }
 
 fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
@@ -181,6 +206,22 @@ fn alg_name(alg: Algorithm) -> &'static str {
     }
 }
 
+/// Verifies `sig` over `message` with the key's own algorithm.
+fn verify_signature(sig: &str, message: &str, key: &Key) -> Result<(), ValidationError> {
+    match jsonwebtoken::crypto::verify(sig, message.as_bytes(), key.decoding_key(), key.algorithm())
+    {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Kind::BadSignature.into()),
+        Err(e) => {
+            let kind = match e.kind() {
+                jsonwebtoken::errors::ErrorKind::Base64(_) => Kind::Malformed,
+                _ => Kind::BadSignature,
+            };
+            Err(ValidationError::with_source(kind, e))
+        }
+    }
+}
+
 /// A keyed fingerprint of a token: safe to log, store and compare, useless to replay.
 ///
 /// It is the first 16 bytes of BLAKE3 keyed with the validator's fingerprint key, so
@@ -188,11 +229,26 @@ fn alg_name(alg: Algorithm) -> &'static str {
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Fingerprint([u8; 16]);
 
+/// Longest prefix of a token that goes into its fingerprint (with the length after it):
+/// an oversize token is not hashed in full.
+const FINGERPRINT_MAX: usize = 16 * 1024;
+
 impl Fingerprint {
+    /// The fingerprint of a token string. An ECDSA JWS (ES256/ES384) is fingerprinted in
+    /// its low-S form: `(r, s)` and `(r, n − s)` are both valid signatures of one token, so
+    /// both strings get one fingerprint.
     pub(crate) fn compute(key: &[u8; 32], token: &str) -> Self {
-        let h = blake3::keyed_hash(key, token.as_bytes());
+        let canonical = crate::ecdsa::low_s_form(token);
+        let token = canonical.as_deref().unwrap_or(token);
+        let mut hasher = blake3::Hasher::new_keyed(key);
+        if token.len() > FINGERPRINT_MAX {
+            hasher.update(&token.as_bytes()[..FINGERPRINT_MAX]);
+            hasher.update(&(token.len() as u64).to_le_bytes());
+        } else {
+            hasher.update(token.as_bytes());
+        }
         let mut out = [0; 16];
-        out.copy_from_slice(&h.as_bytes()[..16]);
+        out.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
         Self(out)
     }
 
@@ -376,6 +432,7 @@ struct Inner {
     seed: u64,
     fingerprint_key: [u8; 32],
     monitor: Option<Monitor>,
+    accepted_typ: Option<Box<[Box<str>]>>,
 }
 
 impl fmt::Debug for Validator {
@@ -407,6 +464,7 @@ impl Validator {
             cache_ttl: DEFAULT_CACHE_TTL,
             fingerprint_key: None,
             monitor: None,
+            accepted_typ: None,
         }
     }
 
@@ -468,6 +526,22 @@ impl Validator {
         };
         monitor.validated(&result, token, client, version, started);
         result
+    }
+
+    /// Validates like [`validate`](Self::validate) but emits nothing: no metric, no
+    /// lifecycle transition, no audit event, no alert. For operators' reads (RFC 7662
+    /// introspection, RFC 7009 revocation) that must not count as API traffic nor raise a
+    /// revoked-token alert.
+    ///
+    /// # Errors
+    /// As for [`validate`](Self::validate).
+    pub fn inspect(&self, token: &str) -> Result<Verified, ValidationError> {
+        self.validate_inner(token)
+    }
+
+    /// The clock skew allowed on `exp` and `nbf`.
+    pub fn leeway(&self) -> Duration {
+        Duration::from_secs(self.inner.leeway)
     }
 
     /// The monitor, if one was given.
@@ -560,7 +634,9 @@ impl Validator {
         let header_json = URL_SAFE_NO_PAD
             .decode(h64)
             .map_err(|e| ValidationError::with_source(Kind::Malformed, e))?;
-        let header: Header<'_> = serde_json::from_slice(&header_json)
+        let header_text = json_object(&header_json)
+            .ok_or_else(|| ValidationError::with_field(Kind::Malformed, "header"))?;
+        let header: Header<'_> = serde_json::from_str(header_text)
             .map_err(|_| ValidationError::with_field(Kind::Malformed, "header"))?;
         if header.crit {
             return Err(ValidationError::with_field(
@@ -568,48 +644,39 @@ impl Validator {
                 "crit",
             ));
         }
-        let key = match header.kid.as_deref() {
-            Some(kid) => snap.find(kid),
-            None => {
-                // No kid: acceptable only if exactly one key of that algorithm exists.
-                let mut it = snap
-                    .keys()
-                    .filter(|k| alg_name(k.algorithm()) == header.alg);
-                match (it.next(), it.next()) {
-                    (Some(k), None) => Some(k),
-                    _ => None,
-                }
-            }
-        }
-        .ok_or_else(|| ValidationError::with_field(Kind::UnknownKid, "kid"))?;
-        if alg_name(key.algorithm()) != header.alg {
-            return Err(ValidationError::with_field(Kind::AlgorithmMismatch, "alg"));
+        if let Some(accepted) = &inner.accepted_typ
+            && !header
+                .typ
+                .as_deref()
+                .is_some_and(|t| typ_matches(t, accepted))
+        {
+            return Err(ValidationError::with_field(Kind::WrongType, "typ"));
         }
         let message = &token[..h64.len() + 1 + p64.len()];
-        match jsonwebtoken::crypto::verify(
-            sig,
-            message.as_bytes(),
-            key.decoding_key(),
-            key.algorithm(),
-        ) {
-            Ok(true) => {}
-            Ok(false) => return Err(Kind::BadSignature.into()),
-            Err(e) => {
-                let kind = match e.kind() {
-                    jsonwebtoken::errors::ErrorKind::Base64(_) => Kind::Malformed,
-                    _ => Kind::BadSignature,
-                };
-                return Err(ValidationError::with_source(kind, e));
+        let key = match header.kid.as_deref() {
+            Some(kid) => {
+                let key = snap
+                    .find(kid)
+                    .ok_or_else(|| ValidationError::with_field(Kind::UnknownKid, "kid"))?;
+                if alg_name(key.algorithm()) != header.alg {
+                    return Err(ValidationError::with_field(Kind::AlgorithmMismatch, "alg"));
+                }
+                verify_signature(sig, message, key)?;
+                key
             }
-        }
+            None => Self::verify_kidless(sig, message, &header.alg, snap)?,
+        };
         let payload = URL_SAFE_NO_PAD
             .decode(p64)
             .map_err(|e| ValidationError::with_source(Kind::Malformed, e))?;
+        let payload_text = json_object(&payload)
+            .ok_or_else(|| ValidationError::with_field(Kind::Malformed, "payload"))?;
         // serde's messages can quote claim values: classify, keep no source.
-        let claims: Claims = serde_json::from_slice(&payload).map_err(|e| match e.classify() {
-            serde_json::error::Category::Data => Kind::InvalidClaim.into(),
-            _ => ValidationError::with_field(Kind::Malformed, "payload"),
-        })?;
+        let claims: Claims =
+            serde_json::from_str(payload_text).map_err(|e| match e.classify() {
+                serde_json::error::Category::Data => Kind::InvalidClaim.into(),
+                _ => ValidationError::with_field(Kind::Malformed, "payload"),
+            })?;
         self.check_static(&claims)?;
 
         let now = inner.clock.unix_now();
@@ -626,6 +693,34 @@ impl Validator {
             version: snap.version(),
             ttl,
         }))
+    }
+
+    /// A token without `kid`: the one active key of the header's algorithm verifies it;
+    /// during a canary, when that fails (or there is none), the one staged key of that
+    /// algorithm. At most two signature checks; ambiguity is an unknown key.
+    fn verify_kidless<'s>(
+        sig: &str,
+        message: &str,
+        alg: &str,
+        snap: &'s crate::keyset::KeysetSnapshot,
+    ) -> Result<&'s Arc<Key>, ValidationError> {
+        fn unique<'k>(mut it: impl Iterator<Item = &'k Arc<Key>>) -> Option<&'k Arc<Key>> {
+            match (it.next(), it.next()) {
+                (Some(k), None) => Some(k),
+                _ => None,
+            }
+        }
+        let of_alg = |k: &&Arc<Key>| alg_name(k.algorithm()) == alg;
+        let active = unique(snap.active().keys().filter(of_alg));
+        let staged = snap.staged().and_then(|s| unique(s.keys().filter(of_alg)));
+        let mut last = ValidationError::with_field(Kind::UnknownKid, "kid");
+        for key in active.into_iter().chain(staged) {
+            match verify_signature(sig, message, key) {
+                Ok(()) => return Ok(key),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
     }
 
     /// Checks that do not depend on time: issuer, audience, required claims.
@@ -682,9 +777,32 @@ pub struct ValidatorBuilder {
     cache_ttl: Duration,
     fingerprint_key: Option<[u8; 32]>,
     monitor: Option<Monitor>,
+    accepted_typ: Option<Vec<Box<str>>>,
 }
 
 impl ValidatorBuilder {
+    /// Explicit typing (RFC 8725 §3.11): accept only tokens whose header `typ` is one of
+    /// these media types (compared case-insensitively, `application/` optional), such as
+    /// `at+jwt` (RFC 9068) — so that an ID token or another JWT signed by the same key
+    /// cannot pass as an access token. By default `typ` is not checked.
+    ///
+    /// ```
+    /// # use tokenlife_core::{Algorithm, Keyset, KeysetStore, Validator, ValidationErrorKind, testing, Clock, SystemClock};
+    /// # let key = testing::key("k", Algorithm::ES256);
+    /// # let store = KeysetStore::new(Keyset::new([testing::key("k", Algorithm::ES256)])?);
+    /// let v = Validator::builder(store).issuer("i").audience("a").accept_typ(["at+jwt"]).build()?;
+    /// # let claims = serde_json::json!({"iss": "i", "aud": "a", "exp": SystemClock.unix_now() + 60});
+    /// let plain = testing::sign(&key, &claims);          // typ "JWT"
+    /// assert_eq!(v.validate(&plain).unwrap_err().kind(), ValidationErrorKind::WrongType);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn accept_typ<'a>(mut self, types: impl IntoIterator<Item = &'a str>) -> Self {
+        self.accepted_typ
+            .get_or_insert_with(Vec::new)
+            .extend(types.into_iter().map(Into::into));
+        self
+    }
+
     /// Feeds metrics, lifecycle, audit and alerts to `monitor`. Unless a fingerprint key
     /// is set here, the validator uses the monitor's.
     pub fn monitor(mut self, monitor: Monitor) -> Self {
@@ -826,6 +944,7 @@ impl ValidatorBuilder {
                     .unwrap_or_else(random_key),
                 monitor: self.monitor,
                 store: self.store,
+                accepted_typ: self.accepted_typ.map(Vec::into_boxed_slice),
             }),
         })
     }

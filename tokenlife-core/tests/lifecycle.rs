@@ -177,7 +177,15 @@ fn whole_life(w: &World) {
     let v2 = w.validator.validate(&pair2.access_token).unwrap();
     assert_eq!(v2.claims().family, v.claims().family);
 
-    // reuse of the retired refresh token: family revoked, alert raised
+    // presented again at once: a race with the renewal (within the grace), refused
+    assert_eq!(
+        w.issuer.renew(&refresh1).unwrap_err().kind(),
+        RenewErrorKind::Rotated
+    );
+    w.validator.validate(&pair2.access_token).unwrap();
+
+    // reuse of the retired refresh token after the grace: family revoked, alert raised
+    w.clock.advance(Duration::from_secs(5));
     let err = w.issuer.renew(&refresh1).unwrap_err();
     assert_eq!(err.kind(), RenewErrorKind::Reused);
     assert_eq!(err.oauth_error(), "invalid_grant");
@@ -247,7 +255,7 @@ fn whole_life(w: &World) {
             "tokenlife_validations_total",
             &[("outcome", "ok"), ("keyset_version", "1")]
         ),
-        4
+        5
     );
     assert_eq!(
         counter(
@@ -265,7 +273,7 @@ fn whole_life(w: &World) {
         ),
         1
     );
-    assert_eq!(counter(&snap, "tokenlife_cache_hits_total", &[]), 1);
+    assert_eq!(counter(&snap, "tokenlife_cache_hits_total", &[]), 2);
     assert_eq!(counter(&snap, "tokenlife_cache_misses_total", &[]), 3);
     assert_eq!(
         counter(
@@ -334,10 +342,11 @@ fn no_sink_ever_sees_a_raw_token_or_key() {
     let r1 = pair.refresh_token.clone().unwrap();
     secrets.push(r1.clone());
     w.validator.validate(&pair.access_token).unwrap();
-    let pair2 = w.issuer.renew(&r1).unwrap();
+    let pair2 = w.issuer.renew_as(&r1, Some("app")).unwrap();
     secrets.push(pair2.access_token.clone());
     secrets.push(pair2.refresh_token.clone().unwrap());
-    let _ = w.issuer.renew(&r1); // reuse
+    w.clock.advance(Duration::from_secs(5));
+    let _ = w.issuer.renew_as(&r1, Some("app")); // reuse
     let _ = w.validator.validate(&pair2.access_token); // revoked
     let forged = testing::sign(&testing::key("k1", Algorithm::HS256), &common::claims());
     secrets.push(forged.clone());
@@ -492,11 +501,12 @@ fn concurrent_renewals_of_one_token_let_exactly_one_through() {
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    // The losers raced the winner within the grace: refused, and the family lives on.
     assert!(
         results
             .iter()
             .filter(|r| r.is_err())
-            .all(|e| *e == Err(RenewErrorKind::Reused))
+            .all(|e| *e == Err(RenewErrorKind::Rotated))
     );
 }
 

@@ -10,7 +10,7 @@ use common::*;
 use serde_json::json;
 use tokenlife_core::testing;
 use tokenlife_core::{
-    Algorithm, Clock, ConfigError, Keyset, KeysetStore, ValidationErrorKind as K, Validator,
+    Algorithm, Clock, ConfigError, Key, Keyset, KeysetStore, ValidationErrorKind as K, Validator,
 };
 
 #[test]
@@ -263,7 +263,8 @@ fn staged_keys_verify_and_rollback_drops_them() {
     assert_eq!(f.validator.validate(&t).unwrap_err().kind(), K::UnknownKid);
     let v = f
         .store
-        .stage(Keyset::new([testing::key("canary", Algorithm::ES256)]).unwrap());
+        .stage(Keyset::new([testing::key("canary", Algorithm::ES256)]).unwrap())
+        .unwrap();
     let ok = f.validator.validate(&t).unwrap();
     assert_eq!(ok.keyset_version(), v);
     assert_eq!(
@@ -370,4 +371,64 @@ fn the_system_clock_is_the_default() {
         .unwrap()
         .as_secs();
     assert!(v.clock().unix_now().abs_diff(now) < 5);
+}
+
+/// Finding 10: a kid-less token keeps validating during a canary of the same algorithm,
+/// whether the active or the staged key signed it; a kid collision cannot be staged.
+#[test]
+fn kidless_tokens_during_a_canary() {
+    use jsonwebtoken::Header;
+    let active = testing::key("blue", Algorithm::RS256);
+    let staged_key =
+        Key::from_private_pem("green", Algorithm::RS256, testing::RSA2_PEM.as_bytes()).unwrap();
+    let store = KeysetStore::new(Keyset::new([testing::key("blue", Algorithm::RS256)]).unwrap());
+    let clock = tokenlife_core::ManualClock::at_unix(T0);
+    let v = Validator::builder(store.clone())
+        .issuer(ISS)
+        .audience(AUD)
+        .clock(clock)
+        .build()
+        .unwrap();
+    let no_kid = Header::new(Algorithm::RS256);
+    let by_active = testing::sign_with_header(&active, &no_kid, &claims());
+    let by_staged = testing::sign_with_header(
+        &staged_key,
+        &no_kid,
+        &claims_with(|c| {
+            c.insert("jti".into(), "other".into());
+        }),
+    );
+    v.validate(&by_active).unwrap();
+    assert_eq!(v.validate(&by_staged).unwrap_err().kind(), K::BadSignature);
+    store
+        .stage(
+            Keyset::new([Key::from_private_pem(
+                "green",
+                Algorithm::RS256,
+                testing::RSA2_PEM.as_bytes(),
+            )
+            .unwrap()])
+            .unwrap(),
+        )
+        .unwrap();
+    v.clear_cache();
+    assert_eq!(v.validate(&by_active).unwrap().kid(), "blue");
+    assert_eq!(v.validate(&by_staged).unwrap().kid(), "green");
+    // A forged kid-less token fails against both.
+    let (msg, _) = by_active.rsplit_once('.').unwrap();
+    let (_, other_sig) = by_staged.rsplit_once('.').unwrap();
+    let forged = format!("{msg}.{other_sig}");
+    assert_eq!(v.validate(&forged).unwrap_err().kind(), K::BadSignature);
+    // Staging a different key under an active kid is refused.
+    let clash = Keyset::new([Key::from_private_pem(
+        "blue",
+        Algorithm::RS256,
+        testing::RSA2_PEM.as_bytes(),
+    )
+    .unwrap()])
+    .unwrap();
+    assert!(matches!(
+        store.stage(clash),
+        Err(tokenlife_core::KeysetError::KidConflict(_))
+    ));
 }

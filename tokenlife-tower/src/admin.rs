@@ -397,14 +397,11 @@ async fn token(
                 .ok_or_else(|| ApiError::bad("missing refresh_token"))?;
             match issuer.renew(&rt) {
                 Ok(pair) => Ok(token_response(&pair)),
-                Err(e) => {
-                    let status = if e.oauth_error() == "server_error" {
-                        StatusCode::INTERNAL_SERVER_ERROR
-                    } else {
-                        StatusCode::BAD_REQUEST
-                    };
-                    Err(ApiError::new(status, e.oauth_error(), e.to_string()))
-                }
+                Err(e) => Err(ApiError::new(
+                    StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                    e.oauth_error(),
+                    e.to_string(),
+                )),
             }
         }
         Some(_) => Err(ApiError::new(
@@ -451,7 +448,7 @@ async fn revoke(
     let is_refresh = form.token_type_hint.as_deref() == Some("refresh_token")
         || token.starts_with(tokenlife_core::REFRESH_PREFIX);
     if is_refresh && let Some(issuer) = &s.inner.issuer {
-        issuer.revoke_refresh(&token).map_err(|e| {
+        issuer.revoke_refresh(&token, None).map_err(|e| {
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "temporarily_unavailable",
@@ -743,7 +740,11 @@ fn install_keyset(
     let store = s.inner.validator.keyset_store();
     let ks = public_keyset(uri, b, &store.current())?;
     let (v, action, verb) = if canary {
-        (store.stage(ks), AuditAction::KeysetStaged, "stage")
+        (
+            store.stage(ks).map_err(|e| keyset_error(&e))?,
+            AuditAction::KeysetStaged,
+            "stage",
+        )
     } else {
         (store.publish(ks), AuditAction::KeysetPublished, "publish")
     };

@@ -194,6 +194,7 @@ async fn token_endpoint_grants_and_errors() {
         )
         .await;
     assert_eq!(s, 200);
+    e.f.clock.advance(std::time::Duration::from_secs(5));
     let (s, body) = e
         .post(
             "/token",

@@ -7,7 +7,7 @@ use std::sync::mpsc::Receiver;
 use axum::Router;
 use tokenlife_core::audit::{AuditEvent, Auditor};
 use tokenlife_core::{
-    Algorithm, Issuer, Keyset, KeysetStore, Monitor, TokenRequest, Validator, testing,
+    Algorithm, Issuer, Keyset, KeysetStore, ManualClock, Monitor, TokenRequest, Validator, testing,
 };
 
 pub const ISS: &str = "https://auth.example.com";
@@ -20,6 +20,7 @@ pub struct Fixture {
     pub issuer: Issuer,
     pub events: Receiver<AuditEvent>,
     pub monitor: Monitor,
+    pub clock: ManualClock,
 }
 
 impl Fixture {
@@ -30,18 +31,22 @@ impl Fixture {
                 .with_label("v1"),
         );
         let (sink, events) = Auditor::channel(10_000);
+        let clock = ManualClock::starting_now();
         let monitor = Monitor::builder()
+            .clock(clock.clone())
             .auditor(Auditor::builder().sink(sink).build())
             .build();
         let validator = Validator::builder(store.clone())
             .issuer(ISS)
             .audience(AUD)
+            .clock(clock.clone())
             .monitor(monitor.clone())
             .build()
             .unwrap();
         let issuer = Issuer::builder(store.clone())
             .issuer(ISS)
             .audience(AUD)
+            .clock(clock.clone())
             .revocations(validator.revocations().clone())
             .monitor(monitor.clone())
             .build()
@@ -52,6 +57,7 @@ impl Fixture {
             issuer,
             events,
             monitor,
+            clock,
         }
     }
 
