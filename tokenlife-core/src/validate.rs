@@ -164,11 +164,48 @@ struct Header<'a> {
 
 /// The bytes as a JSON text that is a UTF-8 object (RFC 7515 §4, RFC 7519 §7.2): serde's
 /// derived structs would also take an array, and skip invalid UTF-8 inside ignored members.
+///
+/// Nesting deeper than [`MAX_JSON_DEPTH`] is refused too: serde skips deep values inside
+/// ignored members, but `Verified::all_claims` could not parse them later.
 fn json_object(bytes: &[u8]) -> Option<&str> {
     let text = std::str::from_utf8(bytes).ok()?;
-    text.trim_start_matches([' ', '\t', '\n', '\r'])
+    (text
+        .trim_start_matches([' ', '\t', '\n', '\r'])
         .starts_with('{')
-        .then_some(text)
+        && depth_within(text.as_bytes(), MAX_JSON_DEPTH))
+    .then_some(text)
+}
+
+/// Deepest JSON nesting accepted in a header or a claims set.
+const MAX_JSON_DEPTH: usize = 32;
+
+/// Whether the nesting of arrays and objects in a JSON text stays within `limit`
+/// (brackets inside strings do not count).
+fn depth_within(text: &[u8], limit: usize) -> bool {
+    let (mut depth, mut in_str, mut escaped) = (0usize, false, false);
+    for &b in text {
+        if in_str {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > limit {
+                    return false;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    true
 }
 
 /// Whether a header `typ` names one of the accepted media types (RFC 7515 §4.1.9: compare
@@ -980,6 +1017,16 @@ mod tests {
         };
         assert!(c.has_scope("orders:write"));
         assert!(!c.has_scope("orders"));
+    }
+
+    #[test]
+    fn json_depth_is_bounded_and_strings_do_not_count() {
+        assert!(depth_within(br#"{"a":[[1]]}"#, 3));
+        assert!(!depth_within(br#"{"a":[[1]]}"#, 2));
+        assert!(depth_within(br#"{"a":"[[[[[[\"[["}"#, 1));
+        assert!(json_object(br#"{"a":1}"#).is_some());
+        assert!(json_object(br#"["a"]"#).is_none());
+        assert!(json_object(b"{\"a\":\"\xff\"}").is_none());
     }
 
     #[test]

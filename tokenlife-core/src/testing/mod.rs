@@ -53,3 +53,18 @@ pub fn sign_with_header(key: &Key, header: &Header, claims: &impl Serialize) -> 
     let enc = key.encoding_key().expect("test key can sign");
     jsonwebtoken::encode(header, claims, enc).expect("test token encodes")
 }
+
+/// Signs raw header and payload bytes, which need not be JSON objects nor UTF-8 (for
+/// tests of hostile encodings).
+///
+/// # Panics
+/// If the key cannot sign.
+pub fn sign_raw(key: &Key, header: &[u8], payload: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let message = format!("{}.{}", b64(header), b64(payload));
+    let enc = key.encoding_key().expect("test key can sign");
+    let sig = jsonwebtoken::crypto::sign(message.as_bytes(), enc, key.algorithm())
+        .expect("test token signs");
+    format!("{message}.{sig}")
+}
