@@ -127,7 +127,7 @@ pub async fn start(config: GatewayConfig) -> Result<Gateway, Box<dyn std::error:
             &config.client_secret,
             Some("orders:read"),
         )
-        .build();
+        .build()?;
     let admin = admin::router(state).route(
         "/metrics",
         get(move || std::future::ready(prometheus.render())),
@@ -182,7 +182,7 @@ curl -i -H \"Authorization: Bearer {key}\" -d \"token=$TOKEN\" {admin}/revoke
 curl -i -H \"Authorization: Bearer $TOKEN\" {api}/orders
 # 5. a bad keyset deploy, then the rollback
 {get_token}
-curl -s -H \"Authorization: Bearer {key}\" -H 'content-type: application/json' -d '{jwks}' '{admin}/keysets?label=bad-deploy'
+curl -s -H \"Authorization: Bearer {key}\" -H 'content-type: application/json' -d '{jwks}' '{admin}/keysets?label=bad-deploy&keep_signing=false'
 curl -i -H \"Authorization: Bearer $TOKEN\" {api}/orders
 curl -s -X POST -H \"Authorization: Bearer {key}\" {admin}/keysets/rollback
 curl -i -H \"Authorization: Bearer $TOKEN\" {api}/orders

@@ -100,16 +100,19 @@ async fn the_printed_walkthrough_works() {
             .contains("token revoked")
     );
 
-    // 5: bad deploy, then rollback
+    // 5: bad deploy, then rollback. A publish that would leave the issuer without a
+    // signing key is refused unless it says so (keep_signing=false: verify-only).
     let token = get_token().await;
-    let res = http
-        .post(format!("{admin}/keysets?label=bad-deploy"))
-        .bearer_auth("adm")
-        .header("content-type", "application/json")
-        .body(gw.bad_deploy_jwks.clone())
-        .send()
-        .await
-        .unwrap();
+    let publish = |query: &'static str| {
+        http.post(format!("{admin}/keysets?label=bad-deploy{query}"))
+            .bearer_auth("adm")
+            .header("content-type", "application/json")
+            .body(gw.bad_deploy_jwks.clone())
+            .send()
+    };
+    let res = publish("").await.unwrap();
+    assert_eq!(res.status(), 409);
+    let res = publish("&keep_signing=false").await.unwrap();
     assert_eq!(res.status(), 201);
     assert_eq!(orders(token.clone()).await.status(), 401);
     let res = http

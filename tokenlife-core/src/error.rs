@@ -332,6 +332,11 @@ impl KeyError {
     pub fn key_id(&self) -> Option<&str> {
         self.kid.as_deref()
     }
+
+    /// For [`KeyErrorKind::Empty`] from a JWKS: why its first entry was refused.
+    pub fn entry_error(&self) -> Option<&KeyError> {
+        self.source.as_deref()?.downcast_ref::<KeyError>()
+    }
 }
 
 impl fmt::Display for KeyError {

@@ -32,8 +32,11 @@ async fn env() -> Env {
             "demo-secret",
             Some("orders:read orders:write"),
         )
+        .resource_server("orders-api", "rs-secret")
+        .auth_throttle(10_000, std::time::Duration::from_secs(60))
         .max_body(4096)
-        .build();
+        .build()
+        .unwrap();
     let admin = serve(admin::router(state)).await;
     let api = serve(
         Router::new()
@@ -454,10 +457,24 @@ async fn keyset_endpoints_publish_stage_promote_rollback() {
     assert_eq!(s, 400);
     assert_eq!(e.version(), 1);
 
-    // A bad deploy: publish keys that do not include the signing key; tokens fail.
+    // Publishing keys that cannot sign, with an issuer and without saying what becomes
+    // of the signing key: refused, nothing changes.
     let (s, resp) = e
         .post(
             "/keysets?label=bad-deploy",
+            json,
+            jwks_of("other", Algorithm::ES256),
+            true,
+        )
+        .await;
+    assert_eq!((s, resp["error"].as_str()), (409, Some("no_signing_key")));
+    assert_eq!(e.version(), 1);
+    assert_eq!(e.f.store.current().signing_kid(), Some("k1"));
+    // A bad deploy, verify-only on purpose: publish keys that do not include the
+    // signing key; tokens fail.
+    let (s, resp) = e
+        .post(
+            "/keysets?label=bad-deploy&keep_signing=false",
             json,
             jwks_of("other", Algorithm::ES256),
             true,
@@ -560,7 +577,8 @@ async fn the_router_also_works_through_oneshot() {
     let app = admin::router(
         AdminState::builder(f.validator.clone())
             .admin_key(ADMIN_KEY)
-            .build(),
+            .build()
+            .unwrap(),
     );
     let res = app
         .clone()
@@ -584,4 +602,456 @@ async fn the_router_also_works_through_oneshot() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
+
+// ---------------------------------------------------------------------------------
+// The review's findings over HTTP, from the attacker's side.
+
+const DAY: u64 = 86_400;
+
+impl Env {
+    /// POST with HTTP Basic credentials.
+    async fn post_basic(
+        &self,
+        path: &str,
+        body: impl Into<String>,
+        id: &str,
+        secret: &str,
+    ) -> (u16, Value) {
+        let res = self
+            .http
+            .post(format!("{}{path}", self.admin))
+            .header("content-type", FORM)
+            .basic_auth(id, Some(secret))
+            .body(body.into())
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn mint(&self, body: Value) -> Value {
+        let (s, pair) = self
+            .post("/tokens", "application/json", body.to_string(), true)
+            .await;
+        assert_eq!(s, 200, "{pair}");
+        pair
+    }
+
+    async fn refresh(&self, rt: &str) -> (u16, Value) {
+        self.post(
+            "/token",
+            FORM,
+            format!("grant_type=refresh_token&refresh_token={rt}"),
+            false,
+        )
+        .await
+    }
+
+    fn advance(&self, secs: u64) {
+        self.f.clock.advance(std::time::Duration::from_secs(secs));
+        self.f.validator.revocations().run_pending_tasks();
+    }
+}
+
+/// Finding 1: "kill every session of user X" kills the refresh tokens too.
+#[tokio::test]
+async fn subject_revocation_over_http_stops_renewal() {
+    let e = env().await;
+    let pair = e.mint(json!({"subject": "alice"})).await;
+    let rt = pair["refresh_token"].as_str().unwrap();
+    let (s, body) = e
+        .post(
+            "/revocations/subject",
+            "application/json",
+            r#"{"subject":"alice"}"#,
+            true,
+        )
+        .await;
+    assert_eq!(s, 200);
+    let now = e.f.validator.clock().unix_now();
+    assert!(body["until"].as_u64().unwrap() >= now + 30 * DAY, "{body}");
+    assert_eq!(e.orders(pair["access_token"].as_str().unwrap()).await, 401);
+    let (s, body) = e.refresh(rt).await;
+    assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")));
+    // Still dead after the default `until` (one day) would have lapsed.
+    e.advance(2 * DAY);
+    let (s, _) = e.refresh(rt).await;
+    assert_eq!(s, 400);
+}
+
+/// Finding 3: admin family revocation takes the refresh chain, and outlives `until`.
+#[tokio::test]
+async fn family_revocation_over_http_takes_the_refresh_chain() {
+    let e = env().await;
+    let pair = e.mint(json!({"subject": "u"})).await;
+    let fam =
+        e.f.validator
+            .inspect(pair["access_token"].as_str().unwrap())
+            .unwrap()
+            .claims()
+            .family
+            .clone()
+            .unwrap();
+    let now = e.f.validator.clock().unix_now();
+    let (s, _) = e
+        .post(
+            "/revocations/family",
+            "application/json",
+            format!(r#"{{"family":"{fam}","until":{}}}"#, now + 60),
+            true,
+        )
+        .await;
+    assert_eq!(s, 200);
+    let rt = pair["refresh_token"].as_str().unwrap();
+    assert_eq!(e.refresh(rt).await.0, 400);
+    e.advance(10 * DAY);
+    assert_eq!(
+        e.refresh(rt).await.0,
+        400,
+        "the family came back after `until`"
+    );
+}
+
+/// Finding 5: ten concurrent renewals of one refresh token over HTTP: one wins, and the
+/// winner's session survives the losers.
+#[tokio::test]
+async fn concurrent_renewals_over_http_keep_the_winner() {
+    let e = env().await;
+    let pair = e.mint(json!({"subject": "u"})).await;
+    let rt = pair["refresh_token"].as_str().unwrap().to_owned();
+    let handles: Vec<_> = (0..10)
+        .map(|_| {
+            let (http, url, rt) = (e.http.clone(), format!("{}/token", e.admin), rt.clone());
+            tokio::spawn(async move {
+                let res = http
+                    .post(url)
+                    .header("content-type", FORM)
+                    .body(format!("grant_type=refresh_token&refresh_token={rt}"))
+                    .send()
+                    .await
+                    .unwrap();
+                let status = res.status().as_u16();
+                let body: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+                (status, body)
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for h in handles {
+        results.push(h.await.unwrap());
+    }
+    let winners: Vec<&Value> = results
+        .iter()
+        .filter(|r| r.0 == 200)
+        .map(|r| &r.1)
+        .collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .filter(|r| r.0 != 200)
+            .all(|r| r.1["error"] == "invalid_grant")
+    );
+    let won = winners[0];
+    assert_eq!(e.orders(won["access_token"].as_str().unwrap()).await, 200);
+    assert_eq!(
+        e.refresh(won["refresh_token"].as_str().unwrap()).await.0,
+        200
+    );
+}
+
+/// Finding 6: refresh tokens bound to a client renew only with that client's
+/// credentials; RFC 7009 and 7662 have their own credentials.
+#[tokio::test]
+async fn client_binding_and_separate_credentials() {
+    let e = env().await;
+    let pair = e
+        .mint(json!({"subject": "u", "client": "demo-client"}))
+        .await;
+    let rt = pair["refresh_token"].as_str().unwrap().to_owned();
+    let grant = format!("grant_type=refresh_token&refresh_token={rt}");
+    // No credentials, or a stranger's: refused, nothing spent.
+    let (s, body) = e.refresh(&rt).await;
+    assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")));
+    let (s, body) = e
+        .post_basic("/token", grant.clone(), "demo-client", "wrong")
+        .await;
+    assert_eq!((s, body["error"].as_str()), (401, Some("invalid_client")));
+    let (s, body) = e
+        .post(
+            "/token",
+            FORM,
+            format!("{grant}&client_id=demo-client"),
+            false,
+        )
+        .await;
+    assert_eq!((s, body["error"].as_str()), (401, Some("invalid_client")));
+    // The right client renews.
+    let (s, pair2) = e
+        .post_basic("/token", grant, "demo-client", "demo-secret")
+        .await;
+    assert_eq!(s, 200, "{pair2}");
+
+    // RFC 7662: a resource server introspects with its own credential; a client cannot.
+    let access = pair2["access_token"].as_str().unwrap();
+    let (s, body) = e
+        .post_basic(
+            "/introspect",
+            format!("token={access}"),
+            "orders-api",
+            "rs-secret",
+        )
+        .await;
+    assert_eq!((s, body["active"].as_bool()), (200, Some(true)));
+    let (s, _) = e
+        .post_basic(
+            "/introspect",
+            format!("token={access}"),
+            "demo-client",
+            "demo-secret",
+        )
+        .await;
+    assert_eq!(s, 401);
+    // A resource server cannot reach the admin routes.
+    let (s, _) = e
+        .post_basic(
+            "/revocations/jti",
+            r#"{"jti":"x"}"#,
+            "orders-api",
+            "rs-secret",
+        )
+        .await;
+    assert_eq!(s, 401);
+
+    // RFC 7009: a client revokes its own tokens, not another's.
+    let other = e.mint(json!({"subject": "v"})).await;
+    let (s, body) = e
+        .post_basic(
+            "/revoke",
+            format!("token={}", other["refresh_token"].as_str().unwrap()),
+            "demo-client",
+            "demo-secret",
+        )
+        .await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (400, Some("unauthorized_client"))
+    );
+    assert_eq!(
+        e.refresh(other["refresh_token"].as_str().unwrap()).await.0,
+        200
+    );
+    let (s, _) = e
+        .post_basic(
+            "/revoke",
+            format!("token={access}"),
+            "demo-client",
+            "demo-secret",
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(e.orders(access).await, 401);
+}
+
+/// Finding 7: RFC 7009 never answers "revoked" while revoking nothing, and never panics.
+#[tokio::test]
+async fn rfc7009_is_honest_about_what_it_revoked() {
+    let e = env().await;
+    let key = testing::key("k1", Algorithm::ES256);
+    let now = e.f.validator.clock().unix_now();
+    // A valid token with no jti and no family: cannot be revoked alone.
+    let no_jti = testing::sign(
+        &key,
+        &json!({"iss": ISS, "aud": AUD, "sub": "x", "iat": now, "exp": now + 600}),
+    );
+    let (s, body) = e
+        .post("/revoke", FORM, format!("token={no_jti}"), true)
+        .await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (400, Some("unsupported_token_type"))
+    );
+    // A wrong hint does not stop the revocation of an access token.
+    let token = e.client_token().await;
+    let (s, _) = e
+        .post(
+            "/revoke",
+            FORM,
+            format!("token={token}&token_type_hint=refresh_token"),
+            true,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(e.orders(&token).await, 401);
+    // A huge exp: no panic, revoked.
+    let huge = testing::sign(
+        &key,
+        &json!({"iss": ISS, "aud": AUD, "sub": "x", "jti": "huge", "exp": u64::MAX}),
+    );
+    assert_eq!(e.orders(&huge).await, 200);
+    let (s, _) = e.post("/revoke", FORM, format!("token={huge}"), true).await;
+    assert_eq!(s, 200);
+    assert_eq!(e.orders(&huge).await, 401);
+    // The audit trail says what each call did.
+    let details: Vec<String> =
+        e.f.audit_events()
+            .into_iter()
+            .filter_map(|ev| ev.detail)
+            .filter(|d| d.starts_with("revoke token"))
+            .collect();
+    assert!(
+        details.iter().any(|d| d.ends_with("revoked by jti")),
+        "{details:?}"
+    );
+    assert!(
+        !details.iter().any(|d| d.contains(&token)),
+        "raw token in audit"
+    );
+}
+
+/// Finding 19 and the reshape's test: introspection answers for refresh tokens, and
+/// operator reads of a revoked token raise no alert and count no API validation.
+#[tokio::test]
+async fn operator_reads_are_silent_and_refresh_tokens_introspect() {
+    let e = env().await;
+    let pair = e
+        .mint(json!({"subject": "u", "scope": "orders:read"}))
+        .await;
+    let rt = pair["refresh_token"].as_str().unwrap();
+    let (s, body) = e
+        .post("/introspect", FORM, format!("token={rt}"), true)
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        (
+            body["active"].as_bool(),
+            body["token_type"].as_str(),
+            body["sub"].as_str()
+        ),
+        (Some(true), Some("refresh_token"), Some("u"))
+    );
+    let access = pair["access_token"].as_str().unwrap();
+    let (s, _) = e
+        .post("/revoke", FORM, format!("token={access}"), true)
+        .await;
+    assert_eq!(s, 200);
+    let _ = e.f.audit_events();
+    for _ in 0..3 {
+        let (_, body) = e
+            .post("/introspect", FORM, format!("token={access}"), true)
+            .await;
+        assert_eq!(body, json!({"active": false}));
+        let (s, _) = e
+            .post("/revoke", FORM, format!("token={access}"), true)
+            .await;
+        assert_eq!(s, 200);
+    }
+    let events = e.f.audit_events();
+    assert!(
+        events.iter().all(|ev| ev.action != AuditAction::Alert
+            && ev.action != AuditAction::ValidationFailed),
+        "{events:?}"
+    );
+    let lifecycle = e.f.monitor.tracker();
+    let rejected = lifecycle.count(
+        tokenlife_core::lifecycle::TokenKind::Access,
+        Some(tokenlife_core::lifecycle::TokenState::Active),
+        tokenlife_core::lifecycle::TokenState::Revoked,
+    );
+    // One revocation was recorded (the operator's), none by the reads.
+    assert_eq!(rejected, 1);
+}
+
+/// Finding 14: failed credentials are audited, counted and throttled; bodies are not
+/// read before authentication; an empty admin key is a configuration error.
+#[tokio::test]
+async fn failed_authentication_is_audited_and_throttled() {
+    let f = Fixture::new();
+    assert!(
+        AdminState::builder(f.validator.clone())
+            .admin_key("")
+            .build()
+            .is_err()
+    );
+    assert!(
+        AdminState::builder(f.validator.clone())
+            .client("c", "", None)
+            .build()
+            .is_err()
+    );
+    let state = AdminState::builder(f.validator.clone())
+        .issuer(f.issuer.clone())
+        .admin_key(ADMIN_KEY)
+        .client("demo-client", "demo-secret", None)
+        .auth_throttle(3, std::time::Duration::from_secs(60))
+        .max_body(1024)
+        .build()
+        .unwrap();
+    let admin = serve(admin::router(state)).await;
+    let http = reqwest::Client::new();
+    // Unauthenticated, oversized: 401 (authentication first), never 413.
+    let res = http
+        .post(format!("{admin}/keysets"))
+        .bearer_auth("wrong")
+        .body("x".repeat(100_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    for _ in 0..2 {
+        let res = http
+            .post(format!("{admin}/keysets/rollback"))
+            .bearer_auth("wrong")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401);
+    }
+    // The fourth attempt, even with the right key, waits for the window to end.
+    let res = http
+        .post(format!("{admin}/keysets/rollback"))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429);
+    assert!(
+        res.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            <= 60
+    );
+    // Client-secret guesses on /token count too (same address).
+    let res = http
+        .post(format!("{admin}/token"))
+        .basic_auth("demo-client", Some("guess"))
+        .header("content-type", FORM)
+        .body("grant_type=client_credentials")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429);
+    // After the window, the right key works again.
+    f.clock.advance(std::time::Duration::from_secs(61));
+    let res = http
+        .post(format!("{admin}/keysets/rollback"))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 409);
+    let failures = f
+        .audit_events()
+        .into_iter()
+        .filter(|ev| ev.reason == Some("admin_auth"))
+        .count();
+    assert_eq!(failures, 3);
 }
