@@ -6,17 +6,72 @@
 //! - `lifecycle`: one token's life on a manual clock, with audit lines and metrics.
 //! - `quickstart`: the core API on the console.
 
+use std::convert::Infallible;
+use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::{ConnectInfo, Request};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::Deserialize;
 use tokenlife_core::audit::Auditor;
 use tokenlife_core::{Algorithm, Issuer, Key, Keyset, KeysetStore, Monitor, Validator};
 use tokenlife_tower::admin::{self, AdminState};
 use tokenlife_tower::{Claims, TokenLifeLayer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower_service::Service;
+use zeroize::Zeroizing;
+
+/// A secret string: zeroized on drop, never shown by `Debug`.
+#[derive(Clone, Default)]
+pub struct Secret(Zeroizing<String>);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(Zeroizing::new(s.into()))
+    }
+
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// Limits on each listener, as a production service sets them.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeLimits {
+    /// Longest wait for a request's headers (a half-sent request is dropped after it).
+    pub header_read_timeout: Duration,
+    /// Longest time a request may take once its headers are in (408 after it).
+    pub request_timeout: Duration,
+    /// Most open connections; further ones wait in the accept queue.
+    pub max_connections: usize,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+        }
+    }
+}
 
 /// How the gateway is set up (flags and env in the `gateway` example).
 #[derive(Debug, Clone)]
@@ -30,22 +85,74 @@ pub struct GatewayConfig {
     /// The `aud` of issued tokens (and the one accepted).
     pub audience: String,
     /// The admin credential.
-    pub admin_key: String,
+    pub admin_key: Secret,
     /// The demo client's id.
     pub client_id: String,
     /// The demo client's secret.
-    pub client_secret: String,
+    pub client_secret: Secret,
     /// Access-token lifetime.
     pub access_ttl: Duration,
     /// Write audit events as JSON lines to stdout.
     pub audit_stdout: bool,
+    /// Limits on both listeners.
+    pub limits: ServeLimits,
 }
 
-/// A random URL-safe string (for default secrets).
-pub fn random_secret() -> String {
+/// A random URL-safe secret (for default credentials).
+///
+/// # Panics
+/// If the OS random source fails.
+pub fn random_secret() -> Secret {
     let mut b = [0u8; 18];
     getrandom::fill(&mut b).expect("OS random source");
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    let s = Secret::new(b.iter().map(|x| format!("{x:02x}")).collect::<String>());
+    zeroize::Zeroize::zeroize(&mut b);
+    s
+}
+
+/// Serves `app` on `listener` with `limits`: hyper's header-read timeout (on tokio's
+/// timer), a request timeout (408), and at most `max_connections` connections at once.
+/// Each request carries `ConnectInfo<SocketAddr>`.
+pub async fn serve(listener: TcpListener, app: Router, limits: ServeLimits) {
+    let app = app.layer(middleware::from_fn(move |req: Request, next: Next| {
+        request_timeout(req, next, limits.request_timeout)
+    }));
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    loop {
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let Ok((stream, addr)) = listener.accept().await else {
+            continue;
+        };
+        let app = app.clone();
+        let svc = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(addr));
+            let mut app = app.clone();
+            async move {
+                Ok::<_, Infallible>(
+                    app.call(req.map(axum::body::Body::new))
+                        .await
+                        .unwrap_or_else(|e: Infallible| match e {}),
+                )
+            }
+        });
+        tokio::spawn(async move {
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .serve_connection(TokioIo::new(stream), svc);
+            let _ = conn.await;
+            drop(permit);
+        });
+    }
+}
+
+async fn request_timeout(req: Request, next: Next, limit: Duration) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => (StatusCode::REQUEST_TIMEOUT, "request timed out\n").into_response(),
+    }
 }
 
 /// A running gateway.
@@ -75,12 +182,19 @@ async fn orders(Claims(c): Claims<OrderClaims>) -> String {
     )
 }
 
+/// The process's Prometheus recorder, installed once (several gateways in one process,
+/// as in the tests, share it).
 fn prometheus() -> PrometheusHandle {
-    let recorder = PrometheusBuilder::new().build_recorder();
-    let handle = recorder.handle();
-    // Another recorder may already be installed (tests): the handle then renders nothing.
-    let _ = metrics::set_global_recorder(recorder);
-    handle
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed: the handle then renders nothing.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
 }
 
 /// Binds both listeners and starts serving in the background (on the current runtime).
@@ -121,10 +235,10 @@ pub async fn start(config: GatewayConfig) -> Result<Gateway, Box<dyn std::error:
 
     let state = AdminState::builder(validator)
         .issuer(issuer)
-        .admin_key(&config.admin_key)
+        .admin_key(config.admin_key.expose())
         .client(
             &config.client_id,
-            &config.client_secret,
+            config.client_secret.expose(),
             Some("orders:read"),
         )
         .build()?;
@@ -133,24 +247,12 @@ pub async fn start(config: GatewayConfig) -> Result<Gateway, Box<dyn std::error:
         get(move || std::future::ready(prometheus.render())),
     );
 
-    let api_listener = tokio::net::TcpListener::bind(config.api_addr).await?;
-    let admin_listener = tokio::net::TcpListener::bind(config.admin_addr).await?;
+    let api_listener = TcpListener::bind(config.api_addr).await?;
+    let admin_listener = TcpListener::bind(config.admin_addr).await?;
     let api_url = format!("http://{}", api_listener.local_addr()?);
     let admin_url = format!("http://{}", admin_listener.local_addr()?);
-    tokio::spawn(async move {
-        let _ = axum::serve(
-            api_listener,
-            api.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await;
-    });
-    tokio::spawn(async move {
-        let _ = axum::serve(
-            admin_listener,
-            admin.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await;
-    });
+    tokio::spawn(serve(api_listener, api, config.limits));
+    tokio::spawn(serve(admin_listener, admin, config.limits));
     let bad_deploy_jwks =
         Keyset::new([Key::generate("bad-deploy", Algorithm::ES256)?])?.to_public_jwks();
     Ok(Gateway {
@@ -165,10 +267,11 @@ impl Gateway {
     /// The curl lines that walk through the gateway, ready to paste into a shell.
     pub fn curl_lines(&self) -> String {
         let (api, admin, c) = (&self.api_url, &self.admin_url, &self.config);
-        let key = &c.admin_key;
+        let key = c.admin_key.expose();
         let get_token = format!(
             "TOKEN=$(curl -s -u {}:{} -d grant_type=client_credentials {admin}/token | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')",
-            c.client_id, c.client_secret
+            c.client_id,
+            c.client_secret.expose()
         );
         format!(
             "\

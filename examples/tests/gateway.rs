@@ -3,7 +3,24 @@
 
 use std::time::Duration;
 
-use examples::{GatewayConfig, start};
+use examples::{GatewayConfig, Secret, ServeLimits, start};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn config(limits: ServeLimits) -> GatewayConfig {
+    GatewayConfig {
+        api_addr: "127.0.0.1:0".parse().unwrap(),
+        admin_addr: "127.0.0.1:0".parse().unwrap(),
+        issuer: "https://gateway.example.com".into(),
+        audience: "api://orders".into(),
+        admin_key: Secret::new("adm"),
+        client_id: "demo-client".into(),
+        client_secret: Secret::new("sec"),
+        access_ttl: Duration::from_secs(900),
+        audit_stdout: false,
+        limits,
+    }
+}
 
 fn token_from(body: &str) -> String {
     let v: serde_json::Value = serde_json::from_str(body).unwrap();
@@ -12,19 +29,7 @@ fn token_from(body: &str) -> String {
 
 #[tokio::test]
 async fn the_printed_walkthrough_works() {
-    let gw = start(GatewayConfig {
-        api_addr: "127.0.0.1:0".parse().unwrap(),
-        admin_addr: "127.0.0.1:0".parse().unwrap(),
-        issuer: "https://gateway.example.com".into(),
-        audience: "api://orders".into(),
-        admin_key: "adm".into(),
-        client_id: "demo-client".into(),
-        client_secret: "sec".into(),
-        access_ttl: Duration::from_secs(900),
-        audit_stdout: false,
-    })
-    .await
-    .unwrap();
+    let gw = start(config(ServeLimits::default())).await.unwrap();
     let lines = gw.curl_lines();
     assert!(
         lines.contains(&gw.api_url)
@@ -132,4 +137,78 @@ async fn the_printed_walkthrough_works() {
         text.contains("tokenlife_validations_total{outcome=\"ok\",keyset_version=\"1\"}"),
         "{text}"
     );
+}
+
+/// Reads until the server closes the connection (or `limit` passes); what it sent.
+async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> Option<String> {
+    let mut buf = Vec::new();
+    match tokio::time::timeout(limit, stream.read_to_end(&mut buf)).await {
+        Ok(_) => Some(String::from_utf8_lossy(&buf).into_owned()),
+        Err(_) => None,
+    }
+}
+
+/// Finding 12: a half-sent request is dropped after the header-read timeout.
+#[tokio::test]
+async fn a_half_sent_request_is_dropped_after_the_header_timeout() {
+    let gw = start(config(ServeLimits {
+        header_read_timeout: Duration::from_millis(300),
+        ..ServeLimits::default()
+    }))
+    .await
+    .unwrap();
+    for base in [&gw.api_url, &gw.admin_url] {
+        let addr = base.trim_start_matches("http://");
+        let mut slow = TcpStream::connect(addr).await.unwrap();
+        slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        // The server closes it by itself (well before this bound).
+        let seen = read_until_closed(&mut slow, Duration::from_secs(20)).await;
+        assert!(seen.is_some(), "{base}: a half-sent request was kept open");
+        assert!(!seen.unwrap().contains("200 OK"));
+    }
+}
+
+/// Finding 12: at most `max_connections` connections are served at once; the next one
+/// waits until a slot frees up.
+#[tokio::test]
+async fn connections_are_capped() {
+    let gw = start(config(ServeLimits {
+        max_connections: 2,
+        ..ServeLimits::default()
+    }))
+    .await
+    .unwrap();
+    let addr = gw.api_url.trim_start_matches("http://").to_owned();
+    let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    // Two idle connections hold both slots.
+    let mut idle1 = TcpStream::connect(&addr).await.unwrap();
+    let _idle2 = TcpStream::connect(&addr).await.unwrap();
+    idle1.write_all(b"GET").await.unwrap();
+    let mut third = TcpStream::connect(&addr).await.unwrap();
+    third.write_all(request).await.unwrap();
+    let mut buf = [0u8; 64];
+    let early = tokio::time::timeout(Duration::from_millis(500), third.read(&mut buf)).await;
+    assert!(
+        early.is_err(),
+        "a third connection was served beyond the cap"
+    );
+    drop(idle1);
+    let served = read_until_closed(&mut third, Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert!(served.starts_with("HTTP/1.1 200"), "{served}");
+}
+
+/// Finding 13: secrets never show in `Debug`.
+#[test]
+fn secrets_are_redacted_in_debug() {
+    let c = config(ServeLimits::default());
+    let shown = format!("{c:?}");
+    assert!(
+        !shown.contains("adm\"") && !shown.contains("sec\""),
+        "{shown}"
+    );
+    assert!(shown.contains("[redacted]"));
 }

@@ -148,6 +148,12 @@ struct Inner {
     monitor: Option<Monitor>,
 }
 
+impl Drop for Inner {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.pepper);
+    }
+}
+
 impl fmt::Debug for ApiKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ApiKeys")

@@ -2,9 +2,15 @@
 //!
 //! An [`AuditEvent`] says what happened to which token (by keyed fingerprint, never the
 //! token), when, under which keyset version, with what outcome and why. The [`Auditor`]
-//! puts events on a bounded queue and a background thread hands them to the sinks
-//! (`tracing`, JSON lines, a channel of your own), so emitting never blocks: when the
-//! queue is full the event is dropped and counted.
+//! hands events to the sinks (`tracing`, JSON lines, a channel of your own) on background
+//! threads, through two lanes:
+//!
+//! - the *traffic* lane (validations, issues, renewals, alerts, failed authentications):
+//!   a bounded queue that never blocks the caller; when it is full the event is dropped
+//!   and counted;
+//! - the *control* lane (keyset changes, successful admin actions and revocations):
+//!   never dropped. Its queue is bounded too, and a caller blocks while it is full, so a
+//!   flood of bad tokens can never push a rollback out of the audit trail.
 //!
 //! # Examples
 //!
@@ -57,6 +63,21 @@ pub enum AuditAction {
     KeysetRollback,
     /// An admin request (see `detail`).
     Admin,
+}
+
+impl AuditAction {
+    /// Whether an event of this action with this outcome travels on the control lane
+    /// (never dropped): keyset changes, and successful admin actions and revocations.
+    pub fn is_control(self, outcome: &str) -> bool {
+        match self {
+            Self::KeysetPublished
+            | Self::KeysetStaged
+            | Self::KeysetPromoted
+            | Self::KeysetRollback => true,
+            Self::Admin | Self::TokenRevoked => outcome == "ok",
+            _ => false,
+        }
+    }
 }
 
 /// One audit record. Carries a fingerprint, never a token or key.
@@ -262,10 +283,11 @@ enum Msg {
     Flush(SyncSender<()>),
 }
 
-/// Queues audit events for the sinks without ever blocking the caller. Cheap to clone.
+/// Queues audit events for the sinks. Cheap to clone.
 #[derive(Clone)]
 pub struct Auditor {
-    tx: SyncSender<Msg>,
+    traffic: SyncSender<Msg>,
+    control: SyncSender<Msg>,
     dropped: Arc<AtomicU64>,
     subjects: bool,
     on_drop: metrics::Counter,
@@ -279,8 +301,11 @@ impl fmt::Debug for Auditor {
     }
 }
 
-/// Default capacity of the audit queue.
+/// Default capacity of the traffic lane's queue.
 pub const DEFAULT_QUEUE: usize = 4096;
+
+/// Capacity of the control lane's queue (callers block while it is full).
+pub const CONTROL_QUEUE: usize = 1024;
 
 impl Auditor {
     /// Starts an auditor.
@@ -304,32 +329,68 @@ impl Auditor {
         )
     }
 
-    /// Queues an event; drops and counts it if the queue is full. Never blocks.
+    /// Queues an event. A traffic event is dropped and counted when its queue is full
+    /// (never blocks); a control event ([`AuditAction::is_control`]) is never dropped
+    /// and waits for room.
     pub fn emit(&self, mut event: AuditEvent) {
         if !self.subjects {
             event.subject = None;
         }
-        match self.tx.try_send(Msg::Event(Box::new(event))) {
+        if event.action.is_control(event.outcome) {
+            // Err only if the lane's thread is gone (it never exits while we live).
+            if self.control.send(Msg::Event(Box::new(event))).is_err() {
+                self.count_drop();
+            }
+            return;
+        }
+        match self.traffic.try_send(Msg::Event(Box::new(event))) {
             Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                self.on_drop.increment(1);
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => self.count_drop(),
+        }
+    }
+
+    fn count_drop(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        self.on_drop.increment(1);
+    }
+
+    /// Waits until every event queued so far, on both lanes, has reached the sinks, and
+    /// flushes them.
+    pub fn flush(&self) {
+        for lane in [&self.traffic, &self.control] {
+            let (tx, rx) = mpsc::sync_channel(1);
+            if lane.send(Msg::Flush(tx)).is_ok() {
+                let _ = rx.recv();
             }
         }
     }
 
-    /// Waits until every event queued so far has reached the sinks, and flushes them.
-    pub fn flush(&self) {
-        let (tx, rx) = mpsc::sync_channel(1);
-        if self.tx.send(Msg::Flush(tx)).is_ok() {
-            let _ = rx.recv();
-        }
-    }
-
-    /// Events dropped so far because the queue was full.
+    /// Traffic events dropped so far because their queue was full.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
+}
+
+type Sinks = Arc<std::sync::Mutex<Vec<Box<dyn AuditSink>>>>;
+
+/// One lane's thread: hands each event to every sink.
+fn lane(name: &str, rx: Receiver<Msg>, sinks: Sinks) {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let lock = || sinks.lock().unwrap_or_else(|p| p.into_inner());
+            while let Ok(msg) = rx.recv() {
+                match msg {
+                    Msg::Event(e) => lock().iter_mut().for_each(|s| s.write(&e)),
+                    Msg::Flush(ack) => {
+                        lock().iter_mut().for_each(|s| s.flush());
+                        let _ = ack.send(());
+                    }
+                }
+            }
+            lock().iter_mut().for_each(|s| s.flush());
+        })
+        .expect("spawn an audit thread");
 }
 
 /// Builds an [`Auditor`].
@@ -378,30 +439,19 @@ impl AuditorBuilder {
         self
     }
 
-    /// Starts the background thread and returns the auditor.
+    /// Starts the two lanes' background threads and returns the auditor.
     ///
     /// # Panics
     /// If the OS cannot start a thread.
     pub fn build(self) -> Auditor {
-        let (tx, rx) = mpsc::sync_channel::<Msg>(self.capacity);
-        let mut sinks = self.sinks;
-        std::thread::Builder::new()
-            .name("tokenlife-audit".into())
-            .spawn(move || {
-                while let Ok(msg) = rx.recv() {
-                    match msg {
-                        Msg::Event(e) => sinks.iter_mut().for_each(|s| s.write(&e)),
-                        Msg::Flush(ack) => {
-                            sinks.iter_mut().for_each(|s| s.flush());
-                            let _ = ack.send(());
-                        }
-                    }
-                }
-                sinks.iter_mut().for_each(|s| s.flush());
-            })
-            .expect("spawn the audit thread");
+        let (traffic, traffic_rx) = mpsc::sync_channel::<Msg>(self.capacity);
+        let (control, control_rx) = mpsc::sync_channel::<Msg>(CONTROL_QUEUE);
+        let sinks: Sinks = Arc::new(std::sync::Mutex::new(self.sinks));
+        lane("tokenlife-audit", traffic_rx, sinks.clone());
+        lane("tokenlife-audit-control", control_rx, sinks);
         Auditor {
-            tx,
+            traffic,
+            control,
             dropped: Arc::new(AtomicU64::new(0)),
             subjects: self.subjects,
             on_drop: metrics::counter!(crate::metrics::AUDIT_DROPPED),
@@ -463,11 +513,46 @@ mod tests {
             .capacity(2)
             .build();
         for i in 0..50 {
-            a.emit(AuditEvent::new(AuditAction::Admin, i));
+            a.emit(AuditEvent::new(AuditAction::ValidationFailed, i));
         }
         // At most: one in the sink, two queued.
         assert!(a.dropped() >= 47, "dropped {}", a.dropped());
         drop(held);
         a.flush();
+    }
+
+    /// A sink that blocks until released and keeps what it saw.
+    struct Recording(Arc<Mutex<()>>, Arc<Mutex<Vec<AuditAction>>>);
+    impl AuditSink for Recording {
+        fn write(&mut self, e: &AuditEvent) {
+            drop(self.0.lock().unwrap());
+            self.1.lock().unwrap().push(e.action);
+        }
+    }
+
+    /// Finding 11: a flood of traffic events cannot push admin and keyset events out.
+    #[test]
+    fn control_events_survive_a_flood_of_traffic() {
+        let gate = Arc::new(Mutex::new(()));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let held = gate.lock().unwrap();
+        let a = Auditor::builder()
+            .sink(Recording(gate.clone(), seen.clone()))
+            .capacity(4)
+            .build();
+        for i in 0..10_000 {
+            a.emit(AuditEvent::new(AuditAction::ValidationFailed, i).failure("bad_signature"));
+            if i % 1000 == 0 {
+                a.emit(AuditEvent::new(AuditAction::KeysetRollback, i));
+                a.emit(AuditEvent::new(AuditAction::Admin, i).detail("revoke jti"));
+            }
+        }
+        assert!(a.dropped() >= 9_000);
+        drop(held);
+        a.flush();
+        let seen = seen.lock().unwrap();
+        let count = |x| seen.iter().filter(|a| **a == x).count();
+        assert_eq!(count(AuditAction::KeysetRollback), 10);
+        assert_eq!(count(AuditAction::Admin), 10);
     }
 }

@@ -100,7 +100,7 @@ pub use issue::{
     RESERVED_CLAIMS, RefreshInfo, RefreshRecord, RefreshStore, RefreshStoreError, RenewError,
     RenewErrorKind, TokenPair, TokenRequest,
 };
-pub use monitor::{DEFAULT_LATENCY_SAMPLE, Monitor, MonitorBuilder};
+pub use monitor::{DEFAULT_LATENCY_SAMPLE, MAX_VERSION_LABELS, Monitor, MonitorBuilder};
 
 /// The JWT algorithms (re-exported from jsonwebtoken).
 pub use jsonwebtoken::Algorithm;

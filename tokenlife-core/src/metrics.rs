@@ -98,8 +98,14 @@ pub(crate) struct VersionCounters {
 }
 
 impl VersionCounters {
-    pub(crate) fn new(version: u64) -> Self {
-        let v = version.to_string();
+    /// Counters labelled with `version`, or with `keyset_version="other"` (kept under
+    /// `version` for lookups) when `label_other` is set.
+    pub(crate) fn new(version: u64, label_other: bool) -> Self {
+        let v = if label_other {
+            "other".to_owned()
+        } else {
+            version.to_string()
+        };
         Self {
             version,
             ok: counter!(VALIDATIONS, "outcome" => "ok", "keyset_version" => v.clone()),

@@ -36,6 +36,11 @@ use crate::validate::{Fingerprint, Verified};
 /// Keyset versions whose counters stay registered in the monitor.
 const RECENT_VERSIONS: usize = 4;
 
+/// Distinct keyset versions that get series of their own (16 each) over the life of a
+/// process; later versions share `keyset_version="other"`, so the recorder's series stay
+/// bounded however many deploys a process sees.
+pub const MAX_VERSION_LABELS: usize = 64;
+
 /// Default: one validation in 16 has its latency recorded.
 pub const DEFAULT_LATENCY_SAMPLE: u32 = 16;
 
@@ -55,6 +60,7 @@ struct Inner {
     detector: Detector,
     handles: Handles,
     versions: ArcSwap<Recent>,
+    labelled_versions: std::sync::atomic::AtomicUsize,
     issued: [Counter; 3],
     renewed: [Counter; 3],
     expired: [Counter; 3],
@@ -82,6 +88,12 @@ const API_KEY_OUTCOMES: [&str; 7] = [
     "full",
     "random",
 ];
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.fingerprint_key);
+    }
+}
 
 impl fmt::Debug for Monitor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -234,7 +246,13 @@ impl Monitor {
             return f(head);
         }
         let known = recent.iter().find(|c| c.version == version).cloned();
-        let counters = known.unwrap_or_else(|| VersionCounters::new(version));
+        let counters = known.unwrap_or_else(|| {
+            let n = self
+                .inner
+                .labelled_versions
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            VersionCounters::new(version, n >= MAX_VERSION_LABELS)
+        });
         f(&counters);
         let older = recent
             .iter()
@@ -373,6 +391,7 @@ impl MonitorBuilder {
                 detector: Detector::new(self.policy),
                 handles: Handles::new(),
                 versions: ArcSwap::from_pointee(Recent { head: None, older: Vec::new() }),
+                labelled_versions: std::sync::atomic::AtomicUsize::new(0),
                 issued: per_kind(m::TOKENS_ISSUED),
                 renewed: per_kind(m::TOKENS_RENEWED),
                 expired: per_kind(m::TOKENS_EXPIRED),

@@ -472,6 +472,12 @@ struct Inner {
     accepted_typ: Option<Box<[Box<str>]>>,
 }
 
+impl Drop for Inner {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.fingerprint_key);
+    }
+}
+
 impl fmt::Debug for Validator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Validator")

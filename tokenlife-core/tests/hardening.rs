@@ -458,3 +458,46 @@ fn fingerprint_keys_differ_per_validator() {
     let w2 = world();
     assert_ne!(w1.validator.fingerprint("t"), w2.validator.fingerprint("t"));
 }
+
+/// Secrets hygiene: no `Debug` shows a secret; the public JWKS carries no private
+/// member; key material is zeroized on drop (jsonwebtoken's keys are `ZeroizeOnDrop`).
+#[test]
+fn secrets_never_show_in_debug_or_the_public_jwks() {
+    fn zeroized_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+    zeroized_on_drop::<jsonwebtoken::EncodingKey>();
+    zeroized_on_drop::<jsonwebtoken::DecodingKey>();
+
+    let hmac = tokenlife_core::Key::hmac("h", Algorithm::HS256, &[0x41; 32]).unwrap();
+    let shown = format!("{hmac:?}");
+    assert!(!shown.contains("65, 65") && !shown.contains("AAAA") && !shown.contains("QUFB"));
+
+    let w = world();
+    let pair = w.issuer.issue(TokenRequest::subject("s")).unwrap();
+    let refresh = pair.refresh_token.clone().unwrap();
+    let v = w.validator.validate(&pair.access_token).unwrap();
+    let keys = ApiKeys::builder().build();
+    let (raw, info) = keys.issue("c", Duration::from_secs(60)).unwrap();
+    for shown in [
+        format!("{pair:?}"),
+        format!("{v:?}"),
+        format!("{:?}", w.issuer),
+        format!("{:?}", w.validator),
+        format!("{keys:?}"),
+        format!("{info:?}"),
+        format!("{:?}", w.store),
+    ] {
+        for secret in [&pair.access_token, &refresh, &raw] {
+            assert!(!shown.contains(secret.as_str()), "{shown}");
+        }
+        let secret_part = raw.rsplit('_').next().unwrap();
+        assert!(!shown.contains(secret_part), "{shown}");
+    }
+    // Private keys in the store never reach the public JWKS.
+    let full = Keyset::new(common::all_keys()).unwrap();
+    let jwks: serde_json::Value = serde_json::from_str(&full.to_public_jwks()).unwrap();
+    for k in jwks["keys"].as_array().unwrap() {
+        for private in ["d", "p", "q", "dp", "dq", "qi", "k"] {
+            assert!(k.get(private).is_none(), "{k}");
+        }
+    }
+}

@@ -649,3 +649,42 @@ fn validations_are_counted_per_keyset_version_across_rollbacks() {
         assert_eq!((ok("1"), ok("2")), (2, 3));
     });
 }
+
+/// Finding 18: however many keyset versions a process sees, the metric series stay
+/// bounded (per-version labels for the first `MAX_VERSION_LABELS`, then "other").
+#[test]
+fn per_version_series_are_bounded() {
+    use tokenlife_core::MAX_VERSION_LABELS;
+    let w = world(AlertPolicy::default());
+    metrics::with_local_recorder(&*w.recorder.clone(), || {
+        let token = w
+            .issuer
+            .issue_access(TokenRequest::subject("s"))
+            .unwrap()
+            .access_token;
+        let keys = w.store.current().active().clone();
+        for _ in 0..MAX_VERSION_LABELS + 20 {
+            w.store.publish(keys.clone());
+            w.validator.validate(&token).unwrap();
+        }
+        let snap = w.counters();
+        let labels: std::collections::HashSet<String> = snap
+            .iter()
+            .filter(|(k, _)| k.key().name() == "tokenlife_validations_total")
+            .filter_map(|(k, _)| {
+                k.key()
+                    .labels()
+                    .find(|l| l.key() == "keyset_version")
+                    .map(|l| l.value().to_owned())
+            })
+            .collect();
+        assert_eq!(labels.len(), MAX_VERSION_LABELS + 1, "{labels:?}");
+        assert!(labels.contains("other"));
+        let other = counter(
+            &snap,
+            "tokenlife_validations_total",
+            &[("outcome", "ok"), ("keyset_version", "other")],
+        );
+        assert_eq!(other, 20);
+    });
+}

@@ -109,13 +109,23 @@ pub(crate) struct Config {
     pub(crate) renderer: Option<Renderer>,
 }
 
+/// Whether `path` is `prefix` or below it, by whole segments: `/public` covers
+/// `/public` and `/public/x`, never `/publicity`. A prefix given with a trailing `/`
+/// covers what lies below it.
+fn under_prefix(path: &str, prefix: &str) -> bool {
+    match path.strip_prefix(prefix) {
+        Some(rest) => prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/'),
+        None => false,
+    }
+}
+
 impl Config {
     /// Decides a request: `Ok` (with `Verified` in its extensions where a token was valid)
     /// or the rejection.
     pub(crate) fn check<B>(&self, req: &mut Request<B>) -> Result<(), Rejection> {
         let path = req.uri().path();
         if self.skip_exact.iter().any(|p| **p == *path)
-            || self.skip_prefix.iter().any(|p| path.starts_with(&**p))
+            || self.skip_prefix.iter().any(|p| under_prefix(path, p))
         {
             return Ok(());
         }
@@ -285,7 +295,8 @@ impl TokenLifeLayer {
         self.edit(|c| c.skip_exact.push(path.into()))
     }
 
-    /// Lets every path starting with `prefix` through without a token.
+    /// Lets `prefix` and every path below it through without a token, matching whole
+    /// segments (`/public` covers `/public/docs`, not `/publicity`).
     pub fn skip_prefix(self, prefix: &str) -> Self {
         self.edit(|c| c.skip_prefix.push(prefix.into()))
     }
@@ -310,5 +321,20 @@ impl<S> Layer<S> for TokenLifeLayer {
 
     fn layer(&self, inner: S) -> Self::Service {
         TokenLifeService::new(inner, self.config.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::under_prefix;
+
+    #[test]
+    fn prefixes_match_whole_segments() {
+        assert!(under_prefix("/public", "/public"));
+        assert!(under_prefix("/public/x", "/public"));
+        assert!(under_prefix("/public/x", "/public/"));
+        assert!(!under_prefix("/publicity", "/public"));
+        assert!(!under_prefix("/public", "/public/"));
+        assert!(!under_prefix("/other", "/public"));
     }
 }
