@@ -87,6 +87,9 @@ impl Window {
     }
 }
 
+/// Most clients whose bad-signature windows are kept (least recently used ones go).
+pub(crate) const MAX_CLIENTS: u64 = 100_000;
+
 /// Detects bursts and spikes.
 #[derive(Debug)]
 pub(crate) struct Detector {
@@ -101,7 +104,7 @@ impl Detector {
             policy,
             spike: Window::default(),
             clients: Cache::builder()
-                .max_capacity(100_000)
+                .max_capacity(MAX_CLIENTS)
                 .time_to_idle(policy.burst_window.saturating_mul(2))
                 .build(),
         }
@@ -146,6 +149,33 @@ mod tests {
         assert!(!w.hit(130, 60, 3));
         assert!(!w.hit(130, 60, 3));
         assert!(w.hit(131, 60, 3));
+    }
+
+    #[test]
+    fn per_client_state_is_bounded() {
+        let d = Detector::new(AlertPolicy::default());
+        for i in 0..MAX_CLIENTS + 50_000 {
+            d.failure(
+                0,
+                Some(&format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255)),
+                true,
+            );
+        }
+        d.clients.run_pending_tasks();
+        assert!(
+            d.clients.entry_count() <= MAX_CLIENTS,
+            "{}",
+            d.clients.entry_count()
+        );
+        // And it still works.
+        let d2 = Detector::new(AlertPolicy {
+            burst_threshold: 1,
+            ..AlertPolicy::default()
+        });
+        assert_eq!(
+            d2.failure(0, Some("x"), true),
+            [AlertKind::BadSignatureBurst]
+        );
     }
 
     #[test]

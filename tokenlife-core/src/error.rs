@@ -271,6 +271,12 @@ pub enum KeyErrorKind {
     NoSigningKey,
     /// A key that was meant to be public carries private material.
     PrivateMaterial,
+    /// The JWKS document is larger than [`Keyset::MAX_JWKS_BYTES`] or lists more than
+    /// [`Keyset::MAX_JWKS_KEYS`] keys; nothing was loaded.
+    ///
+    /// [`Keyset::MAX_JWKS_BYTES`]: crate::Keyset::MAX_JWKS_BYTES
+    /// [`Keyset::MAX_JWKS_KEYS`]: crate::Keyset::MAX_JWKS_KEYS
+    TooLarge,
 }
 
 impl KeyErrorKind {
@@ -285,6 +291,7 @@ impl KeyErrorKind {
             Self::Empty => "no usable key",
             Self::NoSigningKey => "no usable signing key",
             Self::PrivateMaterial => "private key material where a public key was expected",
+            Self::TooLarge => "JWKS document too large or with too many keys",
         }
     }
 }

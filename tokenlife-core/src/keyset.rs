@@ -446,6 +446,11 @@ pub struct Keyset {
 }
 
 impl Keyset {
+    /// Largest JWKS document [`from_jwks_json`](Self::from_jwks_json) reads (256 KiB).
+    pub const MAX_JWKS_BYTES: usize = 256 * 1024;
+    /// Most keys [`from_jwks_json`](Self::from_jwks_json) reads from one document.
+    pub const MAX_JWKS_KEYS: usize = 100;
+
     /// A keyset of the given keys. The signing key is the first key that can sign, if any
     /// (change it with [`with_signing_kid`](Self::with_signing_kid)).
     ///
@@ -477,6 +482,8 @@ impl Keyset {
     /// [`warnings`](Self::warnings); the load fails only if no entry is usable.
     ///
     /// # Errors
+    /// [`KeyErrorKind::TooLarge`] past [`Self::MAX_JWKS_BYTES`] or
+    /// [`Self::MAX_JWKS_KEYS`];
     /// [`KeyErrorKind::InvalidJson`] if the text is not a JWKS document;
     /// [`KeyErrorKind::Empty`] if no entry is usable (the source is the first skip reason).
     ///
@@ -498,8 +505,14 @@ impl Keyset {
         struct RawSet {
             keys: Vec<serde_json::Map<String, serde_json::Value>>,
         }
+        if json.len() > Self::MAX_JWKS_BYTES {
+            return Err(KeyError::new(KeyErrorKind::TooLarge));
+        }
         let raw: RawSet = serde_json::from_str(json)
             .map_err(|e| KeyError::new(KeyErrorKind::InvalidJson).source(e))?;
+        if raw.keys.len() > Self::MAX_JWKS_KEYS {
+            return Err(KeyError::new(KeyErrorKind::TooLarge));
+        }
         let mut keys: Vec<Arc<Key>> = Vec::with_capacity(raw.keys.len());
         let mut warnings = Vec::new();
         for entry in raw.keys {

@@ -156,3 +156,26 @@ fn key_debug_never_shows_material() {
     let shown = format!("{k:?}");
     assert!(shown.contains("\"k\"") && !shown.contains("90"), "{shown}");
 }
+
+/// Limits: a JWKS document past the size or key-count bound is refused whole, typed,
+/// before any key is built; at the bound it loads.
+#[test]
+fn jwks_size_and_key_count_are_bounded() {
+    let entry = |i: usize| {
+        json!({"kty": "oct", "kid": format!("k{i}"), "alg": "HS256",
+               "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldC0"})
+    };
+    let doc = |n: usize| json!({"keys": (0..n).map(entry).collect::<Vec<_>>()}).to_string();
+    let at_limit = Keyset::from_jwks_json(&doc(Keyset::MAX_JWKS_KEYS)).unwrap();
+    assert_eq!(at_limit.keys().count(), Keyset::MAX_JWKS_KEYS);
+    let over = Keyset::from_jwks_json(&doc(Keyset::MAX_JWKS_KEYS + 1)).unwrap_err();
+    assert_eq!(over.kind(), E::TooLarge);
+    let padded = format!(
+        r#"{{"keys":[], "pad": "{}"}}"#,
+        "x".repeat(Keyset::MAX_JWKS_BYTES)
+    );
+    assert_eq!(
+        Keyset::from_jwks_json(&padded).unwrap_err().kind(),
+        E::TooLarge
+    );
+}

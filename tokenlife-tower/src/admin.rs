@@ -1299,3 +1299,35 @@ async fn mint(State(s): State<AdminState>, b: Result<Bytes, BytesRejection>) -> 
     s.audit(AuditAction::Admin, "mint token".into());
     Ok(token_response(&pair))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The throttle's per-address state is bounded: past `MAX_TRACKED` addresses, new
+    /// ones share one bucket, and tracking keeps working.
+    #[test]
+    fn throttle_state_is_bounded() {
+        let t = Throttle {
+            max_failures: 2,
+            window: 60,
+            by_addr: Mutex::new(HashMap::new()),
+        };
+        for i in 0..(MAX_TRACKED as u32 + 5_000) {
+            t.failed(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)), 100);
+        }
+        assert!(t.tracked() <= MAX_TRACKED + 1, "{}", t.tracked());
+        // The first addresses are tracked on their own; an address past the bound shares
+        // the bucket (which is now full of failures).
+        let first = IpAddr::V4(Ipv4Addr::from(0x0a00_0000));
+        assert_eq!(t.blocked(first, 100), None);
+        t.failed(first, 100);
+        assert_eq!(t.blocked(first, 100), Some(60));
+        let late = IpAddr::V4(Ipv4Addr::from(0x0b00_0000));
+        assert!(t.blocked(late, 100).is_some());
+        // After the window, lapsed entries make room again.
+        t.failed(late, 200);
+        assert!(t.tracked() <= MAX_TRACKED + 1);
+        assert_eq!(t.blocked(late, 200), None);
+    }
+}

@@ -50,9 +50,15 @@ impl TokenSource {
     fn find<'a>(&self, headers: &'a HeaderMap) -> Found<'a> {
         match self {
             Self::Bearer => {
-                let Some(v) = headers.get(header::AUTHORIZATION) else {
+                let mut all = headers.get_all(header::AUTHORIZATION).iter();
+                let Some(v) = all.next() else {
                     return Found::None;
                 };
+                // Two Authorization headers: which one counts would be a guess (and a
+                // way to smuggle a second credential past a proxy that checks the first).
+                if all.next().is_some() {
+                    return Found::Bad("more than one Authorization header");
+                }
                 let Ok(v) = v.to_str() else {
                     return Found::Bad("malformed Authorization header");
                 };
@@ -71,6 +77,9 @@ impl TokenSource {
                     // Another scheme (Basic, …): not ours.
                     _ => Found::None,
                 }
+            }
+            Self::Header(name) if headers.get_all(name).iter().nth(1).is_some() => {
+                Found::Bad("more than one token header")
             }
             Self::Header(name) => match headers.get(name).map(|v| v.to_str()) {
                 None => Found::None,

@@ -381,3 +381,45 @@ fn public_types_are_send_and_sync() {
     assert_send_sync::<Claims<MyClaims>>();
     assert_send_sync::<Token>();
 }
+
+/// Two Authorization headers (a second credential smuggled past a proxy that checks the
+/// first): refused as a bad request, whichever is valid.
+#[tokio::test]
+async fn two_authorization_headers_are_a_bad_request() {
+    let f = Fixture::new();
+    let app = app(&f);
+    let good = format!("Bearer {}", f.token("orders:read"));
+    for pair in [[good.as_str(), "Bearer x"], ["Bearer x", good.as_str()]] {
+        let req = Request::get("/orders")
+            .header(header::AUTHORIZATION, pair[0])
+            .header(header::AUTHORIZATION, pair[1])
+            .body(Body::empty())
+            .unwrap();
+        let (status, headers, _) = call(&app, req).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            headers[header::WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap()
+                .contains("invalid_request")
+        );
+    }
+}
+
+/// `skip_prefix` matches whole path segments.
+#[tokio::test]
+async fn skip_prefix_does_not_exempt_lookalike_paths() {
+    let f = Fixture::new();
+    let app = Router::new()
+        .route("/public/docs", get(|| async { "docs" }))
+        .route("/publicity", get(|| async { "secret plans" }))
+        .layer(TokenLifeLayer::new(f.validator.clone()).skip_prefix("/public"));
+    assert_eq!(
+        call(&app, get_with("/public/docs", None)).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&app, get_with("/publicity", None)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
