@@ -153,6 +153,7 @@ fn slot(kind: TokenKind, from: Option<TokenState>, to: TokenState) -> usize {
 pub struct LifecycleTracker {
     counts: Box<[AtomicU64]>,
     metrics: Box<[Option<Counter>]>,
+    illegal: AtomicU64,
 }
 
 impl fmt::Debug for LifecycleTracker {
@@ -189,6 +190,7 @@ impl LifecycleTracker {
         Self {
             counts,
             metrics: metrics.into(),
+            illegal: AtomicU64::new(0),
         }
     }
 
@@ -203,6 +205,7 @@ impl LifecycleTracker {
         to: TokenState,
     ) -> Result<LifecycleEvent, IllegalTransition> {
         if !is_allowed(from, to) {
+            self.illegal.fetch_add(1, Ordering::Relaxed);
             return Err(IllegalTransition { kind, from, to });
         }
         let i = slot(kind, from, to);
@@ -211,6 +214,12 @@ impl LifecycleTracker {
             c.increment(1);
         }
         Ok(LifecycleEvent { kind, from, to })
+    }
+
+    /// How many transitions the table refused (nothing was counted for them). The
+    /// domain never asks for one: a non-zero count is a bug.
+    pub fn illegal(&self) -> u64 {
+        self.illegal.load(Ordering::Relaxed)
     }
 
     /// How many times this transition was recorded.
