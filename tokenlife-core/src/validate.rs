@@ -154,9 +154,9 @@ fn audience<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
 struct Header<'a> {
     #[serde(borrow)]
     alg: Cow<'a, str>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "string_member")]
     kid: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "string_member")]
     typ: Option<Cow<'a, str>>,
     #[serde(default, deserialize_with = "present")]
     crit: bool,
@@ -220,6 +220,13 @@ fn typ_matches(typ: &str, accepted: &[Box<str>]) -> bool {
     };
     let typ = short(typ);
     accepted.iter().any(|a| short(a).eq_ignore_ascii_case(&typ))
+}
+
+/// A header member that, when present, must be a string (`null` is not absent).
+fn string_member<'de: 'a, 'a, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Cow<'a, str>>, D::Error> {
+    <Cow<'a, str>>::deserialize(d).map(Some)
 }
 
 fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {

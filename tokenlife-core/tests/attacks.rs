@@ -130,8 +130,11 @@ fn kid_injection() {
         let t = signed_with(key, &json!({"alg": "ES256", "kid": kid}));
         assert_eq!(kind(&f, &t), K::Malformed, "{kid}");
     }
-    // null is the same as no kid: the one ES256 key verifies it.
+    // null is not a string either (RFC 7515 §4.1.4): not taken for "no kid".
     let t = signed_with(key, &json!({"alg": "ES256", "kid": null}));
+    assert_eq!(kind(&f, &t), K::Malformed);
+    // With no kid at all, the one ES256 key verifies it.
+    let t = signed_with(key, &json!({"alg": "ES256"}));
     f.validator.validate(&t).unwrap();
 }
 
