@@ -459,11 +459,12 @@ pub enum IssueError {
 
 impl IssueError {
     /// The HTTP status a token endpoint answers with: 400 for a bad request, 503 when
-    /// the refresh store is full (try later), 500 otherwise.
+    /// the refresh store is full or the current keyset cannot sign (a verify-only deploy:
+    /// try later), 500 otherwise.
     pub fn status(&self) -> u16 {
         match self {
             Self::InvalidRequest(_) => 400,
-            Self::Store(RefreshStoreError::Full) => 503,
+            Self::Store(RefreshStoreError::Full) | Self::NoSigningKey => 503,
             _ => 500,
         }
     }
@@ -500,6 +501,9 @@ pub enum RenewErrorKind {
     WrongClient,
     /// The refresh store is full: nothing changed, the token still renews later.
     Full,
+    /// The current keyset cannot sign (a verify-only deploy): nothing changed, the token
+    /// still renews once a signing key is back.
+    NoSigningKey,
     /// The refresh store failed.
     Store,
     /// Issuing the new pair failed.
@@ -540,7 +544,7 @@ impl RenewError {
     pub fn oauth_error(&self) -> &'static str {
         match self.kind {
             RenewErrorKind::Store | RenewErrorKind::Issue => "server_error",
-            RenewErrorKind::Full => "temporarily_unavailable",
+            RenewErrorKind::Full | RenewErrorKind::NoSigningKey => "temporarily_unavailable",
             _ => "invalid_grant",
         }
     }
@@ -549,7 +553,7 @@ impl RenewError {
     pub fn status(&self) -> u16 {
         match self.kind {
             RenewErrorKind::Store | RenewErrorKind::Issue => 500,
-            RenewErrorKind::Full => 503,
+            RenewErrorKind::Full | RenewErrorKind::NoSigningKey => 503,
             _ => 400,
         }
     }
@@ -564,6 +568,7 @@ impl RenewError {
             RenewErrorKind::Rotated => "rotated",
             RenewErrorKind::WrongClient => "wrong_client",
             RenewErrorKind::Full => "full",
+            RenewErrorKind::NoSigningKey => "no_signing_key",
             RenewErrorKind::Store => "store",
             RenewErrorKind::Issue => "issue",
         }
@@ -930,7 +935,10 @@ impl Issuer {
         let minted = self
             .mint(&req, Some(rec.family.clone()))
             .map_err(|e| RenewError {
-                kind: RenewErrorKind::Issue,
+                kind: match e {
+                    IssueError::NoSigningKey => RenewErrorKind::NoSigningKey,
+                    _ => RenewErrorKind::Issue,
+                },
                 source: Some(Box::new(e)),
             })?;
         // The atomic step: of two concurrent renewals, one wins.

@@ -275,7 +275,10 @@ fn a_renewal_without_a_signing_key_leaves_the_token_live() {
     .unwrap();
     w.store.publish(public);
     let err = w.issuer.renew(&refresh).unwrap_err();
-    assert_eq!((err.kind(), err.status()), (RenewErrorKind::Issue, 500));
+    assert_eq!(
+        (err.kind(), err.status(), err.oauth_error()),
+        (RenewErrorKind::NoSigningKey, 503, "temporarily_unavailable")
+    );
     w.store.rollback().unwrap();
     let renewed = w.issuer.renew(&refresh).unwrap();
     w.validator.validate(&renewed.access_token).unwrap();

@@ -1,0 +1,59 @@
+//! Any bytes as a bearer token: the validator answers with a typed error or a verified
+//! token, never a panic, and a token it accepts is one of the well-formed shapes.
+#![no_main]
+
+use std::sync::OnceLock;
+
+use libfuzzer_sys::fuzz_target;
+use tokenlife_core::{Algorithm, Keyset, KeysetStore, ManualClock, Validator, testing};
+
+const ALGS: [Algorithm; 12] = [
+    Algorithm::HS256,
+    Algorithm::HS384,
+    Algorithm::HS512,
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+fn validator() -> &'static Validator {
+    static V: OnceLock<Validator> = OnceLock::new();
+    V.get_or_init(|| {
+        let keys: Vec<_> = ALGS
+            .iter()
+            .map(|a| testing::key(&format!("{a:?}"), *a))
+            .collect();
+        Validator::builder(KeysetStore::new(Keyset::new(keys).unwrap()))
+            .issuer("https://auth.example.com")
+            .audience("api://orders")
+            .clock(ManualClock::at_unix(1_700_000_000))
+            .cache_capacity(64)
+            .build()
+            .unwrap()
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(token) = std::str::from_utf8(data) else {
+        return;
+    };
+    let v = validator();
+    match v.validate(token) {
+        Ok(verified) => {
+            // A token that validated has claims a user can read.
+            assert!(verified.claims().exp.is_some());
+            assert!(!verified.all_claims().is_empty());
+        }
+        Err(e) => {
+            let shown = format!("{e} {e:?}");
+            assert!(token.len() < 8 || !shown.contains(token));
+        }
+    }
+    let _ = v.fingerprint(token);
+});
