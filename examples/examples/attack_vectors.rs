@@ -12,20 +12,7 @@ const T0: u64 = 1_700_000_000;
 const ISS: &str = "https://auth.example.com";
 const AUD: &str = "api://orders";
 
-const ALGS: [Algorithm; 12] = [
-    Algorithm::HS256,
-    Algorithm::HS384,
-    Algorithm::HS512,
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-    Algorithm::ES256,
-    Algorithm::ES384,
-    Algorithm::EdDSA,
-];
+const ALGS: [Algorithm; 12] = testing::ALGORITHMS;
 
 fn b64(b: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(b)
@@ -47,16 +34,9 @@ fn header(alg: Algorithm) -> Value {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let keys: Vec<Key> = ALGS
-        .iter()
-        .map(|a| testing::key(&format!("{a:?}"), *a))
-        .collect();
+    let keys: Vec<Key> = testing::keys_for_all_algorithms();
     let key = |a: Algorithm| &keys[ALGS.iter().position(|x| *x == a).expect("alg")];
-    let keyset = Keyset::new(
-        ALGS.iter()
-            .map(|a| testing::key(&format!("{a:?}"), *a))
-            .collect::<Vec<_>>(),
-    )?;
+    let keyset = Keyset::new(testing::keys_for_all_algorithms())?;
     let jwks: Value = serde_json::from_str(&keyset.to_public_jwks())?;
     let validator = Validator::builder(KeysetStore::new(keyset))
         .issuer(ISS)
@@ -237,14 +217,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             signed(a, &json!({"alg": format!("{a:?}"), "kid": kid}), &claims()),
         );
     }
-    let (m, sig) = good.rsplit_once('.').expect("jws");
-    let sig = URL_SAFE_NO_PAD.decode(sig)?;
-    let n = tokenlife_p256_n();
-    let mut high = sig[..32].to_vec();
-    high.extend(sub(&n, &sig[32..]));
     add(
         "ES256 (r, n - s) twin".into(),
-        format!("{m}.{}", b64(&high)),
+        testing::ecdsa_twin(&good).ok_or("twin")?,
     );
 
     let out: Vec<Value> = vectors
@@ -263,25 +238,4 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
     println!("{}", serde_json::to_string_pretty(&doc)?);
     Ok(())
-}
-
-fn tokenlife_p256_n() -> Vec<u8> {
-    let hex = "FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551";
-    (0..32)
-        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap_or(0))
-        .collect()
-}
-
-fn sub(a: &[u8], b: &[u8]) -> Vec<u8> {
-    let mut out = vec![0u8; a.len()];
-    let mut borrow = 0i16;
-    for i in (0..a.len()).rev() {
-        let mut d = i16::from(a[i]) - i16::from(b[i]) - borrow;
-        borrow = i16::from(d < 0);
-        if d < 0 {
-            d += 256;
-        }
-        out[i] = u8::try_from(d).unwrap_or(0);
-    }
-    out
 }

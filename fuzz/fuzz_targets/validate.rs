@@ -5,30 +5,12 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use tokenlife_core::{Algorithm, Keyset, KeysetStore, ManualClock, Validator, testing};
-
-const ALGS: [Algorithm; 12] = [
-    Algorithm::HS256,
-    Algorithm::HS384,
-    Algorithm::HS512,
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-    Algorithm::ES256,
-    Algorithm::ES384,
-    Algorithm::EdDSA,
-];
+use tokenlife_core::{Keyset, KeysetStore, ManualClock, Validator, testing};
 
 fn validator() -> &'static Validator {
     static V: OnceLock<Validator> = OnceLock::new();
     V.get_or_init(|| {
-        let keys: Vec<_> = ALGS
-            .iter()
-            .map(|a| testing::key(&format!("{a:?}"), *a))
-            .collect();
+        let keys = testing::keys_for_all_algorithms();
         Validator::builder(KeysetStore::new(Keyset::new(keys).unwrap()))
             .issuer("https://auth.example.com")
             .audience("api://orders")

@@ -8,6 +8,36 @@ use serde::Serialize;
 
 use crate::keyset::Key;
 
+/// Every algorithm tokenlife verifies.
+pub const ALGORITHMS: [Algorithm; 12] = [
+    Algorithm::HS256,
+    Algorithm::HS384,
+    Algorithm::HS512,
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+/// One test key per algorithm, each with the algorithm's name as its kid.
+pub fn keys_for_all_algorithms() -> Vec<Key> {
+    ALGORITHMS
+        .iter()
+        .map(|a| key(&format!("{a:?}"), *a))
+        .collect()
+}
+
+/// The malleable twin of an ES256/ES384 token: its signature `(r, s)` turned into
+/// `(r, n − s)`, which verifies too. `None` for any other token.
+pub fn ecdsa_twin(token: &str) -> Option<String> {
+    crate::ecdsa::twin(token)
+}
+
 /// RSA 2048 private key (PKCS#8 PEM).
 pub const RSA_PEM: &str = include_str!("rsa.pem");
 /// A second, different RSA 2048 private key (PKCS#8 PEM).

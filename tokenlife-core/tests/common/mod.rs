@@ -11,26 +11,13 @@ pub const T0: u64 = 1_700_000_000;
 pub const ISS: &str = "https://auth.example.com";
 pub const AUD: &str = "api://orders";
 
-pub const ALL_ALGS: [Algorithm; 12] = [
-    Algorithm::HS256,
-    Algorithm::HS384,
-    Algorithm::HS512,
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-    Algorithm::ES256,
-    Algorithm::ES384,
-    Algorithm::EdDSA,
-];
+pub const ALL_ALGS: [Algorithm; 12] = testing::ALGORITHMS;
 
 /// One key per algorithm, kid = the algorithm's name.
 pub fn all_keys() -> Vec<Arc<Key>> {
-    ALL_ALGS
-        .iter()
-        .map(|a| Arc::new(testing::key(&format!("{a:?}"), *a)))
+    testing::keys_for_all_algorithms()
+        .into_iter()
+        .map(Arc::new)
         .collect()
 }
 
