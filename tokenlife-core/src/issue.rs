@@ -1053,13 +1053,9 @@ impl Issuer {
     /// Revokes a family in the refresh store and, through the revocation list, its
     /// access tokens, for long enough to outlive every token of the family. Both are
     /// attempted even if the first fails; the first error is returned.
-    fn revoke_family_everywhere(&self, family: &str) -> Result<(), RenewError> {
+    fn revoke_family_everywhere(&self, family: &str) -> Result<u64, RenewError> {
         let inner = &*self.inner;
-        let until = inner
-            .clock
-            .unix_now()
-            .saturating_add(inner.refresh_ttl.max(inner.access_ttl))
-            .saturating_add(RETIRED_SLACK_SECS);
+        let until = self.covering_until(inner.clock.unix_now());
         let store = inner
             .refresh
             .revoke_family(family, until)
@@ -1071,27 +1067,28 @@ impl Issuer {
                 kind: RenewErrorKind::Store,
                 source: Some(Box::new(e)),
             });
-        store.and(list)
+        store.and(list).map(|()| until)
     }
 
     /// Revokes a whole family: its refresh tokens in the refresh store and its access
     /// tokens in the revocation list, remembered until every token of it has expired.
     /// The one family-revocation path (reuse detection, RFC 7009 and the admin API).
+    /// Returns the `until` the revocation is kept to.
     ///
     /// # Errors
     /// [`RevocationError::InvalidId`] for an empty or over-long family; a store failure.
-    pub fn revoke_family(&self, family: &str) -> Result<(), RenewError> {
+    pub fn revoke_family(&self, family: &str) -> Result<SystemTime, RenewError> {
         if family.is_empty() || family.len() > crate::revoke::MAX_ID_LEN {
             return Err(RenewError {
                 kind: RenewErrorKind::Malformed,
                 source: Some(Box::new(RevocationError::InvalidId)),
             });
         }
-        self.revoke_family_everywhere(family)?;
+        let until = self.revoke_family_everywhere(family)?;
         if let Some(m) = &self.inner.monitor {
             m.revoked(TokenKind::Refresh, "family", self.inner.revocations.len());
         }
-        Ok(())
+        Ok(from_unix_secs(until))
     }
 
     /// Revokes every token of `subject` issued at or before `issued_before`, access and
@@ -1113,7 +1110,7 @@ impl Issuer {
     }
 
     /// The `until` (Unix seconds) that outlives every token issued up to `issued_before`.
-    pub(crate) fn covering_until(&self, issued_before: u64) -> u64 {
+    fn covering_until(&self, issued_before: u64) -> u64 {
         let inner = &*self.inner;
         issued_before
             .max(inner.clock.unix_now())

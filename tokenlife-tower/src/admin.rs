@@ -876,7 +876,9 @@ fn revoke_access(
     }
     if let Some(fam) = &c.family {
         match &s.inner.issuer {
-            Some(issuer) => issuer.revoke_family(fam).map_err(|e| unavailable(&e))?,
+            Some(issuer) => {
+                issuer.revoke_family(fam).map_err(|e| unavailable(&e))?;
+            }
             None => list
                 .revoke(Revocation {
                     target: RevocationTarget::Family(fam.clone()),
@@ -1027,7 +1029,8 @@ async fn revoke_jti(State(s): State<AdminState>, b: Result<Bytes, BytesRejection
 }
 
 /// Every token of a subject issued at or before `issued_before` (default: now). With an
-/// issuer, `until` is extended to outlive every token covered, refresh tokens included.
+/// issuer, through it: refresh tokens are covered too, and the revocation is kept until
+/// every token it covers has expired, whatever `until` asked.
 async fn revoke_subject(
     State(s): State<AdminState>,
     b: Result<Bytes, BytesRejection>,
@@ -1035,20 +1038,20 @@ async fn revoke_subject(
     let body: SubjectBody = json_body(b)?;
     check_id(&body.subject)?;
     let issued_before = body.issued_before.unwrap_or(s.now());
-    let mut until = s.until(body.until)?;
-    if let Some(issuer) = &s.inner.issuer {
-        let covering = issuer.max_lifetime().as_secs().saturating_add(60);
-        until = until.max(issued_before.max(s.now()).saturating_add(covering));
-    }
-    apply_revocation(
-        &s,
-        RevocationTarget::Subject {
-            subject: body.subject,
-            issued_before,
-        },
-        until,
-        "subject",
-    )
+    let asked = s.until(body.until)?;
+    let covered = match &s.inner.issuer {
+        Some(issuer) => Some(
+            issuer
+                .revoke_subject(&body.subject, unix_time(issued_before))
+                .map_err(|e| revocation_error(&e))?,
+        ),
+        None => None,
+    };
+    let target = RevocationTarget::Subject {
+        subject: body.subject,
+        issued_before,
+    };
+    keep_until(&s, target, asked, covered, "subject")
 }
 
 /// A whole family. With an issuer, the one family-revocation path: refresh store and
@@ -1056,18 +1059,48 @@ async fn revoke_subject(
 async fn revoke_family(State(s): State<AdminState>, b: Result<Bytes, BytesRejection>) -> ApiResult {
     let body: FamilyBody = json_body(b)?;
     check_id(&body.family)?;
-    let mut until = s.until(body.until)?;
-    if let Some(issuer) = &s.inner.issuer {
-        issuer
-            .revoke_family(&body.family)
-            .map_err(|e| unavailable(&e))?;
-        until = until.max(
-            s.now()
-                .saturating_add(issuer.max_lifetime().as_secs())
-                .saturating_add(60),
-        );
+    let asked = s.until(body.until)?;
+    let covered = match &s.inner.issuer {
+        Some(issuer) => Some(
+            issuer
+                .revoke_family(&body.family)
+                .map_err(|e| unavailable(&e))?,
+        ),
+        None => None,
+    };
+    keep_until(
+        &s,
+        RevocationTarget::Family(body.family),
+        asked,
+        covered,
+        "family",
+    )
+}
+
+fn unix_time(secs: u64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+/// After the issuer revoked what it covers (until `covered`), records the revocation in
+/// the list itself when no issuer did, or when `until` asked for longer.
+fn keep_until(
+    s: &AdminState,
+    target: RevocationTarget,
+    asked: u64,
+    covered: Option<std::time::SystemTime>,
+    what: &'static str,
+) -> ApiResult {
+    let covered = covered.map(|t| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    });
+    match covered {
+        Some(c) if c >= asked => {
+            s.audit(AuditAction::Admin, format!("revoke {what}"));
+            Ok((StatusCode::OK, Json(json!({"revoked": what, "until": c}))).into_response())
+        }
+        _ => apply_revocation(s, target, asked, what),
     }
-    apply_revocation(&s, RevocationTarget::Family(body.family), until, "family")
 }
 
 fn snapshot_json(snap: &KeysetSnapshot, current: u64) -> Value {
