@@ -665,6 +665,14 @@ async fn subject_revocation_over_http_stops_renewal() {
     let e = env().await;
     let pair = e.mint(json!({"subject": "alice"})).await;
     let rt = pair["refresh_token"].as_str().unwrap();
+    let revoked = || {
+        e.f.monitor.tracker().count(
+            tokenlife_core::lifecycle::TokenKind::Access,
+            Some(tokenlife_core::lifecycle::TokenState::Active),
+            tokenlife_core::lifecycle::TokenState::Revoked,
+        )
+    };
+    let before = revoked();
     let (s, body) = e
         .post(
             "/revocations/subject",
@@ -674,6 +682,7 @@ async fn subject_revocation_over_http_stops_renewal() {
         )
         .await;
     assert_eq!(s, 200);
+    assert_eq!(revoked() - before, 1, "one revocation, counted once");
     let now = e.f.validator.clock().unix_now();
     assert!(body["until"].as_u64().unwrap() >= now + 30 * DAY, "{body}");
     assert_eq!(e.orders(pair["access_token"].as_str().unwrap()).await, 401);
