@@ -717,6 +717,8 @@ async fn family_revocation_over_http_takes_the_refresh_chain() {
         )
         .await;
     assert_eq!(s, 200);
+    let families = e.f.validator.revocations().len();
+    assert_eq!(families, 1, "one list entry");
     let rt = pair["refresh_token"].as_str().unwrap();
     assert_eq!(e.refresh(rt).await.0, 400);
     e.advance(10 * DAY);
