@@ -9,9 +9,15 @@ cd "$(dirname "$0")"
 secs="${1:-30}"
 export RUSTC_BOOTSTRAP=1
 targets=(validate jwks admin credentials)
-cargo fuzz build >/dev/null || exit 1
 work="$(mktemp -d)"
+if ! cargo fuzz build >"$work/build.log" 2>&1; then
+  tail -40 "$work/build.log"
+  echo "fuzz: 0 passed, ${#targets[@]} failed"
+  exit 1
+fi
 status=0
+passed=0
+failed=0
 for t in "${targets[@]}"; do
   mkdir -p "$work/$t"
   cp corpus/"$t"/* "$work/$t/" 2>/dev/null
@@ -24,8 +30,12 @@ for t in "${targets[@]}"; do
   echo "fuzz $t: ${runs:-?} executions in ${secs}s, exit $rc, crash artifacts: $crashes"
   if [ "$rc" -ne 0 ]; then
     status=1
+    failed=$((failed + 1))
     tail -40 "$log"
+  else
+    passed=$((passed + 1))
   fi
 done
 rm -rf "$work"
+echo "fuzz: $passed passed, $failed failed"
 exit $status
