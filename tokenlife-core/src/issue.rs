@@ -62,7 +62,7 @@ use crate::alert::AlertKind;
 use crate::audit::{AuditAction, AuditEvent};
 use crate::clock::{Clock, SystemClock, from_unix_secs, unix_secs};
 use crate::error::{ConfigError, RevocationError};
-use crate::keyset::KeysetStore;
+use crate::keys::KeysetStore;
 use crate::lifecycle::{TokenKind, TokenState};
 use crate::monitor::Monitor;
 use crate::revoke::RevocationList;

@@ -67,7 +67,7 @@ mod ecdsa;
 mod error;
 mod hash;
 mod issue;
-mod keyset;
+mod keys;
 pub mod lifecycle;
 pub mod metrics;
 mod monitor;
@@ -84,7 +84,7 @@ pub use error::{
     ConfigError, KeyError, KeyErrorKind, KeysetError, RevocationError, ValidationError,
     ValidationErrorKind,
 };
-pub use keyset::{DEFAULT_HISTORY, Key, Keyset, KeysetSnapshot, KeysetStore};
+pub use keys::{DEFAULT_HISTORY, Key, Keyset, KeysetSnapshot, KeysetStore};
 pub use revoke::{
     DEFAULT_CAPACITY, MAX_ID_LEN, Revocation, RevocationBackend, RevocationList,
     RevocationListBuilder, RevocationTarget, RevokedBy,

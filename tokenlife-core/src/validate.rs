@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{ConfigError, ValidationError, ValidationErrorKind as Kind};
 use crate::hash::{Prehashed, random_key, random_u64};
-use crate::keyset::{Key, KeysetStore};
+use crate::keys::{Key, KeysetStore};
 use crate::monitor::Monitor;
 use crate::revoke::{RevocationList, RevokedBy};
 
@@ -672,7 +672,7 @@ impl Validator {
     fn verify(
         &self,
         token: &str,
-        snap: &crate::keyset::KeysetSnapshot,
+        snap: &crate::keys::KeysetSnapshot,
     ) -> Result<Arc<Entry>, ValidationError> {
         let inner = &*self.inner;
         let mut parts = token.split('.');
@@ -752,7 +752,7 @@ impl Validator {
         sig: &str,
         message: &str,
         alg: &str,
-        snap: &'s crate::keyset::KeysetSnapshot,
+        snap: &'s crate::keys::KeysetSnapshot,
     ) -> Result<&'s Arc<Key>, ValidationError> {
         fn unique<'k>(mut it: impl Iterator<Item = &'k Arc<Key>>) -> Option<&'k Arc<Key>> {
             match (it.next(), it.next()) {

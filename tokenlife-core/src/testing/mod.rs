@@ -6,7 +6,7 @@
 use jsonwebtoken::{Algorithm, Header};
 use serde::Serialize;
 
-use crate::keyset::Key;
+use crate::keys::Key;
 
 /// Every algorithm tokenlife verifies.
 pub const ALGORITHMS: [Algorithm; 12] = [

@@ -1,0 +1,37 @@
+//! Keys, keysets and the versioned [`KeysetStore`] with atomic rollback.
+//!
+//! A [`Key`] is one verification key (and optionally its private signing half), with the
+//! algorithm fixed by the key, never by a token. A [`Keyset`] is a set of keys, one of
+//! which may sign. The [`KeysetStore`] holds the current [`KeysetSnapshot`] in an
+//! [`ArcSwap`]: validation loads it without a lock, and every change (publish, stage,
+//! promote, rollback) is one atomic swap.
+//!
+//! # Examples
+//!
+//! ```
+//! use tokenlife_core::{Key, Keyset, KeysetStore};
+//! use jsonwebtoken::Algorithm;
+//!
+//! let blue = Keyset::new([Key::hmac("blue", Algorithm::HS256, &[1; 32])?])?.with_label("blue");
+//! let green = Keyset::new([Key::hmac("green", Algorithm::HS256, &[2; 32])?])?.with_label("green");
+//!
+//! let store = KeysetStore::new(blue);
+//! assert_eq!(store.current().version(), 1);
+//! let v2 = store.publish(green);
+//! assert_eq!(store.current().label(), Some("green"));
+//!
+//! store.rollback()?;                      // back to version 1
+//! assert_eq!(store.current().version(), 1);
+//! store.rollback_to(v2)?;                 // or to any version still in the history
+//! assert_eq!(store.current().version(), v2);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod jwk;
+mod key;
+mod keyset;
+mod store;
+
+pub use key::Key;
+pub use keyset::Keyset;
+pub use store::{DEFAULT_HISTORY, KeysetSnapshot, KeysetStore};
