@@ -1,0 +1,161 @@
+//! Why issuing or renewing failed: [`IssueError`], [`RenewError`] and its kinds.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+use super::store::RefreshStoreError;
+
+type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// Why issuing failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IssueError {
+    /// The current keyset has no signing key.
+    #[error("the current keyset has no signing key")]
+    NoSigningKey,
+    /// The request asked for a registered claim or an empty subject.
+    #[error("invalid token request: {0}")]
+    InvalidRequest(&'static str),
+    /// Signing failed.
+    #[error("signing failed")]
+    Signing(#[source] jsonwebtoken::errors::Error),
+    /// The refresh store refused or failed (see [`RefreshStoreError::Full`]).
+    #[error("refresh store: {0}")]
+    Store(#[source] RefreshStoreError),
+    /// The OS random source failed.
+    #[error("random source failed")]
+    Random(#[source] getrandom::Error),
+}
+
+impl IssueError {
+    /// The HTTP status a token endpoint answers with: 400 for a bad request, 503 when
+    /// the refresh store is full or the current keyset cannot sign (a verify-only deploy:
+    /// try later), 500 otherwise.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::InvalidRequest(_) => 400,
+            Self::Store(RefreshStoreError::Full) | Self::NoSigningKey => 503,
+            _ => 500,
+        }
+    }
+
+    /// The RFC 6749 §5.2 error code (`invalid_request`, `temporarily_unavailable` or
+    /// `server_error`).
+    pub fn oauth_error(&self) -> &'static str {
+        match self.status() {
+            400 => "invalid_request",
+            503 => "temporarily_unavailable",
+            _ => "server_error",
+        }
+    }
+}
+
+/// Why a renewal was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RenewErrorKind {
+    /// Not a refresh token of this shape; no lookup was made.
+    Malformed,
+    /// Unknown here (never issued, foreign, or forgotten after expiry).
+    Unknown,
+    /// Past its expiry.
+    Expired,
+    /// Its family, or its subject, was revoked.
+    Revoked,
+    /// It had already been used: the family has now been revoked.
+    Reused,
+    /// It was rotated a moment ago, within the reuse grace: a race between two renewals,
+    /// not reuse. Nothing was revoked.
+    Rotated,
+    /// It was issued to another client (or to a client, and none authenticated).
+    WrongClient,
+    /// The refresh store is full: nothing changed, the token still renews later.
+    Full,
+    /// The current keyset cannot sign (a verify-only deploy): nothing changed, the token
+    /// still renews once a signing key is back.
+    NoSigningKey,
+    /// The refresh store failed.
+    Store,
+    /// Issuing the new pair failed.
+    Issue,
+}
+
+/// A renewal was refused. [`oauth_error`](Self::oauth_error) and
+/// [`status`](Self::status) say what a token endpoint answers.
+#[derive(Debug)]
+pub struct RenewError {
+    pub(super) kind: RenewErrorKind,
+    pub(super) source: Option<BoxError>,
+}
+
+impl RenewError {
+    pub(super) fn new(kind: RenewErrorKind) -> Self {
+        Self { kind, source: None }
+    }
+
+    pub(super) fn store(e: RefreshStoreError) -> Self {
+        let kind = match e {
+            RefreshStoreError::Full => RenewErrorKind::Full,
+            RefreshStoreError::Backend(_) => RenewErrorKind::Store,
+        };
+        Self {
+            kind,
+            source: Some(Box::new(e)),
+        }
+    }
+
+    /// Why.
+    pub fn kind(&self) -> RenewErrorKind {
+        self.kind
+    }
+
+    /// The RFC 6749 §5.2 error code: `invalid_grant` for a refused token,
+    /// `temporarily_unavailable` when the store is full, `server_error` for a failure.
+    pub fn oauth_error(&self) -> &'static str {
+        match self.kind {
+            RenewErrorKind::Store | RenewErrorKind::Issue => "server_error",
+            RenewErrorKind::Full | RenewErrorKind::NoSigningKey => "temporarily_unavailable",
+            _ => "invalid_grant",
+        }
+    }
+
+    /// The HTTP status for [`oauth_error`](Self::oauth_error): 400, 503 or 500.
+    pub fn status(&self) -> u16 {
+        match self.kind {
+            RenewErrorKind::Store | RenewErrorKind::Issue => 500,
+            RenewErrorKind::Full | RenewErrorKind::NoSigningKey => 503,
+            _ => 400,
+        }
+    }
+
+    pub(super) fn reason(&self) -> &'static str {
+        match self.kind {
+            RenewErrorKind::Malformed => "malformed",
+            RenewErrorKind::Unknown => "unknown",
+            RenewErrorKind::Expired => "expired",
+            RenewErrorKind::Revoked => "revoked",
+            RenewErrorKind::Reused => "refresh_reuse",
+            RenewErrorKind::Rotated => "rotated",
+            RenewErrorKind::WrongClient => "wrong_client",
+            RenewErrorKind::Full => "full",
+            RenewErrorKind::NoSigningKey => "no_signing_key",
+            RenewErrorKind::Store => "store",
+            RenewErrorKind::Issue => "issue",
+        }
+    }
+}
+
+impl fmt::Display for RenewError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "refresh token refused: {}", self.reason())
+    }
+}
+
+impl StdError for RenewError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static))
+    }
+}

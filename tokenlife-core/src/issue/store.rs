@@ -1,0 +1,274 @@
+//! Refresh-token state: [`RefreshRecord`], the [`RefreshStore`] trait and the bounded
+//! in-memory [`MemoryRefreshStore`].
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Clock;
+
+type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// A stored refresh token (by hash; the token itself is never stored).
+///
+/// Build one with [`RefreshRecord::new`]; they are serde-able so that a store outside
+/// this crate (the fleet's) can keep them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RefreshRecord {
+    /// The family id.
+    pub family: String,
+    /// The subject.
+    pub subject: String,
+    /// The scope.
+    pub scope: Option<String>,
+    /// The client it was issued to (renewing then requires that client).
+    pub client: Option<String>,
+    /// Custom claims carried to every renewed access token.
+    pub claims: serde_json::Map<String, serde_json::Value>,
+    /// Unix seconds.
+    pub issued_at: u64,
+    /// Unix seconds.
+    pub expires_at: u64,
+    /// When it was used (rotated), Unix milliseconds; `None` while it is live.
+    pub used_at_ms: Option<u64>,
+}
+
+impl RefreshRecord {
+    /// A live record of `family` for `subject`, valid from `issued_at` to `expires_at`
+    /// (Unix seconds).
+    pub fn new(
+        family: impl Into<String>,
+        subject: impl Into<String>,
+        issued_at: u64,
+        expires_at: u64,
+    ) -> Self {
+        Self {
+            family: family.into(),
+            subject: subject.into(),
+            scope: None,
+            client: None,
+            claims: serde_json::Map::new(),
+            issued_at,
+            expires_at,
+            used_at_ms: None,
+        }
+    }
+
+    /// Whether it has been used (retired).
+    pub fn is_used(&self) -> bool {
+        self.used_at_ms.is_some()
+    }
+}
+
+/// A refresh store could not do what was asked; nothing was changed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RefreshStoreError {
+    /// The store holds its capacity of live records; nothing live is ever evicted.
+    #[error("refresh store is full")]
+    Full,
+    /// The backing store failed.
+    #[error("refresh store failed")]
+    Backend(#[source] BoxError),
+}
+
+/// Where refresh-token state lives. The in-memory [`MemoryRefreshStore`] is the default;
+/// fleet mode adds a shared one.
+///
+/// The methods are synchronous: they run on the token endpoint's path, never on the
+/// validation hot path.
+pub trait RefreshStore: Send + Sync + fmt::Debug + 'static {
+    /// Stores a new record under the token's hash.
+    ///
+    /// # Errors
+    /// [`RefreshStoreError::Full`] at capacity (nothing live is evicted), or a backend
+    /// failure.
+    fn insert(&self, id: [u8; 32], record: RefreshRecord) -> Result<(), RefreshStoreError>;
+    /// The record, if any.
+    ///
+    /// # Errors
+    /// Storage failure.
+    fn get(&self, id: &[u8; 32]) -> Result<Option<RefreshRecord>, RefreshStoreError>;
+    /// Atomically marks the record used at `at_ms` (Unix milliseconds) unless it already
+    /// is, and returns it as it was before: of two concurrent renewals exactly one sees it
+    /// unused. A record already used keeps its first `used_at_ms`.
+    ///
+    /// # Errors
+    /// Storage failure.
+    fn mark_used(
+        &self,
+        id: &[u8; 32],
+        at_ms: u64,
+    ) -> Result<Option<RefreshRecord>, RefreshStoreError>;
+    /// Undoes the [`mark_used`](Self::mark_used) made at `at_ms` (a renewal that failed
+    /// after marking): the record is live again. A record marked at another time is left
+    /// alone.
+    ///
+    /// # Errors
+    /// Storage failure.
+    fn unmark_used(&self, id: &[u8; 32], at_ms: u64) -> Result<(), RefreshStoreError>;
+    /// Revokes a family until `until` (Unix seconds).
+    ///
+    /// # Errors
+    /// [`RefreshStoreError::Full`] or a storage failure.
+    fn revoke_family(&self, family: &str, until: u64) -> Result<(), RefreshStoreError>;
+    /// Whether the family is revoked.
+    ///
+    /// # Errors
+    /// Storage failure.
+    fn is_family_revoked(&self, family: &str) -> Result<bool, RefreshStoreError>;
+}
+
+/// A retired record is kept this long past its expiry, so that reuse stays detectable
+/// while a clock-skewed client may still present it.
+pub(super) const RETIRED_SLACK_SECS: u64 = 60;
+
+/// Bounded, expiring in-memory refresh store: lock-free maps (papaya), every expiry on
+/// the injected clock. When full after lapsed records are swept, `insert` fails with
+/// [`RefreshStoreError::Full`]: a live record is never dropped.
+pub struct MemoryRefreshStore {
+    records: papaya::HashMap<[u8; 32], RefreshRecord>,
+    families: papaya::HashMap<String, u64>,
+    capacity: usize,
+    last_sweep: AtomicU64,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for MemoryRefreshStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryRefreshStore")
+            .field("records", &self.records.len())
+            .field("families", &self.families.len())
+            .field("capacity", &self.capacity)
+            .finish()
+    }
+}
+
+impl MemoryRefreshStore {
+    /// Default capacity (records, and revoked families, each).
+    pub const DEFAULT_CAPACITY: usize = 1_000_000;
+
+    /// A store holding at most `capacity` refresh tokens (retired ones included until
+    /// they expire: reuse must stay detectable) and as many revoked families.
+    pub fn new(capacity: usize, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            records: papaya::HashMap::new(),
+            families: papaya::HashMap::new(),
+            capacity,
+            last_sweep: AtomicU64::new(0),
+            clock,
+        }
+    }
+
+    /// Records held (lapsed ones until the next sweep).
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether no record is held.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Forgets records and family revocations that have lapsed (also done by itself,
+    /// at most once a second, when the store is full).
+    pub fn sweep(&self) {
+        let now = self.clock.unix_now();
+        self.last_sweep.store(now, Ordering::Relaxed);
+        self.records
+            .pin()
+            .retain(|_, r| r.expires_at.saturating_add(RETIRED_SLACK_SECS) >= now);
+        self.families.pin().retain(|_, until| *until >= now);
+    }
+
+    /// Makes room when `len()` is at capacity: sweeps (at most once a second, so a full
+    /// store under load does not scan on every call), then checks again.
+    fn room(&self, len: impl Fn() -> usize) -> Result<(), RefreshStoreError> {
+        if len() < self.capacity {
+            return Ok(());
+        }
+        if self.last_sweep.load(Ordering::Relaxed) < self.clock.unix_now() {
+            self.sweep();
+        }
+        if len() < self.capacity {
+            Ok(())
+        } else {
+            Err(RefreshStoreError::Full)
+        }
+    }
+}
+
+impl RefreshStore for MemoryRefreshStore {
+    fn insert(&self, id: [u8; 32], record: RefreshRecord) -> Result<(), RefreshStoreError> {
+        self.room(|| self.records.len())?;
+        self.records.pin().insert(id, record);
+        Ok(())
+    }
+
+    fn get(&self, id: &[u8; 32]) -> Result<Option<RefreshRecord>, RefreshStoreError> {
+        let now = self.clock.unix_now();
+        Ok(self
+            .records
+            .pin()
+            .get(id)
+            .filter(|r| r.expires_at.saturating_add(RETIRED_SLACK_SECS) >= now)
+            .cloned())
+    }
+
+    fn mark_used(
+        &self,
+        id: &[u8; 32],
+        at_ms: u64,
+    ) -> Result<Option<RefreshRecord>, RefreshStoreError> {
+        let map = self.records.pin();
+        let before = match map.compute(*id, |entry| match entry {
+            Some((_, rec)) if rec.is_used() => papaya::Operation::Abort(Some(rec.clone())),
+            Some((_, rec)) => papaya::Operation::Insert(RefreshRecord {
+                used_at_ms: Some(at_ms),
+                ..rec.clone()
+            }),
+            None => papaya::Operation::Abort(None),
+        }) {
+            papaya::Compute::Updated { old: (_, old), .. } => Some(old.clone()),
+            papaya::Compute::Aborted(before) => before,
+            papaya::Compute::Inserted(..) | papaya::Compute::Removed(..) => None,
+        };
+        Ok(before)
+    }
+
+    fn unmark_used(&self, id: &[u8; 32], at_ms: u64) -> Result<(), RefreshStoreError> {
+        self.records.pin().compute(*id, |entry| match entry {
+            Some((_, rec)) if rec.used_at_ms == Some(at_ms) => {
+                papaya::Operation::Insert(RefreshRecord {
+                    used_at_ms: None,
+                    ..rec.clone()
+                })
+            }
+            _ => papaya::Operation::Abort(()),
+        });
+        Ok(())
+    }
+
+    fn revoke_family(&self, family: &str, until: u64) -> Result<(), RefreshStoreError> {
+        if self.families.pin().get(family).is_none() {
+            self.room(|| self.families.len())?;
+        }
+        self.families
+            .pin()
+            .update_or_insert(family.to_owned(), |old| (*old).max(until), until);
+        Ok(())
+    }
+
+    fn is_family_revoked(&self, family: &str) -> Result<bool, RefreshStoreError> {
+        let now = self.clock.unix_now();
+        Ok(self
+            .families
+            .pin()
+            .get(family)
+            .is_some_and(|until| *until >= now))
+    }
+}
