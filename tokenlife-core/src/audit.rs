@@ -33,8 +33,8 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use serde::Serialize;
 
 use crate::alert::AlertKind;
+use crate::fingerprint::Fingerprint;
 use crate::lifecycle::TokenKind;
-use crate::validate::Fingerprint;
 
 /// What an audit event records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

@@ -65,6 +65,7 @@ mod clock;
 mod crypto;
 mod ecdsa;
 mod error;
+mod fingerprint;
 mod hash;
 mod issue;
 mod keys;
@@ -84,14 +85,15 @@ pub use error::{
     ConfigError, KeyError, KeyErrorKind, KeysetError, RevocationError, ValidationError,
     ValidationErrorKind,
 };
+pub use fingerprint::Fingerprint;
 pub use keys::{DEFAULT_HISTORY, Key, Keyset, KeysetSnapshot, KeysetStore};
 pub use revoke::{
     DEFAULT_CAPACITY, MAX_ID_LEN, Revocation, RevocationBackend, RevocationList,
     RevocationListBuilder, RevocationTarget, RevokedBy,
 };
 pub use validate::{
-    Claims, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, DEFAULT_MAX_TOKEN_SIZE, Fingerprint,
-    Validator, ValidatorBuilder, Verified,
+    Claims, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, DEFAULT_MAX_TOKEN_SIZE, Validator,
+    ValidatorBuilder, Verified,
 };
 
 pub use alert::{AlertKind, AlertPolicy};

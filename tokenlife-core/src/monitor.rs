@@ -28,10 +28,11 @@ use crate::alert::{AlertKind, AlertPolicy, Detector};
 use crate::audit::{AuditAction, AuditEvent, Auditor};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{ValidationError, ValidationErrorKind as Kind};
+use crate::fingerprint::Fingerprint;
 use crate::hash::random_key;
 use crate::lifecycle::{LifecycleTracker, TokenKind, TokenState};
 use crate::metrics::{self as m, Handles, VersionCounters};
-use crate::validate::{Fingerprint, Verified};
+use crate::validate::Verified;
 
 /// Keyset versions whose counters stay registered in the monitor.
 const RECENT_VERSIONS: usize = 4;
