@@ -52,7 +52,7 @@ pub enum ApiKeyErrorKind {
     Full,
     /// The random source failed.
     Random,
-    /// The requested lifetime is zero or longer than [`crate::MAX_TTL`].
+    /// The requested lifetime is zero or longer than [`crate::Issuer::MAX_TTL`].
     InvalidTtl,
 }
 
@@ -184,9 +184,9 @@ impl ApiKeys {
     /// # Errors
     /// [`ApiKeyErrorKind::Full`] at capacity (after lapsed keys are swept),
     /// [`ApiKeyErrorKind::Random`] if the OS random source fails,
-    /// [`ApiKeyErrorKind::InvalidTtl`] for a zero lifetime or one over [`crate::MAX_TTL`].
+    /// [`ApiKeyErrorKind::InvalidTtl`] for a zero lifetime or one over [`crate::Issuer::MAX_TTL`].
     pub fn issue(&self, client: &str, ttl: Duration) -> Result<(String, ApiKeyInfo), ApiKeyError> {
-        if ttl.as_secs() == 0 || ttl > crate::MAX_TTL {
+        if ttl.as_secs() == 0 || ttl > crate::Issuer::MAX_TTL {
             return Err(ApiKeyError::new(ApiKeyErrorKind::InvalidTtl));
         }
         let now = self.inner.clock.unix_now();

@@ -302,12 +302,17 @@ impl fmt::Debug for Auditor {
 }
 
 /// Default capacity of the traffic lane's queue.
-pub const DEFAULT_QUEUE: usize = 4096;
+const DEFAULT_QUEUE: usize = 4096;
 
 /// Capacity of the control lane's queue (callers block while it is full).
-pub const CONTROL_QUEUE: usize = 1024;
+const CONTROL_QUEUE: usize = 1024;
 
 impl Auditor {
+    /// Default capacity of the traffic lane's queue.
+    pub const DEFAULT_QUEUE: usize = DEFAULT_QUEUE;
+    /// Capacity of the control lane's queue (callers block while it is full).
+    pub const CONTROL_QUEUE: usize = CONTROL_QUEUE;
+
     /// Starts an auditor.
     pub fn builder() -> AuditorBuilder {
         AuditorBuilder {

@@ -86,23 +86,22 @@ pub use error::{
     ValidationErrorKind,
 };
 pub use fingerprint::Fingerprint;
-pub use keys::{DEFAULT_HISTORY, Key, Keyset, KeysetSnapshot, KeysetStore};
+pub use keys::{Key, Keyset, KeysetSnapshot, KeysetStore};
 pub use revoke::{
-    DEFAULT_CAPACITY, MAX_ID_LEN, Revocation, RevocationBackend, RevocationList,
-    RevocationListBuilder, RevocationTarget, RevokedBy,
+    Revocation, RevocationBackend, RevocationList, RevocationListBuilder, RevocationTarget,
+    RevokedBy,
 };
-pub use validate::{
-    Claims, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, DEFAULT_MAX_TOKEN_SIZE, Validator,
-    ValidatorBuilder, Verified,
-};
+pub use validate::{Claims, Validator, ValidatorBuilder, Verified};
 
 pub use alert::{AlertKind, AlertPolicy};
 pub use issue::{
-    IssueError, Issuer, IssuerBuilder, MAX_TTL, MemoryRefreshStore, REFRESH_PREFIX,
-    RESERVED_CLAIMS, RefreshInfo, RefreshRecord, RefreshStore, RefreshStoreError, RenewError,
-    RenewErrorKind, TokenPair, TokenRequest,
+    IssueError, Issuer, IssuerBuilder, MemoryRefreshStore, RefreshInfo, RefreshRecord,
+    RefreshStore, RefreshStoreError, RenewError, RenewErrorKind, TokenPair, TokenRequest,
 };
-pub use monitor::{DEFAULT_LATENCY_SAMPLE, MAX_VERSION_LABELS, Monitor, MonitorBuilder};
+pub use monitor::{Monitor, MonitorBuilder};
 
+/// jsonwebtoken, whose types (`Jwk`, `Header`, `EncodingKey`, …) appear in tokenlife's
+/// signatures: use this one rather than pinning a matching version yourself.
+pub use jsonwebtoken;
 /// The JWT algorithms (re-exported from jsonwebtoken).
 pub use jsonwebtoken::Algorithm;

@@ -40,10 +40,10 @@ const RECENT_VERSIONS: usize = 4;
 /// Distinct keyset versions that get series of their own (16 each) over the life of a
 /// process; later versions share `keyset_version="other"`, so the recorder's series stay
 /// bounded however many deploys a process sees.
-pub const MAX_VERSION_LABELS: usize = 64;
+const MAX_VERSION_LABELS: usize = 64;
 
 /// Default: one validation in 16 has its latency recorded.
-pub const DEFAULT_LATENCY_SAMPLE: u32 = 16;
+const DEFAULT_LATENCY_SAMPLE: u32 = 16;
 
 /// Observability for the token lifecycle. Cheap to clone; clones share everything.
 ///
@@ -127,6 +127,14 @@ fn per_kind(name: &'static str) -> [Counter; 3] {
         metrics::counter!(name, "kind" => "refresh"),
         metrics::counter!(name, "kind" => "api_key"),
     ]
+}
+
+impl Monitor {
+    /// Distinct keyset versions that get metric series of their own over the life of a
+    /// process; later versions share `keyset_version="other"`.
+    pub const MAX_VERSION_LABELS: usize = MAX_VERSION_LABELS;
+    /// Default: one validation in this many has its latency recorded.
+    pub const DEFAULT_LATENCY_SAMPLE: u32 = DEFAULT_LATENCY_SAMPLE;
 }
 
 impl Monitor {

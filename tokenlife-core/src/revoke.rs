@@ -39,10 +39,10 @@ use crate::monitor::Monitor;
 const SWEEP_EVERY_SECS: u64 = 60;
 
 /// Longest identifier (jti, subject, family) accepted, in bytes.
-pub const MAX_ID_LEN: usize = 1024;
+const MAX_ID_LEN: usize = 1024;
 
 /// Default bound on entries (all kinds together): about 61 MB when full.
-pub const DEFAULT_CAPACITY: u64 = 1_000_000;
+const DEFAULT_CAPACITY: u64 = 1_000_000;
 
 /// What a revocation applies to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,7 +182,12 @@ impl Default for RevocationList {
 }
 
 impl RevocationList {
-    /// An empty list on the system clock, bounded at [`DEFAULT_CAPACITY`] entries per kind.
+    /// Longest identifier (jti, subject, family) accepted, in bytes.
+    pub const MAX_ID_LEN: usize = MAX_ID_LEN;
+    /// Default bound on entries (all kinds together): about 61 MB when full.
+    pub const DEFAULT_CAPACITY: u64 = DEFAULT_CAPACITY;
+
+    /// An empty list on the system clock, bounded at [`Self::DEFAULT_CAPACITY`] entries per kind.
     pub fn new() -> Self {
         Self::builder().build()
     }

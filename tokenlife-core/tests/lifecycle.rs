@@ -654,7 +654,7 @@ fn validations_are_counted_per_keyset_version_across_rollbacks() {
 /// bounded (per-version labels for the first `MAX_VERSION_LABELS`, then "other").
 #[test]
 fn per_version_series_are_bounded() {
-    use tokenlife_core::MAX_VERSION_LABELS;
+    const MAX_VERSION_LABELS: usize = Monitor::MAX_VERSION_LABELS;
     let w = world(AlertPolicy::default());
     metrics::with_local_recorder(&*w.recorder.clone(), || {
         let token = w

@@ -803,7 +803,7 @@ impl TokenOnly {
 }
 
 fn is_refresh_token(token: &str) -> bool {
-    token.starts_with(tokenlife_core::REFRESH_PREFIX)
+    token.starts_with(tokenlife_core::Issuer::REFRESH_PREFIX)
 }
 
 fn unauthorized_client(why: &str) -> ApiError {
@@ -1016,7 +1016,7 @@ fn apply_revocation(
 }
 
 fn check_id(id: &str) -> Result<(), ApiError> {
-    if id.is_empty() || id.len() > tokenlife_core::MAX_ID_LEN {
+    if id.is_empty() || id.len() > tokenlife_core::RevocationList::MAX_ID_LEN {
         return Err(ApiError::bad("empty or over-long identifier"));
     }
     Ok(())

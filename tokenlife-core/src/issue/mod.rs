@@ -74,10 +74,10 @@ use store::RETIRED_SLACK_SECS;
 pub use store::{MemoryRefreshStore, RefreshRecord, RefreshStore, RefreshStoreError};
 
 /// Prefix of every refresh token.
-pub const REFRESH_PREFIX: &str = "tlr_";
+const REFRESH_PREFIX: &str = "tlr_";
 const REFRESH_LEN: usize = REFRESH_PREFIX.len() + 43;
 /// Claims a [`TokenRequest`] may not set: the issuer owns them.
-pub const RESERVED_CLAIMS: [&str; 10] = [
+const RESERVED_CLAIMS: [&str; 10] = [
     "iss",
     "sub",
     "aud",
@@ -92,7 +92,7 @@ pub const RESERVED_CLAIMS: [&str; 10] = [
 
 /// Longest access or refresh lifetime accepted at build time (ten years): larger values
 /// would overflow time arithmetic.
-pub const MAX_TTL: Duration = Duration::from_secs(10 * 366 * 86400);
+const MAX_TTL: Duration = Duration::from_secs(10 * 366 * 86400);
 
 fn random_b64(bytes: usize) -> Result<String, IssueError> {
     let mut buf = vec![0u8; bytes];
@@ -114,6 +114,11 @@ pub struct TokenRequest {
     scope: Option<String>,
     client: Option<String>,
     claims: serde_json::Map<String, serde_json::Value>,
+}
+
+impl TokenRequest {
+    /// Claims a request may not set: the issuer owns them.
+    pub const RESERVED_CLAIMS: [&'static str; 10] = RESERVED_CLAIMS;
 }
 
 impl TokenRequest {
@@ -139,7 +144,7 @@ impl TokenRequest {
         self
     }
 
-    /// A custom claim. Registered claims ([`RESERVED_CLAIMS`]) are refused at issue.
+    /// A custom claim. Registered claims ([`TokenRequest::RESERVED_CLAIMS`]) are refused at issue.
     #[must_use]
     pub fn claim(mut self, name: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
         self.claims.insert(name.into(), value.into());
@@ -265,6 +270,13 @@ struct Minted {
     pair: TokenPair,
     record: Option<([u8; 32], RefreshRecord)>,
     version: u64,
+}
+
+impl Issuer {
+    /// Prefix of every refresh token.
+    pub const REFRESH_PREFIX: &'static str = REFRESH_PREFIX;
+    /// Longest access or refresh lifetime accepted at build time (ten years).
+    pub const MAX_TTL: Duration = MAX_TTL;
 }
 
 impl Issuer {
@@ -668,7 +680,7 @@ impl Issuer {
     /// # Errors
     /// [`RevocationError::InvalidId`] for an empty or over-long family; a store failure.
     pub fn revoke_family(&self, family: &str) -> Result<SystemTime, RenewError> {
-        if family.is_empty() || family.len() > crate::revoke::MAX_ID_LEN {
+        if family.is_empty() || family.len() > crate::RevocationList::MAX_ID_LEN {
             return Err(RenewError {
                 kind: RenewErrorKind::Malformed,
                 source: Some(Box::new(RevocationError::InvalidId)),
@@ -821,13 +833,13 @@ impl IssuerBuilder {
         self
     }
 
-    /// Access-token lifetime (default 15 min, at most [`MAX_TTL`]).
+    /// Access-token lifetime (default 15 min, at most [`Issuer::MAX_TTL`]).
     pub fn access_ttl(mut self, ttl: Duration) -> Self {
         self.access_ttl = ttl;
         self
     }
 
-    /// Refresh-token lifetime (default 30 days, at most [`MAX_TTL`]).
+    /// Refresh-token lifetime (default 30 days, at most [`Issuer::MAX_TTL`]).
     pub fn refresh_ttl(mut self, ttl: Duration) -> Self {
         self.refresh_ttl = ttl;
         self
@@ -879,7 +891,7 @@ impl IssuerBuilder {
     ///
     /// # Errors
     /// [`ConfigError::MissingIssuer`] / [`ConfigError::MissingAudience`];
-    /// [`ConfigError::InvalidValue`] for a zero TTL, a TTL over [`MAX_TTL`], a reuse grace
+    /// [`ConfigError::InvalidValue`] for a zero TTL, a TTL over [`Issuer::MAX_TTL`], a reuse grace
     /// over a minute, a zero store capacity, or a failed random source.
     pub fn build(self) -> Result<Issuer, ConfigError> {
         let iss = self.iss.ok_or(ConfigError::MissingIssuer)?;

@@ -34,4 +34,4 @@ mod store;
 
 pub use key::Key;
 pub use keyset::Keyset;
-pub use store::{DEFAULT_HISTORY, KeysetSnapshot, KeysetStore};
+pub use store::{KeysetSnapshot, KeysetStore};

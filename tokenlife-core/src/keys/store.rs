@@ -102,7 +102,7 @@ impl KeysetSnapshot {
 }
 
 /// Default number of snapshots kept for rollback.
-pub const DEFAULT_HISTORY: usize = 16;
+const DEFAULT_HISTORY: usize = 16;
 
 /// The current keyset, swapped atomically, with a bounded history for rollback.
 ///
@@ -140,8 +140,13 @@ impl fmt::Debug for KeysetStore {
 }
 
 impl KeysetStore {
+    /// Default number of snapshots kept for rollback.
+    pub const DEFAULT_HISTORY: usize = DEFAULT_HISTORY;
+}
+
+impl KeysetStore {
     /// A store whose current snapshot (version 1) is `keyset`, keeping
-    /// [`DEFAULT_HISTORY`] snapshots.
+    /// [`Self::DEFAULT_HISTORY`] snapshots.
     pub fn new(keyset: Keyset) -> Self {
         Self::with_history(keyset, DEFAULT_HISTORY)
     }

@@ -6,7 +6,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 
 /// The registered claims of a verified token (RFC 7519), plus `scope` and the refresh
-/// family `fam`. Other claims are read with [`Verified::deserialize_claims`].
+/// family `fam`. Other claims are read with [`Verified::deserialize_claims`](crate::Verified::deserialize_claims).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Claims {

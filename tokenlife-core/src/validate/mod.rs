@@ -33,11 +33,11 @@ use crate::monitor::Monitor;
 use crate::revoke::{RevocationList, RevokedBy};
 
 /// Default largest token accepted, in bytes.
-pub const DEFAULT_MAX_TOKEN_SIZE: usize = 8 * 1024;
+const DEFAULT_MAX_TOKEN_SIZE: usize = 8 * 1024;
 /// Default number of verified tokens kept in the cache.
-pub const DEFAULT_CACHE_CAPACITY: u64 = 100_000;
+const DEFAULT_CACHE_CAPACITY: u64 = 100_000;
 /// Default longest time a verified token stays cached (it never outlives its `exp`).
-pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(600);
+const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(600);
 
 mod claims;
 mod header;
@@ -226,6 +226,13 @@ impl fmt::Debug for Validator {
 }
 
 impl Validator {
+    /// Default largest token accepted, in bytes.
+    pub const DEFAULT_MAX_TOKEN_SIZE: usize = DEFAULT_MAX_TOKEN_SIZE;
+    /// Default number of verified tokens kept in the cache.
+    pub const DEFAULT_CACHE_CAPACITY: u64 = DEFAULT_CACHE_CAPACITY;
+    /// Default longest time a verified token stays cached (it never outlives its `exp`).
+    pub const DEFAULT_CACHE_TTL: Duration = DEFAULT_CACHE_TTL;
+
     /// Starts a validator for the keys in `store`.
     pub fn builder(store: KeysetStore) -> ValidatorBuilder {
         ValidatorBuilder {
