@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use benches::{decoding_key, jwt_validation, key, token, validator};
 use criterion::{Criterion, criterion_group, criterion_main};
-use tokenlife_core::{Algorithm, Claims, Keyset, RevocationList};
+use tokenlife_core::{Algorithm, Keyset, RegisteredClaims, RevocationList};
 
 fn hit_vs_decode(c: &mut Criterion) {
     let mut g = c.benchmark_group("hit_vs_decode");
@@ -26,7 +26,9 @@ fn hit_vs_decode(c: &mut Criterion) {
         b.iter(|| v.validate(black_box(&t)).expect("valid"))
     });
     g.bench_function("jsonwebtoken_decode/RS256", |b| {
-        b.iter(|| jsonwebtoken::decode::<Claims>(black_box(&t), &dk, &val).expect("valid"))
+        b.iter(|| {
+            jsonwebtoken::decode::<RegisteredClaims>(black_box(&t), &dk, &val).expect("valid")
+        })
     });
     g.finish();
 }
@@ -45,12 +47,14 @@ fn miss_vs_decode(c: &mut Criterion) {
         let t = token(&k, 1);
         let dk = decoding_key(&k);
         let val = jwt_validation(alg);
-        jsonwebtoken::decode::<Claims>(&t, &dk, &val).expect("decode");
+        jsonwebtoken::decode::<RegisteredClaims>(&t, &dk, &val).expect("decode");
         g.bench_function(format!("tokenlife_miss/{alg:?}"), |b| {
             b.iter(|| v.validate(black_box(&t)).expect("valid"))
         });
         g.bench_function(format!("jsonwebtoken_decode/{alg:?}"), |b| {
-            b.iter(|| jsonwebtoken::decode::<Claims>(black_box(&t), &dk, &val).expect("valid"))
+            b.iter(|| {
+                jsonwebtoken::decode::<RegisteredClaims>(black_box(&t), &dk, &val).expect("valid")
+            })
         });
     }
     g.finish();

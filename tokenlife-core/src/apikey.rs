@@ -58,7 +58,7 @@ pub enum ApiKeyErrorKind {
 
 /// An API key was refused or could not be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("API key refused: {kind:?}")]
+#[error("API key refused: {}", self.reason())]
 pub struct ApiKeyError {
     kind: ApiKeyErrorKind,
 }

@@ -91,7 +91,7 @@ pub use revoke::{
     Revocation, RevocationBackend, RevocationList, RevocationListBuilder, RevocationTarget,
     RevokedBy,
 };
-pub use validate::{Claims, Validator, ValidatorBuilder, Verified};
+pub use validate::{RegisteredClaims, Validator, ValidatorBuilder, Verified};
 
 pub use alert::{AlertKind, AlertPolicy};
 pub use issue::{

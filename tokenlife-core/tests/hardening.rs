@@ -446,12 +446,10 @@ fn an_expired_api_key_cannot_be_rotated() {
     let keys = ApiKeys::builder().clock(clock.clone()).build();
     let (_, info) = keys.issue("c", Duration::from_secs(60)).unwrap();
     clock.advance(Duration::from_secs(61));
-    assert_eq!(
-        keys.rotate(&info.id, Duration::from_secs(10))
-            .unwrap_err()
-            .kind(),
-        ApiKeyErrorKind::Expired
-    );
+    let err = keys.rotate(&info.id, Duration::from_secs(10)).unwrap_err();
+    assert_eq!(err.kind(), ApiKeyErrorKind::Expired);
+    // Display says why in words a log reader can use (not a Debug dump of the kind).
+    assert_eq!(err.to_string(), "API key refused: expired");
 }
 
 /// Finding 17: every validator and key store draws its own secret keys.

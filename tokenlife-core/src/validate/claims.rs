@@ -1,4 +1,4 @@
-//! [`Claims`]: the registered claims of a verified token, typed.
+//! [`RegisteredClaims`]: the registered claims of a verified token, typed.
 
 use std::fmt;
 
@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 /// family `fam`. Other claims are read with [`Verified::deserialize_claims`](crate::Verified::deserialize_claims).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
-pub struct Claims {
+pub struct RegisteredClaims {
     /// Issuer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
@@ -55,7 +55,7 @@ pub struct Claims {
     pub family: Option<String>,
 }
 
-impl Claims {
+impl RegisteredClaims {
     /// Whether the space-separated `scope` claim contains `scope`.
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scope
@@ -118,27 +118,27 @@ mod tests {
 
     #[test]
     fn numeric_dates_accept_integers_and_floats_only() {
-        let c: Claims = serde_json::from_str(r#"{"exp": 10, "nbf": 5.7}"#).unwrap();
+        let c: RegisteredClaims = serde_json::from_str(r#"{"exp": 10, "nbf": 5.7}"#).unwrap();
         assert_eq!((c.exp, c.nbf), (Some(10), Some(5)));
-        assert!(serde_json::from_str::<Claims>(r#"{"exp": "10"}"#).is_err());
-        assert!(serde_json::from_str::<Claims>(r#"{"exp": -1}"#).is_err());
+        assert!(serde_json::from_str::<RegisteredClaims>(r#"{"exp": "10"}"#).is_err());
+        assert!(serde_json::from_str::<RegisteredClaims>(r#"{"exp": -1}"#).is_err());
     }
 
     #[test]
     fn audience_is_string_or_array() {
-        let c: Claims = serde_json::from_str(r#"{"aud": "a"}"#).unwrap();
+        let c: RegisteredClaims = serde_json::from_str(r#"{"aud": "a"}"#).unwrap();
         assert_eq!(c.aud, ["a"]);
-        let c: Claims = serde_json::from_str(r#"{"aud": ["a", "b"]}"#).unwrap();
+        let c: RegisteredClaims = serde_json::from_str(r#"{"aud": ["a", "b"]}"#).unwrap();
         assert_eq!(c.aud, ["a", "b"]);
-        assert!(serde_json::from_str::<Claims>(r#"{"aud": 3}"#).is_err());
-        assert!(serde_json::from_str::<Claims>(r#"{"iss": 3}"#).is_err());
+        assert!(serde_json::from_str::<RegisteredClaims>(r#"{"aud": 3}"#).is_err());
+        assert!(serde_json::from_str::<RegisteredClaims>(r#"{"iss": 3}"#).is_err());
     }
 
     #[test]
     fn scopes() {
-        let c = Claims {
+        let c = RegisteredClaims {
             scope: Some("orders:read orders:write".into()),
-            ..Claims::default()
+            ..RegisteredClaims::default()
         };
         assert!(c.has_scope("orders:write"));
         assert!(!c.has_scope("orders"));

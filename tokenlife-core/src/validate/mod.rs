@@ -42,14 +42,14 @@ const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(600);
 mod claims;
 mod header;
 
-pub use claims::Claims;
+pub use claims::RegisteredClaims;
 use header::{Header, alg_name, json_object, typ_matches, verify_signature};
 
 /// One verified token, shared between the cache and the `Verified` values handed out.
 struct Entry {
     token: Box<str>,
     payload: Box<[u8]>,
-    claims: Claims,
+    claims: RegisteredClaims,
     key: Arc<Key>,
     version: u64,
     ttl: Duration,
@@ -78,7 +78,7 @@ impl fmt::Debug for Verified {
 
 impl Verified {
     /// The registered claims.
-    pub fn claims(&self) -> &Claims {
+    pub fn claims(&self) -> &RegisteredClaims {
         &self.entry.claims
     }
 
@@ -457,7 +457,7 @@ impl Validator {
         let payload_text = json_object(&payload)
             .ok_or_else(|| ValidationError::with_field(Kind::Malformed, "payload"))?;
         // serde's messages can quote claim values: classify, keep no source.
-        let claims: Claims =
+        let claims: RegisteredClaims =
             serde_json::from_str(payload_text).map_err(|e| match e.classify() {
                 serde_json::error::Category::Data => Kind::InvalidClaim.into(),
                 _ => ValidationError::with_field(Kind::Malformed, "payload"),
@@ -509,7 +509,7 @@ impl Validator {
     }
 
     /// Checks that do not depend on time: issuer, audience, required claims.
-    fn check_static(&self, claims: &Claims) -> Result<(), ValidationError> {
+    fn check_static(&self, claims: &RegisteredClaims) -> Result<(), ValidationError> {
         let inner = &*self.inner;
         let missing = |f| ValidationError::with_field(Kind::MissingClaim, f);
         let iss = claims.iss.as_deref().ok_or_else(|| missing("iss"))?;
