@@ -73,7 +73,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let err = issuer.renew(&retired).unwrap_err();
     step(
         &format!(
-            "renew with the retired refresh token again: {err} → family revoked, alert raised"
+            "the retired token again at once (a racing renewal, within the grace): {err} → refused, family intact"
+        ),
+        &events,
+    );
+
+    clock.advance(Duration::from_secs(5));
+    let err = issuer.renew(&retired).unwrap_err();
+    step(
+        &format!(
+            "renew with the retired refresh token again, 5 s later: {err} → family revoked, alert raised"
         ),
         &events,
     );
