@@ -65,7 +65,9 @@ fn is_high(s: &[u8], n: &[u8]) -> bool {
 pub(crate) fn low_s_form(token: &str) -> Option<String> {
     let mut parts = token.splitn(3, '.');
     let (h64, p64, sig64) = (parts.next()?, parts.next()?, parts.next()?);
-    if sig64.contains('.') || h64.len() > 4096 {
+    // Only a 64- or 96-byte signature (86 or 128 base64url characters) can be ES256 or
+    // ES384: check that before decoding and parsing the header.
+    if !matches!(sig64.len(), 86 | 128) || h64.len() > 4096 {
         return None;
     }
     let header = URL_SAFE_NO_PAD.decode(h64).ok()?;

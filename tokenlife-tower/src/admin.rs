@@ -107,6 +107,12 @@ const MAX_TRACKED: usize = 10_000;
 const SHARED_BUCKET: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
 
 impl Throttle {
+    /// The address table; a panic elsewhere cannot leave it half-changed (each change is
+    /// one entry), so a poisoned lock is still usable.
+    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, (u64, u32)>> {
+        self.by_addr.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn bucket(map: &mut HashMap<IpAddr, (u64, u32)>, ip: IpAddr, now: u64, window: u64) -> IpAddr {
         if map.contains_key(&ip) || map.len() < MAX_TRACKED {
             return ip;
@@ -121,7 +127,7 @@ impl Throttle {
 
     /// Seconds to wait, if `ip` has used up its failures in this window.
     fn blocked(&self, ip: IpAddr, now: u64) -> Option<u64> {
-        let map = self.by_addr.lock().unwrap_or_else(|p| p.into_inner());
+        let map = self.table();
         let key = if map.contains_key(&ip) {
             ip
         } else {
@@ -133,7 +139,7 @@ impl Throttle {
     }
 
     fn failed(&self, ip: IpAddr, now: u64) {
-        let mut map = self.by_addr.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self.table();
         let key = Self::bucket(&mut map, ip, now, self.window);
         let entry = map.entry(key).or_insert((now, 0));
         if entry.0.saturating_add(self.window) <= now {
@@ -143,7 +149,7 @@ impl Throttle {
     }
 
     fn tracked(&self) -> usize {
-        self.by_addr.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.table().len()
     }
 }
 
@@ -415,8 +421,9 @@ impl Roles {
     };
 }
 
-fn peer(req: &Request) -> IpAddr {
-    req.extensions()
+/// The client address axum's `ConnectInfo` recorded, or the shared bucket without one.
+fn peer(extensions: &axum::http::Extensions) -> IpAddr {
+    extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(SHARED_BUCKET, |c| c.0.ip())
 }
@@ -429,7 +436,7 @@ async fn authenticate(
     next: Next,
     roles: Roles,
 ) -> Response {
-    let ip = peer(&req);
+    let ip = peer(req.extensions());
     let now = s.now();
     if let Some(wait) = s.inner.throttle.blocked(ip, now) {
         return throttled(wait);
@@ -714,10 +721,7 @@ async fn token(
     b: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let headers = &parts.headers;
-    let ip = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(SHARED_BUCKET, |c| c.0.ip());
+    let ip = peer(&parts.extensions);
     if let Some(wait) = s.inner.throttle.blocked(ip, s.now()) {
         return Ok(throttled(wait));
     }

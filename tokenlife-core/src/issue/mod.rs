@@ -590,21 +590,10 @@ impl Issuer {
     /// Refuses a live-looking record whose family or subject was revoked (revoking the
     /// family for good) or that has expired.
     fn check_live(&self, token: &str, rec: &RefreshRecord) -> Result<(), RenewError> {
-        let inner = &*self.inner;
-        let now = inner.clock.unix_now();
-        let family_revoked = inner
-            .refresh
-            .is_family_revoked(&rec.family)
-            .map_err(RenewError::store)?;
-        let listed = inner.revocations.check(
-            None,
-            Some(&rec.subject),
-            Some(rec.issued_at),
-            Some(&rec.family),
-            now,
-        );
-        if family_revoked || listed.is_some() {
-            if !family_revoked {
+        let now = self.inner.clock.unix_now();
+        let (in_store, in_list) = self.revocation_of(rec, now)?;
+        if in_store || in_list {
+            if !in_store {
                 // A subject revocation lapses; the family it caught must not come back.
                 self.revoke_family_everywhere(&rec.family)?;
             }
@@ -614,6 +603,27 @@ impl Issuer {
             return Err(self.refused(token, RenewError::new(RenewErrorKind::Expired), Some(rec)));
         }
         Ok(())
+    }
+
+    /// Whether a record is revoked: its family in the refresh store, and its subject
+    /// (issued at or before a cut-off) or family in the revocation list.
+    fn revocation_of(&self, rec: &RefreshRecord, now: u64) -> Result<(bool, bool), RenewError> {
+        let inner = &*self.inner;
+        let in_store = inner
+            .refresh
+            .is_family_revoked(&rec.family)
+            .map_err(RenewError::store)?;
+        let in_list = inner
+            .revocations
+            .check(
+                None,
+                Some(&rec.subject),
+                Some(rec.issued_at),
+                Some(&rec.family),
+                now,
+            )
+            .is_some();
+        Ok((in_store, in_list))
     }
 
     /// A retired token presented again: a race within the grace, or reuse.
@@ -777,22 +787,8 @@ impl Issuer {
             return Ok(None);
         };
         let now = inner.clock.unix_now();
-        let dead = rec.is_used()
-            || now > rec.expires_at
-            || inner
-                .refresh
-                .is_family_revoked(&rec.family)
-                .map_err(RenewError::store)?
-            || inner
-                .revocations
-                .check(
-                    None,
-                    Some(&rec.subject),
-                    Some(rec.issued_at),
-                    Some(&rec.family),
-                    now,
-                )
-                .is_some();
+        let (in_store, in_list) = self.revocation_of(&rec, now)?;
+        let dead = rec.is_used() || now > rec.expires_at || in_store || in_list;
         Ok((!dead).then_some(RefreshInfo {
             subject: rec.subject,
             scope: rec.scope,
