@@ -12,7 +12,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use jsonwebtoken::Header;
 use serde::Serialize;
 use tokenlife_core::apikey::ApiKeys;
-use tokenlife_core::audit::Auditor;
+use tokenlife_core::observe::audit::Auditor;
 use tokenlife_core::{Algorithm, Issuer, Keyset, KeysetStore, Monitor, TokenRequest, Validator};
 
 /// The same claims the issuer writes, for a fair `encode` baseline.

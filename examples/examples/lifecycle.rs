@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusBuilder;
-use tokenlife_core::audit::Auditor;
+use tokenlife_core::observe::audit::Auditor;
 use tokenlife_core::{
     Algorithm, Issuer, Keyset, KeysetStore, ManualClock, Monitor, TokenRequest, Validator, testing,
 };
@@ -47,7 +47,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         auditor.flush();
         println!("── {what}");
         for e in events.try_iter() {
-            let e: tokenlife_core::audit::AuditEvent = e;
+            let e: tokenlife_core::observe::audit::AuditEvent = e;
             println!("   audit {}", e.to_json());
         }
     };

@@ -21,7 +21,7 @@ use axum::routing::get;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::Deserialize;
-use tokenlife_core::audit::Auditor;
+use tokenlife_core::observe::audit::Auditor;
 use tokenlife_core::{Algorithm, Issuer, Key, Keyset, KeysetStore, Monitor, Validator};
 use tokenlife_tower::admin::{self, AdminState};
 use tokenlife_tower::{Claims, TokenLifeLayer};

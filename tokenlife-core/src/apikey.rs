@@ -27,11 +27,10 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::audit::{AuditAction, AuditEvent};
 use crate::clock::{Clock, SystemClock};
 use crate::hash::random_key;
-use crate::lifecycle::{TokenKind, TokenState};
-use crate::monitor::Monitor;
+use crate::observe::lifecycle::{TokenKind, TokenState};
+use crate::observe::{Event, Monitor, Observer, RevokeReason, SharedObserver, TokenRef};
 
 const ID_LEN: usize = 16; // 12 bytes, base64url
 const SECRET_LEN: usize = 43; // 32 bytes, base64url
@@ -145,7 +144,7 @@ struct Inner {
     records: papaya::HashMap<String, Record>,
     capacity: usize,
     clock: Arc<dyn Clock>,
-    monitor: Option<Monitor>,
+    observer: Option<SharedObserver>,
 }
 
 impl Drop for Inner {
@@ -171,7 +170,7 @@ impl ApiKeys {
             pepper: None,
             capacity: 1_000_000,
             clock: Arc::new(SystemClock),
-            monitor: None,
+            observer: None,
         }
     }
 
@@ -223,16 +222,20 @@ impl ApiKeys {
         };
         let info = record.info();
         inner.records.pin().insert(id, record);
-        if let Some(m) = &inner.monitor {
-            m.transition(TokenKind::ApiKey, None, TokenState::Issued);
-            m.audit(
-                AuditEvent::new(AuditAction::TokenIssued, m.now())
-                    .kind(TokenKind::ApiKey)
-                    .fingerprint(m.fingerprint(&raw))
-                    .client(Some(client)),
-            );
-        }
+        self.emit(Event::Issued {
+            kind: TokenKind::ApiKey,
+            token: TokenRef::new(&raw),
+            keyset_version: None,
+            subject: None,
+            client: Some(client),
+        });
         Ok((raw, info))
+    }
+
+    fn emit(&self, event: Event<'_>) {
+        if let Some(o) = &self.inner.observer {
+            o.on_event(&event);
+        }
     }
 
     /// Splits `<prefix><id>_<secret>`, checking the shape.
@@ -255,21 +258,10 @@ impl ApiKeys {
     /// `Malformed` (before any lookup), `Unknown`, `Expired`, `Revoked`.
     pub fn validate(&self, raw: &str) -> Result<ApiKeyInfo, ApiKeyError> {
         let result = self.check(raw);
-        if let Some(m) = &self.inner.monitor {
-            let outcome = match &result {
-                Ok(_) => "ok",
-                Err(e) => e.reason(),
-            };
-            m.api_key_outcome(outcome);
-            if let Err(e) = &result {
-                m.audit(
-                    AuditEvent::new(AuditAction::ValidationFailed, m.now())
-                        .failure(e.reason())
-                        .kind(TokenKind::ApiKey)
-                        .fingerprint(m.fingerprint(raw)),
-                );
-            }
-        }
+        self.emit(Event::ApiKeyChecked {
+            outcome: result.as_ref().map(|_| ()).map_err(ApiKeyError::reason),
+            token: TokenRef::new(raw),
+        });
         result
     }
 
@@ -290,24 +282,24 @@ impl ApiKeys {
         }
         let now = self.inner.clock.unix_now();
         if now > rec.expires_at.load(Ordering::Acquire) {
-            if let Some(m) = &self.inner.monitor {
-                let from = if rec.seen.load(Ordering::Relaxed) {
-                    TokenState::Active
-                } else {
-                    TokenState::Issued
-                };
-                m.transition(TokenKind::ApiKey, Some(from), TokenState::Expired);
-            }
+            let from = if rec.seen.load(Ordering::Relaxed) {
+                TokenState::Active
+            } else {
+                TokenState::Issued
+            };
+            self.emit(Event::Transition {
+                kind: TokenKind::ApiKey,
+                from: Some(from),
+                to: TokenState::Expired,
+            });
             return Err(ApiKeyError::new(ApiKeyErrorKind::Expired));
         }
-        if !rec.seen.swap(true, Ordering::AcqRel)
-            && let Some(m) = &self.inner.monitor
-        {
-            m.transition(
-                TokenKind::ApiKey,
-                Some(TokenState::Issued),
-                TokenState::Active,
-            );
+        if !rec.seen.swap(true, Ordering::AcqRel) {
+            self.emit(Event::Transition {
+                kind: TokenKind::ApiKey,
+                from: Some(TokenState::Issued),
+                to: TokenState::Active,
+            });
         }
         Ok(rec.info())
     }
@@ -319,19 +311,15 @@ impl ApiKeys {
             return false;
         };
         rec.revoked.store(true, Ordering::Release);
-        if let Some(m) = &self.inner.monitor {
-            m.transition(
-                TokenKind::ApiKey,
-                Some(TokenState::Active),
-                TokenState::Revoked,
-            );
-            m.revoked(TokenKind::ApiKey, "api_key", 0);
-            m.audit(
-                AuditEvent::new(AuditAction::TokenRevoked, m.now())
-                    .kind(TokenKind::ApiKey)
-                    .client(Some(&*rec.client)),
-            );
-        }
+        self.emit(Event::Revoked {
+            kind: TokenKind::ApiKey,
+            reason: RevokeReason::ApiKey,
+            from: Some(TokenState::Active),
+            subject: None,
+            client: Some(&rec.client),
+            revocation_entries: None,
+            audited: true,
+        });
         true
     }
 
@@ -357,18 +345,12 @@ impl ApiKeys {
         let new = self.make(&rec.client, now, rec.lifetime)?;
         rec.expires_at
             .fetch_min(now.saturating_add(overlap.as_secs()), Ordering::AcqRel);
-        if let Some(m) = &self.inner.monitor {
-            m.transition(
-                TokenKind::ApiKey,
-                Some(TokenState::Active),
-                TokenState::Renewed,
-            );
-            m.audit(
-                AuditEvent::new(AuditAction::TokenRenewed, m.now())
-                    .kind(TokenKind::ApiKey)
-                    .client(Some(&*rec.client)),
-            );
-        }
+        self.emit(Event::Renewed {
+            kind: TokenKind::ApiKey,
+            token: None,
+            subject: None,
+            client: Some(&rec.client),
+        });
         Ok(new)
     }
 
@@ -403,7 +385,7 @@ pub struct ApiKeysBuilder {
     pepper: Option<[u8; 32]>,
     capacity: usize,
     clock: Arc<dyn Clock>,
-    monitor: Option<Monitor>,
+    observer: Option<SharedObserver>,
 }
 
 impl ApiKeysBuilder {
@@ -433,8 +415,13 @@ impl ApiKeysBuilder {
     }
 
     /// Metrics, lifecycle and audit.
-    pub fn monitor(mut self, monitor: Monitor) -> Self {
-        self.monitor = Some(monitor);
+    pub fn monitor(self, monitor: Monitor) -> Self {
+        self.observer(monitor)
+    }
+
+    /// Reports issues, checks, rotations and revocations to `observer`.
+    pub fn observer(mut self, observer: impl Observer) -> Self {
+        self.observer = Some(SharedObserver::new(observer));
         self
     }
 
@@ -447,7 +434,7 @@ impl ApiKeysBuilder {
                 records: papaya::HashMap::new(),
                 capacity: self.capacity,
                 clock: self.clock,
-                monitor: self.monitor,
+                observer: self.observer,
             }),
         }
     }

@@ -46,6 +46,14 @@ pub enum ValidationErrorKind {
     WrongType,
 }
 
+const _: () = {
+    let mut i = 0;
+    while i < ValidationErrorKind::ALL.len() {
+        assert!(ValidationErrorKind::ALL[i].index() == i);
+        i += 1;
+    }
+};
+
 impl ValidationErrorKind {
     /// Every kind, in declaration order.
     pub const ALL: [ValidationErrorKind; 16] = [
@@ -67,9 +75,27 @@ impl ValidationErrorKind {
         Self::WrongType,
     ];
 
-    /// Position in [`Self::ALL`].
-    pub(crate) fn index(self) -> usize {
-        self as usize
+    /// Position in [`Self::ALL`]: an exhaustive `match` (a new kind does not compile
+    /// until it has a place), checked against `ALL` at compile time.
+    pub(crate) const fn index(self) -> usize {
+        match self {
+            Self::MissingToken => 0,
+            Self::TooLarge => 1,
+            Self::Malformed => 2,
+            Self::AlgorithmMismatch => 3,
+            Self::UnknownKid => 4,
+            Self::UnsupportedCritical => 5,
+            Self::BadSignature => 6,
+            Self::Expired => 7,
+            Self::NotYetValid => 8,
+            Self::WrongIssuer => 9,
+            Self::WrongAudience => 10,
+            Self::MissingClaim => 11,
+            Self::InvalidClaim => 12,
+            Self::Revoked => 13,
+            Self::InsufficientScope => 14,
+            Self::WrongType => 15,
+        }
     }
 
     /// The RFC 6750 `error` code for this kind, or `None` where the RFC says to send

@@ -58,9 +58,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
-pub mod alert;
 pub mod apikey;
-pub mod audit;
 mod clock;
 mod crypto;
 mod ecdsa;
@@ -69,9 +67,7 @@ mod fingerprint;
 mod hash;
 mod issue;
 mod keys;
-pub mod lifecycle;
-pub mod metrics;
-mod monitor;
+pub mod observe;
 mod revoke;
 mod validate;
 
@@ -93,12 +89,11 @@ pub use revoke::{
 };
 pub use validate::{RegisteredClaims, Validator, ValidatorBuilder, Verified};
 
-pub use alert::{AlertKind, AlertPolicy};
 pub use issue::{
     IssueError, Issuer, IssuerBuilder, MemoryRefreshStore, RefreshInfo, RefreshRecord,
     RefreshStore, RefreshStoreError, RenewError, RenewErrorKind, TokenPair, TokenRequest,
 };
-pub use monitor::{Monitor, MonitorBuilder};
+pub use observe::{Monitor, Observer};
 
 /// jsonwebtoken, whose types (`Jwk`, `Header`, `EncodingKey`, …) appear in tokenlife's
 /// signatures: use this one rather than pinning a matching version yourself.

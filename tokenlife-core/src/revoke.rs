@@ -28,12 +28,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::SystemTime;
 
-use crate::audit::{AuditAction, AuditEvent};
 use crate::clock::{Clock, SystemClock, unix_secs};
 use crate::error::RevocationError;
 use crate::hash::Prehashed;
-use crate::lifecycle::{TokenKind, TokenState};
-use crate::monitor::Monitor;
+use crate::observe::lifecycle::{TokenKind, TokenState};
+use crate::observe::{Event, Observer, RevokeReason, SharedObserver};
 
 /// How often (at most) lapsed entries are swept when revocations are added.
 const SWEEP_EVERY_SECS: u64 = 60;
@@ -163,7 +162,7 @@ struct Inner {
     family: Map,
     clock: Arc<dyn Clock>,
     backend: Option<Arc<dyn RevocationBackend>>,
-    monitor: Option<Monitor>,
+    observer: Option<SharedObserver>,
 }
 
 impl fmt::Debug for RevocationList {
@@ -198,7 +197,7 @@ impl RevocationList {
             clock: Arc::new(SystemClock),
             capacity: DEFAULT_CAPACITY,
             backend: None,
-            monitor: None,
+            observer: None,
         }
     }
 
@@ -265,28 +264,23 @@ impl RevocationList {
     /// As for [`revoke_jti`](Self::revoke_jti).
     pub fn revoke(&self, revocation: Revocation) -> Result<(), RevocationError> {
         self.apply(&revocation)?;
-        if let Some(m) = &self.inner.monitor {
-            let reason = match &revocation.target {
-                RevocationTarget::Jti(_) => "jti",
-                RevocationTarget::Subject { .. } => "subject",
-                RevocationTarget::Family(_) => "family",
+        if let Some(o) = &self.inner.observer {
+            let (reason, subject) = match &revocation.target {
+                RevocationTarget::Jti(_) => (RevokeReason::Jti, None),
+                RevocationTarget::Subject { subject, .. } => {
+                    (RevokeReason::Subject, Some(subject.as_str()))
+                }
+                RevocationTarget::Family(_) => (RevokeReason::Family, None),
             };
-            m.revoked(TokenKind::Access, reason, self.len());
-            m.transition(
-                TokenKind::Access,
-                Some(TokenState::Active),
-                TokenState::Revoked,
-            );
-            let subject = match &revocation.target {
-                RevocationTarget::Subject { subject, .. } => Some(subject.as_str()),
-                _ => None,
-            };
-            m.audit(
-                AuditEvent::new(AuditAction::TokenRevoked, m.now())
-                    .kind(TokenKind::Access)
-                    .reason(reason)
-                    .subject(subject),
-            );
+            o.on_event(&Event::Revoked {
+                kind: TokenKind::Access,
+                reason,
+                from: Some(TokenState::Active),
+                subject,
+                client: None,
+                revocation_entries: Some(self.len()),
+                audited: true,
+            });
         }
         if let Some(backend) = &self.inner.backend {
             backend
@@ -428,13 +422,19 @@ pub struct RevocationListBuilder {
     clock: Arc<dyn Clock>,
     capacity: u64,
     backend: Option<Arc<dyn RevocationBackend>>,
-    monitor: Option<Monitor>,
+    observer: Option<SharedObserver>,
 }
 
 impl RevocationListBuilder {
-    /// Counts and audits revocations through `monitor`.
-    pub fn monitor(mut self, monitor: Monitor) -> Self {
-        self.monitor = Some(monitor);
+    /// Reports every revocation to `observer` (a [`Monitor`](crate::observe::Monitor)
+    /// counts and audits them).
+    pub fn observer(mut self, observer: impl Observer) -> Self {
+        self.observer = Some(SharedObserver::new(observer));
+        self
+    }
+
+    pub(crate) fn observer_arc(mut self, observer: SharedObserver) -> Self {
+        self.observer = Some(observer);
         self
     }
 
@@ -476,7 +476,7 @@ impl RevocationListBuilder {
                 family: Map::new(),
                 clock: self.clock,
                 backend: self.backend,
-                monitor: self.monitor,
+                observer: self.observer,
             }),
         }
     }

@@ -11,11 +11,12 @@ use std::time::Duration;
 use common::{AUD, ISS, T0};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use tokenlife_core::apikey::{ApiKeyErrorKind, ApiKeys};
-use tokenlife_core::audit::{AuditAction, AuditEvent, Auditor};
-use tokenlife_core::lifecycle::{TokenKind, TokenState};
+use tokenlife_core::observe::audit::{AuditAction, AuditEvent, Auditor};
+use tokenlife_core::observe::lifecycle::{TokenKind, TokenState};
+use tokenlife_core::observe::{AlertKind, AlertPolicy};
 use tokenlife_core::{
-    AlertKind, AlertPolicy, Algorithm, Issuer, Keyset, KeysetStore, ManualClock, Monitor,
-    RenewErrorKind, TokenRequest, ValidationErrorKind as K, Validator, testing,
+    Algorithm, Issuer, Keyset, KeysetStore, ManualClock, Monitor, RenewErrorKind, TokenRequest,
+    ValidationErrorKind as K, Validator, testing,
 };
 
 #[derive(Clone, Default)]

@@ -432,3 +432,56 @@ fn kidless_tokens_during_a_canary() {
         Err(tokenlife_core::KeysetError::KidConflict(_))
     ));
 }
+
+/// The observer seam: every API validation is one `Validated` event, `inspect` emits
+/// nothing, and two observers side by side both see each event.
+#[test]
+fn observers_see_validations_and_inspect_stays_silent() {
+    use std::sync::Mutex;
+    use tokenlife_core::observe::{self, Event};
+
+    let seen: Arc<Mutex<Vec<(Result<bool, K>, u64)>>> = Arc::default();
+    let copy = seen.clone();
+    let counted = Arc::new(AtomicU64::new(0));
+    let c2 = counted.clone();
+    let recorder = observe::from_fn(move |e: &Event<'_>| {
+        if let Event::Validated {
+            outcome,
+            keyset_version,
+            ..
+        } = e
+        {
+            copy.lock()
+                .unwrap()
+                .push((outcome.map(|v| v.from_cache), *keyset_version));
+        }
+    });
+    let counter = observe::from_fn(move |_: &Event<'_>| {
+        c2.fetch_add(1, Ordering::Relaxed);
+    });
+    let f = Fixture::new();
+    let store = f.store.clone();
+    let v = Validator::builder(store.clone())
+        .issuer(ISS)
+        .audience(AUD)
+        .clock(f.clock.clone())
+        .observer((recorder, counter))
+        .build()
+        .unwrap();
+    let token = f.token(Algorithm::ES256);
+    v.validate(&token).unwrap();
+    v.inspect(&token).unwrap();
+    assert_eq!(seen.lock().unwrap().len(), 1, "inspect emitted");
+    v.validate(&token).unwrap();
+    v.validate("not.a.token").unwrap_err();
+    let version = store.current().version();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![
+            (Ok(false), version),
+            (Ok(true), version),
+            (Err(K::Malformed), version)
+        ]
+    );
+    assert_eq!(counted.load(Ordering::Relaxed), 3);
+}

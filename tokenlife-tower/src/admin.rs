@@ -46,7 +46,8 @@ use axum::{Extension, Json, Router};
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokenlife_core::audit::{AuditAction, AuditEvent};
+use tokenlife_core::observe::Event;
+use tokenlife_core::observe::audit::AuditAction;
 use tokenlife_core::{
     ConfigError, IssueError, Issuer, KeyErrorKind, Keyset, KeysetError, KeysetSnapshot,
     RenewErrorKind, Revocation, RevocationTarget, TokenRequest, ValidationErrorKind, Validator,
@@ -617,22 +618,26 @@ impl AdminState {
         let now = self.now();
         self.inner.throttle.failed(ip, now);
         self.inner.auth_failures.increment(1);
-        if let Some(m) = self.inner.validator.monitor() {
-            m.audit(
-                AuditEvent::new(AuditAction::Admin, m.now())
-                    .failure(what)
-                    .client(Some(&ip.to_string())),
-            );
+        if let Some(o) = self.inner.validator.observer() {
+            o.on_event(&Event::Admin {
+                action: AuditAction::Admin,
+                detail: None,
+                failure: Some(what),
+                client: Some(&ip.to_string()),
+                keyset_version: None,
+            });
         }
     }
 
     fn audit(&self, action: AuditAction, detail: String) {
-        if let Some(m) = self.inner.validator.monitor() {
-            m.audit(
-                AuditEvent::new(action, m.now())
-                    .keyset_version(self.inner.validator.keyset_store().current().version())
-                    .detail(detail),
-            );
+        if let Some(o) = self.inner.validator.observer() {
+            o.on_event(&Event::Admin {
+                action,
+                detail: Some(&detail),
+                failure: None,
+                client: None,
+                keyset_version: Some(self.inner.validator.keyset_store().current().version()),
+            });
         }
     }
 

@@ -169,7 +169,7 @@ impl Config {
         _req: &Request<B>,
     ) -> Result<Verified, tokenlife_core::ValidationError> {
         #[cfg(feature = "axum")]
-        if self.validator.monitor().is_some()
+        if self.validator.observer().is_some()
             && let Some(axum::extract::ConnectInfo(addr)) =
                 _req.extensions()
                     .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()

@@ -9,7 +9,7 @@ use axum::routing::get;
 use common::*;
 use http::{Request, StatusCode};
 use serde_json::{Value, json};
-use tokenlife_core::audit::AuditAction;
+use tokenlife_core::observe::audit::AuditAction;
 use tokenlife_core::{Algorithm, Keyset, testing};
 use tokenlife_tower::TokenLifeLayer;
 use tokenlife_tower::admin::{self, AdminState};
@@ -667,9 +667,9 @@ async fn subject_revocation_over_http_stops_renewal() {
     let rt = pair["refresh_token"].as_str().unwrap();
     let revoked = || {
         e.f.monitor.tracker().count(
-            tokenlife_core::lifecycle::TokenKind::Access,
-            Some(tokenlife_core::lifecycle::TokenState::Active),
-            tokenlife_core::lifecycle::TokenState::Revoked,
+            tokenlife_core::observe::lifecycle::TokenKind::Access,
+            Some(tokenlife_core::observe::lifecycle::TokenState::Active),
+            tokenlife_core::observe::lifecycle::TokenState::Revoked,
         )
     };
     let before = revoked();
@@ -971,9 +971,9 @@ async fn operator_reads_are_silent_and_refresh_tokens_introspect() {
     );
     let lifecycle = e.f.monitor.tracker();
     let rejected = lifecycle.count(
-        tokenlife_core::lifecycle::TokenKind::Access,
-        Some(tokenlife_core::lifecycle::TokenState::Active),
-        tokenlife_core::lifecycle::TokenState::Revoked,
+        tokenlife_core::observe::lifecycle::TokenKind::Access,
+        Some(tokenlife_core::observe::lifecycle::TokenState::Active),
+        tokenlife_core::observe::lifecycle::TokenState::Revoked,
     );
     // One revocation was recorded (the operator's), none by the reads.
     assert_eq!(rejected, 1);

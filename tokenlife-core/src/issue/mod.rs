@@ -57,13 +57,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Header;
 use serde::Serialize;
 
-use crate::alert::AlertKind;
-use crate::audit::{AuditAction, AuditEvent};
 use crate::clock::{Clock, SystemClock, from_unix_secs, unix_secs};
 use crate::error::{ConfigError, RevocationError};
 use crate::keys::KeysetStore;
-use crate::lifecycle::{TokenKind, TokenState};
-use crate::monitor::Monitor;
+use crate::observe::lifecycle::{TokenKind, TokenState};
+use crate::observe::{Event, Monitor, Observer, RevokeReason, SharedObserver, TokenRef};
 use crate::revoke::RevocationList;
 
 mod error;
@@ -235,7 +233,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     refresh: Arc<dyn RefreshStore>,
     revocations: RevocationList,
-    monitor: Option<Monitor>,
+    observer: Option<SharedObserver>,
     jti_prefix: String,
     jti_counter: AtomicU64,
 }
@@ -292,7 +290,7 @@ impl Issuer {
             clock: Arc::new(SystemClock),
             refresh: None,
             revocations: None,
-            monitor: None,
+            observer: None,
             capacity: MemoryRefreshStore::DEFAULT_CAPACITY,
         }
     }
@@ -426,47 +424,39 @@ impl Issuer {
         Ok(minted.pair)
     }
 
+    fn emit(&self, event: Event<'_>) {
+        if let Some(o) = &self.inner.observer {
+            o.on_event(&event);
+        }
+    }
+
     fn issued_event(&self, minted: &Minted, req: &TokenRequest) {
-        let Some(m) = &self.inner.monitor else { return };
-        m.transition(TokenKind::Access, None, TokenState::Issued);
-        m.audit(
-            AuditEvent::new(AuditAction::TokenIssued, m.now())
-                .kind(TokenKind::Access)
-                .fingerprint(m.fingerprint(&minted.pair.access_token))
-                .keyset_version(minted.version)
-                .subject(Some(&req.subject))
-                .client(req.client.as_deref()),
-        );
+        self.emit(Event::Issued {
+            kind: TokenKind::Access,
+            token: TokenRef::new(&minted.pair.access_token),
+            keyset_version: Some(minted.version),
+            subject: Some(&req.subject),
+            client: req.client.as_deref(),
+        });
         if let Some(r) = &minted.pair.refresh_token {
-            m.transition(TokenKind::Refresh, None, TokenState::Issued);
-            m.audit(
-                AuditEvent::new(AuditAction::TokenIssued, m.now())
-                    .kind(TokenKind::Refresh)
-                    .fingerprint(m.fingerprint(r))
-                    .subject(Some(&req.subject))
-                    .client(req.client.as_deref()),
-            );
+            self.emit(Event::Issued {
+                kind: TokenKind::Refresh,
+                token: TokenRef::new(r),
+                keyset_version: None,
+                subject: Some(&req.subject),
+                client: req.client.as_deref(),
+            });
         }
     }
 
     fn refused(&self, token: &str, err: RenewError, rec: Option<&RefreshRecord>) -> RenewError {
-        if let Some(m) = &self.inner.monitor {
-            m.audit(
-                AuditEvent::new(AuditAction::RenewFailed, m.now())
-                    .failure(err.reason())
-                    .kind(TokenKind::Refresh)
-                    .fingerprint(m.fingerprint(token))
-                    .subject(rec.map(|r| r.subject.as_str()))
-                    .client(rec.and_then(|r| r.client.as_deref())),
-            );
-            if err.kind == RenewErrorKind::Expired {
-                m.transition(
-                    TokenKind::Refresh,
-                    Some(TokenState::Issued),
-                    TokenState::Expired,
-                );
-            }
-        }
+        self.emit(Event::RenewFailed {
+            reason: err.reason(),
+            token: TokenRef::new(token),
+            subject: rec.map(|r| r.subject.as_str()),
+            client: rec.and_then(|r| r.client.as_deref()),
+            expired: err.kind == RenewErrorKind::Expired,
+        });
         err
     }
 
@@ -570,20 +560,12 @@ impl Issuer {
             return Err(self.refused(refresh_token, err, Some(&rec)));
         }
         self.issued_event(&minted, &req);
-        if let Some(m) = &inner.monitor {
-            m.transition(
-                TokenKind::Refresh,
-                Some(TokenState::Issued),
-                TokenState::Renewed,
-            );
-            m.audit(
-                AuditEvent::new(AuditAction::TokenRenewed, m.now())
-                    .kind(TokenKind::Refresh)
-                    .fingerprint(m.fingerprint(refresh_token))
-                    .subject(Some(&rec.subject))
-                    .client(rec.client.as_deref()),
-            );
-        }
+        self.emit(Event::Renewed {
+            kind: TokenKind::Refresh,
+            token: Some(TokenRef::new(refresh_token)),
+            subject: Some(&rec.subject),
+            client: rec.client.as_deref(),
+        });
         Ok(minted.pair)
     }
 
@@ -643,22 +625,12 @@ impl Issuer {
         if let Err(e) = self.revoke_family_everywhere(&rec.family) {
             err.source = e.source;
         }
-        if let Some(m) = &inner.monitor {
-            m.refresh_reuse();
-            m.transition(
-                TokenKind::Refresh,
-                Some(TokenState::Renewed),
-                TokenState::Revoked,
-            );
-            let base = AuditEvent::new(AuditAction::Alert, m.now())
-                .failure("refresh_reuse")
-                .kind(TokenKind::Refresh)
-                .fingerprint(m.fingerprint(token))
-                .subject(Some(&rec.subject))
-                .client(rec.client.as_deref());
-            m.alert(AlertKind::RefreshTokenReuse, base);
-            m.revoked(TokenKind::Refresh, "refresh_reuse", inner.revocations.len());
-        }
+        self.emit(Event::RefreshReuse {
+            token: TokenRef::new(token),
+            subject: &rec.subject,
+            client: rec.client.as_deref(),
+            revocation_entries: inner.revocations.len(),
+        });
         err
     }
 
@@ -697,9 +669,15 @@ impl Issuer {
             });
         }
         let until = self.revoke_family_everywhere(family)?;
-        if let Some(m) = &self.inner.monitor {
-            m.revoked(TokenKind::Refresh, "family", self.inner.revocations.len());
-        }
+        self.emit(Event::Revoked {
+            kind: TokenKind::Refresh,
+            reason: RevokeReason::Family,
+            from: None,
+            subject: None,
+            client: None,
+            revocation_entries: Some(self.inner.revocations.len()),
+            audited: false,
+        });
         Ok(from_unix_secs(until))
     }
 
@@ -757,14 +735,15 @@ impl Issuer {
             return Err(RenewError::new(RenewErrorKind::WrongClient));
         }
         self.revoke_family_everywhere(&rec.family)?;
-        if let Some(m) = &inner.monitor {
-            m.transition(
-                TokenKind::Refresh,
-                Some(TokenState::Issued),
-                TokenState::Revoked,
-            );
-            m.revoked(TokenKind::Refresh, "family", inner.revocations.len());
-        }
+        self.emit(Event::Revoked {
+            kind: TokenKind::Refresh,
+            reason: RevokeReason::Family,
+            from: Some(TokenState::Issued),
+            subject: None,
+            client: rec.client.as_deref(),
+            revocation_entries: Some(inner.revocations.len()),
+            audited: false,
+        });
         Ok(true)
     }
 
@@ -812,7 +791,7 @@ pub struct IssuerBuilder {
     clock: Arc<dyn Clock>,
     refresh: Option<Arc<dyn RefreshStore>>,
     revocations: Option<RevocationList>,
-    monitor: Option<Monitor>,
+    observer: Option<SharedObserver>,
     capacity: usize,
 }
 
@@ -877,9 +856,15 @@ impl IssuerBuilder {
         self
     }
 
-    /// Metrics, lifecycle, audit and alerts.
-    pub fn monitor(mut self, monitor: Monitor) -> Self {
-        self.monitor = Some(monitor);
+    /// Metrics, lifecycle, audit and alerts: the same as
+    /// [`observer`](Self::observer)`(monitor)`.
+    pub fn monitor(self, monitor: Monitor) -> Self {
+        self.observer(monitor)
+    }
+
+    /// Reports issues, renewals, refusals, reuse and revocations to `observer`.
+    pub fn observer(mut self, observer: impl Observer) -> Self {
+        self.observer = Some(SharedObserver::new(observer));
         self
     }
 
@@ -927,7 +912,7 @@ impl IssuerBuilder {
                 clock: self.clock,
                 refresh,
                 revocations,
-                monitor: self.monitor,
+                observer: self.observer,
                 jti_prefix: format!("{prefix}."),
                 jti_counter: AtomicU64::new(0),
             }),

@@ -29,7 +29,7 @@ use crate::error::{ConfigError, ValidationError, ValidationErrorKind as Kind};
 use crate::fingerprint::Fingerprint;
 use crate::hash::{Prehashed, random_key, random_u64};
 use crate::keys::{Key, KeysetStore};
-use crate::monitor::Monitor;
+use crate::observe::{Event, Monitor, Observer, SharedObserver, TokenRef, Validated};
 use crate::revoke::{RevocationList, RevokedBy};
 
 /// Default largest token accepted, in bytes.
@@ -203,7 +203,7 @@ struct Inner {
     cache_ttl: Duration,
     seed: u64,
     fingerprint_key: [u8; 32],
-    monitor: Option<Monitor>,
+    observer: Option<SharedObserver>,
     accepted_typ: Option<Box<[Box<str>]>>,
 }
 
@@ -248,7 +248,8 @@ impl Validator {
             cache_capacity: DEFAULT_CACHE_CAPACITY,
             cache_ttl: DEFAULT_CACHE_TTL,
             fingerprint_key: None,
-            monitor: None,
+            observer: None,
+            monitor_key: None,
             accepted_typ: None,
         }
     }
@@ -300,16 +301,27 @@ impl Validator {
         token: &str,
         client: Option<&str>,
     ) -> Result<Verified, ValidationError> {
-        let Some(monitor) = &self.inner.monitor else {
+        let Some(observer) = &self.inner.observer else {
             return self.validate_inner(token);
         };
-        let started = monitor.start();
+        let started = observer.time_validation().then(Instant::now);
         let result = self.validate_inner(token);
-        let version = match &result {
-            Ok(v) => v.keyset_version(),
-            Err(_) => self.inner.store.load().version(),
+        let (outcome, keyset_version) = match &result {
+            Ok(v) => (
+                Ok(Validated {
+                    from_cache: v.from_cache(),
+                }),
+                v.keyset_version(),
+            ),
+            Err(e) => (Err(e.kind()), self.inner.store.load().version()),
         };
-        monitor.validated(&result, token, client, version, started);
+        observer.on_event(&Event::Validated {
+            outcome,
+            token: TokenRef::new(token),
+            keyset_version,
+            client,
+            elapsed: started.map(|t| t.elapsed()),
+        });
         result
     }
 
@@ -329,9 +341,9 @@ impl Validator {
         Duration::from_secs(self.inner.leeway)
     }
 
-    /// The monitor, if one was given.
-    pub fn monitor(&self) -> Option<&Monitor> {
-        self.inner.monitor.as_ref()
+    /// The observer, if one was given: the admin operations report through it too.
+    pub fn observer(&self) -> Option<&dyn Observer> {
+        self.inner.observer.as_deref()
     }
 
     fn validate_inner(&self, token: &str) -> Result<Verified, ValidationError> {
@@ -547,7 +559,6 @@ impl Validator {
 
 /// Builds a [`Validator`]. Issuer and audience are required.
 #[must_use]
-#[derive(Debug)]
 pub struct ValidatorBuilder {
     store: KeysetStore,
     revocations: Option<RevocationList>,
@@ -561,8 +572,24 @@ pub struct ValidatorBuilder {
     cache_capacity: u64,
     cache_ttl: Duration,
     fingerprint_key: Option<[u8; 32]>,
-    monitor: Option<Monitor>,
+    observer: Option<SharedObserver>,
+    monitor_key: Option<[u8; 32]>,
     accepted_typ: Option<Vec<Box<str>>>,
+}
+
+impl fmt::Debug for ValidatorBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the fingerprint keys.
+        f.debug_struct("ValidatorBuilder")
+            .field("store", &self.store)
+            .field("issuers", &self.issuers)
+            .field("audiences", &self.audiences)
+            .field("leeway", &self.leeway)
+            .field("max_token_size", &self.max_token_size)
+            .field("cache_capacity", &self.cache_capacity)
+            .field("observer", &self.observer)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ValidatorBuilder {
@@ -588,10 +615,18 @@ impl ValidatorBuilder {
         self
     }
 
-    /// Feeds metrics, lifecycle, audit and alerts to `monitor`. Unless a fingerprint key
-    /// is set here, the validator uses the monitor's.
+    /// Feeds metrics, lifecycle, audit and alerts to `monitor` (the observer tokenlife
+    /// ships). Unless a fingerprint key is set here, the validator uses the monitor's.
     pub fn monitor(mut self, monitor: Monitor) -> Self {
-        self.monitor = Some(monitor);
+        self.monitor_key = Some(monitor.fingerprint_key());
+        self.observer = Some(SharedObserver::new(monitor));
+        self
+    }
+
+    /// Reports every validation to `observer` (replacing any monitor or observer set
+    /// before; combine two with a tuple).
+    pub fn observer(mut self, observer: impl Observer) -> Self {
+        self.observer = Some(SharedObserver::new(observer));
         self
     }
 
@@ -702,8 +737,8 @@ impl ValidatorBuilder {
         });
         let revocations = self.revocations.unwrap_or_else(|| {
             let b = RevocationList::builder().clock_arc(self.clock.clone());
-            match &self.monitor {
-                Some(m) => b.monitor(m.clone()),
+            match &self.observer {
+                Some(o) => b.observer_arc(o.clone()),
                 None => b,
             }
             .build()
@@ -725,9 +760,9 @@ impl ValidatorBuilder {
                 seed: random_u64(),
                 fingerprint_key: self
                     .fingerprint_key
-                    .or_else(|| self.monitor.as_ref().map(Monitor::fingerprint_key))
+                    .or(self.monitor_key)
                     .unwrap_or_else(random_key),
-                monitor: self.monitor,
+                observer: self.observer,
                 store: self.store,
                 accepted_typ: self.accepted_typ.map(Vec::into_boxed_slice),
             }),

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::mpsc::Receiver;
 
 use axum::Router;
-use tokenlife_core::audit::{AuditEvent, Auditor};
+use tokenlife_core::observe::audit::{AuditEvent, Auditor};
 use tokenlife_core::{
     Algorithm, Issuer, Keyset, KeysetStore, ManualClock, Monitor, TokenRequest, Validator, testing,
 };

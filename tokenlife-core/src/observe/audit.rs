@@ -15,7 +15,7 @@
 //! # Examples
 //!
 //! ```
-//! use tokenlife_core::audit::{AuditAction, AuditEvent, Auditor};
+//! use tokenlife_core::observe::audit::{AuditAction, AuditEvent, Auditor};
 //!
 //! let (sink, events) = Auditor::channel(16);
 //! let auditor = Auditor::builder().sink(sink).build();
@@ -32,9 +32,9 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 
 use serde::Serialize;
 
-use crate::alert::AlertKind;
+use super::alert::AlertKind;
+use super::lifecycle::TokenKind;
 use crate::fingerprint::Fingerprint;
-use crate::lifecycle::TokenKind;
 
 /// What an audit event records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -459,7 +459,7 @@ impl AuditorBuilder {
             control,
             dropped: Arc::new(AtomicU64::new(0)),
             subjects: self.subjects,
-            on_drop: metrics::counter!(crate::metrics::AUDIT_DROPPED),
+            on_drop: metrics::counter!(super::metrics::AUDIT_DROPPED),
         }
     }
 }

@@ -27,6 +27,8 @@ use metrics::{
     gauge, histogram,
 };
 
+use std::sync::Arc;
+
 use crate::error::ValidationErrorKind;
 
 /// Tokens minted, by `kind` (`access`, `refresh`, `api_key`).
@@ -94,7 +96,7 @@ pub fn describe() {
 pub(crate) struct VersionCounters {
     pub(crate) version: u64,
     pub(crate) ok: Counter,
-    pub(crate) failed: Vec<Counter>,
+    pub(crate) failed: Arc<[Counter; ValidationErrorKind::ALL.len()]>,
 }
 
 impl VersionCounters {
@@ -109,10 +111,9 @@ impl VersionCounters {
         Self {
             version,
             ok: counter!(VALIDATIONS, "outcome" => "ok", "keyset_version" => v.clone()),
-            failed: ValidationErrorKind::ALL
-                .iter()
-                .map(|k| counter!(VALIDATIONS, "outcome" => k.as_str(), "keyset_version" => v.clone()))
-                .collect(),
+            failed: Arc::new(ValidationErrorKind::ALL.map(
+                |k| counter!(VALIDATIONS, "outcome" => k.as_str(), "keyset_version" => v.clone()),
+            )),
         }
     }
 }

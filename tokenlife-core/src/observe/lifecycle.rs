@@ -13,14 +13,14 @@
 //! reuse (the whole family is revoked and an alert raised).
 //!
 //! ```
-//! use tokenlife_core::lifecycle::{LifecycleTracker, TokenKind, TokenState::*};
+//! use tokenlife_core::observe::lifecycle::{LifecycleTracker, TokenKind, TokenState::*};
 //!
 //! let tracker = LifecycleTracker::new();
 //! tracker.record(TokenKind::Refresh, None, Issued)?;
 //! tracker.record(TokenKind::Refresh, Some(Issued), Renewed)?;
 //! assert!(tracker.record(TokenKind::Refresh, Some(Renewed), Renewed).is_err());
 //! assert_eq!(tracker.count(TokenKind::Refresh, Some(Issued), Renewed), 1);
-//! # Ok::<(), tokenlife_core::lifecycle::IllegalTransition>(())
+//! # Ok::<(), tokenlife_core::observe::lifecycle::IllegalTransition>(())
 //! ```
 
 use std::fmt;
@@ -43,7 +43,8 @@ pub enum TokenKind {
 }
 
 impl TokenKind {
-    const ALL: [TokenKind; 3] = [TokenKind::Access, TokenKind::Refresh, TokenKind::ApiKey];
+    pub(crate) const ALL: [TokenKind; 3] =
+        [TokenKind::Access, TokenKind::Refresh, TokenKind::ApiKey];
 
     /// The label value (`access`, `refresh`, `api_key`).
     pub fn as_str(self) -> &'static str {
@@ -54,10 +55,26 @@ impl TokenKind {
         }
     }
 
-    fn index(self) -> usize {
-        self as usize
+    /// Position in the per-kind tables: an exhaustive `match`, checked against
+    /// `ALL` at compile time (a new kind must be added to both).
+    pub(crate) const fn index(self) -> usize {
+        match self {
+            Self::Access => 0,
+            Self::Refresh => 1,
+            Self::ApiKey => 2,
+        }
     }
+
+    pub(crate) const COUNT: usize = Self::ALL.len();
 }
+
+const _: () = {
+    let mut i = 0;
+    while i < TokenKind::COUNT {
+        assert!(TokenKind::ALL[i].index() == i);
+        i += 1;
+    }
+};
 
 /// Where a token is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -100,10 +117,25 @@ impl TokenState {
         }
     }
 
-    fn index(self) -> usize {
-        self as usize
+    const fn index(self) -> usize {
+        match self {
+            Self::Issued => 0,
+            Self::Active => 1,
+            Self::Renewed => 2,
+            Self::Expired => 3,
+            Self::Revoked => 4,
+            Self::Rejected => 5,
+        }
     }
 }
+
+const _: () = {
+    let mut i = 0;
+    while i < TokenState::ALL.len() {
+        assert!(TokenState::ALL[i].index() == i);
+        i += 1;
+    }
+};
 
 /// The transition table. `from = None` is a token not seen before.
 pub fn is_allowed(from: Option<TokenState>, to: TokenState) -> bool {
@@ -178,7 +210,7 @@ impl LifecycleTracker {
                 for to in TokenState::ALL {
                     if is_allowed(from, to) {
                         metrics[slot(kind, from, to)] = Some(metrics::counter!(
-                            crate::metrics::LIFECYCLE_TRANSITIONS,
+                            super::metrics::LIFECYCLE_TRANSITIONS,
                             "kind" => kind.as_str(),
                             "from" => from.map_or("new", TokenState::as_str),
                             "to" => to.as_str()

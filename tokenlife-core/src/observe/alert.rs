@@ -27,6 +27,25 @@ pub enum AlertKind {
 }
 
 impl AlertKind {
+    /// Every kind, in table order.
+    pub const ALL: [AlertKind; 4] = [
+        Self::RevokedTokenReuse,
+        Self::RefreshTokenReuse,
+        Self::BadSignatureBurst,
+        Self::FailureSpike,
+    ];
+
+    /// Position in [`Self::ALL`]: an exhaustive `match`, checked against `ALL` at
+    /// compile time.
+    pub(crate) const fn index(self) -> usize {
+        match self {
+            Self::RevokedTokenReuse => 0,
+            Self::RefreshTokenReuse => 1,
+            Self::BadSignatureBurst => 2,
+            Self::FailureSpike => 3,
+        }
+    }
+
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -37,6 +56,14 @@ impl AlertKind {
         }
     }
 }
+
+const _: () = {
+    let mut i = 0;
+    while i < AlertKind::ALL.len() {
+        assert!(AlertKind::ALL[i].index() == i);
+        i += 1;
+    }
+};
 
 /// Thresholds. A burst or spike alerts once per window when the count reaches the threshold.
 #[derive(Debug, Clone, Copy)]

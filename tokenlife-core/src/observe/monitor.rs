@@ -1,11 +1,11 @@
-//! [`Monitor`]: metrics, lifecycle tracking, audit and alerts in one handle, shared by
-//! the validator, the issuer, API keys and the revocation list.
+//! [`Monitor`]: metrics, lifecycle tracking, audit and alerts in one [`Observer`], shared
+//! by the validator, the issuer, API keys, the revocation list and the admin operations.
 //!
 //! # Examples
 //!
 //! ```
-//! use tokenlife_core::audit::Auditor;
-//! use tokenlife_core::{AlertPolicy, Monitor};
+//! use tokenlife_core::observe::audit::Auditor;
+//! use tokenlife_core::observe::{AlertPolicy, Monitor};
 //!
 //! let (sink, events) = Auditor::channel(1024);
 //! let monitor = Monitor::builder()
@@ -19,20 +19,20 @@
 use std::cell::Cell;
 use std::fmt;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use metrics::Counter;
 
-use crate::alert::{AlertKind, AlertPolicy, Detector};
-use crate::audit::{AuditAction, AuditEvent, Auditor};
+use super::alert::{AlertKind, AlertPolicy, Detector};
+use super::audit::{AuditAction, AuditEvent, Auditor};
+use super::event::{Event, Observer, RevokeReason, TokenRef};
+use super::lifecycle::{LifecycleTracker, TokenKind, TokenState};
+use super::metrics::{self as m, Handles, VersionCounters};
 use crate::clock::{Clock, SystemClock};
-use crate::error::{ValidationError, ValidationErrorKind as Kind};
+use crate::error::ValidationErrorKind as Kind;
 use crate::fingerprint::Fingerprint;
 use crate::hash::random_key;
-use crate::lifecycle::{LifecycleTracker, TokenKind, TokenState};
-use crate::metrics::{self as m, Handles, VersionCounters};
-use crate::validate::Verified;
 
 /// Keyset versions whose counters stay registered in the monitor.
 const RECENT_VERSIONS: usize = 4;
@@ -62,10 +62,10 @@ struct Inner {
     handles: Handles,
     versions: ArcSwap<Recent>,
     labelled_versions: std::sync::atomic::AtomicUsize,
-    issued: [Counter; 3],
-    renewed: [Counter; 3],
-    expired: [Counter; 3],
-    alerts: [Counter; 4],
+    issued: [Counter; TokenKind::COUNT],
+    renewed: [Counter; TokenKind::COUNT],
+    expired: [Counter; TokenKind::COUNT],
+    alerts: [Counter; AlertKind::ALL.len()],
     revoked: Vec<((TokenKind, &'static str), Counter)>,
     api_key_outcomes: Vec<(&'static str, Counter)>,
     sample: u32,
@@ -121,12 +121,8 @@ thread_local! {
     static SAMPLE: Cell<u32> = const { Cell::new(0) };
 }
 
-fn per_kind(name: &'static str) -> [Counter; 3] {
-    [
-        metrics::counter!(name, "kind" => "access"),
-        metrics::counter!(name, "kind" => "refresh"),
-        metrics::counter!(name, "kind" => "api_key"),
-    ]
+fn per_kind(name: &'static str) -> [Counter; TokenKind::COUNT] {
+    TokenKind::ALL.map(|k| metrics::counter!(name, "kind" => k.as_str()))
 }
 
 impl Monitor {
@@ -174,15 +170,15 @@ impl Monitor {
     }
 
     /// Queues an audit event (if there is an auditor).
-    pub fn audit(&self, event: AuditEvent) {
+    fn audit(&self, event: AuditEvent) {
         if let Some(a) = &self.inner.auditor {
             a.emit(event);
         }
     }
 
     /// Raises an alert: counter, plus an audit event built on `base`.
-    pub fn alert(&self, kind: AlertKind, base: AuditEvent) {
-        self.inner.alerts[kind as usize].increment(1);
+    fn alert(&self, kind: AlertKind, base: AuditEvent) {
+        self.inner.alerts[kind.index()].increment(1);
         let mut e = base.alert(kind);
         e.action = AuditAction::Alert;
         self.audit(e);
@@ -190,19 +186,20 @@ impl Monitor {
 
     /// Records a lifecycle transition; an illegal one is counted nowhere and ignored
     /// here (callers that care use [`LifecycleTracker::record`] directly).
-    pub(crate) fn transition(&self, kind: TokenKind, from: Option<TokenState>, to: TokenState) {
+    fn transition(&self, kind: TokenKind, from: Option<TokenState>, to: TokenState) {
         let _ = self.inner.tracker.record(kind, from, to);
-        match to {
-            TokenState::Issued => self.inner.issued[kind as usize].increment(1),
-            TokenState::Renewed => self.inner.renewed[kind as usize].increment(1),
-            TokenState::Expired => self.inner.expired[kind as usize].increment(1),
-            TokenState::Revoked => {}
-            _ => {}
-        }
+        let per_kind = match to {
+            TokenState::Issued => &self.inner.issued,
+            TokenState::Renewed => &self.inner.renewed,
+            TokenState::Expired => &self.inner.expired,
+            _ => return,
+        };
+        per_kind[kind.index()].increment(1);
     }
 
     /// Counts a revocation.
-    pub(crate) fn revoked(&self, kind: TokenKind, reason: &'static str, entries: u64) {
+    fn revoked(&self, kind: TokenKind, reason: RevokeReason, entries: Option<u64>) {
+        let reason = reason.as_str();
         if let Some((_, c)) = self
             .inner
             .revoked
@@ -211,10 +208,12 @@ impl Monitor {
         {
             c.increment(1);
         }
-        self.inner.handles.revocation_entries.set(entries as f64);
+        if let Some(n) = entries {
+            self.inner.handles.revocation_entries.set(n as f64);
+        }
     }
 
-    pub(crate) fn api_key_outcome(&self, outcome: &str) {
+    fn api_key_outcome(&self, outcome: &str) {
         if let Some((_, c)) = self
             .inner
             .api_key_outcomes
@@ -225,22 +224,8 @@ impl Monitor {
         }
     }
 
-    pub(crate) fn refresh_reuse(&self) {
-        self.inner.handles.refresh_reuse.increment(1);
-    }
-
-    /// Whether this validation's latency is sampled.
-    #[inline]
-    pub(crate) fn start(&self) -> Option<Instant> {
-        let every = self.inner.sample;
-        if every == 0 {
-            return None;
-        }
-        SAMPLE.with(|c| {
-            let n = c.get().wrapping_add(1);
-            c.set(n);
-            (n % every == 0).then(Instant::now)
-        })
+    fn fp(&self, token: TokenRef<'_>) -> Fingerprint {
+        token.fingerprint(&self.inner.fingerprint_key)
     }
 
     /// Runs `f` with the counters of this keyset version: one lock-free load. The last
@@ -277,22 +262,23 @@ impl Monitor {
     }
 
     /// Everything a validation outcome feeds: counters, lifecycle, audit, alerts.
-    pub(crate) fn validated(
+    #[inline]
+    fn validated(
         &self,
-        result: &Result<Verified, ValidationError>,
-        token: &str,
+        outcome: &Result<super::Validated, Kind>,
+        token: TokenRef<'_>,
         client: Option<&str>,
         version: u64,
-        started: Option<Instant>,
+        elapsed: Option<Duration>,
     ) {
         let inner = &*self.inner;
-        if let Some(t) = started {
-            inner.handles.duration.record(t.elapsed().as_secs_f64());
+        if let Some(t) = elapsed {
+            inner.handles.duration.record(t.as_secs_f64());
         }
-        match result {
+        match outcome {
             Ok(v) => {
                 self.with_counters(version, |c| c.ok.increment(1));
-                if v.from_cache() {
+                if v.from_cache {
                     inner.handles.cache_hits.increment(1);
                 } else {
                     inner.handles.cache_misses.increment(1);
@@ -304,14 +290,13 @@ impl Monitor {
                     );
                 }
             }
-            Err(e) => {
-                let kind = e.kind();
+            &Err(kind) => {
                 self.with_counters(version, |c| c.failed[kind.index()].increment(1));
                 if kind == Kind::MissingToken {
                     return;
                 }
                 let now = self.now();
-                let fp = self.fingerprint(token);
+                let fp = self.fp(token);
                 let event = AuditEvent::new(AuditAction::ValidationFailed, now)
                     .failure(kind.as_str())
                     .kind(TokenKind::Access)
@@ -342,6 +327,173 @@ impl Monitor {
                         .client(client);
                     self.alert(alert, base);
                 }
+            }
+        }
+    }
+}
+
+impl Observer for Monitor {
+    fn time_validation(&self) -> bool {
+        let every = self.inner.sample;
+        if every == 0 {
+            return false;
+        }
+        SAMPLE.with(|c| {
+            let n = c.get().wrapping_add(1);
+            c.set(n);
+            n % every == 0
+        })
+    }
+
+    fn on_event(&self, event: &Event<'_>) {
+        match *event {
+            Event::Validated {
+                ref outcome,
+                token,
+                keyset_version,
+                client,
+                elapsed,
+            } => self.validated(outcome, token, client, keyset_version, elapsed),
+            Event::Issued {
+                kind,
+                token,
+                keyset_version,
+                subject,
+                client,
+            } => {
+                self.transition(kind, None, TokenState::Issued);
+                let mut e = AuditEvent::new(AuditAction::TokenIssued, self.now())
+                    .kind(kind)
+                    .fingerprint(self.fp(token))
+                    .subject(subject)
+                    .client(client);
+                if let Some(v) = keyset_version {
+                    e = e.keyset_version(v);
+                }
+                self.audit(e);
+            }
+            Event::Renewed {
+                kind,
+                token,
+                subject,
+                client,
+            } => {
+                let from = match kind {
+                    TokenKind::ApiKey => TokenState::Active,
+                    _ => TokenState::Issued,
+                };
+                self.transition(kind, Some(from), TokenState::Renewed);
+                let mut e = AuditEvent::new(AuditAction::TokenRenewed, self.now())
+                    .kind(kind)
+                    .subject(subject)
+                    .client(client);
+                if let Some(t) = token {
+                    e = e.fingerprint(self.fp(t));
+                }
+                self.audit(e);
+            }
+            Event::RenewFailed {
+                reason,
+                token,
+                subject,
+                client,
+                expired,
+            } => {
+                self.audit(
+                    AuditEvent::new(AuditAction::RenewFailed, self.now())
+                        .failure(reason)
+                        .kind(TokenKind::Refresh)
+                        .fingerprint(self.fp(token))
+                        .subject(subject)
+                        .client(client),
+                );
+                if expired {
+                    self.transition(
+                        TokenKind::Refresh,
+                        Some(TokenState::Issued),
+                        TokenState::Expired,
+                    );
+                }
+            }
+            Event::RefreshReuse {
+                token,
+                subject,
+                client,
+                revocation_entries,
+            } => {
+                self.inner.handles.refresh_reuse.increment(1);
+                self.transition(
+                    TokenKind::Refresh,
+                    Some(TokenState::Renewed),
+                    TokenState::Revoked,
+                );
+                let base = AuditEvent::new(AuditAction::Alert, self.now())
+                    .failure("refresh_reuse")
+                    .kind(TokenKind::Refresh)
+                    .fingerprint(self.fp(token))
+                    .subject(Some(subject))
+                    .client(client);
+                self.alert(AlertKind::RefreshTokenReuse, base);
+                self.revoked(
+                    TokenKind::Refresh,
+                    RevokeReason::RefreshReuse,
+                    Some(revocation_entries),
+                );
+            }
+            Event::Revoked {
+                kind,
+                reason,
+                from,
+                subject,
+                client,
+                revocation_entries,
+                audited,
+            } => {
+                self.revoked(kind, reason, revocation_entries);
+                if let Some(from) = from {
+                    self.transition(kind, Some(from), TokenState::Revoked);
+                }
+                if audited {
+                    let mut e = AuditEvent::new(AuditAction::TokenRevoked, self.now())
+                        .kind(kind)
+                        .subject(subject)
+                        .client(client);
+                    if kind != TokenKind::ApiKey {
+                        e = e.reason(reason.as_str());
+                    }
+                    self.audit(e);
+                }
+            }
+            Event::ApiKeyChecked { outcome, token } => {
+                self.api_key_outcome(outcome.err().unwrap_or("ok"));
+                if let Err(reason) = outcome {
+                    self.audit(
+                        AuditEvent::new(AuditAction::ValidationFailed, self.now())
+                            .failure(reason)
+                            .kind(TokenKind::ApiKey)
+                            .fingerprint(self.fp(token)),
+                    );
+                }
+            }
+            Event::Transition { kind, from, to } => self.transition(kind, from, to),
+            Event::Admin {
+                action,
+                detail,
+                failure,
+                client,
+                keyset_version,
+            } => {
+                let mut e = AuditEvent::new(action, self.now()).client(client);
+                if let Some(f) = failure {
+                    e = e.failure(f);
+                }
+                if let Some(v) = keyset_version {
+                    e = e.keyset_version(v);
+                }
+                if let Some(d) = detail {
+                    e = e.detail(d);
+                }
+                self.audit(e);
             }
         }
     }
@@ -404,13 +556,7 @@ impl MonitorBuilder {
                 issued: per_kind(m::TOKENS_ISSUED),
                 renewed: per_kind(m::TOKENS_RENEWED),
                 expired: per_kind(m::TOKENS_EXPIRED),
-                alerts: [
-                    AlertKind::RevokedTokenReuse,
-                    AlertKind::RefreshTokenReuse,
-                    AlertKind::BadSignatureBurst,
-                    AlertKind::FailureSpike,
-                ]
-                .map(|a| metrics::counter!(m::ALERTS, "alert" => a.as_str())),
+                alerts: AlertKind::ALL.map(|a| metrics::counter!(m::ALERTS, "alert" => a.as_str())),
                 revoked: REVOKE_REASONS
                     .iter()
                     .map(|&(k, r)| ((k, r), metrics::counter!(m::TOKENS_REVOKED, "kind" => k.as_str(), "reason" => r)))

@@ -1,0 +1,339 @@
+//! What the domain emits: [`Event`], handed to an [`Observer`].
+//!
+//! The validator, issuer, API keys, revocation list and the admin operations know
+//! nothing of metrics, audit or alerts: they describe what happened as an [`Event`] and
+//! hand it to their observer, if they have one. [`Monitor`](super::Monitor) is one
+//! observer; write your own, or run two side by side with a tuple `(a, b)`.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::ValidationErrorKind;
+use crate::fingerprint::Fingerprint;
+
+use super::audit::AuditAction;
+use super::lifecycle::{TokenKind, TokenState};
+
+/// A token as an event carries it: its keyed fingerprint on demand, never its text.
+///
+/// ```
+/// use tokenlife_core::observe::TokenRef;
+///
+/// let key = [7u8; 32];
+/// let token = TokenRef::new("eyJhbGciOi.not-logged.anywhere");
+/// assert_eq!(format!("{token:?}"), "TokenRef(..)");
+/// assert_eq!(token.fingerprint(&key), TokenRef::new("eyJhbGciOi.not-logged.anywhere").fingerprint(&key));
+/// ```
+#[derive(Clone, Copy)]
+pub struct TokenRef<'a>(&'a str);
+
+impl<'a> TokenRef<'a> {
+    /// Wraps a presented token or key.
+    pub fn new(token: &'a str) -> Self {
+        Self(token)
+    }
+
+    /// The keyed BLAKE3 fingerprint of the token under `key`.
+    pub fn fingerprint(&self, key: &[u8; 32]) -> Fingerprint {
+        Fingerprint::compute(key, self.0)
+    }
+
+    /// The token's length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the token is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for TokenRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenRef(..)")
+    }
+}
+
+/// Why something was revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RevokeReason {
+    /// One token, by `jti`.
+    Jti,
+    /// Every token of a subject issued up to a cut-off.
+    Subject,
+    /// A refresh family (and its access tokens).
+    Family,
+    /// A retired refresh token came back: its family went with it.
+    RefreshReuse,
+    /// An API key.
+    ApiKey,
+}
+
+impl RevokeReason {
+    /// The `reason` label: `jti`, `subject`, `family`, `refresh_reuse`, `api_key`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Jti => "jti",
+            Self::Subject => "subject",
+            Self::Family => "family",
+            Self::RefreshReuse => "refresh_reuse",
+            Self::ApiKey => "api_key",
+        }
+    }
+}
+
+/// A successful validation, as events see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Validated {
+    /// Answered from the verified-token cache.
+    pub from_cache: bool,
+}
+
+/// One thing that happened to a token, a key or a keyset.
+///
+/// Borrowed: an observer that keeps anything copies what it needs. Tokens appear only as
+/// [`TokenRef`]s.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Event<'a> {
+    /// A JWT was validated on the API path ([`Validator::validate`](crate::Validator::validate);
+    /// [`Validator::inspect`](crate::Validator::inspect) emits nothing).
+    Validated {
+        /// The verdict.
+        outcome: Result<Validated, ValidationErrorKind>,
+        /// The token presented.
+        token: TokenRef<'a>,
+        /// The keyset version that judged it.
+        keyset_version: u64,
+        /// The caller (remote address or client id), when the adapter knows it.
+        client: Option<&'a str>,
+        /// How long it took, when the observer asked to time it ([`Observer::time_validation`]).
+        elapsed: Option<Duration>,
+    },
+    /// A token or key was minted.
+    Issued {
+        /// Access, refresh or API key.
+        kind: TokenKind,
+        /// The new token.
+        token: TokenRef<'a>,
+        /// The keyset version that signed it (JWTs).
+        keyset_version: Option<u64>,
+        /// Its subject (JWTs).
+        subject: Option<&'a str>,
+        /// The client it was issued to.
+        client: Option<&'a str>,
+    },
+    /// A refresh token was rotated or an API key rotated.
+    Renewed {
+        /// Refresh or API key.
+        kind: TokenKind,
+        /// The token presented to renew (refresh tokens).
+        token: Option<TokenRef<'a>>,
+        /// Its subject (refresh tokens).
+        subject: Option<&'a str>,
+        /// The client.
+        client: Option<&'a str>,
+    },
+    /// A refresh token was refused.
+    RenewFailed {
+        /// The refusal's reason code (`unknown`, `expired`, `revoked`, `rotated`, …).
+        reason: &'static str,
+        /// The token presented.
+        token: TokenRef<'a>,
+        /// Its subject, when the token was known.
+        subject: Option<&'a str>,
+        /// Its client, when the token was known.
+        client: Option<&'a str>,
+        /// The refusal was because the token had expired.
+        expired: bool,
+    },
+    /// A retired refresh token came back; its family is now revoked.
+    RefreshReuse {
+        /// The token presented.
+        token: TokenRef<'a>,
+        /// Its subject.
+        subject: &'a str,
+        /// Its client.
+        client: Option<&'a str>,
+        /// Entries in the revocation list after revoking the family.
+        revocation_entries: u64,
+    },
+    /// Something was revoked.
+    Revoked {
+        /// What sort of token the revocation covers.
+        kind: TokenKind,
+        /// By what.
+        reason: RevokeReason,
+        /// The state the revoked token was in, when one known token was revoked.
+        from: Option<TokenState>,
+        /// The subject, for subject revocations.
+        subject: Option<&'a str>,
+        /// The client, for API keys.
+        client: Option<&'a str>,
+        /// Entries in the revocation list afterwards, when it changed.
+        revocation_entries: Option<u64>,
+        /// Whether this revocation is an audit record of its own (a revocation list
+        /// entry or an API key), rather than the refresh-store half of one.
+        audited: bool,
+    },
+    /// An API key was presented.
+    ApiKeyChecked {
+        /// `Ok` or the refusal's reason code (`malformed`, `unknown`, `expired`, `revoked`).
+        outcome: Result<(), &'static str>,
+        /// The key presented.
+        token: TokenRef<'a>,
+    },
+    /// A token's state changed without anything else to report (an API key seen for the
+    /// first time, or found expired).
+    Transition {
+        /// Which sort of token.
+        kind: TokenKind,
+        /// The state it was in.
+        from: Option<TokenState>,
+        /// The state it is in now.
+        to: TokenState,
+    },
+    /// An admin operation or a refused admin request.
+    Admin {
+        /// What was done (`Admin` for revocations and mints, `Keyset*` for keyset changes).
+        action: AuditAction,
+        /// What it was, for the audit trail (`"publish v3"`, `"revoke jti …"`).
+        detail: Option<&'a str>,
+        /// Why a request was refused (`bad_credentials`, …).
+        failure: Option<&'static str>,
+        /// The caller's address, for refused requests.
+        client: Option<&'a str>,
+        /// The current keyset version afterwards.
+        keyset_version: Option<u64>,
+    },
+}
+
+/// Receives the domain's [`Event`]s. Called inline, on the caller's thread: keep it
+/// cheap, and hand anything slow to a queue (as the [`Auditor`](super::audit::Auditor)
+/// does).
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use tokenlife_core::observe::{Event, Observer};
+///
+/// #[derive(Default)]
+/// struct CountFailures(AtomicU64);
+///
+/// impl Observer for CountFailures {
+///     fn on_event(&self, event: &Event<'_>) {
+///         if let Event::Validated { outcome: Err(_), .. } = event {
+///             self.0.fetch_add(1, Ordering::Relaxed);
+///         }
+///     }
+/// }
+/// # let o = CountFailures::default();
+/// # o.on_event(&Event::Validated { outcome: Err(tokenlife_core::ValidationErrorKind::Expired),
+/// #     token: tokenlife_core::observe::TokenRef::new("t"), keyset_version: 1, client: None, elapsed: None });
+/// # assert_eq!(o.0.load(Ordering::Relaxed), 1);
+/// ```
+pub trait Observer: Send + Sync + 'static {
+    /// One event.
+    fn on_event(&self, event: &Event<'_>);
+
+    /// Whether to time the validation about to run (its `elapsed` is then set). The
+    /// default is never: timing costs two clock reads.
+    fn time_validation(&self) -> bool {
+        false
+    }
+}
+
+/// Observes nothing.
+impl Observer for () {
+    fn on_event(&self, _: &Event<'_>) {}
+}
+
+/// Both observers see every event, `A` first.
+impl<A: Observer, B: Observer> Observer for (A, B) {
+    fn on_event(&self, event: &Event<'_>) {
+        self.0.on_event(event);
+        self.1.on_event(event);
+    }
+
+    fn time_validation(&self) -> bool {
+        // Both are asked, so a sampling observer keeps its own count.
+        let a = self.0.time_validation();
+        let b = self.1.time_validation();
+        a || b
+    }
+}
+
+impl<O: Observer + ?Sized> Observer for Arc<O> {
+    fn on_event(&self, event: &Event<'_>) {
+        (**self).on_event(event);
+    }
+
+    fn time_validation(&self) -> bool {
+        (**self).time_validation()
+    }
+}
+
+/// An [`Observer`] from a closure (see [`from_fn`]).
+#[derive(Clone, Copy)]
+pub struct FnObserver<F>(F);
+
+impl<F> fmt::Debug for FnObserver<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FnObserver(..)")
+    }
+}
+
+/// Makes an [`Observer`] of a closure, in the manner of `tower::service_fn`.
+///
+/// ```
+/// use tokenlife_core::observe::{self, Event};
+///
+/// let o = observe::from_fn(|e: &Event<'_>| {
+///     if let Event::Revoked { reason, .. } = e {
+///         tracing::info!(reason = reason.as_str(), "revoked");
+///     }
+/// });
+/// # let _ = o;
+/// ```
+pub fn from_fn<F>(f: F) -> FnObserver<F>
+where
+    F: Fn(&Event<'_>) + Send + Sync + 'static,
+{
+    FnObserver(f)
+}
+
+impl<F> Observer for FnObserver<F>
+where
+    F: Fn(&Event<'_>) + Send + Sync + 'static,
+{
+    fn on_event(&self, event: &Event<'_>) {
+        (self.0)(event);
+    }
+}
+
+/// How the domain holds its observer.
+#[derive(Clone)]
+pub(crate) struct SharedObserver(pub(crate) Arc<dyn Observer>);
+
+impl SharedObserver {
+    pub(crate) fn new(observer: impl Observer) -> Self {
+        Self(Arc::new(observer))
+    }
+}
+
+impl std::ops::Deref for SharedObserver {
+    type Target = dyn Observer;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
+}
+
+impl fmt::Debug for SharedObserver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Observer(..)")
+    }
+}

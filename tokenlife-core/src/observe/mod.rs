@@ -1,0 +1,25 @@
+//! Observability, kept out of the domain: the domain emits [`Event`]s to an
+//! [`Observer`]; [`Monitor`] is the observer tokenlife ships (metrics, lifecycle counts,
+//! audit trail and alerts).
+//!
+//! Dependencies point one way: the validator, issuer, API keys, revocation list and admin
+//! operations import [`Event`] from here; nothing here imports them.
+//!
+//! - [`event`]: [`Event`], [`Observer`], [`TokenRef`], [`from_fn`].
+//! - [`Monitor`]: metrics, lifecycle, audit and alerts in one observer.
+//! - [`audit`]: audit events, sinks and the two-lane [`audit::Auditor`].
+//! - [`alert`]: alert kinds and thresholds.
+//! - [`lifecycle`]: token states, the transition table, the tracker.
+//! - [`metrics`]: every metric name and label.
+
+pub mod alert;
+pub mod audit;
+pub mod event;
+pub mod lifecycle;
+pub mod metrics;
+mod monitor;
+
+pub use alert::{AlertKind, AlertPolicy};
+pub(crate) use event::SharedObserver;
+pub use event::{Event, FnObserver, Observer, RevokeReason, TokenRef, Validated, from_fn};
+pub use monitor::{Monitor, MonitorBuilder};
