@@ -440,7 +440,8 @@ fn observers_see_validations_and_inspect_stays_silent() {
     use std::sync::Mutex;
     use tokenlife_core::observe::{self, Event};
 
-    let seen: Arc<Mutex<Vec<(Result<bool, K>, u64)>>> = Arc::default();
+    type Seen = Vec<(Result<bool, K>, u64)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
     let copy = seen.clone();
     let counted = Arc::new(AtomicU64::new(0));
     let c2 = counted.clone();
