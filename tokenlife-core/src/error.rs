@@ -426,3 +426,83 @@ pub enum RevocationError {
     #[error("revocation backend failed")]
     Backend(#[source] BoxError),
 }
+
+/// The `error` code of a JSON error answer (RFC 6749 §5.2, RFC 7009, RFC 7662, and
+/// tokenlife's own for the admin API). Typed, so adapters match on it rather than on
+/// strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// `invalid_request` (RFC 6749): a missing or malformed parameter or body.
+    InvalidRequest,
+    /// `invalid_client` (RFC 6749): client authentication failed.
+    InvalidClient,
+    /// `invalid_grant` (RFC 6749): the refresh token is unknown, used, expired or revoked.
+    InvalidGrant,
+    /// `unauthorized_client` (RFC 6749): the token was not issued to this client.
+    UnauthorizedClient,
+    /// `unsupported_grant_type` (RFC 6749).
+    UnsupportedGrantType,
+    /// `invalid_scope` (RFC 6749): more scope than the client has.
+    InvalidScope,
+    /// `unsupported_token_type` (RFC 7009): this token cannot be revoked alone.
+    UnsupportedTokenType,
+    /// `server_error` (RFC 6749).
+    ServerError,
+    /// `temporarily_unavailable` (RFC 6749): a full store or no signing key; try later.
+    TemporarilyUnavailable,
+    /// `unauthorized`: admin, client or resource-server credentials required.
+    Unauthorized,
+    /// `slow_down`: too many failed authentications from this address.
+    SlowDown,
+    /// `payload_too_large`: the body is over the limit.
+    PayloadTooLarge,
+    /// `private_key_material`: a JWKS over HTTP carried private or symmetric keys.
+    PrivateKeyMaterial,
+    /// `revocation_list_full`: the revocation list is at capacity.
+    RevocationListFull,
+    /// `unknown_version`: no such keyset version in the history.
+    UnknownVersion,
+    /// `kid_conflict`: a staged key id is taken by a different active key.
+    KidConflict,
+    /// `conflict`: the keyset change cannot be made now (nothing staged, nothing to roll
+    /// back to).
+    Conflict,
+    /// `no_signing_key`: the change would leave the issuer unable to sign.
+    NoSigningKey,
+    /// `not_found`: the operation needs a part that is not configured.
+    NotFound,
+}
+
+impl ErrorCode {
+    /// The code as sent.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidClient => "invalid_client",
+            Self::InvalidGrant => "invalid_grant",
+            Self::UnauthorizedClient => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidScope => "invalid_scope",
+            Self::UnsupportedTokenType => "unsupported_token_type",
+            Self::ServerError => "server_error",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::Unauthorized => "unauthorized",
+            Self::SlowDown => "slow_down",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::PrivateKeyMaterial => "private_key_material",
+            Self::RevocationListFull => "revocation_list_full",
+            Self::UnknownVersion => "unknown_version",
+            Self::KidConflict => "kid_conflict",
+            Self::Conflict => "conflict",
+            Self::NoSigningKey => "no_signing_key",
+            Self::NotFound => "not_found",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -55,9 +55,14 @@
 //!
 //! - `aws-lc-rs` (default) / `rust-crypto`: jsonwebtoken's crypto backend; one is needed.
 //! - `test-util`: [`ManualClock`] and the [`testing`] keys.
+//! - `admin`: the framework-neutral admin and OAuth operations (`admin`), which the
+//!   adapters mount.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
+#[cfg(feature = "admin")]
+#[cfg_attr(docsrs, doc(cfg(feature = "admin")))]
+pub mod admin;
 pub mod apikey;
 mod clock;
 mod crypto;
@@ -78,7 +83,7 @@ pub mod testing;
 pub use clock::ManualClock;
 pub use clock::{Clock, SystemClock};
 pub use error::{
-    ConfigError, KeyError, KeyErrorKind, KeysetError, RevocationError, ValidationError,
+    ConfigError, ErrorCode, KeyError, KeyErrorKind, KeysetError, RevocationError, ValidationError,
     ValidationErrorKind,
 };
 pub use fingerprint::Fingerprint;

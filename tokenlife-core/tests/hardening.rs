@@ -172,7 +172,7 @@ fn a_full_refresh_store_refuses_and_keeps_every_live_token() {
     );
     assert_eq!(
         (err.status(), err.oauth_error()),
-        (503, "temporarily_unavailable")
+        (503, tokenlife_core::ErrorCode::TemporarilyUnavailable)
     );
     for p in &pairs {
         assert!(
@@ -277,7 +277,11 @@ fn a_renewal_without_a_signing_key_leaves_the_token_live() {
     let err = w.issuer.renew(&refresh).unwrap_err();
     assert_eq!(
         (err.kind(), err.status(), err.oauth_error()),
-        (RenewErrorKind::NoSigningKey, 503, "temporarily_unavailable")
+        (
+            RenewErrorKind::NoSigningKey,
+            503,
+            tokenlife_core::ErrorCode::TemporarilyUnavailable
+        )
     );
     w.store.rollback().unwrap();
     let renewed = w.issuer.renew(&refresh).unwrap();
@@ -359,7 +363,10 @@ fn a_client_bound_refresh_token_renews_only_for_its_client() {
         let e = w.issuer.renew_as(&r, who).unwrap_err();
         assert_eq!(
             (e.kind(), e.oauth_error()),
-            (RenewErrorKind::WrongClient, "invalid_grant")
+            (
+                RenewErrorKind::WrongClient,
+                tokenlife_core::ErrorCode::InvalidGrant
+            )
         );
     }
     // The attempts spent nothing and revoked nothing.

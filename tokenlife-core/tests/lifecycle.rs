@@ -189,7 +189,7 @@ fn whole_life(w: &World) {
     w.clock.advance(Duration::from_secs(5));
     let err = w.issuer.renew(&refresh1).unwrap_err();
     assert_eq!(err.kind(), RenewErrorKind::Reused);
-    assert_eq!(err.oauth_error(), "invalid_grant");
+    assert_eq!(err.oauth_error(), tokenlife_core::ErrorCode::InvalidGrant);
     let refresh2 = pair2.refresh_token.clone().unwrap();
     assert_eq!(
         w.issuer.renew(&refresh2).unwrap_err().kind(),

@@ -4,6 +4,7 @@ use std::error::Error as StdError;
 use std::fmt;
 
 use super::store::RefreshStoreError;
+use crate::error::ErrorCode;
 
 type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
@@ -42,11 +43,13 @@ impl IssueError {
 
     /// The RFC 6749 §5.2 error code (`invalid_request`, `temporarily_unavailable` or
     /// `server_error`).
-    pub fn oauth_error(&self) -> &'static str {
-        match self.status() {
-            400 => "invalid_request",
-            503 => "temporarily_unavailable",
-            _ => "server_error",
+    pub fn oauth_error(&self) -> ErrorCode {
+        match self {
+            Self::InvalidRequest(_) => ErrorCode::InvalidRequest,
+            Self::Store(RefreshStoreError::Full) | Self::NoSigningKey => {
+                ErrorCode::TemporarilyUnavailable
+            }
+            _ => ErrorCode::ServerError,
         }
     }
 }
@@ -112,11 +115,13 @@ impl RenewError {
 
     /// The RFC 6749 §5.2 error code: `invalid_grant` for a refused token,
     /// `temporarily_unavailable` when the store is full, `server_error` for a failure.
-    pub fn oauth_error(&self) -> &'static str {
+    pub fn oauth_error(&self) -> ErrorCode {
         match self.kind {
-            RenewErrorKind::Store | RenewErrorKind::Issue => "server_error",
-            RenewErrorKind::Full | RenewErrorKind::NoSigningKey => "temporarily_unavailable",
-            _ => "invalid_grant",
+            RenewErrorKind::Store | RenewErrorKind::Issue => ErrorCode::ServerError,
+            RenewErrorKind::Full | RenewErrorKind::NoSigningKey => {
+                ErrorCode::TemporarilyUnavailable
+            }
+            _ => ErrorCode::InvalidGrant,
         }
     }
 

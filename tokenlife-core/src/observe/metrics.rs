@@ -21,6 +21,7 @@
 //! | `tokenlife_alerts_total` | counter | `alert` |
 //! | `tokenlife_audit_dropped_total` | counter | — |
 //! | `tokenlife_api_key_validations_total` | counter | `outcome` |
+//! | `tokenlife_admin_auth_failures_total` | counter | — |
 
 use metrics::{
     Counter, Gauge, Histogram, counter, describe_counter, describe_gauge, describe_histogram,
@@ -31,6 +32,9 @@ use std::sync::Arc;
 
 use crate::error::ValidationErrorKind;
 
+/// Failed admin, client and resource-server authentications at the admin and OAuth
+/// endpoints.
+pub const ADMIN_AUTH_FAILURES: &str = "tokenlife_admin_auth_failures_total";
 /// Tokens minted, by `kind` (`access`, `refresh`, `api_key`).
 pub const TOKENS_ISSUED: &str = "tokenlife_tokens_issued_total";
 /// Refresh rotations and API-key rotations, by `kind`.
@@ -89,6 +93,10 @@ pub fn describe() {
     describe_counter!(ALERTS, "Alerts raised, by alert");
     describe_counter!(AUDIT_DROPPED, "Audit events dropped on a full queue");
     describe_counter!(API_KEY_VALIDATIONS, "API-key validations, by outcome");
+    describe_counter!(
+        ADMIN_AUTH_FAILURES,
+        "Failed admin, client and resource-server authentications"
+    );
 }
 
 /// Counters for one keyset version: `ok` and one per error kind.

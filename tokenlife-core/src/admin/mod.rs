@@ -1,0 +1,1485 @@
+//! The admin and OAuth operations, framework-neutral (feature `admin`): authorization,
+//! RFC 6749 / 7009 / 7662 semantics, keyset operations, request parsing and response
+//! bodies, on the `http` crate's types. An adapter mounts them: `tokenlife-tower` as
+//! axum routers, `tokenlife-actix` as a scope; each route calls
+//! [`AdminState::authenticate`] in a layer the handler cannot skip, then one operation.
+//!
+//! | method & path | operation | [`Access`] |
+//! | --- | --- | --- |
+//! | `GET /.well-known/jwks.json` | [`AdminState::jwks`]: current public keys | anyone |
+//! | `POST /token` | [`AdminState::token`]: RFC 6749 `client_credentials`, `refresh_token` grants | a client (Basic or form); a public client for its own refresh tokens |
+//! | `POST /revoke` | [`AdminState::revoke`]: RFC 7009 (form `token`, `token_type_hint`) | [`Access::REVOKE`] |
+//! | `POST /introspect` | [`AdminState::introspect`]: RFC 7662 (form `token`) | [`Access::INTROSPECT`] |
+//! | `POST /revocations/jti` | [`AdminState::revoke_jti`]: JSON `{"jti", "until"?}` | [`Access::ADMIN`] |
+//! | `POST /revocations/subject` | [`AdminState::revoke_subject`]: JSON `{"subject", "issued_before"?, "until"?}` | [`Access::ADMIN`] |
+//! | `POST /revocations/family` | [`AdminState::revoke_family`]: JSON `{"family", "until"?}` | [`Access::ADMIN`] |
+//! | `GET /keysets` | [`AdminState::keysets`]: history, current marked | [`Access::ADMIN`] |
+//! | `POST /keysets` | [`AdminState::publish`]: a public JWKS (`?label=…&keep_signing=true\|false`) | [`Access::ADMIN`] |
+//! | `POST /keysets/stage` | [`AdminState::stage`]: a public JWKS as canary | [`Access::ADMIN`] |
+//! | `POST /keysets/promote` | [`AdminState::promote`] | [`Access::ADMIN`] |
+//! | `POST /keysets/rollback` | [`AdminState::rollback`]: one step | [`Access::ADMIN`] |
+//! | `POST /keysets/rollback/{version}` | [`AdminState::rollback_to`] | [`Access::ADMIN`] |
+//! | `POST /tokens` | [`AdminState::mint`]: JSON `{"subject", "scope"?, "refresh"?, "client"?}` | [`Access::ADMIN`] |
+//!
+//! The admin credential is its own static key (`Authorization: Bearer <admin key>`),
+//! never one of the tokens it manages; clients and resource servers authenticate with
+//! HTTP Basic. Failed attempts are audited, counted (`tokenlife_admin_auth_failures_total`)
+//! and throttled per client address (429 with `Retry-After`). Errors are JSON
+//! `{"error", "error_description"}` with an [`ErrorCode`]; a refused request changes no
+//! state. Every action is an [`Event::Admin`] for the validator's observer. Reads
+//! (introspection, RFC 7009's look at the token) go through
+//! [`Validator::inspect`]: no alert, no API validation counted.
+//!
+//! ```
+//! use std::net::{IpAddr, Ipv4Addr};
+//! use http::{HeaderMap, HeaderValue, StatusCode, header};
+//! use tokenlife_core::admin::{Access, AdminState};
+//! # use tokenlife_core::{Keyset, KeysetStore, Validator, testing, Algorithm};
+//! # let store = KeysetStore::new(Keyset::new([testing::key("k", Algorithm::ES256)])?);
+//! # let validator = Validator::builder(store).issuer("i").audience("a").build()?;
+//!
+//! let admin = AdminState::builder(validator).admin_key("s3cret-admin-key").build()?;
+//! let peer = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
+//!
+//! // No credentials: 401 with a challenge, before any body is looked at.
+//! let refused = admin.authenticate(&HeaderMap::new(), peer, Access::ADMIN).unwrap_err();
+//! assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+//! assert!(refused.headers().contains_key(header::WWW_AUTHENTICATE));
+//!
+//! let mut headers = HeaderMap::new();
+//! headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer s3cret-admin-key"));
+//! admin.authenticate(&headers, peer, Access::ADMIN).expect("the admin");
+//! let res = admin.keysets();
+//! assert_eq!(res.status(), StatusCode::OK);
+//! let body: serde_json::Value = serde_json::from_slice(res.body())?;
+//! assert_eq!(body["current"], 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::error::{ConfigError, ErrorCode, KeyErrorKind, KeysetError};
+use crate::keys::{Keyset, KeysetSnapshot, KeysetStore};
+use crate::observe::Event;
+use crate::observe::audit::AuditAction;
+use crate::revoke::{Revocation, RevocationTarget};
+use crate::validate::Validator;
+use crate::{IssueError, Issuer, RenewErrorKind, TokenPair, TokenRequest, ValidationErrorKind};
+
+/// What every operation answers: status, headers, body bytes. Adapters turn it into
+/// their own response type.
+pub type AdminResponse = http::Response<Vec<u8>>;
+
+/// A request body as the adapter read it, or why it could not (its status and message:
+/// 413 when over [`AdminState::max_body`]).
+pub type Body<'a> = Result<&'a [u8], BodyRejection>;
+
+/// Why the adapter could not read a request body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyRejection {
+    /// The status to answer (413 for a body over the limit, 400 otherwise).
+    pub status: StatusCode,
+    /// The adapter's own words, sent as `error_description`.
+    pub message: String,
+}
+
+/// Who made an authenticated request: what [`AdminState::authenticate`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller(CallerKind);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum CallerKind {
+    Admin,
+    Client(Arc<str>),
+    ResourceServer(Arc<str>),
+}
+
+impl Caller {
+    /// The admin.
+    pub fn is_admin(&self) -> bool {
+        self.0 == CallerKind::Admin
+    }
+
+    /// The OAuth client's id, for a client.
+    pub fn client(&self) -> Option<&str> {
+        match &self.0 {
+            CallerKind::Client(id) => Some(id),
+            _ => None,
+        }
+    }
+
+    /// The resource server's id, for a resource server.
+    pub fn resource_server(&self) -> Option<&str> {
+        match &self.0 {
+            CallerKind::ResourceServer(id) => Some(id),
+            _ => None,
+        }
+    }
+}
+
+/// Default largest admin request body (64 KiB).
+const DEFAULT_MAX_BODY: usize = 64 * 1024;
+
+/// A credential held as its BLAKE3 hash only; compared in constant time.
+struct Secret(blake3::Hash);
+
+impl Secret {
+    fn new(raw: &str) -> Self {
+        Self(blake3::hash(raw.as_bytes()))
+    }
+
+    fn matches(&self, presented: &str) -> bool {
+        // blake3::Hash's == is constant-time.
+        blake3::hash(presented.as_bytes()) == self.0
+    }
+}
+
+struct Client {
+    id: String,
+    secret: Secret,
+    scope: Option<String>,
+}
+
+/// Failed authentications per client address in a fixed window on the validator's clock.
+/// Bounded: past `MAX_TRACKED` addresses, new ones share one bucket.
+struct Throttle {
+    max_failures: u32,
+    window: u64,
+    by_addr: Mutex<HashMap<IpAddr, (u64, u32)>>,
+}
+
+const MAX_TRACKED: usize = 10_000;
+const SHARED_BUCKET: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+
+impl Throttle {
+    /// The address table; a panic elsewhere cannot leave it half-changed (each change is
+    /// one entry), so a poisoned lock is still usable.
+    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, (u64, u32)>> {
+        self.by_addr.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn bucket(map: &mut HashMap<IpAddr, (u64, u32)>, ip: IpAddr, now: u64, window: u64) -> IpAddr {
+        if map.contains_key(&ip) || map.len() < MAX_TRACKED {
+            return ip;
+        }
+        map.retain(|_, (start, _)| start.saturating_add(window) > now);
+        if map.len() < MAX_TRACKED {
+            ip
+        } else {
+            SHARED_BUCKET
+        }
+    }
+
+    /// Seconds to wait, if `ip` has used up its failures in this window.
+    fn blocked(&self, ip: IpAddr, now: u64) -> Option<u64> {
+        let map = self.table();
+        let key = if map.contains_key(&ip) {
+            ip
+        } else {
+            SHARED_BUCKET
+        };
+        let (start, count) = *map.get(&key)?;
+        let end = start.saturating_add(self.window);
+        (count >= self.max_failures && now < end).then(|| end - now)
+    }
+
+    fn failed(&self, ip: IpAddr, now: u64) {
+        let mut map = self.table();
+        let key = Self::bucket(&mut map, ip, now, self.window);
+        let entry = map.entry(key).or_insert((now, 0));
+        if entry.0.saturating_add(self.window) <= now {
+            *entry = (now, 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+    }
+
+    fn tracked(&self) -> usize {
+        self.table().len()
+    }
+}
+
+struct Inner {
+    validator: Validator,
+    issuer: Option<Issuer>,
+    admin_key: Option<Secret>,
+    clients: Vec<Client>,
+    resource_servers: Vec<(String, Secret)>,
+    max_body: usize,
+    default_until: Duration,
+    throttle: Throttle,
+    auth_failures: metrics::Counter,
+}
+
+/// What the admin and OAuth routers work on. Cheap to clone.
+#[derive(Clone)]
+pub struct AdminState {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for AdminState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminState")
+            .field("issuer", &self.inner.issuer.is_some())
+            .field(
+                "admin_key",
+                &self.inner.admin_key.as_ref().map(|_| "[redacted]"),
+            )
+            .field("clients", &self.inner.clients.len())
+            .field("resource_servers", &self.inner.resource_servers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AdminState {
+    /// Starts an admin state around `validator` (its keyset store and revocation list).
+    pub fn builder(validator: Validator) -> AdminStateBuilder {
+        AdminStateBuilder {
+            validator,
+            issuer: None,
+            admin_key: None,
+            clients: Vec::new(),
+            resource_servers: Vec::new(),
+            max_body: DEFAULT_MAX_BODY,
+            default_until: Duration::from_secs(86_400),
+            max_failures: 10,
+            failure_window: Duration::from_secs(60),
+            empty: None,
+        }
+    }
+
+    /// Client addresses whose failed authentications are being tracked (bounded).
+    pub fn throttled_addresses(&self) -> usize {
+        self.inner.throttle.tracked()
+    }
+}
+
+/// Builds an [`AdminState`].
+#[must_use]
+pub struct AdminStateBuilder {
+    validator: Validator,
+    issuer: Option<Issuer>,
+    admin_key: Option<Secret>,
+    clients: Vec<Client>,
+    resource_servers: Vec<(String, Secret)>,
+    max_body: usize,
+    default_until: Duration,
+    max_failures: u32,
+    failure_window: Duration,
+    /// The first credential given empty, refused at build.
+    empty: Option<&'static str>,
+}
+
+impl std::fmt::Debug for AdminStateBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminStateBuilder").finish_non_exhaustive()
+    }
+}
+
+impl AdminStateBuilder {
+    /// The issuer behind `/token` and `/tokens`, and the one family- and
+    /// subject-revocation path (refresh tokens included).
+    pub fn issuer(mut self, issuer: Issuer) -> Self {
+        self.issuer = Some(issuer);
+        self
+    }
+
+    /// The admin credential (sent as `Authorization: Bearer <key>`); only its hash is
+    /// kept. Without one every admin endpoint answers 401; an empty one is refused at
+    /// [`build`](Self::build).
+    pub fn admin_key(mut self, key: &str) -> Self {
+        if key.is_empty() {
+            self.empty.get_or_insert("admin_key");
+        }
+        self.admin_key = Some(Secret::new(key));
+        self
+    }
+
+    /// A client allowed the `client_credentials` grant, with the scope it gets. It may
+    /// also renew and revoke (RFC 7009) the tokens issued to it.
+    pub fn client(mut self, id: &str, secret: &str, scope: Option<&str>) -> Self {
+        if id.is_empty() || secret.is_empty() {
+            self.empty.get_or_insert("client");
+        }
+        self.clients.push(Client {
+            id: id.to_owned(),
+            secret: Secret::new(secret),
+            scope: scope.map(str::to_owned),
+        });
+        self
+    }
+
+    /// A resource server allowed to introspect tokens (RFC 7662), with HTTP Basic.
+    pub fn resource_server(mut self, id: &str, secret: &str) -> Self {
+        if id.is_empty() || secret.is_empty() {
+            self.empty.get_or_insert("resource_server");
+        }
+        self.resource_servers
+            .push((id.to_owned(), Secret::new(secret)));
+        self
+    }
+
+    /// Largest request body (default 64 KiB); larger ones get 413.
+    pub fn max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes;
+        self
+    }
+
+    /// How long a revocation without `until` is kept (default one day). With an issuer,
+    /// subject and family revocations are kept at least until every token they cover
+    /// has expired, whatever is asked.
+    pub fn default_until(mut self, d: Duration) -> Self {
+        self.default_until = d;
+        self
+    }
+
+    /// Failed authentications allowed per client address within `window` before it is
+    /// answered 429 until the window ends (default 10 per minute).
+    pub fn auth_throttle(mut self, max_failures: u32, window: Duration) -> Self {
+        self.max_failures = max_failures;
+        self.failure_window = window;
+        self
+    }
+
+    /// The state.
+    ///
+    /// # Errors
+    /// [`ConfigError::InvalidValue`] for an empty admin key, client or resource-server
+    /// credential, a zero body limit, throttle or default `until`, or durations over ten
+    /// years.
+    pub fn build(self) -> Result<AdminState, ConfigError> {
+        if let Some(what) = self.empty {
+            return Err(ConfigError::InvalidValue(what));
+        }
+        let ten_years = Duration::from_secs(10 * 366 * 86_400);
+        if self.max_body == 0 {
+            return Err(ConfigError::InvalidValue("max_body"));
+        }
+        if self.default_until.is_zero() || self.default_until > ten_years {
+            return Err(ConfigError::InvalidValue("default_until"));
+        }
+        if self.max_failures == 0
+            || self.failure_window.is_zero()
+            || self.failure_window > ten_years
+        {
+            return Err(ConfigError::InvalidValue("auth_throttle"));
+        }
+        Ok(AdminState {
+            inner: Arc::new(Inner {
+                validator: self.validator,
+                issuer: self.issuer,
+                admin_key: self.admin_key,
+                clients: self.clients,
+                resource_servers: self.resource_servers,
+                max_body: self.max_body,
+                default_until: self.default_until,
+                throttle: Throttle {
+                    max_failures: self.max_failures,
+                    window: self.failure_window.as_secs().max(1),
+                    by_addr: Mutex::new(HashMap::new()),
+                },
+                auth_failures: metrics::counter!(crate::observe::metrics::ADMIN_AUTH_FAILURES),
+            }),
+        })
+    }
+}
+
+/// Which kinds of caller an operation accepts: pass it to
+/// [`AdminState::authenticate`] in the adapter's route layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Access {
+    admin: bool,
+    client: bool,
+    resource_server: bool,
+    realm: &'static str,
+}
+
+impl Access {
+    /// The admin key only: revocations, keysets, `/tokens`.
+    pub const ADMIN: Self = Self {
+        admin: true,
+        client: false,
+        resource_server: false,
+        realm: r#"Bearer realm="admin""#,
+    };
+    /// RFC 7009 `/revoke`: a client (its own tokens) or the admin.
+    pub const REVOKE: Self = Self {
+        admin: true,
+        client: true,
+        resource_server: false,
+        realm: r#"Bearer realm="admin""#,
+    };
+    /// RFC 7662 `/introspect`: a resource server or the admin.
+    pub const INTROSPECT: Self = Self {
+        admin: true,
+        client: false,
+        resource_server: true,
+        realm: r#"Bearer realm="admin""#,
+    };
+}
+
+impl AdminState {
+    /// Default largest request body (64 KiB).
+    pub const DEFAULT_MAX_BODY: usize = DEFAULT_MAX_BODY;
+
+    /// Largest request body the adapter should read; over it, answer 413 through a
+    /// [`BodyRejection`].
+    pub fn max_body(&self) -> usize {
+        self.inner.max_body
+    }
+
+    /// Authenticates a request for an operation that needs `access`, from its headers
+    /// alone (run it before reading the body). `peer` is the client address, for the
+    /// failed-authentication throttle (`None`: one shared bucket).
+    ///
+    /// # Errors
+    /// The answer to send: 401 with a `WWW-Authenticate` challenge, or 429 with
+    /// `Retry-After` while the address is throttled.
+    pub fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        peer: Option<IpAddr>,
+        access: Access,
+    ) -> Result<Caller, Box<AdminResponse>> {
+        let ip = peer.unwrap_or(SHARED_BUCKET);
+        if let Some(wait) = self.inner.throttle.blocked(ip, self.now()) {
+            return Err(Box::new(throttled(wait)));
+        }
+        match self.caller(headers, access) {
+            Some(caller) => Ok(caller),
+            None => {
+                self.auth_failed(ip, "admin_auth");
+                Err(Box::new(
+                    ApiError {
+                        challenge: Some(access.realm),
+                        ..ApiError::new(
+                            StatusCode::UNAUTHORIZED,
+                            ErrorCode::Unauthorized,
+                            "valid credentials required",
+                        )
+                    }
+                    .into_response(),
+                ))
+            }
+        }
+    }
+
+    /// `GET /.well-known/jwks.json`: the current public keys (anyone).
+    pub fn jwks(&self) -> AdminResponse {
+        jwks(self)
+    }
+
+    /// `POST /token` (RFC 6749): `client_credentials` and `refresh_token` grants. Does
+    /// its own client authentication (Basic or form), throttled like the rest.
+    pub fn token(
+        &self,
+        headers: &HeaderMap,
+        peer: Option<IpAddr>,
+        body: Body<'_>,
+    ) -> AdminResponse {
+        done(token(self, headers, peer, body))
+    }
+
+    /// `POST /revoke` (RFC 7009), for a caller [`Access::REVOKE`] let in.
+    pub fn revoke(&self, caller: &Caller, body: Body<'_>) -> AdminResponse {
+        done(revoke(self, caller, body))
+    }
+
+    /// `POST /introspect` (RFC 7662), for a caller [`Access::INTROSPECT`] let in.
+    pub fn introspect(&self, body: Body<'_>) -> AdminResponse {
+        done(introspect(self, body))
+    }
+
+    /// `POST /revocations/jti` (admin).
+    pub fn revoke_jti(&self, body: Body<'_>) -> AdminResponse {
+        done(revoke_jti(self, body))
+    }
+
+    /// `POST /revocations/subject` (admin): every token of a subject issued at or before
+    /// `issued_before` (default: now), refresh tokens included when there is an issuer.
+    pub fn revoke_subject(&self, body: Body<'_>) -> AdminResponse {
+        done(revoke_subject(self, body))
+    }
+
+    /// `POST /revocations/family` (admin).
+    pub fn revoke_family(&self, body: Body<'_>) -> AdminResponse {
+        done(revoke_family(self, body))
+    }
+
+    /// `GET /keysets` (admin): the history, current marked.
+    pub fn keysets(&self) -> AdminResponse {
+        keysets(self)
+    }
+
+    /// `POST /keysets` (admin): publishes the public JWKS of the body; `query` is the
+    /// request's query string (`label`, `keep_signing`).
+    pub fn publish(&self, query: Option<&str>, body: Body<'_>) -> AdminResponse {
+        done(publish(self, query, body))
+    }
+
+    /// `POST /keysets/stage` (admin): stages the public JWKS of the body as a canary.
+    pub fn stage(&self, query: Option<&str>, body: Body<'_>) -> AdminResponse {
+        done(stage(self, query, body))
+    }
+
+    /// `POST /keysets/promote` (admin).
+    pub fn promote(&self) -> AdminResponse {
+        done(promote(self))
+    }
+
+    /// `POST /keysets/rollback` (admin): one step back.
+    pub fn rollback(&self) -> AdminResponse {
+        done(rollback(self))
+    }
+
+    /// `POST /keysets/rollback/{version}` (admin): `version` is the path segment as sent.
+    pub fn rollback_to(&self, version: &str) -> AdminResponse {
+        done(rollback_to(self, version))
+    }
+
+    /// `POST /tokens` (admin): mints a pair (or an access token alone).
+    pub fn mint(&self, body: Body<'_>) -> AdminResponse {
+        done(mint(self, body))
+    }
+}
+
+fn throttled(wait: u64) -> AdminResponse {
+    let mut res = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::SlowDown,
+        "too many failed authentications; retry later",
+    )
+    .into_response();
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+    res
+}
+
+/// An RFC-style JSON error.
+#[derive(Debug)]
+struct ApiError {
+    status: StatusCode,
+    error: ErrorCode,
+    description: String,
+    challenge: Option<&'static str>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, error: ErrorCode, description: impl Into<String>) -> Self {
+        Self {
+            status,
+            error,
+            description: description.into(),
+            challenge: None,
+        }
+    }
+
+    fn bad(description: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidRequest,
+            description,
+        )
+    }
+
+    fn status(status: u16, error: ErrorCode, description: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            error,
+            description,
+        )
+    }
+
+    fn into_response(self) -> AdminResponse {
+        let body = json!({"error": self.error.as_str(), "error_description": self.description});
+        let mut res = json_response(self.status, &body, &[(header::CACHE_CONTROL, "no-store")]);
+        if let Some(c) = self.challenge {
+            res.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(c));
+        }
+        res
+    }
+}
+
+type ApiResult = Result<AdminResponse, ApiError>;
+
+fn done(r: ApiResult) -> AdminResponse {
+    r.unwrap_or_else(ApiError::into_response)
+}
+
+/// A JSON response with extra headers; `Content-Type: application/json` first.
+fn json_response(
+    status: StatusCode,
+    body: &impl serde::Serialize,
+    headers: &[(HeaderName, &'static str)],
+) -> AdminResponse {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut res = http::Response::new(bytes);
+    *res.status_mut() = status;
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    for (name, value) in headers {
+        h.insert(name.clone(), HeaderValue::from_static(value));
+    }
+    res
+}
+
+fn body(b: Body<'_>) -> Result<&[u8], ApiError> {
+    b.map_err(|r| {
+        let error = if r.status == StatusCode::PAYLOAD_TOO_LARGE {
+            ErrorCode::PayloadTooLarge
+        } else {
+            ErrorCode::InvalidRequest
+        };
+        ApiError::new(r.status, error, r.message.clone())
+    })
+}
+
+fn json_body<T: for<'de> Deserialize<'de>>(b: Body<'_>) -> Result<T, ApiError> {
+    let b = body(b)?;
+    serde_json::from_slice(b).map_err(|e| ApiError::bad(format!("bad JSON body: {e}")))
+}
+
+fn form_body<T: for<'de> Deserialize<'de>>(b: Body<'_>) -> Result<T, ApiError> {
+    let b = body(b)?;
+    serde_urlencoded::from_bytes(b).map_err(|e| ApiError::bad(format!("bad form body: {e}")))
+}
+
+fn unavailable(e: &dyn std::error::Error) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::TemporarilyUnavailable,
+        e.to_string(),
+    )
+}
+
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, b64) = v.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
+    let raw = String::from_utf8(raw).ok()?;
+    let (id, secret) = raw.split_once(':')?;
+    Some((id.to_owned(), secret.to_owned()))
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(rest)
+}
+
+impl AdminState {
+    fn now(&self) -> u64 {
+        self.inner.validator.clock().unix_now()
+    }
+
+    /// The caller these headers authenticate, among the roles allowed.
+    fn caller(&self, headers: &HeaderMap, roles: Access) -> Option<Caller> {
+        if roles.admin
+            && let (Some(key), Some(p)) = (&self.inner.admin_key, bearer(headers))
+            && key.matches(p)
+        {
+            return Some(Caller(CallerKind::Admin));
+        }
+        let (id, secret) = basic_credentials(headers)?;
+        if roles.client
+            && let Some(c) = self.client(&id, &secret)
+        {
+            return Some(Caller(CallerKind::Client(c.id.as_str().into())));
+        }
+        if roles.resource_server
+            && let Some((rid, _)) = self
+                .inner
+                .resource_servers
+                .iter()
+                .find(|(rid, s)| *rid == id && s.matches(&secret))
+        {
+            return Some(Caller(CallerKind::ResourceServer(rid.as_str().into())));
+        }
+        None
+    }
+
+    fn client(&self, id: &str, secret: &str) -> Option<&Client> {
+        self.inner
+            .clients
+            .iter()
+            .find(|c| c.id == id && c.secret.matches(secret))
+    }
+
+    /// A failed authentication: counted, audited, throttled.
+    fn auth_failed(&self, ip: IpAddr, what: &'static str) {
+        let now = self.now();
+        self.inner.throttle.failed(ip, now);
+        self.inner.auth_failures.increment(1);
+        if let Some(o) = self.inner.validator.observer() {
+            o.on_event(&Event::Admin {
+                action: AuditAction::Admin,
+                detail: None,
+                failure: Some(what),
+                client: Some(&ip.to_string()),
+                keyset_version: None,
+            });
+        }
+    }
+
+    fn audit(&self, action: AuditAction, detail: String) {
+        if let Some(o) = self.inner.validator.observer() {
+            o.on_event(&Event::Admin {
+                action,
+                detail: Some(&detail),
+                failure: None,
+                client: None,
+                keyset_version: Some(self.inner.validator.keyset_store().current().version()),
+            });
+        }
+    }
+
+    /// A revocation's `until` (Unix seconds): given and in the future, or the default.
+    fn until(&self, until: Option<u64>) -> Result<u64, ApiError> {
+        let now = self.now();
+        let until = until.unwrap_or(now.saturating_add(self.inner.default_until.as_secs()));
+        if until <= now {
+            return Err(ApiError::bad("`until` must be in the future"));
+        }
+        Ok(until)
+    }
+}
+
+fn jwks(s: &AdminState) -> AdminResponse {
+    let body = s.inner.validator.keyset_store().current().to_public_jwks();
+    let mut res = http::Response::new(body.into_bytes());
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/jwk-set+json"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=60"),
+    );
+    res
+}
+
+#[derive(Deserialize)]
+struct TokenForm {
+    grant_type: Option<String>,
+    refresh_token: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    scope: Option<String>,
+}
+
+fn issue_error(e: &IssueError) -> ApiError {
+    ApiError::status(e.status(), e.oauth_error(), e.to_string())
+}
+
+fn token_response(pair: &TokenPair) -> AdminResponse {
+    json_response(
+        StatusCode::OK,
+        pair,
+        &[
+            (header::CACHE_CONTROL, "no-store"),
+            (header::PRAGMA, "no-cache"),
+        ],
+    )
+}
+
+fn invalid_client(why: &str) -> ApiError {
+    ApiError {
+        challenge: Some(r#"Basic realm="token""#),
+        ..ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::InvalidClient, why)
+    }
+}
+
+/// The client a token request authenticates as (Basic, or `client_id` and
+/// `client_secret` in the form): `Ok(None)` when it names no client at all.
+fn token_client<'a>(
+    s: &'a AdminState,
+    headers: &HeaderMap,
+    form: &TokenForm,
+    ip: IpAddr,
+) -> Result<Option<&'a Client>, ApiError> {
+    let presented = basic_credentials(headers).or_else(|| {
+        form.client_id
+            .as_ref()
+            .map(|id| (id.clone(), form.client_secret.clone().unwrap_or_default()))
+    });
+    let Some((id, secret)) = presented else {
+        return Ok(None);
+    };
+    match s.client(&id, &secret) {
+        Some(c) => Ok(Some(c)),
+        None => {
+            s.auth_failed(ip, "client_auth");
+            Err(invalid_client("unknown client or bad secret"))
+        }
+    }
+}
+
+fn token(s: &AdminState, headers: &HeaderMap, peer: Option<IpAddr>, b: Body<'_>) -> ApiResult {
+    let ip = peer.unwrap_or(SHARED_BUCKET);
+    if let Some(wait) = s.inner.throttle.blocked(ip, s.now()) {
+        return Ok(throttled(wait));
+    }
+    let form: TokenForm = form_body(b)?;
+    let issuer = s.inner.issuer.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::UnsupportedGrantType,
+            "no issuer configured",
+        )
+    })?;
+    match form.grant_type.as_deref() {
+        Some("client_credentials") => {
+            let client = token_client(s, headers, &form, ip)?
+                .ok_or_else(|| invalid_client("client authentication required"))?;
+            // The requested scope must be within the client's.
+            let scope = match (&form.scope, &client.scope) {
+                (None, s) => s.clone(),
+                (Some(req), Some(allowed)) => {
+                    let allowed: Vec<&str> = allowed.split(' ').collect();
+                    if req.split(' ').any(|r| !allowed.contains(&r)) {
+                        return Err(ApiError::new(
+                            StatusCode::BAD_REQUEST,
+                            ErrorCode::InvalidScope,
+                            "scope exceeds the client's",
+                        ));
+                    }
+                    Some(req.clone())
+                }
+                (Some(_), None) => {
+                    return Err(ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        ErrorCode::InvalidScope,
+                        "client has no scope",
+                    ));
+                }
+            };
+            let mut req = TokenRequest::subject(&client.id).client(&client.id);
+            if let Some(scope) = scope {
+                req = req.scope(scope);
+            }
+            let pair = issuer.issue_access(req).map_err(|e| issue_error(&e))?;
+            Ok(token_response(&pair))
+        }
+        Some("refresh_token") => {
+            // RFC 6749 §6: a client that has credentials authenticates, and the token
+            // must have been issued to it; a token issued to no client renews without.
+            let client = token_client(s, headers, &form, ip)?;
+            let rt = form
+                .refresh_token
+                .as_deref()
+                .ok_or_else(|| ApiError::bad("missing refresh_token"))?;
+            match issuer.renew_as(rt, client.map(|c| c.id.as_str())) {
+                Ok(pair) => Ok(token_response(&pair)),
+                Err(e) => Err(ApiError::status(e.status(), e.oauth_error(), e.to_string())),
+            }
+        }
+        Some(_) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::UnsupportedGrantType,
+            "unsupported grant_type",
+        )),
+        None => Err(ApiError::bad("missing grant_type")),
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenOnly {
+    token: Option<String>,
+    // RFC 7009 §2.1: a hint only; the token's own shape decides its type.
+    #[serde(rename = "token_type_hint")]
+    _hint: Option<String>,
+}
+
+impl TokenOnly {
+    /// The `token` field, which RFC 7009 and RFC 7662 both require.
+    fn token(&self) -> Result<&str, ApiError> {
+        self.token
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::bad("missing token"))
+    }
+}
+
+fn is_refresh_token(token: &str) -> bool {
+    token.starts_with(crate::Issuer::REFRESH_PREFIX)
+}
+
+fn unauthorized_client(why: &str) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::UnauthorizedClient, why)
+}
+
+/// RFC 7009. The token's own shape decides its type (a wrong hint is ignored, §2.1); an
+/// invalid, expired or already revoked token needs nothing and gets 200 (§2.2); a client
+/// may revoke only its own tokens; a valid access token that names neither `jti` nor a
+/// family cannot be revoked alone (`unsupported_token_type`). The audit says what was
+/// done. Reads go through `Validator::inspect`: no alert, no API counters.
+fn revoke(s: &AdminState, caller: &Caller, b: Body<'_>) -> ApiResult {
+    let form: TokenOnly = form_body(b)?;
+    let token = form.token()?;
+    let fp = s.inner.validator.fingerprint(token);
+    let done = if is_refresh_token(token) {
+        match &s.inner.issuer {
+            Some(issuer) => match issuer.revoke_refresh(token, caller.client()) {
+                Ok(true) => "refresh token family revoked",
+                Ok(false) => "unknown refresh token, nothing to revoke",
+                Err(e) if e.kind() == RenewErrorKind::WrongClient => {
+                    return Err(unauthorized_client("token was not issued to this client"));
+                }
+                Err(e) => return Err(unavailable(&e)),
+            },
+            None => "no issuer, nothing to revoke",
+        }
+    } else {
+        match s.inner.validator.inspect(token) {
+            Ok(v) => revoke_access(s, &v, caller)?,
+            Err(e) if e.kind() == ValidationErrorKind::Revoked => "already revoked",
+            Err(e) if e.kind() == ValidationErrorKind::Expired => "expired, nothing to revoke",
+            Err(_) => "invalid token, nothing to revoke",
+        }
+    };
+    s.audit(AuditAction::Admin, format!("revoke token {fp}: {done}"));
+    Ok(http::Response::new(Vec::new()))
+}
+
+fn revoke_access(
+    s: &AdminState,
+    v: &crate::Verified,
+    caller: &Caller,
+) -> Result<&'static str, ApiError> {
+    if let Some(client) = caller.client() {
+        let owner = v
+            .all_claims()
+            .get("client_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        if owner.as_deref() != Some(client) {
+            return Err(unauthorized_client("token was not issued to this client"));
+        }
+    }
+    let c = v.claims();
+    let leeway = s.inner.validator.leeway().as_secs();
+    let until = c.exp.unwrap_or(0).saturating_add(leeway).saturating_add(60);
+    let list = s.inner.validator.revocations();
+    if let Some(jti) = &c.jti {
+        list.revoke(Revocation {
+            target: RevocationTarget::Jti(jti.clone()),
+            until,
+        })
+        .map_err(|e| revocation_error(&e))?;
+        return Ok("access token revoked by jti");
+    }
+    if let Some(fam) = &c.family {
+        match &s.inner.issuer {
+            Some(issuer) => {
+                issuer.revoke_family(fam).map_err(|e| unavailable(&e))?;
+            }
+            None => list
+                .revoke(Revocation {
+                    target: RevocationTarget::Family(fam.clone()),
+                    until,
+                })
+                .map_err(|e| revocation_error(&e))?,
+        }
+        return Ok("access token revoked by family");
+    }
+    Err(ApiError::new(
+        StatusCode::BAD_REQUEST,
+        ErrorCode::UnsupportedTokenType,
+        "the token has no jti nor family and cannot be revoked alone: revoke its subject",
+    ))
+}
+
+fn introspect(s: &AdminState, b: Body<'_>) -> ApiResult {
+    let form: TokenOnly = form_body(b)?;
+    let token = form.token()?;
+    let body = if is_refresh_token(token) {
+        let info = match &s.inner.issuer {
+            Some(issuer) => issuer.inspect_refresh(token).map_err(|e| unavailable(&e))?,
+            None => None,
+        };
+        match info {
+            Some(r) => {
+                let mut out = json!({"active": true, "token_type": "refresh_token",
+                    "sub": r.subject, "exp": r.expires_at, "iat": r.issued_at});
+                let o = out.as_object_mut().expect("object");
+                if let Some(scope) = r.scope {
+                    o.insert("scope".into(), scope.into());
+                }
+                if let Some(cid) = r.client {
+                    o.insert("client_id".into(), cid.into());
+                }
+                out
+            }
+            None => json!({"active": false}),
+        }
+    } else {
+        match s.inner.validator.inspect(token) {
+            Ok(v) => access_introspection(&v),
+            Err(_) => json!({"active": false}),
+        }
+    };
+    s.audit(
+        AuditAction::Admin,
+        format!("introspect token {}", s.inner.validator.fingerprint(token)),
+    );
+    Ok(json_response(
+        StatusCode::OK,
+        &body,
+        &[(header::CACHE_CONTROL, "no-store")],
+    ))
+}
+
+fn access_introspection(v: &crate::Verified) -> Value {
+    let c = v.claims();
+    let mut out = json!({"active": true, "token_type": "access_token"});
+    let o = out.as_object_mut().expect("object");
+    for (k, val) in [
+        ("sub", c.sub.clone().map(Value::from)),
+        ("scope", c.scope.clone().map(Value::from)),
+        ("iss", c.iss.clone().map(Value::from)),
+        ("jti", c.jti.clone().map(Value::from)),
+        ("exp", c.exp.map(Value::from)),
+        ("iat", c.iat.map(Value::from)),
+        ("nbf", c.nbf.map(Value::from)),
+        (
+            "aud",
+            (!c.aud.is_empty()).then(|| Value::from(c.aud.clone())),
+        ),
+    ] {
+        if let Some(val) = val {
+            o.insert(k.into(), val);
+        }
+    }
+    if let Some(cid) = v.all_claims().get("client_id") {
+        o.insert("client_id".into(), cid.clone());
+    }
+    out
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JtiBody {
+    jti: String,
+    until: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubjectBody {
+    subject: String,
+    issued_before: Option<u64>,
+    until: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FamilyBody {
+    family: String,
+    until: Option<u64>,
+}
+
+fn revocation_error(e: &crate::RevocationError) -> ApiError {
+    match e {
+        crate::RevocationError::InvalidId => ApiError::bad("empty or over-long identifier"),
+        crate::RevocationError::Full => ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            ErrorCode::RevocationListFull,
+            e.to_string(),
+        ),
+        _ => unavailable(e),
+    }
+}
+
+/// Records an admin revocation: checked id and `until`, one audit event, one answer
+/// (with the `until` in force).
+fn apply_revocation(
+    s: &AdminState,
+    target: RevocationTarget,
+    until: u64,
+    what: &'static str,
+) -> ApiResult {
+    s.inner
+        .validator
+        .revocations()
+        .revoke(Revocation { target, until })
+        .map_err(|e| revocation_error(&e))?;
+    s.audit(AuditAction::Admin, format!("revoke {what}"));
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"revoked": what, "until": until}),
+        &[],
+    ))
+}
+
+fn check_id(id: &str) -> Result<(), ApiError> {
+    if id.is_empty() || id.len() > crate::RevocationList::MAX_ID_LEN {
+        return Err(ApiError::bad("empty or over-long identifier"));
+    }
+    Ok(())
+}
+
+fn revoke_jti(s: &AdminState, b: Body<'_>) -> ApiResult {
+    let body: JtiBody = json_body(b)?;
+    let until = s.until(body.until)?;
+    apply_revocation(s, RevocationTarget::Jti(body.jti), until, "jti")
+}
+
+/// Every token of a subject issued at or before `issued_before` (default: now). With an
+/// issuer, through it: refresh tokens are covered too, and the revocation is kept until
+/// every token it covers has expired, whatever `until` asked.
+fn revoke_subject(s: &AdminState, b: Body<'_>) -> ApiResult {
+    let body: SubjectBody = json_body(b)?;
+    check_id(&body.subject)?;
+    let issued_before = body.issued_before.unwrap_or(s.now());
+    let asked = s.until(body.until)?;
+    let covered = match &s.inner.issuer {
+        Some(issuer) => Some(
+            issuer
+                .revoke_subject(&body.subject, unix_time(issued_before))
+                .map_err(|e| revocation_error(&e))?,
+        ),
+        None => None,
+    };
+    let target = RevocationTarget::Subject {
+        subject: body.subject,
+        issued_before,
+    };
+    keep_until(s, target, asked, covered, "subject")
+}
+
+/// A whole family. With an issuer, the one family-revocation path: refresh store and
+/// revocation list, for the family's whole life.
+fn revoke_family(s: &AdminState, b: Body<'_>) -> ApiResult {
+    let body: FamilyBody = json_body(b)?;
+    check_id(&body.family)?;
+    let asked = s.until(body.until)?;
+    let covered = match &s.inner.issuer {
+        Some(issuer) => Some(
+            issuer
+                .revoke_family(&body.family)
+                .map_err(|e| unavailable(&e))?,
+        ),
+        None => None,
+    };
+    keep_until(
+        s,
+        RevocationTarget::Family(body.family),
+        asked,
+        covered,
+        "family",
+    )
+}
+
+fn unix_time(secs: u64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+/// After the issuer revoked what it covers (until `covered`), records the revocation in
+/// the list itself when no issuer did, or when `until` asked for longer.
+fn keep_until(
+    s: &AdminState,
+    target: RevocationTarget,
+    asked: u64,
+    covered: Option<std::time::SystemTime>,
+    what: &'static str,
+) -> ApiResult {
+    let covered = covered.map(|t| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    });
+    match covered {
+        Some(c) if c >= asked => {
+            s.audit(AuditAction::Admin, format!("revoke {what}"));
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({"revoked": what, "until": c}),
+                &[],
+            ))
+        }
+        _ => apply_revocation(s, target, asked, what),
+    }
+}
+
+fn snapshot_json(snap: &KeysetSnapshot, current: u64) -> Value {
+    let kids = |ks: &Keyset| ks.keys().map(|k| k.kid().to_owned()).collect::<Vec<_>>();
+    json!({
+        "version": snap.version(),
+        "current": snap.version() == current,
+        "label": snap.label(),
+        "created_at": snap.created_at().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        "kids": kids(snap.active()),
+        "signing_kid": snap.signing_kid(),
+        "staged_kids": snap.staged().map(kids),
+    })
+}
+
+fn keysets(s: &AdminState) -> AdminResponse {
+    let store = s.inner.validator.keyset_store();
+    let current = store.current().version();
+    let list: Vec<Value> = store
+        .history()
+        .iter()
+        .map(|snap| snapshot_json(snap, current))
+        .collect();
+    json_response(
+        StatusCode::OK,
+        &json!({"current": current, "generation": store.generation(), "keysets": list}),
+        &[],
+    )
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PublishQuery {
+    label: Option<String>,
+    keep_signing: Option<bool>,
+}
+
+/// A public JWKS from an admin request: every entry must load, and none may carry
+/// private or symmetric key material.
+fn public_keyset(b: Body<'_>) -> Result<Keyset, ApiError> {
+    let b = body(b)?;
+    let text = std::str::from_utf8(b).map_err(|_| ApiError::bad("body is not UTF-8"))?;
+    let ks = Keyset::from_jwks_json(text).map_err(|e| {
+        let why = std::error::Error::source(&e)
+            .map_or_else(|| e.to_string(), |cause| format!("{e}: {cause}"));
+        if e.entry_error()
+            .is_some_and(|k| k.kind() == KeyErrorKind::PrivateMaterial)
+        {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::PrivateKeyMaterial,
+                format!("bad JWKS: {why}"),
+            )
+        } else {
+            ApiError::bad(format!("bad JWKS: {why}"))
+        }
+    })?;
+    if let Some(w) = ks.warnings().first() {
+        let error = if w.kind() == KeyErrorKind::PrivateMaterial {
+            ErrorCode::PrivateKeyMaterial
+        } else {
+            ErrorCode::InvalidRequest
+        };
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            error,
+            format!("JWKS entry refused: {w}"),
+        ));
+    }
+    if ks.keys().any(|k| k.is_symmetric()) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::PrivateKeyMaterial,
+            "symmetric keys are not accepted over HTTP",
+        ));
+    }
+    Ok(ks)
+}
+
+fn with_label(ks: Keyset, label: Option<String>) -> Keyset {
+    match label {
+        Some(l) => ks.with_label(l),
+        None => ks,
+    }
+}
+
+fn query(q: Option<&str>) -> Result<PublishQuery, ApiError> {
+    serde_urlencoded::from_str(q.unwrap_or(""))
+        .map_err(|e| ApiError::bad(format!("bad query: {e}")))
+}
+
+/// Publishes the public JWKS of the request. Keys from HTTP cannot sign, so the current
+/// signing key is kept (`keep_signing=true`), or explicitly dropped (`keep_signing=false`:
+/// a verify-only deploy, the issuer cannot sign until a rollback); with an issuer and
+/// neither, the publish is refused (409 `no_signing_key`) rather than leaving `/token`
+/// broken.
+fn publish(s: &AdminState, q: Option<&str>, b: Body<'_>) -> ApiResult {
+    let q = query(q)?;
+    let ks = public_keyset(b)?;
+    let store = s.inner.validator.keyset_store();
+    let current = store.current();
+    let ks = match (q.keep_signing, current.signing_key()) {
+        (Some(true), Some(sk)) => {
+            if ks.keys().any(|k| k.kid() == sk.kid()) {
+                return Err(ApiError::bad("kid of the signing key is taken in the JWKS"));
+            }
+            let keys = ks.keys().cloned().chain([sk.clone()]);
+            Keyset::new(keys)
+                .and_then(|k| k.with_signing_kid(sk.kid()))
+                .map_err(|e| ApiError::bad(e.to_string()))?
+        }
+        (None, Some(_)) if s.inner.issuer.is_some() => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::NoSigningKey,
+                "this keyset would leave the issuer without a signing key: add \
+                 ?keep_signing=true to keep the current one, or ?keep_signing=false to \
+                 publish a verify-only keyset",
+            ));
+        }
+        _ => ks,
+    };
+    let v = store.publish(with_label(ks, q.label));
+    s.audit(AuditAction::KeysetPublished, format!("publish v{v}"));
+    Ok(json_response(
+        StatusCode::CREATED,
+        &json!({"version": v}),
+        &[],
+    ))
+}
+
+/// Stages the public JWKS of the request as a canary (the current keys keep signing).
+fn stage(s: &AdminState, q: Option<&str>, b: Body<'_>) -> ApiResult {
+    let q = query(q)?;
+    if q.keep_signing.is_some() {
+        return Err(ApiError::bad("keep_signing applies to publish only"));
+    }
+    let ks = public_keyset(b)?;
+    let v = s
+        .inner
+        .validator
+        .keyset_store()
+        .stage(with_label(ks, q.label))
+        .map_err(|e| keyset_error(&e))?;
+    s.audit(AuditAction::KeysetStaged, format!("stage v{v}"));
+    Ok(json_response(
+        StatusCode::CREATED,
+        &json!({"version": v}),
+        &[],
+    ))
+}
+
+fn keyset_error(e: &KeysetError) -> ApiError {
+    match e {
+        KeysetError::UnknownVersion(_) => ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::UnknownVersion,
+            e.to_string(),
+        ),
+        KeysetError::KidConflict(_) => {
+            ApiError::new(StatusCode::CONFLICT, ErrorCode::KidConflict, e.to_string())
+        }
+        _ => ApiError::new(StatusCode::CONFLICT, ErrorCode::Conflict, e.to_string()),
+    }
+}
+
+/// A keyset change that names the version it leads to: change, audit, answer.
+fn keyset_change(
+    s: &AdminState,
+    action: AuditAction,
+    verb: &str,
+    change: impl FnOnce(&KeysetStore) -> Result<u64, KeysetError>,
+) -> ApiResult {
+    let v = change(s.inner.validator.keyset_store()).map_err(|e| keyset_error(&e))?;
+    s.audit(action, format!("{verb} v{v}"));
+    Ok(json_response(StatusCode::OK, &json!({"version": v}), &[]))
+}
+
+fn promote(s: &AdminState) -> ApiResult {
+    keyset_change(s, AuditAction::KeysetPromoted, "promote to", |store| {
+        store.promote()
+    })
+}
+
+fn rollback(s: &AdminState) -> ApiResult {
+    keyset_change(s, AuditAction::KeysetRollback, "rollback to", |store| {
+        store.rollback()
+    })
+}
+
+fn rollback_to(s: &AdminState, version: &str) -> ApiResult {
+    let version: u64 = version
+        .parse()
+        .map_err(|_| ApiError::bad("version must be a number"))?;
+    keyset_change(s, AuditAction::KeysetRollback, "rollback to", |store| {
+        store.rollback_to(version).map(|()| version)
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MintBody {
+    subject: String,
+    scope: Option<String>,
+    refresh: Option<bool>,
+    client: Option<String>,
+}
+
+fn mint(s: &AdminState, b: Body<'_>) -> ApiResult {
+    let body: MintBody = json_body(b)?;
+    let issuer = s.inner.issuer.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            "no issuer configured",
+        )
+    })?;
+    let mut req = TokenRequest::subject(&body.subject);
+    if let Some(scope) = body.scope {
+        req = req.scope(scope);
+    }
+    if let Some(client) = body.client {
+        if !s.inner.clients.iter().any(|c| c.id == client) {
+            return Err(ApiError::bad("unknown client"));
+        }
+        req = req.client(client);
+    }
+    let pair = if body.refresh.unwrap_or(true) {
+        issuer.issue(req)
+    } else {
+        issuer.issue_access(req)
+    }
+    .map_err(|e| issue_error(&e))?;
+    s.audit(AuditAction::Admin, "mint token".into());
+    Ok(token_response(&pair))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The throttle's per-address state is bounded: past `MAX_TRACKED` addresses, new
+    /// ones share one bucket, and tracking keeps working.
+    #[test]
+    fn throttle_state_is_bounded() {
+        let t = Throttle {
+            max_failures: 2,
+            window: 60,
+            by_addr: Mutex::new(HashMap::new()),
+        };
+        for i in 0..(MAX_TRACKED as u32 + 5_000) {
+            t.failed(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)), 100);
+        }
+        assert!(t.tracked() <= MAX_TRACKED + 1, "{}", t.tracked());
+        // The first addresses are tracked on their own; an address past the bound shares
+        // the bucket (which is now full of failures).
+        let first = IpAddr::V4(Ipv4Addr::from(0x0a00_0000));
+        assert_eq!(t.blocked(first, 100), None);
+        t.failed(first, 100);
+        assert_eq!(t.blocked(first, 100), Some(60));
+        let late = IpAddr::V4(Ipv4Addr::from(0x0b00_0000));
+        assert!(t.blocked(late, 100).is_some());
+        // After the window, lapsed entries make room again.
+        t.failed(late, 200);
+        assert!(t.tracked() <= MAX_TRACKED + 1);
+        assert_eq!(t.blocked(late, 200), None);
+    }
+}
