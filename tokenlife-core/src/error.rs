@@ -260,20 +260,72 @@ impl From<ValidationErrorKind> for ValidationError {
     }
 }
 
-/// A builder was given an impossible or incomplete configuration.
-#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+/// What was wrong with a builder's configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum ConfigError {
+pub enum ConfigErrorKind {
     /// No accepted issuer was configured.
-    #[error("no issuer configured: call `.issuer(..)`")]
     MissingIssuer,
     /// No accepted audience was configured.
-    #[error("no audience configured: call `.audience(..)`")]
     MissingAudience,
-    /// A size or capacity setting is zero or out of range.
-    #[error("invalid value for `{0}`")]
-    InvalidValue(&'static str),
+    /// A size, duration, capacity or credential is empty, zero or out of range
+    /// ([`ConfigError::field`] names it).
+    InvalidValue,
 }
+
+/// A builder was given an impossible or incomplete configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    kind: ConfigErrorKind,
+    field: Option<&'static str>,
+}
+
+impl ConfigError {
+    pub(crate) const MISSING_ISSUER: Self = Self {
+        kind: ConfigErrorKind::MissingIssuer,
+        field: None,
+    };
+    pub(crate) const MISSING_AUDIENCE: Self = Self {
+        kind: ConfigErrorKind::MissingAudience,
+        field: None,
+    };
+
+    pub(crate) const fn invalid(field: &'static str) -> Self {
+        Self {
+            kind: ConfigErrorKind::InvalidValue,
+            field: Some(field),
+        }
+    }
+
+    /// What was wrong.
+    pub fn kind(&self) -> ConfigErrorKind {
+        self.kind
+    }
+
+    /// The setting at fault, for [`ConfigErrorKind::InvalidValue`].
+    pub fn field(&self) -> Option<&'static str> {
+        self.field
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.kind, self.field) {
+            (ConfigErrorKind::MissingIssuer, _) => {
+                f.write_str("no issuer configured: call `.issuer(..)`")
+            }
+            (ConfigErrorKind::MissingAudience, _) => {
+                f.write_str("no audience configured: call `.audience(..)`")
+            }
+            (ConfigErrorKind::InvalidValue, Some(field)) => {
+                write!(f, "invalid value for `{field}`")
+            }
+            (ConfigErrorKind::InvalidValue, None) => f.write_str("invalid value"),
+        }
+    }
+}
+
+impl StdError for ConfigError {}
 
 /// What went wrong with a key or a keyset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -390,41 +442,152 @@ impl StdError for KeyError {
     }
 }
 
-/// A keyset change (rollback, promote) could not be made; the current keyset is unchanged.
-#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+/// Why a keyset change was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum KeysetError {
+pub enum KeysetErrorKind {
     /// There is no earlier keyset to roll back to.
-    #[error("no earlier keyset to roll back to")]
     NoPrevious,
-    /// The requested version is not (or no longer) in the history.
-    #[error("keyset version {0} is not in the history")]
-    UnknownVersion(u64),
+    /// The requested version ([`KeysetError::version`]) is not (or no longer) in the
+    /// history.
+    UnknownVersion,
     /// `promote` was called with nothing staged.
-    #[error("no keyset is staged")]
     NothingStaged,
-    /// A staged key shares its `kid` with a different active key: tokens of either would
-    /// be checked against the wrong one. Stage it under another kid.
-    #[error("staged key id `{0}` is taken by a different active key")]
-    KidConflict(String),
+    /// A staged key shares its `kid` ([`KeysetError::kid`]) with a different active
+    /// key: tokens of either would be checked against the wrong one. Stage it under
+    /// another kid.
+    KidConflict,
+}
+
+/// A keyset change (rollback, promote, stage) could not be made; the current keyset is
+/// unchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeysetError {
+    kind: KeysetErrorKind,
+    version: Option<u64>,
+    kid: Option<Box<str>>,
+}
+
+impl KeysetError {
+    pub(crate) fn new(kind: KeysetErrorKind) -> Self {
+        Self {
+            kind,
+            version: None,
+            kid: None,
+        }
+    }
+
+    pub(crate) fn unknown_version(version: u64) -> Self {
+        Self {
+            version: Some(version),
+            ..Self::new(KeysetErrorKind::UnknownVersion)
+        }
+    }
+
+    pub(crate) fn kid_conflict(kid: &str) -> Self {
+        Self {
+            kid: Some(kid.into()),
+            ..Self::new(KeysetErrorKind::KidConflict)
+        }
+    }
+
+    /// Why.
+    pub fn kind(&self) -> KeysetErrorKind {
+        self.kind
+    }
+
+    /// The version asked for, for [`KeysetErrorKind::UnknownVersion`].
+    pub fn version(&self) -> Option<u64> {
+        self.version
+    }
+
+    /// The conflicting key id, for [`KeysetErrorKind::KidConflict`].
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+}
+
+impl fmt::Display for KeysetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            KeysetErrorKind::NoPrevious => f.write_str("no earlier keyset to roll back to"),
+            KeysetErrorKind::UnknownVersion => write!(
+                f,
+                "keyset version {} is not in the history",
+                self.version.unwrap_or(0)
+            ),
+            KeysetErrorKind::NothingStaged => f.write_str("no keyset is staged"),
+            KeysetErrorKind::KidConflict => write!(
+                f,
+                "staged key id `{}` is taken by a different active key",
+                self.kid.as_deref().unwrap_or("")
+            ),
+        }
+    }
+}
+
+impl StdError for KeysetError {}
+
+/// Why a revocation was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RevocationErrorKind {
+    /// The identifier was empty or longer than the limit; nothing was recorded.
+    InvalidId,
+    /// The list holds its capacity of live entries; nothing was added.
+    Full,
+    /// The fleet backend could not store or publish the revocation (the local list has
+    /// it).
+    Backend,
 }
 
 /// A revocation could not be recorded everywhere it should be.
 ///
-/// The local revocation list has always been updated when this is returned; only the
-/// propagation (fleet backend) failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum RevocationError {
-    /// The identifier was empty or longer than the limit.
-    #[error("invalid revocation identifier")]
-    InvalidId,
-    /// The list holds its capacity of live entries; nothing was added.
-    #[error("revocation list is full")]
-    Full,
-    /// The fleet backend could not store or publish the revocation.
-    #[error("revocation backend failed")]
-    Backend(#[source] BoxError),
+/// For [`RevocationErrorKind::Backend`] the local revocation list has been updated;
+/// only the propagation failed.
+#[derive(Debug)]
+pub struct RevocationError {
+    kind: RevocationErrorKind,
+    source: Option<BoxError>,
+}
+
+impl RevocationError {
+    /// An error of `kind` (for [`RevocationBackend`](crate::RevocationBackend)
+    /// implementations).
+    pub fn new(kind: RevocationErrorKind) -> Self {
+        Self { kind, source: None }
+    }
+
+    /// A backend failure, with its cause.
+    pub fn backend(source: impl Into<BoxError>) -> Self {
+        Self {
+            kind: RevocationErrorKind::Backend,
+            source: Some(source.into()),
+        }
+    }
+
+    /// Why.
+    pub fn kind(&self) -> RevocationErrorKind {
+        self.kind
+    }
+}
+
+impl fmt::Display for RevocationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.kind {
+            RevocationErrorKind::InvalidId => "invalid revocation identifier",
+            RevocationErrorKind::Full => "revocation list is full",
+            RevocationErrorKind::Backend => "revocation backend failed",
+        })
+    }
+}
+
+impl StdError for RevocationError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static))
+    }
 }
 
 /// The `error` code of a JSON error answer (RFC 6749 §5.2, RFC 7009, RFC 7662, and

@@ -83,8 +83,8 @@ pub mod testing;
 pub use clock::ManualClock;
 pub use clock::{Clock, SystemClock};
 pub use error::{
-    ConfigError, ErrorCode, KeyError, KeyErrorKind, KeysetError, RevocationError, ValidationError,
-    ValidationErrorKind,
+    ConfigError, ConfigErrorKind, ErrorCode, KeyError, KeyErrorKind, KeysetError, KeysetErrorKind,
+    RevocationError, RevocationErrorKind, ValidationError, ValidationErrorKind,
 };
 pub use fingerprint::Fingerprint;
 pub use keys::{Key, Keyset, KeysetSnapshot, KeysetStore};
@@ -95,8 +95,9 @@ pub use revoke::{
 pub use validate::{RegisteredClaims, Validator, ValidatorBuilder, Verified};
 
 pub use issue::{
-    IssueError, Issuer, IssuerBuilder, MemoryRefreshStore, RefreshInfo, RefreshRecord,
-    RefreshStore, RefreshStoreError, RenewError, RenewErrorKind, TokenPair, TokenRequest,
+    IssueError, IssueErrorKind, Issuer, IssuerBuilder, MemoryRefreshStore, RefreshInfo,
+    RefreshRecord, RefreshStore, RefreshStoreError, RefreshStoreErrorKind, RenewError,
+    RenewErrorKind, TokenPair, TokenRequest,
 };
 pub use observe::{Monitor, Observer};
 

@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use crate::clock::{Clock, SystemClock, unix_secs};
-use crate::error::RevocationError;
+use crate::error::{RevocationError, RevocationErrorKind};
 use crate::hash::Prehashed;
 use crate::observe::lifecycle::{TokenKind, TokenState};
 use crate::observe::{Event, Observer, RevokeReason, SharedObserver};
@@ -203,7 +203,7 @@ impl RevocationList {
 
     fn check_id(id: &str) -> Result<(), RevocationError> {
         if id.is_empty() || id.len() > MAX_ID_LEN {
-            return Err(RevocationError::InvalidId);
+            return Err(RevocationError::new(RevocationErrorKind::InvalidId));
         }
         Ok(())
     }
@@ -285,7 +285,7 @@ impl RevocationList {
         if let Some(backend) = &self.inner.backend {
             backend
                 .publish(&revocation)
-                .map_err(RevocationError::Backend)?;
+                .map_err(RevocationError::backend)?;
         }
         Ok(())
     }
@@ -318,7 +318,7 @@ impl RevocationList {
             self.sweep(now);
         }
         if full && self.len() >= self.inner.capacity {
-            return Err(RevocationError::Full);
+            return Err(RevocationError::new(RevocationErrorKind::Full));
         }
         map.insert(
             self.hash(id),
@@ -547,15 +547,17 @@ mod tests {
     fn bad_ids_are_rejected_and_change_nothing() {
         let clock = ManualClock::at_unix(T0);
         let l = list(&clock);
-        assert!(matches!(
-            l.revoke_jti("", from_unix_secs(T0 + 1)),
-            Err(RevocationError::InvalidId)
-        ));
+        assert_eq!(
+            l.revoke_jti("", from_unix_secs(T0 + 1))
+                .map_err(|e| e.kind()),
+            Err(RevocationErrorKind::InvalidId)
+        );
         let long = "x".repeat(MAX_ID_LEN + 1);
-        assert!(matches!(
-            l.revoke_family(&long, from_unix_secs(T0 + 1)),
-            Err(RevocationError::InvalidId)
-        ));
+        assert_eq!(
+            l.revoke_family(&long, from_unix_secs(T0 + 1))
+                .map_err(|e| e.kind()),
+            Err(RevocationErrorKind::InvalidId)
+        );
         l.run_pending_tasks();
         assert!(l.is_empty());
     }
@@ -569,10 +571,11 @@ mod tests {
             .build();
         l.revoke_jti("a", from_unix_secs(T0 + 10)).unwrap();
         l.revoke_jti("b", from_unix_secs(T0 + 1000)).unwrap();
-        assert!(matches!(
-            l.revoke_jti("c", from_unix_secs(T0 + 10)),
-            Err(RevocationError::Full)
-        ));
+        assert_eq!(
+            l.revoke_jti("c", from_unix_secs(T0 + 10))
+                .map_err(|e| e.kind()),
+            Err(RevocationErrorKind::Full)
+        );
         assert!(l.is_jti_revoked("a") && l.is_jti_revoked("b") && !l.is_jti_revoked("c"));
         // Once "a" lapses, the sweep makes room.
         clock.advance(Duration::from_secs(11));
@@ -595,7 +598,7 @@ mod tests {
         let before = l.inner.sweeps.load(Ordering::Relaxed);
         for i in 0..1000 {
             let err = l.revoke_jti(&format!("x{i}"), from_unix_secs(T0 + 10));
-            assert!(matches!(err, Err(RevocationError::Full)));
+            assert_eq!(err.unwrap_err().kind(), RevocationErrorKind::Full);
         }
         assert!(l.inner.sweeps.load(Ordering::Relaxed) - before <= 1);
         clock.advance(Duration::from_secs(1));
@@ -634,7 +637,7 @@ mod tests {
             .backend(backend.clone())
             .build();
         let err = l.revoke_jti("j", from_unix_secs(T0 + 5)).unwrap_err();
-        assert!(matches!(err, RevocationError::Backend(_)));
+        assert_eq!(err.kind(), RevocationErrorKind::Backend);
         assert!(l.is_jti_revoked("j"));
         assert_eq!(*backend.0.lock().unwrap(), 1);
     }

@@ -10,7 +10,8 @@ use common::*;
 use serde_json::json;
 use tokenlife_core::testing;
 use tokenlife_core::{
-    Algorithm, Clock, ConfigError, Key, Keyset, KeysetStore, ValidationErrorKind as K, Validator,
+    Algorithm, Clock, ConfigErrorKind, Key, Keyset, KeysetStore, ValidationErrorKind as K,
+    Validator,
 };
 
 #[test]
@@ -32,21 +33,23 @@ fn builder_requires_issuer_and_audience() {
         .audience(AUD)
         .build()
         .unwrap_err();
-    assert_eq!(err, ConfigError::MissingIssuer);
+    assert_eq!(err.kind(), ConfigErrorKind::MissingIssuer);
     let err = Validator::builder(store.clone())
         .issuer(ISS)
         .build()
         .unwrap_err();
-    assert_eq!(err, ConfigError::MissingAudience);
+    assert_eq!(err.kind(), ConfigErrorKind::MissingAudience);
     let err = Validator::builder(store.clone())
         .issuer(ISS)
         .audience(AUD)
         .max_token_size(0)
         .build();
+    let err = err.unwrap_err();
     assert_eq!(
-        err.unwrap_err(),
-        ConfigError::InvalidValue("max_token_size")
+        (err.kind(), err.field()),
+        (ConfigErrorKind::InvalidValue, Some("max_token_size"))
     );
+    assert_eq!(err.to_string(), "invalid value for `max_token_size`");
     assert!(
         Validator::builder(store)
             .required_claims(["custom"])
@@ -427,10 +430,11 @@ fn kidless_tokens_during_a_canary() {
     )
     .unwrap()])
     .unwrap();
-    assert!(matches!(
-        store.stage(clash),
-        Err(tokenlife_core::KeysetError::KidConflict(_))
-    ));
+    let err = store.stage(clash).unwrap_err();
+    assert_eq!(
+        (err.kind(), err.kid()),
+        (tokenlife_core::KeysetErrorKind::KidConflict, Some("blue"))
+    );
 }
 
 /// The observer seam: every API validation is one `Validated` event, `inspect` emits

@@ -66,7 +66,10 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::error::{ConfigError, ErrorCode, KeyErrorKind, KeysetError};
+use crate::error::{
+    ConfigError, ErrorCode, KeyErrorKind, KeysetError, KeysetErrorKind, RevocationError,
+    RevocationErrorKind,
+};
 use crate::keys::{Keyset, KeysetSnapshot, KeysetStore};
 use crate::observe::Event;
 use crate::observe::audit::AuditAction;
@@ -356,20 +359,20 @@ impl AdminStateBuilder {
     /// years.
     pub fn build(self) -> Result<AdminState, ConfigError> {
         if let Some(what) = self.empty {
-            return Err(ConfigError::InvalidValue(what));
+            return Err(ConfigError::invalid(what));
         }
         let ten_years = Duration::from_secs(10 * 366 * 86_400);
         if self.max_body == 0 {
-            return Err(ConfigError::InvalidValue("max_body"));
+            return Err(ConfigError::invalid("max_body"));
         }
         if self.default_until.is_zero() || self.default_until > ten_years {
-            return Err(ConfigError::InvalidValue("default_until"));
+            return Err(ConfigError::invalid("default_until"));
         }
         if self.max_failures == 0
             || self.failure_window.is_zero()
             || self.failure_window > ten_years
         {
-            return Err(ConfigError::InvalidValue("auth_throttle"));
+            return Err(ConfigError::invalid("auth_throttle"));
         }
         Ok(AdminState {
             inner: Arc::new(Inner {
@@ -1095,10 +1098,10 @@ struct FamilyBody {
     until: Option<u64>,
 }
 
-fn revocation_error(e: &crate::RevocationError) -> ApiError {
-    match e {
-        crate::RevocationError::InvalidId => ApiError::bad("empty or over-long identifier"),
-        crate::RevocationError::Full => ApiError::new(
+fn revocation_error(e: &RevocationError) -> ApiError {
+    match e.kind() {
+        RevocationErrorKind::InvalidId => ApiError::bad("empty or over-long identifier"),
+        RevocationErrorKind::Full => ApiError::new(
             StatusCode::INSUFFICIENT_STORAGE,
             ErrorCode::RevocationListFull,
             e.to_string(),
@@ -1368,13 +1371,13 @@ fn stage(s: &AdminState, q: Option<&str>, b: Body<'_>) -> ApiResult {
 }
 
 fn keyset_error(e: &KeysetError) -> ApiError {
-    match e {
-        KeysetError::UnknownVersion(_) => ApiError::new(
+    match e.kind() {
+        KeysetErrorKind::UnknownVersion => ApiError::new(
             StatusCode::NOT_FOUND,
             ErrorCode::UnknownVersion,
             e.to_string(),
         ),
-        KeysetError::KidConflict(_) => {
+        KeysetErrorKind::KidConflict => {
             ApiError::new(StatusCode::CONFLICT, ErrorCode::KidConflict, e.to_string())
         }
         _ => ApiError::new(StatusCode::CONFLICT, ErrorCode::Conflict, e.to_string()),

@@ -58,7 +58,7 @@ use jsonwebtoken::Header;
 use serde::Serialize;
 
 use crate::clock::{Clock, SystemClock, from_unix_secs, unix_secs};
-use crate::error::{ConfigError, RevocationError};
+use crate::error::{ConfigError, RevocationError, RevocationErrorKind};
 use crate::keys::KeysetStore;
 use crate::observe::lifecycle::{TokenKind, TokenState};
 use crate::observe::{Event, Monitor, Observer, RevokeReason, SharedObserver, TokenRef};
@@ -67,9 +67,11 @@ use crate::revoke::RevocationList;
 mod error;
 mod store;
 
-pub use error::{IssueError, RenewError, RenewErrorKind};
+pub use error::{IssueError, IssueErrorKind, RenewError, RenewErrorKind};
 use store::RETIRED_SLACK_SECS;
-pub use store::{MemoryRefreshStore, RefreshRecord, RefreshStore, RefreshStoreError};
+pub use store::{
+    MemoryRefreshStore, RefreshRecord, RefreshStore, RefreshStoreError, RefreshStoreErrorKind,
+};
 
 /// Prefix of every refresh token.
 const REFRESH_PREFIX: &str = "tlr_";
@@ -94,7 +96,7 @@ const MAX_TTL: Duration = Duration::from_secs(10 * 366 * 86400);
 
 fn random_b64(bytes: usize) -> Result<String, IssueError> {
     let mut buf = vec![0u8; bytes];
-    getrandom::fill(&mut buf).map_err(IssueError::Random)?;
+    getrandom::fill(&mut buf).map_err(|e| IssueError::with_source(IssueErrorKind::Random, e))?;
     Ok(URL_SAFE_NO_PAD.encode(buf))
 }
 
@@ -309,14 +311,14 @@ impl Issuer {
 
     fn check(req: &TokenRequest) -> Result<(), IssueError> {
         if req.subject.is_empty() {
-            return Err(IssueError::InvalidRequest("empty subject"));
+            return Err(IssueError::invalid_request("empty subject"));
         }
         if req
             .claims
             .keys()
             .any(|k| RESERVED_CLAIMS.contains(&k.as_str()))
         {
-            return Err(IssueError::InvalidRequest(
+            return Err(IssueError::invalid_request(
                 "registered claim in custom claims",
             ));
         }
@@ -336,8 +338,12 @@ impl Issuer {
     ) -> Result<(String, u64), IssueError> {
         let inner = &*self.inner;
         let snap = inner.store.load();
-        let key = snap.signing_key().ok_or(IssueError::NoSigningKey)?;
-        let enc = key.encoding_key().ok_or(IssueError::NoSigningKey)?;
+        let key = snap
+            .signing_key()
+            .ok_or_else(|| IssueError::new(IssueErrorKind::NoSigningKey))?;
+        let enc = key
+            .encoding_key()
+            .ok_or_else(|| IssueError::new(IssueErrorKind::NoSigningKey))?;
         let mut header = Header::new(key.algorithm());
         header.kid = Some(key.kid().to_owned());
         let jti = self.next_jti();
@@ -354,7 +360,8 @@ impl Issuer {
             client_id: req.client.as_deref(),
             extra: &req.claims,
         };
-        let token = jsonwebtoken::encode(&header, &claims, enc).map_err(IssueError::Signing)?;
+        let token = jsonwebtoken::encode(&header, &claims, enc)
+            .map_err(|e| IssueError::with_source(IssueErrorKind::Signing, e))?;
         Ok((token, snap.version()))
     }
 
@@ -418,7 +425,7 @@ impl Issuer {
             self.inner
                 .refresh
                 .insert(*id, record.clone())
-                .map_err(IssueError::Store)?;
+                .map_err(IssueError::store)?;
         }
         self.issued_event(&minted, &req);
         Ok(minted.pair)
@@ -527,8 +534,8 @@ impl Issuer {
         let minted = self
             .mint(&req, Some(rec.family.clone()))
             .map_err(|e| RenewError {
-                kind: match e {
-                    IssueError::NoSigningKey => RenewErrorKind::NoSigningKey,
+                kind: match e.kind() {
+                    IssueErrorKind::NoSigningKey => RenewErrorKind::NoSigningKey,
                     _ => RenewErrorKind::Issue,
                 },
                 source: Some(Box::new(e)),
@@ -665,7 +672,9 @@ impl Issuer {
         if family.is_empty() || family.len() > crate::RevocationList::MAX_ID_LEN {
             return Err(RenewError {
                 kind: RenewErrorKind::Malformed,
-                source: Some(Box::new(RevocationError::InvalidId)),
+                source: Some(Box::new(RevocationError::new(
+                    RevocationErrorKind::InvalidId,
+                ))),
             });
         }
         let until = self.revoke_family_everywhere(family)?;
@@ -875,21 +884,21 @@ impl IssuerBuilder {
     /// [`ConfigError::InvalidValue`] for a zero TTL, a TTL over [`Issuer::MAX_TTL`], a reuse grace
     /// over a minute, a zero store capacity, or a failed random source.
     pub fn build(self) -> Result<Issuer, ConfigError> {
-        let iss = self.iss.ok_or(ConfigError::MissingIssuer)?;
-        let aud = self.aud.ok_or(ConfigError::MissingAudience)?;
+        let iss = self.iss.ok_or(ConfigError::MISSING_ISSUER)?;
+        let aud = self.aud.ok_or(ConfigError::MISSING_AUDIENCE)?;
         for (name, ttl) in [
             ("access_ttl", self.access_ttl),
             ("refresh_ttl", self.refresh_ttl),
         ] {
             if ttl.as_secs() == 0 || ttl > MAX_TTL {
-                return Err(ConfigError::InvalidValue(name));
+                return Err(ConfigError::invalid(name));
             }
         }
         if self.reuse_grace > Duration::from_secs(60) {
-            return Err(ConfigError::InvalidValue("reuse_grace"));
+            return Err(ConfigError::invalid("reuse_grace"));
         }
         if self.capacity == 0 {
-            return Err(ConfigError::InvalidValue("refresh_capacity"));
+            return Err(ConfigError::invalid("refresh_capacity"));
         }
         crate::crypto::ensure_provider();
         let refresh = self.refresh.unwrap_or_else(|| {
@@ -900,7 +909,7 @@ impl IssuerBuilder {
                 .clock_arc(self.clock.clone())
                 .build()
         });
-        let prefix = random_b64(9).map_err(|_| ConfigError::InvalidValue("random source"))?;
+        let prefix = random_b64(9).map_err(|_| ConfigError::invalid("random source"))?;
         Ok(Issuer {
             inner: Arc::new(Inner {
                 store: self.store,

@@ -64,16 +64,62 @@ impl RefreshRecord {
     }
 }
 
-/// A refresh store could not do what was asked; nothing was changed.
-#[derive(Debug, thiserror::Error)]
+/// Why a refresh store refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum RefreshStoreError {
+pub enum RefreshStoreErrorKind {
     /// The store holds its capacity of live records; nothing live is ever evicted.
-    #[error("refresh store is full")]
     Full,
     /// The backing store failed.
-    #[error("refresh store failed")]
-    Backend(#[source] BoxError),
+    Backend,
+}
+
+/// A refresh store could not do what was asked; nothing was changed. Store
+/// implementations build it with [`full`](Self::full) or [`backend`](Self::backend).
+#[derive(Debug)]
+pub struct RefreshStoreError {
+    kind: RefreshStoreErrorKind,
+    source: Option<BoxError>,
+}
+
+impl RefreshStoreError {
+    /// The store is at capacity.
+    pub fn full() -> Self {
+        Self {
+            kind: RefreshStoreErrorKind::Full,
+            source: None,
+        }
+    }
+
+    /// The backing store failed, with its cause.
+    pub fn backend(source: impl Into<BoxError>) -> Self {
+        Self {
+            kind: RefreshStoreErrorKind::Backend,
+            source: Some(source.into()),
+        }
+    }
+
+    /// Why.
+    pub fn kind(&self) -> RefreshStoreErrorKind {
+        self.kind
+    }
+}
+
+impl fmt::Display for RefreshStoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.kind {
+            RefreshStoreErrorKind::Full => "refresh store is full",
+            RefreshStoreErrorKind::Backend => "refresh store failed",
+        })
+    }
+}
+
+impl std::error::Error for RefreshStoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
 }
 
 /// Where refresh-token state lives. The in-memory [`MemoryRefreshStore`] is the default;
@@ -197,7 +243,7 @@ impl MemoryRefreshStore {
         if len() < self.capacity {
             Ok(())
         } else {
-            Err(RefreshStoreError::Full)
+            Err(RefreshStoreError::full())
         }
     }
 }

@@ -12,7 +12,7 @@ use jsonwebtoken::jwk::JwkSet;
 
 use super::key::Key;
 use super::keyset::Keyset;
-use crate::error::KeysetError;
+use crate::error::{KeysetError, KeysetErrorKind};
 
 /// Whether two keys are the same key: one `Arc`, or one algorithm and one public JWK.
 fn same_key(a: &Arc<Key>, b: &Arc<Key>) -> bool {
@@ -260,7 +260,7 @@ impl KeysetStore {
             if let Some(other) = active.get(key.kid())
                 && !same_key(key, other)
             {
-                return Err(KeysetError::KidConflict(key.kid().to_owned()));
+                return Err(KeysetError::kid_conflict(key.kid()));
             }
         }
         let snap = self.new_snapshot(&mut admin, active, Some(keyset));
@@ -281,7 +281,7 @@ impl KeysetStore {
             .load()
             .staged
             .clone()
-            .ok_or(KeysetError::NothingStaged)?;
+            .ok_or_else(|| KeysetError::new(KeysetErrorKind::NothingStaged))?;
         let snap = self.new_snapshot(&mut admin, staged, None);
         let version = snap.version;
         self.install(&mut admin, snap, true);
@@ -304,7 +304,7 @@ impl KeysetStore {
                 return Ok(v);
             }
         }
-        Err(KeysetError::NoPrevious)
+        Err(KeysetError::new(KeysetErrorKind::NoPrevious))
     }
 
     /// Makes the snapshot with this version current again.
@@ -321,7 +321,7 @@ impl KeysetStore {
             .iter()
             .find(|s| s.version == version)
             .cloned()
-            .ok_or(KeysetError::UnknownVersion(version))?;
+            .ok_or_else(|| KeysetError::unknown_version(version))?;
         self.install(&mut admin, snap, true);
         Ok(())
     }
@@ -350,11 +350,14 @@ mod tests {
         assert_eq!((v2, v3), (2, 3));
         assert_eq!(store.rollback(), Ok(2));
         assert_eq!(store.rollback(), Ok(1));
-        assert_eq!(store.rollback(), Err(KeysetError::NoPrevious));
+        assert_eq!(
+            store.rollback(),
+            Err(KeysetError::new(KeysetErrorKind::NoPrevious))
+        );
         assert_eq!(store.current().version(), 1);
         store.rollback_to(3).unwrap();
         assert!(store.current().find("c").is_some());
-        assert_eq!(store.rollback_to(99), Err(KeysetError::UnknownVersion(99)));
+        assert_eq!(store.rollback_to(99), Err(KeysetError::unknown_version(99)));
         assert_eq!(
             store.current().version(),
             3,
@@ -367,7 +370,10 @@ mod tests {
     #[test]
     fn stage_verifies_both_but_signs_with_current_then_promote() {
         let store = KeysetStore::new(ks("a", 1));
-        assert_eq!(store.promote(), Err(KeysetError::NothingStaged));
+        assert_eq!(
+            store.promote(),
+            Err(KeysetError::new(KeysetErrorKind::NothingStaged))
+        );
         let v = store.stage(ks("b", 2)).unwrap();
         let snap = store.current();
         assert_eq!(snap.version(), v);
@@ -386,10 +392,7 @@ mod tests {
     fn a_staged_key_may_not_shadow_a_different_active_key() {
         let store = KeysetStore::new(ks("a", 1));
         let gen_before = store.generation();
-        assert_eq!(
-            store.stage(ks("a", 2)),
-            Err(KeysetError::KidConflict("a".into()))
-        );
+        assert_eq!(store.stage(ks("a", 2)), Err(KeysetError::kid_conflict("a")));
         assert_eq!(
             (store.current().version(), store.generation()),
             (1, gen_before)
@@ -408,7 +411,7 @@ mod tests {
         let h = store.history();
         assert_eq!(h.len(), 3);
         assert_eq!(h.last().unwrap().version(), store.current().version());
-        assert_eq!(store.rollback_to(1), Err(KeysetError::UnknownVersion(1)));
+        assert_eq!(store.rollback_to(1), Err(KeysetError::unknown_version(1)));
     }
 
     #[test]

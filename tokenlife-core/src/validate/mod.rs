@@ -667,7 +667,7 @@ impl ValidatorBuilder {
             match n {
                 "iss" | "aud" | "exp" => {}
                 "sub" | "jti" | "iat" | "nbf" => self.required.push(n.to_owned()),
-                _ => return Err(ConfigError::InvalidValue("required_claims")),
+                _ => return Err(ConfigError::invalid("required_claims")),
             }
         }
         Ok(self)
@@ -719,13 +719,13 @@ impl ValidatorBuilder {
     /// given; [`ConfigError::InvalidValue`] for a zero `max_token_size`.
     pub fn build(self) -> Result<Validator, ConfigError> {
         if self.issuers.is_empty() {
-            return Err(ConfigError::MissingIssuer);
+            return Err(ConfigError::MISSING_ISSUER);
         }
         if self.audiences.is_empty() {
-            return Err(ConfigError::MissingAudience);
+            return Err(ConfigError::MISSING_AUDIENCE);
         }
         if self.max_token_size == 0 {
-            return Err(ConfigError::InvalidValue("max_token_size"));
+            return Err(ConfigError::invalid("max_token_size"));
         }
         crate::crypto::ensure_provider();
         let has = |n: &str| self.required.iter().any(|r| r == n);
