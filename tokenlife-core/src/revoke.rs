@@ -1,4 +1,4 @@
-//! Revocation: [`RevocationList`] (in memory, on moka) and the [`RevocationBackend`] trait.
+//! Revocation: [`RevocationList`] (in memory, on papaya) and the [`RevocationBackend`] trait.
 //!
 //! A token can be revoked by its `jti`, by its subject (every token issued before a
 //! time) or by its family (every token of one refresh chain). Entries carry an `until`

@@ -69,6 +69,7 @@ impl Key {
         Ok(Self {
             kid: kid.into(),
             alg,
+            verifier: super::verifier::Verifier::new(alg, &decoding),
             decoding,
             encoding: None,
             public_jwk: Some(public),

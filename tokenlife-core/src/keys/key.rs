@@ -18,6 +18,7 @@ pub struct Key {
     pub(super) kid: Box<str>,
     pub(super) alg: Algorithm,
     pub(super) decoding: DecodingKey,
+    pub(super) verifier: super::verifier::Verifier,
     pub(super) encoding: Option<EncodingKey>,
     pub(super) public_jwk: Option<Jwk>,
 }
@@ -67,6 +68,7 @@ impl Key {
         Ok(Self {
             kid: kid.into(),
             alg,
+            verifier: super::verifier::Verifier::new(alg, &DecodingKey::from_secret(secret)),
             decoding: DecodingKey::from_secret(secret),
             encoding: Some(EncodingKey::from_secret(secret)),
             public_jwk: None,
@@ -118,6 +120,7 @@ impl Key {
         Ok(Self {
             kid: kid.into(),
             alg,
+            verifier: super::verifier::Verifier::new(alg, &decoding),
             decoding,
             encoding: Some(encoding),
             public_jwk: Some(jwk),
@@ -213,6 +216,7 @@ impl Key {
         Ok(Self {
             kid: kid.into(),
             alg,
+            verifier: super::verifier::Verifier::new(alg, &decoding),
             decoding,
             encoding: None,
             public_jwk: Some(jwk),
@@ -246,6 +250,11 @@ impl Key {
 
     pub(crate) fn decoding_key(&self) -> &DecodingKey {
         &self.decoding
+    }
+
+    /// The key's ready verifier (a parsed public key), if it has one.
+    pub(crate) fn verifier(&self) -> &super::verifier::Verifier {
+        &self.verifier
     }
 
     /// The private signing material, for the issuer.

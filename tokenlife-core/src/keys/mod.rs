@@ -31,6 +31,7 @@ mod jwk;
 mod key;
 mod keyset;
 mod store;
+mod verifier;
 
 pub use key::Key;
 pub use keyset::Keyset;

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use moka::sync::Cache;
 use serde::Serialize;
 
 /// Which irregularity.
@@ -114,15 +113,28 @@ impl Window {
     }
 }
 
-/// Most clients whose bad-signature windows are kept (least recently used ones go).
+/// Most clients whose bad-signature windows are kept. A full table first drops the
+/// windows idle for a whole window (on the injected clock), then, if still full, some in
+/// table order: it only ever loses alert precision, never memory.
 pub(crate) const MAX_CLIENTS: u64 = 100_000;
 
 /// Detects bursts and spikes.
-#[derive(Debug)]
 pub(crate) struct Detector {
     policy: AlertPolicy,
     spike: Window,
-    clients: Cache<String, Arc<Window>>,
+    clients: papaya::HashMap<Box<str>, Arc<Window>>,
+    /// Shared by new clients while the table is full and cannot be swept yet.
+    overflow: Arc<Window>,
+    last_sweep: AtomicU64,
+}
+
+impl std::fmt::Debug for Detector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Detector")
+            .field("policy", &self.policy)
+            .field("clients", &self.clients.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Detector {
@@ -130,10 +142,51 @@ impl Detector {
         Self {
             policy,
             spike: Window::default(),
-            clients: Cache::builder()
-                .max_capacity(MAX_CLIENTS)
-                .time_to_idle(policy.burst_window.saturating_mul(2))
-                .build(),
+            clients: papaya::HashMap::new(),
+            overflow: Arc::new(Window::default()),
+            last_sweep: AtomicU64::new(0),
+        }
+    }
+
+    /// The window of `client`, made (room first, if the table is full) when new.
+    fn client_window(&self, client: &str, now: u64) -> Arc<Window> {
+        let map = self.clients.pin();
+        if let Some(w) = map.get(client) {
+            return w.clone();
+        }
+        if map.len() as u64 >= MAX_CLIENTS {
+            self.make_room(now);
+            if map.len() as u64 >= MAX_CLIENTS {
+                return self.overflow.clone();
+            }
+        }
+        map.get_or_insert_with(client.into(), || Arc::new(Window::default()))
+            .clone()
+    }
+
+    /// At most once a second: drop windows idle for a whole burst window, then trim to
+    /// 15/16 of the bound in table order.
+    fn make_room(&self, now: u64) {
+        let last = self.last_sweep.load(Ordering::Relaxed);
+        if now <= last && last != 0
+            || self
+                .last_sweep
+                .compare_exchange(last, now.max(1), Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let window = self.policy.burst_window.as_secs().max(1);
+        let current = now / window + 1;
+        let map = self.clients.pin();
+        map.retain(|_, w| w.epoch.load(Ordering::Acquire) + 1 >= current);
+        let target = (MAX_CLIENTS - MAX_CLIENTS / 16) as usize;
+        let excess = map.len().saturating_sub(target);
+        if excess > 0 {
+            let victims: Vec<Box<str>> = map.keys().take(excess).cloned().collect();
+            for k in victims {
+                map.remove(&k);
+            }
         }
     }
 
@@ -148,9 +201,7 @@ impl Detector {
             alerts.push(AlertKind::FailureSpike);
         }
         if bad_key && let Some(client) = client {
-            let w = self
-                .clients
-                .get_with_by_ref(client, || Arc::new(Window::default()));
+            let w = self.client_window(client, now);
             if w.hit(
                 now,
                 self.policy.burst_window.as_secs(),
@@ -188,12 +239,7 @@ mod tests {
                 true,
             );
         }
-        d.clients.run_pending_tasks();
-        assert!(
-            d.clients.entry_count() <= MAX_CLIENTS,
-            "{}",
-            d.clients.entry_count()
-        );
+        assert!(d.clients.len() as u64 <= MAX_CLIENTS, "{}", d.clients.len());
         // And it still works.
         let d2 = Detector::new(AlertPolicy {
             burst_threshold: 1,

@@ -21,13 +21,11 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
-use moka::Expiry;
-use moka::sync::Cache;
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::{ConfigError, ValidationError, ValidationErrorKind as Kind};
 use crate::fingerprint::Fingerprint;
-use crate::hash::{Prehashed, random_key, random_u64};
+use crate::hash::{random_key, random_u64};
 use crate::keys::{Key, KeysetStore};
 use crate::observe::{Event, Monitor, Observer, SharedObserver, TokenRef, Validated};
 use crate::revoke::{RevocationList, RevokedBy};
@@ -39,6 +37,7 @@ const DEFAULT_CACHE_CAPACITY: u64 = 100_000;
 /// Default longest time a verified token stays cached (it never outlives its `exp`).
 const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(600);
 
+mod cache;
 mod claims;
 mod header;
 
@@ -52,7 +51,8 @@ struct Entry {
     claims: RegisteredClaims,
     key: Arc<Key>,
     version: u64,
-    ttl: Duration,
+    /// Unix seconds from which the entry is no longer served from the cache.
+    cache_until: u64,
 }
 
 /// A token that passed validation: its claims, the key and keyset version that verified
@@ -143,14 +143,6 @@ impl Verified {
     }
 }
 
-struct EntryExpiry;
-
-impl Expiry<u128, Arc<Entry>> for EntryExpiry {
-    fn expire_after_create(&self, _: &u128, v: &Arc<Entry>, _: Instant) -> Option<Duration> {
-        Some(v.ttl)
-    }
-}
-
 /// Validates bearer tokens against a [`KeysetStore`]. Cheap to clone; clones share the
 /// cache, the keyset store and the revocation list.
 ///
@@ -199,7 +191,7 @@ struct Inner {
     require_iat: bool,
     max_token_size: usize,
     clock: Arc<dyn Clock>,
-    cache: Option<Cache<u128, Arc<Entry>, Prehashed>>,
+    cache: Option<cache::VerifiedCache<Entry>>,
     cache_ttl: Duration,
     seed: u64,
     fingerprint_key: [u8; 32],
@@ -277,7 +269,7 @@ impl Validator {
     /// Drops every cached verification (they are also dropped one by one as keysets change).
     pub fn clear_cache(&self) {
         if let Some(cache) = &self.inner.cache {
-            cache.invalidate_all();
+            cache.clear();
         }
     }
 
@@ -357,24 +349,26 @@ impl Validator {
         let snap = inner.store.load();
         let hash = xxhash_rust::xxh3::xxh3_128_with_seed(token.as_bytes(), inner.seed);
 
-        let cached =
-            inner.cache.as_ref().and_then(|c| c.get(&hash)).filter(|e| {
-                *e.token == *token && (e.version == snap.version() || snap.holds(&e.key))
-            });
+        let now = inner.clock.unix_now();
+
+        let cached = inner
+            .cache
+            .as_ref()
+            .and_then(|c| c.get(hash, now))
+            .filter(|e| *e.token == *token && (e.version == snap.version() || snap.holds(&e.key)));
         let (entry, from_cache) = match cached {
             Some(e) => (e, true),
-            None => match self.verify(token, &snap) {
+            None => match self.verify(token, &snap, now) {
                 Ok(e) => (e, false),
                 Err(err) => {
                     if let Some(c) = &inner.cache {
-                        c.invalidate(&hash);
+                        c.remove(hash);
                     }
                     return Err(err);
                 }
             },
         };
 
-        let now = inner.clock.unix_now();
         let claims = &entry.claims;
         if let Some(exp) = claims.exp
             && now > exp.saturating_add(inner.leeway)
@@ -401,11 +395,8 @@ impl Validator {
             return Err(ValidationError::with_field(Kind::Revoked, field));
         }
 
-        if !from_cache
-            && !entry.ttl.is_zero()
-            && let Some(cache) = &inner.cache
-        {
-            cache.insert(hash, entry.clone());
+        if !from_cache && let Some(cache) = &inner.cache {
+            cache.insert(hash, entry.clone(), entry.cache_until, now);
         }
         Ok(Verified {
             entry,
@@ -420,6 +411,7 @@ impl Validator {
         &self,
         token: &str,
         snap: &crate::keys::KeysetSnapshot,
+        now: u64,
     ) -> Result<Arc<Entry>, ValidationError> {
         let inner = &*self.inner;
         let mut parts = token.split('.');
@@ -476,19 +468,20 @@ impl Validator {
             })?;
         self.check_static(&claims)?;
 
-        let now = inner.clock.unix_now();
-        let ttl = claims
+        let by_ttl = now.saturating_add(inner.cache_ttl.as_secs());
+        let cache_until = claims
             .exp
-            .map(|exp| Duration::from_secs(exp.saturating_add(inner.leeway).saturating_sub(now)))
-            .unwrap_or(inner.cache_ttl)
-            .min(inner.cache_ttl);
+            .map_or(by_ttl, |exp| {
+                exp.saturating_add(inner.leeway).saturating_add(1)
+            })
+            .min(by_ttl);
         Ok(Arc::new(Entry {
             token: token.into(),
             payload: payload.into_boxed_slice(),
             claims,
             key: key.clone(),
             version: snap.version(),
-            ttl,
+            cache_until,
         }))
     }
 
@@ -730,10 +723,7 @@ impl ValidatorBuilder {
         crate::crypto::ensure_provider();
         let has = |n: &str| self.required.iter().any(|r| r == n);
         let cache = (self.cache_capacity > 0).then(|| {
-            Cache::builder()
-                .max_capacity(self.cache_capacity)
-                .expire_after(EntryExpiry)
-                .build_with_hasher(Prehashed)
+            cache::VerifiedCache::new(usize::try_from(self.cache_capacity).unwrap_or(usize::MAX))
         });
         let revocations = self.revocations.unwrap_or_else(|| {
             let b = RevocationList::builder().clock_arc(self.clock.clone());
