@@ -60,6 +60,51 @@ fn miss_vs_decode(c: &mut Criterion) {
     g.finish();
 }
 
+/// The cold target: a cache-miss `validate` (header, key lookup, signature,
+/// claims) against the bare signature check it cannot avoid — the same token's
+/// signature decoded and verified by aws-lc-rs with the public key parsed once.
+fn miss_vs_bare_verify(c: &mut Criterion) {
+    use aws_lc_rs::signature::{self as sig, ParsedPublicKey, RsaPublicKeyComponents};
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use jsonwebtoken::DecodingKeyKind;
+
+    let mut g = c.benchmark_group("miss_vs_bare_verify");
+    for alg in [Algorithm::RS256, Algorithm::ES256] {
+        let k = key(alg);
+        let (_store, v) = validator(std::slice::from_ref(&k), 0);
+        let t = token(&k, 1);
+        let dk = decoding_key(&k);
+        let parsed = match (alg, dk.kind()) {
+            (Algorithm::RS256, DecodingKeyKind::RsaModulusExponent { n, e }) => {
+                RsaPublicKeyComponents { n, e }
+                    .to_parsed_public_key(&sig::RSA_PKCS1_2048_8192_SHA256)
+                    .expect("rsa key")
+            }
+            (_, DecodingKeyKind::SecretOrDer(point)) => {
+                ParsedPublicKey::new(&sig::ECDSA_P256_SHA256_FIXED, point).expect("ec key")
+            }
+            _ => unreachable!("RS256 and ES256 keys"),
+        };
+        let (message, signature) = t.rsplit_once('.').expect("three parts");
+        g.bench_function(format!("tokenlife_miss/{alg:?}"), |b| {
+            b.iter(|| v.validate(black_box(&t)).expect("valid"))
+        });
+        g.bench_function(format!("bare_aws_lc_verify/{alg:?}"), |b| {
+            b.iter(|| {
+                let mut buf = [0u8; 512];
+                let n = URL_SAFE_NO_PAD
+                    .decode_slice(black_box(signature), &mut buf)
+                    .expect("base64");
+                parsed
+                    .verify_sig(black_box(message).as_bytes(), &buf[..n])
+                    .expect("valid")
+            })
+        });
+    }
+    g.finish();
+}
+
 fn contended(c: &mut Criterion) {
     let mut g = c.benchmark_group("contended");
     let keys = [key(Algorithm::RS256), key(Algorithm::ES256)];
@@ -188,6 +233,6 @@ fn revocation(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
-    targets = hit_vs_decode, miss_vs_decode, contended, revocation
+    targets = hit_vs_decode, miss_vs_decode, miss_vs_bare_verify, contended, revocation
 }
 criterion_main!(benches);

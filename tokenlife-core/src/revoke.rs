@@ -128,6 +128,12 @@ impl Map {
         self.map.pin().get(&id).copied()
     }
 
+    /// Whether the map has ever held anything: the hot path hashes an id only then.
+    #[inline]
+    fn is_used(&self) -> bool {
+        self.used.load(Ordering::Relaxed)
+    }
+
     fn insert(&self, id: u128, entry: Entry) {
         self.map.pin().update_or_insert(
             id,
@@ -363,6 +369,7 @@ impl RevocationList {
         now: u64,
     ) -> Option<RevokedBy> {
         if let Some(jti) = jti
+            && self.inner.jti.is_used()
             && self
                 .inner
                 .jti
@@ -372,6 +379,7 @@ impl RevocationList {
             return Some(RevokedBy::Jti);
         }
         if let Some(sub) = subject
+            && self.inner.subject.is_used()
             && let Some(e) = self.inner.subject.get(self.hash(sub))
             && e.until >= now
             && issued_at.is_none_or(|iat| iat <= e.issued_before)
@@ -379,6 +387,7 @@ impl RevocationList {
             return Some(RevokedBy::Subject);
         }
         if let Some(fam) = family
+            && self.inner.family.is_used()
             && self
                 .inner
                 .family

@@ -523,3 +523,30 @@ fn explicit_typing_when_asked() {
         K::WrongType
     );
 }
+
+/// The cache is keyed by a hash of the token's length and tail (its signature): a token
+/// forged to share a cached token's key is refused (the cached bytes must match the
+/// presented ones exactly) and does not evict the genuine entry.
+#[test]
+fn a_forged_token_sharing_the_cache_key_is_refused_and_evicts_nothing() {
+    let f = Fixture::new();
+    let token = f.token(Algorithm::ES256);
+    assert!(!f.validator.validate(&token).unwrap().from_cache());
+    assert!(f.validator.validate(&token).unwrap().from_cache());
+    // Same length, same signature, one payload byte changed.
+    let (head, rest) = token.split_once('.').unwrap();
+    let (payload, sig) = rest.split_once('.').unwrap();
+    let mut p = payload.as_bytes().to_vec();
+    p[5] = if p[5] == b'A' { b'B' } else { b'A' };
+    let forged = format!("{head}.{}.{sig}", String::from_utf8(p).unwrap());
+    assert_eq!(forged.len(), token.len());
+    assert_ne!(forged, token);
+    for _ in 0..3 {
+        let err = f.validator.validate(&forged).unwrap_err();
+        assert!(
+            matches!(err.kind(), K::BadSignature | K::Malformed),
+            "{err:?}"
+        );
+    }
+    assert!(f.validator.validate(&token).unwrap().from_cache());
+}

@@ -59,8 +59,12 @@ impl<V: Send + Sync + 'static> VerifiedCache<V> {
         self.map.pin().insert(hash, (expires_at, value));
     }
 
-    pub(super) fn remove(&self, hash: u128) {
-        self.map.pin().remove(&hash);
+    /// Removes the entry under `hash` if `stale` says it is the one to go.
+    pub(super) fn remove_if(&self, hash: u128, stale: impl Fn(&V) -> bool) {
+        let map = self.map.pin();
+        if map.get(&hash).is_some_and(|(_, v)| stale(v)) {
+            map.remove(&hash);
+        }
     }
 
     pub(super) fn clear(&self) {

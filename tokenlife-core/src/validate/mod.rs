@@ -143,6 +143,23 @@ impl Verified {
     }
 }
 
+/// The cache key of a token: a seeded hash of its length and its last 32 bytes (inside
+/// the signature, which differs from token to token), not of the whole token, whose
+/// several hundred bytes would cost more to hash than the rest of a cache hit. The key
+/// only picks the entry: a hit also needs the cached token's bytes to equal the
+/// presented ones. A token forged to share another's key is verified as usual and
+/// cached over it only if valid; it can displace only entries whose signature the
+/// forger already holds.
+#[inline]
+fn cache_key(token: &str, seed: u64) -> u128 {
+    let bytes = token.as_bytes();
+    let tail = &bytes[bytes.len().saturating_sub(32)..];
+    let mut buf = [0u8; 40];
+    buf[..8].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
+    buf[8..8 + tail.len()].copy_from_slice(tail);
+    xxhash_rust::xxh3::xxh3_128_with_seed(&buf[..8 + tail.len()], seed)
+}
+
 /// Validates bearer tokens against a [`KeysetStore`]. Cheap to clone; clones share the
 /// cache, the keyset store and the revocation list.
 ///
@@ -347,7 +364,7 @@ impl Validator {
             return Err(Kind::MissingToken.into());
         }
         let snap = inner.store.load();
-        let hash = xxhash_rust::xxh3::xxh3_128_with_seed(token.as_bytes(), inner.seed);
+        let hash = cache_key(token, inner.seed);
 
         let now = inner.clock.unix_now();
 
@@ -361,8 +378,10 @@ impl Validator {
             None => match self.verify(token, &snap, now) {
                 Ok(e) => (e, false),
                 Err(err) => {
+                    // A stale entry of this very token (its key gone) is dropped; one
+                    // of another token that shares the key is left alone.
                     if let Some(c) = &inner.cache {
-                        c.remove(hash);
+                        c.remove_if(hash, |e| *e.token == *token);
                     }
                     return Err(err);
                 }
