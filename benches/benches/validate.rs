@@ -11,7 +11,8 @@ use std::time::{Duration, SystemTime};
 
 use benches::{decoding_key, jwt_validation, key, token, validator};
 use criterion::{Criterion, criterion_group, criterion_main};
-use tokenlife_core::{Algorithm, Keyset, RegisteredClaims, RevocationList};
+use tokenlife_core::validate::RegisteredClaims;
+use tokenlife_core::{Algorithm, Keyset, RevocationList};
 
 fn hit_vs_decode(c: &mut Criterion) {
     let mut g = c.benchmark_group("hit_vs_decode");

@@ -377,7 +377,8 @@ impl KeyErrorKind {
 /// A key or keyset could not be loaded or used.
 ///
 /// ```
-/// use tokenlife_core::{KeyErrorKind, Keyset};
+/// use tokenlife_core::Keyset;
+/// use tokenlife_core::error::KeyErrorKind;
 ///
 /// let err = Keyset::from_jwks_json("not json").unwrap_err();
 /// assert_eq!(err.kind(), KeyErrorKind::InvalidJson);
@@ -552,7 +553,7 @@ pub struct RevocationError {
 }
 
 impl RevocationError {
-    /// An error of `kind` (for [`RevocationBackend`](crate::RevocationBackend)
+    /// An error of `kind` (for [`RevocationBackend`](crate::revoke::RevocationBackend)
     /// implementations).
     pub fn new(kind: RevocationErrorKind) -> Self {
         Self { kind, source: None }

@@ -67,39 +67,29 @@ pub mod apikey;
 mod clock;
 mod crypto;
 mod ecdsa;
-mod error;
+pub mod error;
 mod fingerprint;
 mod hash;
-mod issue;
-mod keys;
+pub mod issue;
+pub mod keys;
 pub mod observe;
-mod revoke;
-mod validate;
+pub mod revoke;
+pub mod validate;
 
 #[cfg(feature = "test-util")]
 pub mod testing;
 
+// The headline types; everything else lives in its module.
 #[cfg(feature = "test-util")]
 pub use clock::ManualClock;
 pub use clock::{Clock, SystemClock};
-pub use error::{
-    ConfigError, ConfigErrorKind, ErrorCode, KeyError, KeyErrorKind, KeysetError, KeysetErrorKind,
-    RevocationError, RevocationErrorKind, ValidationError, ValidationErrorKind,
-};
+pub use error::{ValidationError, ValidationErrorKind};
 pub use fingerprint::Fingerprint;
-pub use keys::{Key, Keyset, KeysetSnapshot, KeysetStore};
-pub use revoke::{
-    Revocation, RevocationBackend, RevocationList, RevocationListBuilder, RevocationTarget,
-    RevokedBy,
-};
-pub use validate::{RegisteredClaims, Validator, ValidatorBuilder, Verified};
-
-pub use issue::{
-    IssueError, IssueErrorKind, Issuer, IssuerBuilder, MemoryRefreshStore, RefreshInfo,
-    RefreshRecord, RefreshStore, RefreshStoreError, RefreshStoreErrorKind, RenewError,
-    RenewErrorKind, TokenPair, TokenRequest,
-};
+pub use issue::{Issuer, TokenPair, TokenRequest};
+pub use keys::{Key, Keyset, KeysetStore};
 pub use observe::{Monitor, Observer};
+pub use revoke::RevocationList;
+pub use validate::{Validator, Verified};
 
 /// jsonwebtoken, whose types (`Jwk`, `Header`, `EncodingKey`, …) appear in tokenlife's
 /// signatures: use this one rather than pinning a matching version yourself.

@@ -19,7 +19,7 @@
 //! list.revoke_jti("b9a1c2d3", until)?;
 //! assert!(list.is_jti_revoked("b9a1c2d3"));
 //! assert!(!list.is_jti_revoked("another"));
-//! # Ok::<(), tokenlife_core::RevocationError>(())
+//! # Ok::<(), tokenlife_core::error::RevocationError>(())
 //! ```
 
 use std::error::Error as StdError;
@@ -86,7 +86,7 @@ pub enum RevokedBy {
 /// Where revocations go beyond this process (fleet mode plugs in here).
 ///
 /// The local [`RevocationList`] is always updated first; a backend error is returned to
-/// the caller as [`RevocationError::Backend`] and the local entry stays.
+/// the caller as [`RevocationErrorKind::Backend`] and the local entry stays.
 pub trait RevocationBackend: Send + Sync + fmt::Debug + 'static {
     /// Stores and propagates one revocation.
     ///
@@ -217,8 +217,8 @@ impl RevocationList {
     /// Revokes the token with this `jti` until `until` (its expiry, usually).
     ///
     /// # Errors
-    /// [`RevocationError::InvalidId`] for an empty or over-long id (nothing changes);
-    /// [`RevocationError::Backend`] if the fleet backend failed (the local entry stays).
+    /// [`RevocationErrorKind::InvalidId`] for an empty or over-long id (nothing changes);
+    /// [`RevocationErrorKind::Backend`] if the fleet backend failed (the local entry stays).
     pub fn revoke_jti(&self, jti: &str, until: SystemTime) -> Result<(), RevocationError> {
         self.revoke(Revocation {
             target: RevocationTarget::Jti(jti.to_owned()),
@@ -300,7 +300,7 @@ impl RevocationList {
     /// A revocation whose `until` has passed is accepted and dropped.
     ///
     /// # Errors
-    /// [`RevocationError::InvalidId`] for an empty or over-long id; nothing changes.
+    /// [`RevocationErrorKind::InvalidId`] for an empty or over-long id; nothing changes.
     pub fn apply(&self, revocation: &Revocation) -> Result<(), RevocationError> {
         let (map, id, issued_before) = match &revocation.target {
             RevocationTarget::Jti(id) => (&self.inner.jti, id, 0),
@@ -460,7 +460,7 @@ impl RevocationListBuilder {
 
     /// Most entries in all (jti, subject and family together). A revocation that finds
     /// the list full after lapsed entries are swept is refused with
-    /// [`RevocationError::Full`]: nothing live is ever evicted.
+    /// [`RevocationErrorKind::Full`]: nothing live is ever evicted.
     pub fn capacity(mut self, capacity: u64) -> Self {
         self.capacity = capacity;
         self

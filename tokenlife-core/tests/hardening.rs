@@ -9,9 +9,10 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use common::{AUD, ISS, T0};
 use tokenlife_core::apikey::{ApiKeyErrorKind, ApiKeys};
+use tokenlife_core::issue::{IssueErrorKind, MemoryRefreshStore, RenewErrorKind};
 use tokenlife_core::{
-    Algorithm, Clock, IssueErrorKind, Issuer, Keyset, KeysetStore, ManualClock, MemoryRefreshStore,
-    RenewErrorKind, TokenRequest, ValidationErrorKind as K, Validator, testing,
+    Algorithm, Clock, Issuer, Keyset, KeysetStore, ManualClock, TokenRequest,
+    ValidationErrorKind as K, Validator, testing,
 };
 
 const DAY: u64 = 86_400;
@@ -24,7 +25,7 @@ struct World {
 }
 
 fn world_with(
-    f: impl FnOnce(tokenlife_core::IssuerBuilder) -> tokenlife_core::IssuerBuilder,
+    f: impl FnOnce(tokenlife_core::issue::IssuerBuilder) -> tokenlife_core::issue::IssuerBuilder,
 ) -> World {
     let clock = ManualClock::at_unix(T0);
     let store = KeysetStore::new(Keyset::new([testing::key("k1", Algorithm::ES256)]).unwrap());
@@ -168,7 +169,10 @@ fn a_full_refresh_store_refuses_and_keeps_every_live_token() {
     assert_eq!(err.kind(), IssueErrorKind::Full, "{err:?}");
     assert_eq!(
         (err.status(), err.oauth_error()),
-        (503, tokenlife_core::ErrorCode::TemporarilyUnavailable)
+        (
+            503,
+            tokenlife_core::error::ErrorCode::TemporarilyUnavailable
+        )
     );
     for p in &pairs {
         assert!(
@@ -193,7 +197,7 @@ fn a_full_refresh_store_refuses_and_keeps_every_live_token() {
 /// drop.
 #[test]
 fn memory_refresh_store_insert_is_refused_when_full() {
-    use tokenlife_core::{RefreshRecord, RefreshStore};
+    use tokenlife_core::issue::{RefreshRecord, RefreshStore};
     let clock = ManualClock::at_unix(T0);
     let store = MemoryRefreshStore::new(2, Arc::new(clock.clone()));
     store
@@ -206,7 +210,7 @@ fn memory_refresh_store_insert_is_refused_when_full() {
         store
             .insert([3; 32], RefreshRecord::new("f3", "s", T0, T0 + 10))
             .map_err(|e| e.kind()),
-        Err(tokenlife_core::RefreshStoreErrorKind::Full)
+        Err(tokenlife_core::issue::RefreshStoreErrorKind::Full)
     );
     assert!(store.get(&[1; 32]).unwrap().is_some() && store.get(&[2; 32]).unwrap().is_some());
     assert!(store.get(&[3; 32]).unwrap().is_none());
@@ -223,7 +227,7 @@ fn memory_refresh_store_insert_is_refused_when_full() {
     store.revoke_family("b", T0 + 5000).unwrap();
     assert_eq!(
         store.revoke_family("c", T0 + 5000).map_err(|e| e.kind()),
-        Err(tokenlife_core::RefreshStoreErrorKind::Full)
+        Err(tokenlife_core::issue::RefreshStoreErrorKind::Full)
     );
     // Re-revoking a held family needs no room.
     store.revoke_family("a", T0 + 9000).unwrap();
@@ -278,7 +282,7 @@ fn a_renewal_without_a_signing_key_leaves_the_token_live() {
         (
             RenewErrorKind::NoSigningKey,
             503,
-            tokenlife_core::ErrorCode::TemporarilyUnavailable
+            tokenlife_core::error::ErrorCode::TemporarilyUnavailable
         )
     );
     w.store.rollback().unwrap();
@@ -363,7 +367,7 @@ fn a_client_bound_refresh_token_renews_only_for_its_client() {
             (e.kind(), e.oauth_error()),
             (
                 RenewErrorKind::WrongClient,
-                tokenlife_core::ErrorCode::InvalidGrant
+                tokenlife_core::error::ErrorCode::InvalidGrant
             )
         );
     }

@@ -4,8 +4,9 @@ mod common;
 
 use common::*;
 use serde_json::{Value, json};
+use tokenlife_core::error::KeyErrorKind as E;
 use tokenlife_core::testing;
-use tokenlife_core::{Algorithm, KeyErrorKind as E, Keyset, KeysetStore, Validator};
+use tokenlife_core::{Algorithm, Keyset, KeysetStore, Validator};
 
 fn public_jwks_of_all() -> Value {
     let keyset = Keyset::new(all_keys()).unwrap();

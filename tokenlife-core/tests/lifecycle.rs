@@ -11,11 +11,12 @@ use std::time::Duration;
 use common::{AUD, ISS, T0};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use tokenlife_core::apikey::{ApiKeyErrorKind, ApiKeys};
+use tokenlife_core::issue::RenewErrorKind;
 use tokenlife_core::observe::audit::{AuditAction, AuditEvent, Auditor};
 use tokenlife_core::observe::lifecycle::{TokenKind, TokenState};
 use tokenlife_core::observe::{AlertKind, AlertPolicy};
 use tokenlife_core::{
-    Algorithm, Issuer, Keyset, KeysetStore, ManualClock, Monitor, RenewErrorKind, TokenRequest,
+    Algorithm, Issuer, Keyset, KeysetStore, ManualClock, Monitor, TokenRequest,
     ValidationErrorKind as K, Validator, testing,
 };
 
@@ -189,7 +190,10 @@ fn whole_life(w: &World) {
     w.clock.advance(Duration::from_secs(5));
     let err = w.issuer.renew(&refresh1).unwrap_err();
     assert_eq!(err.kind(), RenewErrorKind::Reused);
-    assert_eq!(err.oauth_error(), tokenlife_core::ErrorCode::InvalidGrant);
+    assert_eq!(
+        err.oauth_error(),
+        tokenlife_core::error::ErrorCode::InvalidGrant
+    );
     let refresh2 = pair2.refresh_token.clone().unwrap();
     assert_eq!(
         w.issuer.renew(&refresh2).unwrap_err().kind(),
@@ -540,7 +544,7 @@ fn issue_request_checks() {
             .issue(TokenRequest::subject("s"))
             .unwrap_err()
             .kind(),
-        tokenlife_core::IssueErrorKind::NoSigningKey
+        tokenlife_core::issue::IssueErrorKind::NoSigningKey
     );
 }
 

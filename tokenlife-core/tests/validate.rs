@@ -8,10 +8,10 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use common::*;
 use serde_json::json;
+use tokenlife_core::error::ConfigErrorKind;
 use tokenlife_core::testing;
 use tokenlife_core::{
-    Algorithm, Clock, ConfigErrorKind, Key, Keyset, KeysetStore, ValidationErrorKind as K,
-    Validator,
+    Algorithm, Clock, Key, Keyset, KeysetStore, ValidationErrorKind as K, Validator,
 };
 
 #[test]
@@ -22,7 +22,7 @@ fn public_types_are_send_and_sync() {
     assert_send_sync::<KeysetStore>();
     assert_send_sync::<tokenlife_core::RevocationList>();
     assert_send_sync::<tokenlife_core::ValidationError>();
-    assert_send_sync::<tokenlife_core::KeyError>();
+    assert_send_sync::<tokenlife_core::error::KeyError>();
     assert_send_sync::<Keyset>();
 }
 
@@ -433,7 +433,10 @@ fn kidless_tokens_during_a_canary() {
     let err = store.stage(clash).unwrap_err();
     assert_eq!(
         (err.kind(), err.kid()),
-        (tokenlife_core::KeysetErrorKind::KidConflict, Some("blue"))
+        (
+            tokenlife_core::error::KeysetErrorKind::KidConflict,
+            Some("blue")
+        )
     );
 }
 

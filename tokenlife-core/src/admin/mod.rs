@@ -70,12 +70,13 @@ use crate::error::{
     ConfigError, ErrorCode, KeyErrorKind, KeysetError, KeysetErrorKind, RevocationError,
     RevocationErrorKind,
 };
+use crate::issue::{IssueError, RenewErrorKind};
 use crate::keys::{Keyset, KeysetSnapshot, KeysetStore};
 use crate::observe::Event;
 use crate::observe::audit::AuditAction;
 use crate::revoke::{Revocation, RevocationTarget};
 use crate::validate::Validator;
-use crate::{IssueError, Issuer, RenewErrorKind, TokenPair, TokenRequest, ValidationErrorKind};
+use crate::{Issuer, TokenPair, TokenRequest, ValidationErrorKind};
 
 /// What every operation answers: status, headers, body bytes. Adapters turn it into
 /// their own response type.
@@ -354,7 +355,7 @@ impl AdminStateBuilder {
     /// The state.
     ///
     /// # Errors
-    /// [`ConfigError::InvalidValue`] for an empty admin key, client or resource-server
+    /// [`ConfigErrorKind::InvalidValue`](crate::error::ConfigErrorKind::InvalidValue) for an empty admin key, client or resource-server
     /// credential, a zero body limit, throttle or default `until`, or durations over ten
     /// years.
     pub fn build(self) -> Result<AdminState, ConfigError> {

@@ -16,7 +16,8 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use tokenlife_core::{Algorithm, Issuer, Keyset, KeysetStore, ManualClock, RenewErrorKind, TokenRequest, Validator, testing};
+//! use tokenlife_core::{Algorithm, Issuer, Keyset, KeysetStore, ManualClock, TokenRequest, Validator, testing};
+//! use tokenlife_core::issue::RenewErrorKind;
 //!
 //! let clock = ManualClock::starting_now();
 //! let store = KeysetStore::new(Keyset::new([testing::key("k1", Algorithm::ES256)])?);
@@ -667,7 +668,7 @@ impl Issuer {
     /// Returns the `until` the revocation is kept to.
     ///
     /// # Errors
-    /// [`RevocationError::InvalidId`] for an empty or over-long family; a store failure.
+    /// [`RevocationErrorKind::InvalidId`] for an empty or over-long family; a store failure.
     pub fn revoke_family(&self, family: &str) -> Result<SystemTime, RenewError> {
         if family.is_empty() || family.len() > crate::RevocationList::MAX_ID_LEN {
             return Err(RenewError {
@@ -880,8 +881,8 @@ impl IssuerBuilder {
     /// Builds the issuer.
     ///
     /// # Errors
-    /// [`ConfigError::MissingIssuer`] / [`ConfigError::MissingAudience`];
-    /// [`ConfigError::InvalidValue`] for a zero TTL, a TTL over [`Issuer::MAX_TTL`], a reuse grace
+    /// [`ConfigErrorKind::MissingIssuer`](crate::error::ConfigErrorKind::MissingIssuer) / [`ConfigErrorKind::MissingAudience`](crate::error::ConfigErrorKind::MissingAudience);
+    /// [`ConfigErrorKind::InvalidValue`](crate::error::ConfigErrorKind::InvalidValue) for a zero TTL, a TTL over [`Issuer::MAX_TTL`], a reuse grace
     /// over a minute, a zero store capacity, or a failed random source.
     pub fn build(self) -> Result<Issuer, ConfigError> {
         let iss = self.iss.ok_or(ConfigError::MISSING_ISSUER)?;

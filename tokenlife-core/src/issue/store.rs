@@ -131,7 +131,7 @@ pub trait RefreshStore: Send + Sync + fmt::Debug + 'static {
     /// Stores a new record under the token's hash.
     ///
     /// # Errors
-    /// [`RefreshStoreError::Full`] at capacity (nothing live is evicted), or a backend
+    /// [`RefreshStoreErrorKind::Full`](crate::issue::RefreshStoreErrorKind::Full) at capacity (nothing live is evicted), or a backend
     /// failure.
     fn insert(&self, id: [u8; 32], record: RefreshRecord) -> Result<(), RefreshStoreError>;
     /// The record, if any.
@@ -160,7 +160,7 @@ pub trait RefreshStore: Send + Sync + fmt::Debug + 'static {
     /// Revokes a family until `until` (Unix seconds).
     ///
     /// # Errors
-    /// [`RefreshStoreError::Full`] or a storage failure.
+    /// [`RefreshStoreErrorKind::Full`](crate::issue::RefreshStoreErrorKind::Full) or a storage failure.
     fn revoke_family(&self, family: &str, until: u64) -> Result<(), RefreshStoreError>;
     /// Whether the family is revoked.
     ///
@@ -175,7 +175,7 @@ pub(super) const RETIRED_SLACK_SECS: u64 = 60;
 
 /// Bounded, expiring in-memory refresh store: lock-free maps (papaya), every expiry on
 /// the injected clock. When full after lapsed records are swept, `insert` fails with
-/// [`RefreshStoreError::Full`]: a live record is never dropped.
+/// [`RefreshStoreErrorKind::Full`](crate::issue::RefreshStoreErrorKind::Full): a live record is never dropped.
 pub struct MemoryRefreshStore {
     records: papaya::HashMap<[u8; 32], RefreshRecord>,
     families: papaya::HashMap<String, u64>,

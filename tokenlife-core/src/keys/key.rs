@@ -139,7 +139,7 @@ impl Key {
     ///
     /// let key = Key::generate("fresh", Algorithm::EdDSA)?;
     /// assert!(key.can_sign() && key.public_jwk().is_some());
-    /// # Ok::<(), tokenlife_core::KeyError>(())
+    /// # Ok::<(), tokenlife_core::error::KeyError>(())
     /// ```
     #[cfg(feature = "aws-lc-rs")]
     pub fn generate(kid: impl Into<String>, alg: Algorithm) -> Result<Self, KeyError> {

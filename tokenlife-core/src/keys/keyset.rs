@@ -62,7 +62,8 @@ impl Keyset {
     /// [`KeyErrorKind::Empty`] if no entry is usable (the source is the first skip reason).
     ///
     /// ```
-    /// use tokenlife_core::{KeyErrorKind, Keyset};
+    /// use tokenlife_core::Keyset;
+    /// use tokenlife_core::error::KeyErrorKind;
     ///
     /// let jwks = r#"{"keys":[
     ///   {"kty":"oct","kid":"k1","alg":"HS256","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldC0"},
@@ -72,7 +73,7 @@ impl Keyset {
     /// assert_eq!(keyset.keys().count(), 1);
     /// assert_eq!(keyset.warnings()[0].kind(), KeyErrorKind::Unsupported);
     /// assert_eq!(keyset.warnings()[0].key_id(), Some("k2"));
-    /// # Ok::<(), tokenlife_core::KeyError>(())
+    /// # Ok::<(), tokenlife_core::error::KeyError>(())
     /// ```
     pub fn from_jwks_json(json: &str) -> Result<Self, KeyError> {
         #[derive(serde::Deserialize)]
@@ -192,7 +193,7 @@ impl Keyset {
     /// let keyset = Keyset::new([Key::hmac("secret", Algorithm::HS256, &[7; 32])?])?;
     /// // A symmetric key is never published.
     /// assert_eq!(keyset.to_public_jwks(), r#"{"keys":[]}"#);
-    /// # Ok::<(), tokenlife_core::KeyError>(())
+    /// # Ok::<(), tokenlife_core::error::KeyError>(())
     /// ```
     pub fn to_public_jwks(&self) -> String {
         serde_json::to_string(&self.to_public_jwk_set()).unwrap_or_else(|_| r#"{"keys":[]}"#.into())

@@ -3,7 +3,7 @@
 //! A [`Key`] is one verification key (and optionally its private signing half), with the
 //! algorithm fixed by the key, never by a token. A [`Keyset`] is a set of keys, one of
 //! which may sign. The [`KeysetStore`] holds the current [`KeysetSnapshot`] in an
-//! [`ArcSwap`]: validation loads it without a lock, and every change (publish, stage,
+//! `ArcSwap`: validation loads it without a lock, and every change (publish, stage,
 //! promote, rollback) is one atomic swap.
 //!
 //! # Examples

@@ -251,7 +251,7 @@ impl KeysetStore {
     /// a [`rollback`](Self::rollback) drops it.
     ///
     /// # Errors
-    /// [`KeysetError::KidConflict`] if a staged key shares its kid with a different
+    /// [`KeysetErrorKind::KidConflict`](crate::error::KeysetErrorKind::KidConflict) if a staged key shares its kid with a different
     /// active key (the same key staged again is fine); nothing changes.
     pub fn stage(&self, keyset: Keyset) -> Result<u64, KeysetError> {
         let mut admin = self.admin();
@@ -272,7 +272,7 @@ impl KeysetStore {
     /// Publishes the staged keyset as the current one. Returns the new version.
     ///
     /// # Errors
-    /// [`KeysetError::NothingStaged`] if no keyset is staged; nothing changes.
+    /// [`KeysetErrorKind::NothingStaged`](crate::error::KeysetErrorKind::NothingStaged) if no keyset is staged; nothing changes.
     pub fn promote(&self) -> Result<u64, KeysetError> {
         let mut admin = self.admin();
         let staged = self
@@ -291,7 +291,7 @@ impl KeysetStore {
     /// Goes back to the snapshot that was current before this one. Returns its version.
     ///
     /// # Errors
-    /// [`KeysetError::NoPrevious`] if there is none left in the history; nothing changes.
+    /// [`KeysetErrorKind::NoPrevious`](crate::error::KeysetErrorKind::NoPrevious) if there is none left in the history; nothing changes.
     pub fn rollback(&self) -> Result<u64, KeysetError> {
         let mut admin = self.admin();
         let current = self.inner.current.load().version;
@@ -310,7 +310,7 @@ impl KeysetStore {
     /// Makes the snapshot with this version current again.
     ///
     /// # Errors
-    /// [`KeysetError::UnknownVersion`] if it is not in the history; nothing changes.
+    /// [`KeysetErrorKind::UnknownVersion`](crate::error::KeysetErrorKind::UnknownVersion) if it is not in the history; nothing changes.
     pub fn rollback_to(&self, version: u64) -> Result<(), KeysetError> {
         let mut admin = self.admin();
         if self.inner.current.load().version == version {

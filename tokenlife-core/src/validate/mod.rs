@@ -670,7 +670,7 @@ impl ValidatorBuilder {
     /// (`iss`, `aud` and `exp` are always required).
     ///
     /// # Errors
-    /// [`ConfigError::InvalidValue`] for any other name.
+    /// [`ConfigErrorKind::InvalidValue`](crate::error::ConfigErrorKind::InvalidValue) for any other name.
     pub fn required_claims<'a>(
         mut self,
         names: impl IntoIterator<Item = &'a str>,
@@ -727,8 +727,8 @@ impl ValidatorBuilder {
     /// Builds the validator.
     ///
     /// # Errors
-    /// [`ConfigError::MissingIssuer`] / [`ConfigError::MissingAudience`] when none was
-    /// given; [`ConfigError::InvalidValue`] for a zero `max_token_size`.
+    /// [`ConfigErrorKind::MissingIssuer`](crate::error::ConfigErrorKind::MissingIssuer) / [`ConfigErrorKind::MissingAudience`](crate::error::ConfigErrorKind::MissingAudience) when none was
+    /// given; [`ConfigErrorKind::InvalidValue`](crate::error::ConfigErrorKind::InvalidValue) for a zero `max_token_size`.
     pub fn build(self) -> Result<Validator, ConfigError> {
         if self.issuers.is_empty() {
             return Err(ConfigError::MISSING_ISSUER);

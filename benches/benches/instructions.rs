@@ -1,0 +1,111 @@
+//! Instruction counts (Callgrind, via gungraun): stable on a shared, noisy machine where
+//! wall time is not. The cache-hit validation, the cache-miss RS256 and ES256
+//! validations beside a bare aws-lc-rs verify of the same token (key parsed once), and
+//! the revocation probe (hit and miss, 100,000 entries).
+//!
+//! Needs valgrind and the runner of the same version as the `gungraun` dev-dependency:
+//! `cargo install gungraun-runner --version 0.19.1 --locked`, then
+//! `cargo bench -p benches --bench instructions`.
+
+#![allow(missing_docs)]
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aws_lc_rs::signature::{self as sig, ParsedPublicKey, RsaPublicKeyComponents};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use benches::{decoding_key, key, token, validator};
+use gungraun::{library_benchmark, library_benchmark_group, main};
+use jsonwebtoken::DecodingKeyKind;
+use tokenlife_core::{Algorithm, RevocationList, Validator};
+
+fn warm(alg: Algorithm, cache: u64) -> (Validator, String) {
+    let k = key(alg);
+    let (_store, v) = validator(std::slice::from_ref(&k), cache);
+    let t = token(&k, 1);
+    // Two calls: the first verifies (and fills the cache), the second is what a steady
+    // state looks like (lazy statics, provider install, allocator warm).
+    v.validate(&t).expect("valid");
+    v.validate(&t).expect("valid");
+    (v, t)
+}
+
+fn bare(alg: Algorithm) -> (ParsedPublicKey, String) {
+    let k = key(alg);
+    let dk = decoding_key(&k);
+    let parsed = match dk.kind() {
+        DecodingKeyKind::RsaModulusExponent { n, e } => RsaPublicKeyComponents { n, e }
+            .to_parsed_public_key(&sig::RSA_PKCS1_2048_8192_SHA256)
+            .expect("rsa key"),
+        DecodingKeyKind::SecretOrDer(point) => {
+            ParsedPublicKey::new(&sig::ECDSA_P256_SHA256_FIXED, point).expect("ec key")
+        }
+    };
+    let t = token(&k, 1);
+    // Warm the same way.
+    let (m, s) = t.rsplit_once('.').expect("token");
+    let s = URL_SAFE_NO_PAD.decode(s).expect("b64");
+    parsed.verify_sig(m.as_bytes(), &s).expect("valid");
+    (parsed, t)
+}
+
+#[library_benchmark]
+#[bench::rs256(warm(Algorithm::RS256, 10_000))]
+fn validate_hit((v, t): (Validator, String)) -> bool {
+    black_box(v.validate(black_box(&t)).expect("valid").from_cache())
+}
+
+#[library_benchmark]
+#[bench::rs256(warm(Algorithm::RS256, 0))]
+#[bench::es256(warm(Algorithm::ES256, 0))]
+fn validate_miss((v, t): (Validator, String)) -> bool {
+    black_box(v.validate(black_box(&t)).expect("valid").from_cache())
+}
+
+#[library_benchmark]
+#[bench::rs256(bare(Algorithm::RS256))]
+#[bench::es256(bare(Algorithm::ES256))]
+fn bare_verify((parsed, t): (ParsedPublicKey, String)) -> bool {
+    let (message, signature) = t.rsplit_once('.').expect("token");
+    let mut buf = [0u8; 512];
+    let n = URL_SAFE_NO_PAD
+        .decode_slice(black_box(signature), &mut buf)
+        .expect("base64");
+    parsed.verify_sig(message.as_bytes(), &buf[..n]).is_ok()
+}
+
+fn revocations() -> (Arc<RevocationList>, u64) {
+    let list = RevocationList::new();
+    let until = SystemTime::now() + Duration::from_secs(3600);
+    for n in 0..100_000u32 {
+        list.revoke_jti(&format!("jti-{n:08}"), until)
+            .expect("revoke");
+    }
+    let now = benches::now();
+    // Warm the probe path.
+    list.check(Some("jti-00000001"), None, None, None, now);
+    (Arc::new(list), now)
+}
+
+#[library_benchmark]
+#[bench::hit(revocations())]
+fn revocation_hit((list, now): (Arc<RevocationList>, u64)) -> bool {
+    list.check(Some(black_box("jti-00054321")), None, None, None, now)
+        .is_some()
+}
+
+#[library_benchmark]
+#[bench::miss(revocations())]
+fn revocation_miss((list, now): (Arc<RevocationList>, u64)) -> bool {
+    list.check(Some(black_box("nope-00054321")), None, None, None, now)
+        .is_none()
+}
+
+library_benchmark_group!(
+    name = hot_path;
+    benchmarks = validate_hit, validate_miss, bare_verify, revocation_hit, revocation_miss
+);
+
+main!(library_benchmark_groups = hot_path);
