@@ -4,7 +4,7 @@
 //! the revocation probe (hit and miss, 100,000 entries).
 //!
 //! Needs valgrind and the runner of the same version as the `gungraun` dev-dependency:
-//! `cargo install gungraun-runner --version 0.19.1 --locked`, then
+//! `cargo install gungraun-runner --version 0.19.4 --locked`, then
 //! `cargo bench -p benches --bench instructions`.
 
 #![allow(missing_docs)]

@@ -101,10 +101,15 @@ impl ValidationErrorKind {
     /// The RFC 6750 `error` code for this kind, or `None` where the RFC says to send
     /// no code (a request that carried no token at all).
     pub fn rfc6750_code(self) -> Option<&'static str> {
+        self.bearer_error().map(BearerError::as_str)
+    }
+
+    /// The typed RFC 6750 error for this kind, or `None` for a request with no token.
+    pub fn bearer_error(self) -> Option<BearerError> {
         match self {
             Self::MissingToken => None,
-            Self::InsufficientScope => Some("insufficient_scope"),
-            _ => Some("invalid_token"),
+            Self::InsufficientScope => Some(BearerError::InsufficientScope),
+            _ => Some(BearerError::InvalidToken),
         }
     }
 
@@ -668,5 +673,122 @@ impl ErrorCode {
 impl fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// The RFC 6750 §3.1 `error` code of a bearer-token challenge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BearerError {
+    /// `invalid_request`: the request is malformed (two `Authorization` headers, a
+    /// broken header).
+    InvalidRequest,
+    /// `invalid_token`: expired, revoked, malformed or otherwise invalid.
+    InvalidToken,
+    /// `insufficient_scope`: valid, but without the scope the resource needs.
+    InsufficientScope,
+}
+
+impl BearerError {
+    /// The code as sent.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidToken => "invalid_token",
+            Self::InsufficientScope => "insufficient_scope",
+        }
+    }
+
+    /// The status that goes with it: 400, 401 or 403 (RFC 6750 §3.1).
+    pub fn status(self) -> u16 {
+        match self {
+            Self::InvalidRequest => 400,
+            Self::InvalidToken => 401,
+            Self::InsufficientScope => 403,
+        }
+    }
+}
+
+impl fmt::Display for BearerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An RFC 6750 §3 `WWW-Authenticate` challenge, framework-neutral: every adapter sends
+/// the same one.
+///
+/// ```
+/// use tokenlife_core::error::{BearerError, Challenge};
+///
+/// assert_eq!(Challenge::new("api").to_string(), r#"Bearer realm="api""#);
+/// assert_eq!(
+///     Challenge::new("api")
+///         .error(BearerError::InsufficientScope, "insufficient scope")
+///         .scope("orders:write")
+///         .to_string(),
+///     r#"Bearer realm="api", error="insufficient_scope", error_description="insufficient scope", scope="orders:write""#
+/// );
+/// // Quoted-string values stay valid whatever they are given.
+/// assert_eq!(Challenge::new("a\"pi\\").to_string(), r#"Bearer realm="api""#);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Challenge<'a> {
+    realm: &'a str,
+    error: Option<(BearerError, &'a str)>,
+    scope: Option<&'a str>,
+}
+
+impl<'a> Challenge<'a> {
+    /// A challenge for `realm` with no error (a request that carried no token, §3.1).
+    pub fn new(realm: &'a str) -> Self {
+        Self {
+            realm,
+            error: None,
+            scope: None,
+        }
+    }
+
+    /// The error and its human-readable description.
+    #[must_use]
+    pub fn error(mut self, error: BearerError, description: &'a str) -> Self {
+        self.error = Some((error, description));
+        self
+    }
+
+    /// The scopes the resource needs, space-separated (for `insufficient_scope`).
+    #[must_use]
+    pub fn scope(mut self, scope: &'a str) -> Self {
+        self.scope = Some(scope);
+        self
+    }
+}
+
+impl fmt::Display for Challenge<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        /// Keeps a quoted-string value valid: no quotes, backslashes or control characters.
+        fn quoted(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
+            for c in s
+                .chars()
+                .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
+            {
+                fmt::Write::write_char(f, c)?;
+            }
+            Ok(())
+        }
+        f.write_str("Bearer realm=\"")?;
+        quoted(f, self.realm)?;
+        f.write_str("\"")?;
+        if let Some((e, description)) = self.error {
+            write!(f, ", error=\"{e}\", error_description=\"")?;
+            quoted(f, description)?;
+            f.write_str("\"")?;
+        }
+        if let Some(scope) = self.scope {
+            f.write_str(", scope=\"")?;
+            quoted(f, scope)?;
+            f.write_str("\"")?;
+        }
+        Ok(())
     }
 }

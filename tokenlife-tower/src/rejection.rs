@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
+use tokenlife_core::error::{BearerError, Challenge};
 use tokenlife_core::{ValidationError, ValidationErrorKind};
 
 /// Why the layer refused a request, with what the client should see.
@@ -16,9 +17,8 @@ use tokenlife_core::{ValidationError, ValidationErrorKind};
 pub struct Rejection {
     /// 400, 401 or 403.
     pub status: StatusCode,
-    /// The RFC 6750 `error` code (`invalid_request`, `invalid_token`,
-    /// `insufficient_scope`), or `None` when no credentials were sent.
-    pub error: Option<&'static str>,
+    /// The RFC 6750 `error` code, or `None` when no credentials were sent.
+    pub error: Option<BearerError>,
     /// A short, client-safe description.
     pub description: &'static str,
     /// The validation error kind, when a token was validated.
@@ -41,7 +41,7 @@ impl Rejection {
     pub(crate) fn invalid_request(description: &'static str) -> Self {
         Self {
             status: StatusCode::BAD_REQUEST,
-            error: Some("invalid_request"),
+            error: Some(BearerError::InvalidRequest),
             description,
             kind: None,
             scope: None,
@@ -51,7 +51,7 @@ impl Rejection {
     pub(crate) fn insufficient_scope(scope: Arc<str>) -> Self {
         Self {
             status: StatusCode::FORBIDDEN,
-            error: Some("insufficient_scope"),
+            error: Some(BearerError::InsufficientScope),
             description: "insufficient scope",
             kind: Some(ValidationErrorKind::InsufficientScope),
             scope: Some(scope),
@@ -65,7 +65,7 @@ impl Rejection {
         }
         Self {
             status: StatusCode::from_u16(err.status()).unwrap_or(StatusCode::UNAUTHORIZED),
-            error: err.rfc6750_code(),
+            error: kind.bearer_error(),
             description: kind.description(),
             kind: Some(kind),
             scope: None,
@@ -74,17 +74,14 @@ impl Rejection {
 
     /// The `WWW-Authenticate` value: `Bearer realm="…", error="…", error_description="…"`.
     pub fn www_authenticate(&self, realm: &str) -> HeaderValue {
-        let mut v = format!("Bearer realm=\"{}\"", escape(realm));
+        let mut c = Challenge::new(realm);
         if let Some(e) = self.error {
-            v.push_str(&format!(
-                ", error=\"{e}\", error_description=\"{}\"",
-                self.description
-            ));
+            c = c.error(e, self.description);
         }
         if let Some(scope) = &self.scope {
-            v.push_str(&format!(", scope=\"{}\"", escape(scope)));
+            c = c.scope(scope);
         }
-        HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
+        HeaderValue::from_str(&c.to_string()).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
     }
 
     /// The default response: the status, the challenge, and an empty body.
@@ -95,13 +92,6 @@ impl Rejection {
             .insert(header::WWW_AUTHENTICATE, self.www_authenticate(realm));
         res
     }
-}
-
-/// Keeps a quoted-string value valid: no quotes, backslashes or control characters.
-fn escape(s: &str) -> String {
-    s.chars()
-        .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
-        .collect()
 }
 
 /// Renders a [`Rejection`] into a response of your own (JSON problem details, say). The
