@@ -115,7 +115,12 @@ struct Map {
 impl Map {
     fn new() -> Self {
         Self {
-            map: papaya::HashMap::with_hasher(Prehashed),
+            // Blocking resizes: the writer (an admin revocation) finishes a resize
+            // itself, so hot-path reads never help copy nor search two tables.
+            map: papaya::HashMap::builder()
+                .hasher(Prehashed)
+                .resize_mode(papaya::ResizeMode::Blocking)
+                .build(),
             used: AtomicBool::new(false),
         }
     }

@@ -32,6 +32,9 @@ impl<V: Send + Sync + 'static> VerifiedCache<V> {
             map: papaya::HashMap::builder()
                 .capacity(capacity.min(1024))
                 .hasher(Prehashed)
+                // The inserting request finishes a resize (at most until the bound is
+                // reached); hits never help copy nor search two tables.
+                .resize_mode(papaya::ResizeMode::Blocking)
                 .build(),
             capacity,
             last_sweep: AtomicU64::new(0),
