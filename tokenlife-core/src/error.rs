@@ -8,6 +8,13 @@ use std::fmt;
 
 type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
+/// A boxed cause as `Error::source` returns it (every error here keeps its cause so).
+pub(crate) fn as_source<'a>(
+    e: &'a (dyn StdError + Send + Sync + 'static),
+) -> &'a (dyn StdError + 'static) {
+    e
+}
+
 /// What went wrong while validating a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -253,9 +260,7 @@ impl fmt::Display for ValidationError {
 
 impl StdError for ValidationError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.source
-            .as_deref()
-            .map(|e| e as &(dyn StdError + 'static))
+        self.source.as_deref().map(crate::error::as_source)
     }
 }
 
@@ -442,9 +447,7 @@ impl fmt::Display for KeyError {
 
 impl StdError for KeyError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.source
-            .as_deref()
-            .map(|e| e as &(dyn StdError + 'static))
+        self.source.as_deref().map(crate::error::as_source)
     }
 }
 
@@ -590,9 +593,7 @@ impl fmt::Display for RevocationError {
 
 impl StdError for RevocationError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.source
-            .as_deref()
-            .map(|e| e as &(dyn StdError + 'static))
+        self.source.as_deref().map(crate::error::as_source)
     }
 }
 

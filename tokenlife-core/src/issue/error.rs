@@ -122,9 +122,7 @@ impl fmt::Display for IssueError {
 
 impl StdError for IssueError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.source
-            .as_deref()
-            .map(|e| e as &(dyn StdError + 'static))
+        self.source.as_deref().map(crate::error::as_source)
     }
 }
 
@@ -233,8 +231,6 @@ impl fmt::Display for RenewError {
 
 impl StdError for RenewError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.source
-            .as_deref()
-            .map(|e| e as &(dyn StdError + 'static))
+        self.source.as_deref().map(crate::error::as_source)
     }
 }

@@ -116,9 +116,7 @@ impl fmt::Display for RefreshStoreError {
 
 impl std::error::Error for RefreshStoreError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_deref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
+        self.source.as_deref().map(crate::error::as_source)
     }
 }
 
