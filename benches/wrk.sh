@@ -30,9 +30,20 @@ measure() { # mode port -> requests/s
 
 echo "| run | bare axum req/s | axum + TokenLifeLayer req/s | ratio |"
 echo "| --- | --- | --- | --- |"
+ratios=()
 for r in $(seq "$runs"); do
-  bare=$(measure bare $((18080 + r * 2)))
-  layer=$(measure layer $((18081 + r * 2)))
+  # Alternate which goes first, so a drift in the machine's load favours neither.
+  if (( r % 2 )); then
+    bare=$(measure bare $((18080 + r * 2)))
+    layer=$(measure layer $((18081 + r * 2)))
+  else
+    layer=$(measure layer $((18081 + r * 2)))
+    bare=$(measure bare $((18080 + r * 2)))
+  fi
   ratio=$(awk -v a="$layer" -v b="$bare" 'BEGIN {printf "%.3f", a / b}')
+  ratios+=("$ratio")
   echo "| $r | $bare | $layer | ${ratio}× |"
 done
+median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+echo
+echo "median ratio: ${median}×"
