@@ -466,6 +466,9 @@ pub enum KeysetErrorKind {
     /// key: tokens of either would be checked against the wrong one. Stage it under
     /// another kid.
     KidConflict,
+    /// The version ([`KeysetError::version`]) was quarantined by the rollout guard after
+    /// it failed; [`KeysetStore::release`](crate::KeysetStore::release) lifts that.
+    Quarantined,
 }
 
 /// A keyset change (rollback, promote, stage) could not be made; the current keyset is
@@ -490,6 +493,13 @@ impl KeysetError {
         Self {
             version: Some(version),
             ..Self::new(KeysetErrorKind::UnknownVersion)
+        }
+    }
+
+    pub(crate) fn quarantined(version: u64) -> Self {
+        Self {
+            version: Some(version),
+            ..Self::new(KeysetErrorKind::Quarantined)
         }
     }
 
@@ -526,6 +536,11 @@ impl fmt::Display for KeysetError {
                 self.version.unwrap_or(0)
             ),
             KeysetErrorKind::NothingStaged => f.write_str("no keyset is staged"),
+            KeysetErrorKind::Quarantined => write!(
+                f,
+                "keyset version {} is quarantined after an automatic rollback; release it first",
+                self.version.unwrap_or(0)
+            ),
             KeysetErrorKind::KidConflict => write!(
                 f,
                 "staged key id `{}` is taken by a different active key",

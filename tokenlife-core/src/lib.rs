@@ -74,6 +74,7 @@ pub mod issue;
 pub mod keys;
 pub mod observe;
 pub mod revoke;
+pub mod rollout;
 pub mod validate;
 
 #[cfg(feature = "test-util")]

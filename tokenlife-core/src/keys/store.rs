@@ -127,6 +127,8 @@ struct Admin {
     history: VecDeque<Arc<KeysetSnapshot>>,
     /// The versions that were current before, most recent last (what `rollback` returns to).
     previous: Vec<u64>,
+    /// Versions the rollout guard rolled back from: never made current again until released.
+    quarantined: Vec<u64>,
 }
 
 impl fmt::Debug for KeysetStore {
@@ -168,6 +170,7 @@ impl KeysetStore {
                     limit: limit.max(2),
                     history: VecDeque::from([first]),
                     previous: Vec::new(),
+                    quarantined: Vec::new(),
                 }),
             }),
         }
@@ -296,7 +299,7 @@ impl KeysetStore {
         let mut admin = self.admin();
         let current = self.inner.current.load().version;
         while let Some(v) = admin.previous.pop() {
-            if v == current {
+            if v == current || admin.quarantined.contains(&v) {
                 continue;
             }
             if let Some(snap) = admin.history.iter().find(|s| s.version == v).cloned() {
@@ -310,11 +313,16 @@ impl KeysetStore {
     /// Makes the snapshot with this version current again.
     ///
     /// # Errors
-    /// [`KeysetErrorKind::UnknownVersion`](crate::error::KeysetErrorKind::UnknownVersion) if it is not in the history; nothing changes.
+    /// [`KeysetErrorKind::UnknownVersion`](crate::error::KeysetErrorKind::UnknownVersion) if it is not in the history,
+    /// [`KeysetErrorKind::Quarantined`](crate::error::KeysetErrorKind::Quarantined) if the rollout guard rolled back from it;
+    /// nothing changes.
     pub fn rollback_to(&self, version: u64) -> Result<(), KeysetError> {
         let mut admin = self.admin();
         if self.inner.current.load().version == version {
             return Ok(());
+        }
+        if admin.quarantined.contains(&version) {
+            return Err(KeysetError::quarantined(version));
         }
         let snap = admin
             .history
@@ -324,6 +332,45 @@ impl KeysetStore {
             .ok_or_else(|| KeysetError::unknown_version(version))?;
         self.install(&mut admin, snap, true);
         Ok(())
+    }
+
+    /// The rollout guard's step: if `from` is still current, quarantines it and makes
+    /// `to` current, in one step under the store's lock (an operator's change in between
+    /// wins: nothing happens and `Ok(false)` is returned).
+    ///
+    /// # Errors
+    /// [`KeysetErrorKind::UnknownVersion`](crate::error::KeysetErrorKind::UnknownVersion) if `to` is no longer in the history;
+    /// nothing changes.
+    pub fn rollback_from(&self, from: u64, to: u64) -> Result<bool, KeysetError> {
+        let mut admin = self.admin();
+        if self.inner.current.load().version != from {
+            return Ok(false);
+        }
+        let snap = admin
+            .history
+            .iter()
+            .find(|s| s.version == to)
+            .cloned()
+            .ok_or_else(|| KeysetError::unknown_version(to))?;
+        if !admin.quarantined.contains(&from) {
+            admin.quarantined.push(from);
+        }
+        self.install(&mut admin, snap, true);
+        Ok(true)
+    }
+
+    /// Whether the rollout guard quarantined this version.
+    pub fn is_quarantined(&self, version: u64) -> bool {
+        self.admin().quarantined.contains(&version)
+    }
+
+    /// Lifts a quarantine (an operator's decision): the version may be made current again.
+    /// Returns whether it was quarantined.
+    pub fn release(&self, version: u64) -> bool {
+        let mut admin = self.admin();
+        let before = admin.quarantined.len();
+        admin.quarantined.retain(|v| *v != version);
+        admin.quarantined.len() != before
     }
 
     /// The snapshots still kept for rollback, oldest first (the current one included).

@@ -23,15 +23,18 @@ pub enum AlertKind {
     BadSignatureBurst,
     /// Validation failures across all clients rose past the threshold.
     FailureSpike,
+    /// The rollout guard rolled a failing keyset back by itself.
+    AutomaticRollback,
 }
 
 impl AlertKind {
     /// Every kind, in table order.
-    pub const ALL: [AlertKind; 4] = [
+    pub const ALL: [AlertKind; 5] = [
         Self::RevokedTokenReuse,
         Self::RefreshTokenReuse,
         Self::BadSignatureBurst,
         Self::FailureSpike,
+        Self::AutomaticRollback,
     ];
 
     /// Position in [`Self::ALL`]: an exhaustive `match`, checked against `ALL` at
@@ -42,6 +45,7 @@ impl AlertKind {
             Self::RefreshTokenReuse => 1,
             Self::BadSignatureBurst => 2,
             Self::FailureSpike => 3,
+            Self::AutomaticRollback => 4,
         }
     }
 
@@ -52,6 +56,7 @@ impl AlertKind {
             Self::RefreshTokenReuse => "refresh_token_reuse",
             Self::BadSignatureBurst => "bad_signature_burst",
             Self::FailureSpike => "failure_spike",
+            Self::AutomaticRollback => "automatic_rollback",
         }
     }
 }

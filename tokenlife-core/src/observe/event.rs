@@ -197,6 +197,19 @@ pub enum Event<'a> {
         /// The state it is in now.
         to: TokenState,
     },
+    /// The rollout guard rolled a failing keyset version back.
+    KeysetRolledBack {
+        /// The version that failed (now quarantined).
+        from: u64,
+        /// The version made current again.
+        to: u64,
+        /// Why: `bad_key_rate` (unknown kids, bad signatures, algorithm mismatches).
+        reason: &'static str,
+        /// Key failures of `from` seen in the window.
+        failures: u64,
+        /// Validations of `from` seen in the window.
+        sample: u64,
+    },
     /// An admin operation or a refused admin request.
     Admin {
         /// What was done (`Admin` for revocations and mints, `Keyset*` for keyset changes).

@@ -476,6 +476,22 @@ impl Observer for Monitor {
                 }
             }
             Event::Transition { kind, from, to } => self.transition(kind, from, to),
+            Event::KeysetRolledBack {
+                from,
+                to,
+                reason,
+                failures,
+                sample,
+            } => {
+                let base = AuditEvent::new(AuditAction::KeysetRollback, self.now())
+                    .failure(reason)
+                    .keyset_version(to)
+                    .detail(format!(
+                        "automatic rollback v{from} -> v{to}: {failures} key failures in {sample} validations"
+                    ));
+                self.audit(base.clone());
+                self.alert(AlertKind::AutomaticRollback, base);
+            }
             Event::Admin {
                 action,
                 detail,

@@ -1,0 +1,293 @@
+//! [`RolloutGuard`]: rolls a failing keyset back by itself.
+//!
+//! The guard is an [`Observer`]: give it to the validator beside the monitor
+//! (`.observer((monitor, guard))`). It watches the validation outcomes of the keyset version
+//! that is current, in a window on the injected clock. When a new version becomes current
+//! (a publish, a promote), the one before it is remembered as the last good one. If the new
+//! version's key failures (unknown kid, bad signature, algorithm mismatch) reach
+//! [`GuardPolicy::max_bad_key_rate`] of at least [`GuardPolicy::min_sample`] validations
+//! within [`GuardPolicy::window`], the guard makes the last good version current again and
+//! quarantines the failing one in the [`KeysetStore`] (it cannot be made current again
+//! until an operator calls [`KeysetStore::release`]), and emits
+//! [`Event::KeysetRolledBack`] (the monitor turns it into an alert and an audit record).
+//! Expired or revoked tokens and other claim failures are not the keyset's fault and do
+//! not count.
+//!
+//! ```
+//! use tokenlife_core::rollout::{GuardPolicy, RolloutGuard};
+//! use tokenlife_core::{Algorithm, Keyset, KeysetStore, ManualClock, Validator, testing};
+//! # let key = testing::key("k1", Algorithm::ES256);
+//! # let clock = ManualClock::at_unix(1_700_000_000);
+//! # let token = testing::sign(&key, &serde_json::json!({"iss": "i", "aud": "a", "exp": 1_700_000_900}));
+//! let store = KeysetStore::new(Keyset::new([key])?);
+//! let guard = RolloutGuard::new(store.clone(), GuardPolicy::default());
+//! let validator = Validator::builder(store.clone())
+//!     .issuer("i").audience("a").clock(clock.clone())
+//!     .observer(guard.clone())
+//!     .build()?;
+//! validator.validate(&token)?;
+//!
+//! // A deploy that lacks the key every client's token names.
+//! let broken = store.publish(Keyset::new([testing::key("other", Algorithm::ES256)])?);
+//! let mut failed = 0;
+//! while store.current().version() == broken {
+//!     validator.validate(&token).unwrap_err();
+//!     failed += 1;
+//! }
+//! assert_eq!(failed, GuardPolicy::default().min_sample);
+//! assert_eq!(store.current().version(), 1);
+//! assert!(store.is_quarantined(broken));
+//! assert_eq!(guard.rollbacks(), 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::ValidationErrorKind as Kind;
+use crate::keys::KeysetStore;
+use crate::observe::{Event, Observer, SharedObserver};
+
+/// When the guard acts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct GuardPolicy {
+    /// The window validations are counted in (default 60 s).
+    pub window: Duration,
+    /// Validations of the new version needed before it can be judged (default 20).
+    pub min_sample: u64,
+    /// Share of those that are key failures at which it is rolled back (default 0.5).
+    pub max_bad_key_rate: f64,
+}
+
+impl Default for GuardPolicy {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(60),
+            min_sample: 20,
+            max_bad_key_rate: 0.5,
+        }
+    }
+}
+
+impl GuardPolicy {
+    /// A policy with these thresholds; `max_bad_key_rate` is clamped to (0, 1].
+    pub fn new(window: Duration, min_sample: u64, max_bad_key_rate: f64) -> Self {
+        Self {
+            window: window.max(Duration::from_secs(1)),
+            min_sample: min_sample.max(1),
+            max_bad_key_rate: if max_bad_key_rate.is_nan() {
+                1.0
+            } else {
+                max_bad_key_rate.clamp(f64::MIN_POSITIVE, 1.0)
+            },
+        }
+    }
+}
+
+/// Watches validation outcomes per keyset version and rolls a failing version back.
+/// Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct RolloutGuard {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: KeysetStore,
+    policy: GuardPolicy,
+    clock: Arc<dyn Clock>,
+    observer: Option<SharedObserver>,
+    /// The version being judged (0: none yet).
+    watched: AtomicU64,
+    /// Counts of `watched` in the window that starts at `window_start`.
+    window_start: AtomicU64,
+    total: AtomicU64,
+    bad_key: AtomicU64,
+    tripped: AtomicBool,
+    rollbacks: AtomicU64,
+    /// The last good version (0: none) and the switch to a new watched version.
+    switch: Mutex<u64>,
+}
+
+impl fmt::Debug for RolloutGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RolloutGuard")
+            .field("policy", &self.inner.policy)
+            .field("watched", &self.inner.watched.load(Ordering::Relaxed))
+            .field("rollbacks", &self.rollbacks())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RolloutGuard {
+    /// A guard over `store` on the system clock. Use [`with_clock`](Self::with_clock)
+    /// in tests, and [`notify`](Self::notify) to have its rollbacks reach a monitor.
+    pub fn new(store: KeysetStore, policy: GuardPolicy) -> Self {
+        Self::build(store, policy, Arc::new(SystemClock), None)
+    }
+
+    /// The same guard reading `clock` for its window.
+    #[must_use]
+    pub fn with_clock(self, clock: impl Clock) -> Self {
+        let inner = &self.inner;
+        Self::build(
+            inner.store.clone(),
+            inner.policy,
+            Arc::new(clock),
+            inner.observer.clone(),
+        )
+    }
+
+    /// The same guard, reporting its rollbacks to `observer` (a
+    /// [`Monitor`](crate::Monitor) raises an `automatic_rollback` alert and audits it).
+    #[must_use]
+    pub fn notify(self, observer: impl Observer) -> Self {
+        let inner = &self.inner;
+        Self::build(
+            inner.store.clone(),
+            inner.policy,
+            inner.clock.clone(),
+            Some(SharedObserver::new(observer)),
+        )
+    }
+
+    fn build(
+        store: KeysetStore,
+        policy: GuardPolicy,
+        clock: Arc<dyn Clock>,
+        observer: Option<SharedObserver>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                policy,
+                clock,
+                observer,
+                watched: AtomicU64::new(0),
+                window_start: AtomicU64::new(0),
+                total: AtomicU64::new(0),
+                bad_key: AtomicU64::new(0),
+                tripped: AtomicBool::new(false),
+                rollbacks: AtomicU64::new(0),
+                switch: Mutex::new(0),
+            }),
+        }
+    }
+
+    /// Automatic rollbacks so far.
+    pub fn rollbacks(&self) -> u64 {
+        self.inner.rollbacks.load(Ordering::Relaxed)
+    }
+
+    /// The version being judged, and the last good one it would roll back to (0: none).
+    pub fn watching(&self) -> (u64, u64) {
+        let last_good = *self.lock();
+        (self.inner.watched.load(Ordering::Acquire), last_good)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, u64> {
+        self.inner.switch.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A validation judged by `version` (the slow path runs once per new version).
+    fn observe(&self, version: u64, outcome: Result<(), Kind>) {
+        let inner = &*self.inner;
+        if inner.watched.load(Ordering::Acquire) != version && !self.switch_to(version) {
+            return;
+        }
+        if inner.tripped.load(Ordering::Acquire) {
+            return;
+        }
+        let now = inner.clock.unix_now();
+        let window = inner.policy.window.as_secs().max(1);
+        let start = inner.window_start.load(Ordering::Acquire);
+        if now >= start.saturating_add(window)
+            && inner
+                .window_start
+                .compare_exchange(start, now, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            inner.total.store(0, Ordering::Release);
+            inner.bad_key.store(0, Ordering::Release);
+        }
+        let total = inner.total.fetch_add(1, Ordering::AcqRel) + 1;
+        let bad = match outcome {
+            Err(Kind::UnknownKid | Kind::BadSignature | Kind::AlgorithmMismatch) => {
+                inner.bad_key.fetch_add(1, Ordering::AcqRel) + 1
+            }
+            _ => inner.bad_key.load(Ordering::Acquire),
+        };
+        #[allow(clippy::cast_precision_loss)]
+        if total >= inner.policy.min_sample
+            && bad as f64 >= inner.policy.max_bad_key_rate * total as f64
+            && !inner.tripped.swap(true, Ordering::AcqRel)
+        {
+            self.roll_back(version, bad, total);
+        }
+    }
+
+    /// Starts judging `version` if it is the store's current one; the version judged
+    /// before becomes the last good one unless it failed. Returns whether `version` is
+    /// now the one judged.
+    fn switch_to(&self, version: u64) -> bool {
+        let inner = &*self.inner;
+        let mut last_good = self.lock();
+        let watched = inner.watched.load(Ordering::Acquire);
+        if watched == version {
+            return true;
+        }
+        if inner.store.current().version() != version {
+            // An in-flight validation of a version no longer (or not yet) current.
+            return false;
+        }
+        if watched != 0 && !inner.store.is_quarantined(watched) {
+            *last_good = watched;
+        }
+        inner.total.store(0, Ordering::Release);
+        inner.bad_key.store(0, Ordering::Release);
+        inner
+            .window_start
+            .store(inner.clock.unix_now(), Ordering::Release);
+        inner.tripped.store(false, Ordering::Release);
+        inner.watched.store(version, Ordering::Release);
+        true
+    }
+
+    fn roll_back(&self, from: u64, failures: u64, sample: u64) {
+        let inner = &*self.inner;
+        let to = *self.lock();
+        if to == 0 || to == from {
+            // Nothing to go back to: the first version is never rolled back.
+            return;
+        }
+        if let Ok(true) = inner.store.rollback_from(from, to) {
+            inner.rollbacks.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(from, to, failures, sample, "automatic keyset rollback");
+            if let Some(o) = &inner.observer {
+                o.on_event(&Event::KeysetRolledBack {
+                    from,
+                    to,
+                    reason: "bad_key_rate",
+                    failures,
+                    sample,
+                });
+            }
+        }
+    }
+}
+
+impl Observer for RolloutGuard {
+    fn on_event(&self, event: &Event<'_>) {
+        if let Event::Validated {
+            outcome,
+            keyset_version,
+            ..
+        } = event
+        {
+            self.observe(*keyset_version, outcome.map(|_| ()));
+        }
+    }
+}

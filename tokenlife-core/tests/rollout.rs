@@ -1,0 +1,181 @@
+//! The rollout guard on the manual clock: a broken deploy is rolled back by itself after
+//! at most `min_sample` failed validations, the failing version is quarantined until an
+//! operator releases it, claim failures never trip it, the window lapses, an operator's
+//! change wins a race, and the monitor raises the alert.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+use tokenlife_core::error::KeysetErrorKind;
+use tokenlife_core::observe::AlertKind;
+use tokenlife_core::observe::audit::{AuditAction, Auditor};
+use tokenlife_core::rollout::{GuardPolicy, RolloutGuard};
+use tokenlife_core::{Algorithm, Keyset, KeysetStore, ManualClock, Monitor, Validator, testing};
+
+struct World {
+    store: KeysetStore,
+    clock: ManualClock,
+    guard: RolloutGuard,
+    validator: Validator,
+    token: String,
+}
+
+fn world(policy: GuardPolicy, notify: Option<Monitor>) -> World {
+    let key = testing::key("k1", Algorithm::ES256);
+    let clock = ManualClock::at_unix(T0);
+    let token = testing::sign(&key, &claims());
+    let store = KeysetStore::new(Keyset::new([key]).unwrap());
+    let mut guard = RolloutGuard::new(store.clone(), policy).with_clock(clock.clone());
+    if let Some(m) = notify.clone() {
+        guard = guard.notify(m);
+    }
+    let b = Validator::builder(store.clone())
+        .issuer(ISS)
+        .audience(AUD)
+        .clock(clock.clone());
+    let validator = match notify {
+        Some(m) => b.observer((m, guard.clone())),
+        None => b.observer(guard.clone()),
+    }
+    .build()
+    .unwrap();
+    validator.validate(&token).unwrap();
+    World {
+        store,
+        clock,
+        guard,
+        validator,
+        token,
+    }
+}
+
+fn broken() -> Keyset {
+    Keyset::new([testing::key("other", Algorithm::ES256)]).unwrap()
+}
+
+#[test]
+fn a_broken_deploy_is_rolled_back_after_min_sample_failures_and_quarantined() {
+    let w = world(GuardPolicy::default(), None);
+    let bad = w.store.publish(broken());
+    let mut failed = 0;
+    while w.store.current().version() == bad && failed < 1_000 {
+        w.validator.validate(&w.token).unwrap_err();
+        failed += 1;
+    }
+    assert_eq!(failed, 20, "the default policy acts at 20 failures");
+    assert_eq!(w.store.current().version(), 1);
+    assert!(w.validator.validate(&w.token).is_ok(), "service restored");
+    assert_eq!(w.guard.rollbacks(), 1);
+    // Quarantined: neither a rollback nor a rollback_to brings it back.
+    assert!(w.store.is_quarantined(bad));
+    assert_eq!(
+        w.store.rollback_to(bad).unwrap_err().kind(),
+        KeysetErrorKind::Quarantined
+    );
+    assert_ne!(w.store.rollback().ok(), Some(bad));
+    // Until an operator releases it.
+    assert!(w.store.release(bad));
+    w.store.rollback_to(bad).unwrap();
+    assert_eq!(w.store.current().version(), bad);
+}
+
+#[test]
+fn claim_failures_and_a_healthy_deploy_never_trip_it() {
+    let w = world(GuardPolicy::default(), None);
+    // A healthy deploy (same key, new label) with a flood of expired tokens.
+    let v2 = w.store.publish(
+        Keyset::new([testing::key("k1", Algorithm::ES256)])
+            .unwrap()
+            .with_label("v2"),
+    );
+    let expired = testing::sign(
+        &testing::key("k1", Algorithm::ES256),
+        &json!({"iss": ISS, "aud": AUD, "sub": "u", "exp": T0 - 3600}),
+    );
+    for _ in 0..200 {
+        w.validator.validate(&expired).unwrap_err();
+    }
+    assert_eq!(w.store.current().version(), v2);
+    assert_eq!(w.guard.rollbacks(), 0);
+}
+
+#[test]
+fn a_lapsed_window_forgets_old_failures() {
+    let w = world(GuardPolicy::new(Duration::from_secs(10), 20, 0.5), None);
+    let bad = w.store.publish(broken());
+    // 15 failures, then the window lapses: the count starts over.
+    for _ in 0..15 {
+        w.validator.validate(&w.token).unwrap_err();
+    }
+    w.clock.advance(Duration::from_secs(11));
+    for _ in 0..15 {
+        w.validator.validate(&w.token).unwrap_err();
+    }
+    assert_eq!(
+        w.store.current().version(),
+        bad,
+        "15 + 15 across two windows"
+    );
+    for _ in 0..5 {
+        w.validator.validate(&w.token).unwrap_err();
+    }
+    assert_eq!(w.store.current().version(), 1, "20 within one window");
+}
+
+#[test]
+fn the_first_version_is_never_rolled_back_and_an_operator_change_wins() {
+    // A store whose only version fails: there is nothing to go back to.
+    let w = world(GuardPolicy::default(), None);
+    let stranger = testing::sign(&testing::key("nobody", Algorithm::ES256), &claims());
+    for _ in 0..100 {
+        w.validator.validate(&stranger).unwrap_err();
+    }
+    assert_eq!(w.store.current().version(), 1);
+    assert_eq!(w.guard.rollbacks(), 0);
+    // The operator publishes a fix while failures of the broken version are in flight:
+    // the guard does not roll the fix back.
+    let bad = w.store.publish(broken());
+    for _ in 0..10 {
+        w.validator.validate(&w.token).unwrap_err();
+    }
+    let fix = w.store.publish(
+        Keyset::new([testing::key("k1", Algorithm::ES256)])
+            .unwrap()
+            .with_label("fix"),
+    );
+    assert!(!w.store.rollback_from(bad, 1).unwrap());
+    assert_eq!(w.store.current().version(), fix);
+    assert!(!w.store.is_quarantined(bad));
+}
+
+#[test]
+fn the_monitor_raises_the_alert_and_audits_the_rollback() {
+    let (sink, events) = Auditor::channel(1_000);
+    let auditor = Auditor::builder().sink(sink).build();
+    let clock = ManualClock::at_unix(T0);
+    let monitor = Monitor::builder()
+        .clock(clock)
+        .auditor(auditor.clone())
+        .build();
+    let w = world(GuardPolicy::default(), Some(monitor));
+    let bad = w.store.publish(broken());
+    while w.store.current().version() == bad {
+        w.validator.validate(&w.token).unwrap_err();
+    }
+    auditor.flush();
+    let events: Vec<_> = events.try_iter().collect();
+    let alert = events
+        .iter()
+        .find(|e| e.alert == Some(AlertKind::AutomaticRollback))
+        .expect("alert");
+    assert_eq!(alert.keyset_version, Some(1));
+    assert!(events.iter().any(|e| {
+        e.action == AuditAction::KeysetRollback
+            && e.detail
+                .as_deref()
+                .is_some_and(|d| d.contains(&format!("v{bad} -> v1")))
+    }));
+}
