@@ -160,9 +160,37 @@ fn api_keys(c: &mut Criterion) {
     g.finish();
 }
 
+/// The rollback pipeline's primitive: `KeysetStore::rollback()` right after a publish
+/// (the publish is setup, not measured), and the guard's `rollback_from`.
+fn keyset_rollback(c: &mut Criterion) {
+    let mut g = c.benchmark_group("keyset");
+    let keys = Keyset::new([key(Algorithm::ES256)]).expect("keyset");
+    let store = KeysetStore::new(keys.clone());
+    g.bench_function("rollback_after_publish", |b| {
+        b.iter_batched(
+            || {
+                store.publish(keys.clone());
+            },
+            |()| store.rollback().expect("rollback"),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("guard_rollback_from", |b| {
+        b.iter_batched(
+            || {
+                let from = store.publish(keys.clone());
+                (from, store.history()[0].version())
+            },
+            |(from, to)| store.rollback_from(from, to).expect("rollback"),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
-    targets = issue_vs_encode, monitoring_overhead, api_keys
+    targets = issue_vs_encode, monitoring_overhead, api_keys, keyset_rollback
 }
 criterion_main!(benches);

@@ -179,3 +179,86 @@ fn the_monitor_raises_the_alert_and_audits_the_rollback() {
                 .is_some_and(|d| d.contains(&format!("v{bad} -> v1")))
     }));
 }
+
+/// In-flight validations never see a torn keyset: while another thread publishes and
+/// rolls back as fast as it can (bounded by count), every validation of a token whose key
+/// both keysets hold succeeds, with the cache on and off, and names a version the store
+/// really had.
+#[test]
+fn validations_never_observe_a_torn_swap() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let a = testing::key("k1", Algorithm::ES256);
+    let b = testing::key("k2", Algorithm::RS256);
+    let token = testing::sign(&a, &claims());
+    let both = Keyset::new([a, b]).unwrap();
+    let store = KeysetStore::new(both.clone());
+    let clock = ManualClock::at_unix(T0);
+    let validators: Vec<Validator> = [10_000, 0]
+        .into_iter()
+        .map(|cache| {
+            Validator::builder(store.clone())
+                .issuer(ISS)
+                .audience(AUD)
+                .clock(clock.clone())
+                .cache_capacity(cache)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let done = Arc::new(AtomicBool::new(false));
+    let swapper = {
+        let (store, done) = (store.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut top = 1;
+            for i in 0..20_000u32 {
+                top = store.publish(both.clone().with_label(format!("s{i}")));
+                store.rollback().unwrap();
+            }
+            done.store(true, Ordering::Release);
+            top
+        })
+    };
+    let mut checked = 0u64;
+    let mut highest = 0;
+    while !done.load(Ordering::Acquire) || checked < 1_000 {
+        for v in &validators {
+            let verified = v.validate(&token).expect("valid under every snapshot");
+            assert_eq!(verified.kid(), "k1");
+            highest = highest.max(verified.keyset_version());
+        }
+        checked += 1;
+    }
+    let top = swapper.join().unwrap();
+    assert!(top > 20_000, "the swapper ran: last version {top}");
+    assert!(checked >= 1_000);
+    assert!(
+        (1..=top).contains(&highest),
+        "a version the store had: {highest} of {top}"
+    );
+}
+
+/// The quarantine list is bounded by the history: once a quarantined version has left
+/// the history it is forgotten (it could not be made current anyway).
+#[test]
+fn quarantine_is_bounded_by_the_history() {
+    let w = world(GuardPolicy::default(), None);
+    let bad = w.store.publish(broken());
+    while w.store.current().version() == bad {
+        w.validator.validate(&w.token).unwrap_err();
+    }
+    assert!(w.store.is_quarantined(bad));
+    for i in 0..=KeysetStore::DEFAULT_HISTORY {
+        w.store.publish(
+            Keyset::new([testing::key("k1", Algorithm::ES256)])
+                .unwrap()
+                .with_label(format!("later-{i}")),
+        );
+    }
+    assert!(!w.store.is_quarantined(bad));
+    assert_eq!(
+        w.store.rollback_to(bad).unwrap_err().kind(),
+        KeysetErrorKind::UnknownVersion
+    );
+}

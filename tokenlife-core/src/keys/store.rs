@@ -237,6 +237,14 @@ impl KeysetStore {
                 None => break,
             }
         }
+        // A quarantine outlives nothing it guards: a version gone from the history can
+        // never be made current again anyway. Keeps the list bounded by the history.
+        let Admin {
+            history,
+            quarantined,
+            ..
+        } = admin;
+        quarantined.retain(|q| history.iter().any(|s| s.version == *q));
         snap
     }
 
