@@ -172,7 +172,7 @@ fn keyset_rollback(c: &mut Criterion) {
                 store.publish(keys.clone());
             },
             |()| store.rollback().expect("rollback"),
-            criterion::BatchSize::SmallInput,
+            criterion::BatchSize::PerIteration,
         )
     });
     g.bench_function("guard_rollback_from", |b| {
@@ -182,7 +182,7 @@ fn keyset_rollback(c: &mut Criterion) {
                 (from, store.history()[0].version())
             },
             |(from, to)| store.rollback_from(from, to).expect("rollback"),
-            criterion::BatchSize::SmallInput,
+            criterion::BatchSize::PerIteration,
         )
     });
     g.finish();
