@@ -51,6 +51,11 @@ pub enum ValidationErrorKind {
     InsufficientScope,
     /// The header's `typ` is not one the validator was told to accept (RFC 8725 §3.11).
     WrongType,
+    /// The key that signed the token was removed by a rotation or rollback, and the
+    /// store's retirement policy is [`Retirement::RenewRequired`](crate::keys::Retirement::RenewRequired):
+    /// the client should renew (its refresh token still works, and the new access token
+    /// is signed by the current key).
+    KeyRetired,
 }
 
 const _: () = {
@@ -63,7 +68,7 @@ const _: () = {
 
 impl ValidationErrorKind {
     /// Every kind, in declaration order.
-    pub const ALL: [ValidationErrorKind; 16] = [
+    pub const ALL: [ValidationErrorKind; 17] = [
         Self::MissingToken,
         Self::TooLarge,
         Self::Malformed,
@@ -80,6 +85,7 @@ impl ValidationErrorKind {
         Self::Revoked,
         Self::InsufficientScope,
         Self::WrongType,
+        Self::KeyRetired,
     ];
 
     /// Position in [`Self::ALL`]: an exhaustive `match` (a new kind does not compile
@@ -102,6 +108,7 @@ impl ValidationErrorKind {
             Self::Revoked => 13,
             Self::InsufficientScope => 14,
             Self::WrongType => 15,
+            Self::KeyRetired => 16,
         }
     }
 
@@ -148,6 +155,7 @@ impl ValidationErrorKind {
             Self::Revoked => "revoked",
             Self::InsufficientScope => "insufficient_scope",
             Self::WrongType => "wrong_type",
+            Self::KeyRetired => "key_retired",
         }
     }
 
@@ -170,6 +178,7 @@ impl ValidationErrorKind {
             Self::Revoked => "token revoked",
             Self::InsufficientScope => "insufficient scope",
             Self::WrongType => "wrong token type",
+            Self::KeyRetired => "the key that signed this token was retired: renew the token",
         }
     }
 }
@@ -469,6 +478,20 @@ pub enum KeysetErrorKind {
     /// The version ([`KeysetError::version`]) was quarantined by the rollout guard after
     /// it failed; [`KeysetStore::release`](crate::KeysetStore::release) lifts that.
     Quarantined,
+    /// A canary share outside 0–100 %.
+    InvalidShare,
+    /// Another rollout (a staged canary or a shadow candidate) is in progress: promote or
+    /// abort it first.
+    RolloutInProgress,
+    /// The share applies to a canary, and the rollout in progress is a shadow (or there
+    /// is none).
+    NotACanary,
+    /// `promote` asked for a clean shadow run and the candidate would have rejected
+    /// tokens the current keyset accepted ([`KeysetError::count`] of them).
+    ShadowRegressions,
+    /// `promote` asked for a clean shadow run over more validations than the candidate
+    /// has seen so far ([`KeysetError::count`]).
+    ShadowSampleTooSmall,
 }
 
 /// A keyset change (rollback, promote, stage) could not be made; the current keyset is
@@ -478,6 +501,7 @@ pub struct KeysetError {
     kind: KeysetErrorKind,
     version: Option<u64>,
     kid: Option<Box<str>>,
+    count: Option<u64>,
 }
 
 impl KeysetError {
@@ -486,6 +510,14 @@ impl KeysetError {
             kind,
             version: None,
             kid: None,
+            count: None,
+        }
+    }
+
+    pub(crate) fn with_count(kind: KeysetErrorKind, count: u64) -> Self {
+        Self {
+            count: Some(count),
+            ..Self::new(kind)
         }
     }
 
@@ -524,6 +556,12 @@ impl KeysetError {
     pub fn kid(&self) -> Option<&str> {
         self.kid.as_deref()
     }
+
+    /// The regressions seen ([`KeysetErrorKind::ShadowRegressions`]) or the sample seen so
+    /// far ([`KeysetErrorKind::ShadowSampleTooSmall`]).
+    pub fn count(&self) -> Option<u64> {
+        self.count
+    }
 }
 
 impl fmt::Display for KeysetError {
@@ -545,6 +583,23 @@ impl fmt::Display for KeysetError {
                 f,
                 "staged key id `{}` is taken by a different active key",
                 self.kid.as_deref().unwrap_or("")
+            ),
+            KeysetErrorKind::InvalidShare => {
+                f.write_str("a canary share is a percentage from 0 to 100")
+            }
+            KeysetErrorKind::RolloutInProgress => {
+                f.write_str("another rollout is in progress: promote or abort it first")
+            }
+            KeysetErrorKind::NotACanary => f.write_str("no canary is staged"),
+            KeysetErrorKind::ShadowRegressions => write!(
+                f,
+                "the shadow candidate would have rejected {} token(s) the current keyset accepted",
+                self.count.unwrap_or(0)
+            ),
+            KeysetErrorKind::ShadowSampleTooSmall => write!(
+                f,
+                "the shadow candidate has judged only {} token(s) so far",
+                self.count.unwrap_or(0)
             ),
         }
     }
@@ -657,6 +712,16 @@ pub enum ErrorCode {
     NoSigningKey,
     /// `not_found`: the operation needs a part that is not configured.
     NotFound,
+    /// `quarantined`: the keyset version was rolled back by the rollout guard; release it
+    /// first.
+    Quarantined,
+    /// `invalid_share`: a canary share outside 0–100.
+    InvalidShare,
+    /// `rollout_in_progress`: another canary or shadow rollout is staged.
+    RolloutInProgress,
+    /// `shadow_regressions`: the shadow candidate would have rejected accepted tokens, or
+    /// has not seen enough traffic yet.
+    ShadowRegressions,
 }
 
 impl ErrorCode {
@@ -682,6 +747,10 @@ impl ErrorCode {
             Self::Conflict => "conflict",
             Self::NoSigningKey => "no_signing_key",
             Self::NotFound => "not_found",
+            Self::Quarantined => "quarantined",
+            Self::InvalidShare => "invalid_share",
+            Self::RolloutInProgress => "rollout_in_progress",
+            Self::ShadowRegressions => "shadow_regressions",
         }
     }
 }

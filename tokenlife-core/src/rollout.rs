@@ -13,6 +13,12 @@
 //! Expired or revoked tokens and other claim failures are not the keyset's fault and do
 //! not count.
 //!
+//! During a canary ([`KeysetStore::stage_canary`], [`KeysetStore::set_share`]) only the
+//! validations the candidate judged ([`Arm::Canary`]) count, so a candidate that breaks
+//! every client of a 10 % canary is caught after `min_sample` of them, not drowned by the
+//! other 90 %; and the version it rolls back to is the last one without a rollout in
+//! progress, so a failing canary is aborted, not merely narrowed.
+//!
 //! ```
 //! use tokenlife_core::rollout::{GuardPolicy, RolloutGuard};
 //! use tokenlife_core::{Algorithm, Keyset, KeysetStore, ManualClock, Validator, testing};
@@ -49,7 +55,7 @@ use std::time::Duration;
 use crate::clock::{Clock, SystemClock};
 use crate::error::ValidationErrorKind as Kind;
 use crate::keys::KeysetStore;
-use crate::observe::{Event, Observer, SharedObserver};
+use crate::observe::{Arm, Event, Observer, SharedObserver};
 
 /// When the guard acts.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -107,9 +113,19 @@ struct Inner {
     total: AtomicU64,
     bad_key: AtomicU64,
     tripped: AtomicBool,
+    /// `watched` routes a canary share: only the candidate's verdicts count.
+    canary_only: AtomicBool,
     rollbacks: AtomicU64,
-    /// The last good version (0: none) and the switch to a new watched version.
-    switch: Mutex<u64>,
+    /// The last good version and the switch to a new watched version.
+    switch: Mutex<Switch>,
+}
+
+#[derive(Default)]
+struct Switch {
+    /// The version to roll back to (0: none).
+    last_good: u64,
+    /// Whether the watched version has a rollout in progress (never a last good one).
+    watched_in_rollout: bool,
 }
 
 impl fmt::Debug for RolloutGuard {
@@ -171,8 +187,9 @@ impl RolloutGuard {
                 total: AtomicU64::new(0),
                 bad_key: AtomicU64::new(0),
                 tripped: AtomicBool::new(false),
+                canary_only: AtomicBool::new(false),
                 rollbacks: AtomicU64::new(0),
-                switch: Mutex::new(0),
+                switch: Mutex::new(Switch::default()),
             }),
         }
     }
@@ -184,21 +201,23 @@ impl RolloutGuard {
 
     /// The version being judged, and the last good one it would roll back to (0: none).
     pub fn watching(&self) -> (u64, u64) {
-        let last_good = *self.lock();
+        let last_good = self.lock().last_good;
         (self.inner.watched.load(Ordering::Acquire), last_good)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, u64> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Switch> {
         self.inner.switch.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A validation judged by `version` (the slow path runs once per new version).
-    fn observe(&self, version: u64, outcome: Result<(), Kind>) {
+    fn observe(&self, version: u64, arm: Arm, outcome: Result<(), Kind>) {
         let inner = &*self.inner;
         if inner.watched.load(Ordering::Acquire) != version && !self.switch_to(version) {
             return;
         }
-        if inner.tripped.load(Ordering::Acquire) {
+        if inner.tripped.load(Ordering::Acquire)
+            || (arm != Arm::Canary && inner.canary_only.load(Ordering::Acquire))
+        {
             return;
         }
         let now = inner.clock.unix_now();
@@ -234,18 +253,23 @@ impl RolloutGuard {
     /// now the one judged.
     fn switch_to(&self, version: u64) -> bool {
         let inner = &*self.inner;
-        let mut last_good = self.lock();
+        let mut switch = self.lock();
         let watched = inner.watched.load(Ordering::Acquire);
         if watched == version {
             return true;
         }
-        if inner.store.current().version() != version {
+        let snap = inner.store.current();
+        if snap.version() != version {
             // An in-flight validation of a version no longer (or not yet) current.
             return false;
         }
-        if watched != 0 && !inner.store.is_quarantined(watched) {
-            *last_good = watched;
+        if watched != 0 && !switch.watched_in_rollout && !inner.store.is_quarantined(watched) {
+            switch.last_good = watched;
         }
+        switch.watched_in_rollout = snap.candidate().is_some();
+        inner
+            .canary_only
+            .store(snap.routes_canary(), Ordering::Release);
         inner.total.store(0, Ordering::Release);
         inner.bad_key.store(0, Ordering::Release);
         inner
@@ -258,7 +282,7 @@ impl RolloutGuard {
 
     fn roll_back(&self, from: u64, failures: u64, sample: u64) {
         let inner = &*self.inner;
-        let to = *self.lock();
+        let to = self.lock().last_good;
         if to == 0 || to == from {
             // Nothing to go back to: the first version is never rolled back.
             return;
@@ -284,10 +308,11 @@ impl Observer for RolloutGuard {
         if let Event::Validated {
             outcome,
             keyset_version,
+            arm,
             ..
         } = event
         {
-            self.observe(*keyset_version, outcome.map(|_| ()));
+            self.observe(*keyset_version, *arm, outcome.map(|_| ()));
         }
     }
 }

@@ -430,6 +430,13 @@ fn kidless_tokens_during_a_canary() {
     )
     .unwrap()])
     .unwrap();
+    // While a candidate is staged, another stage is refused whatever it holds.
+    let err = store.stage(clash.clone()).unwrap_err();
+    assert_eq!(
+        err.kind(),
+        tokenlife_core::error::KeysetErrorKind::RolloutInProgress
+    );
+    store.abort().unwrap();
     let err = store.stage(clash).unwrap_err();
     assert_eq!(
         (err.kind(), err.kid()),

@@ -62,7 +62,11 @@ pub fn admin_router(state: AdminState) -> Router {
         .route("/revocations/family", post(revoke_family))
         .route("/keysets", get(keysets).post(publish))
         .route("/keysets/stage", post(stage))
+        .route("/keysets/rollout", get(rollout))
+        .route("/keysets/share", post(share))
         .route("/keysets/promote", post(promote))
+        .route("/keysets/abort", post(abort))
+        .route("/keysets/release/{version}", post(release))
         .route("/keysets/rollback", post(rollback))
         .route("/keysets/rollback/{version}", post(rollback_to))
         .route("/tokens", post(mint))
@@ -167,8 +171,24 @@ async fn stage(State(s): State<AdminState>, uri: Uri, b: Body) -> Response {
     respond(s.stage(uri.query(), body(&b)))
 }
 
-async fn promote(State(s): State<AdminState>) -> Response {
-    respond(s.promote())
+async fn promote(State(s): State<AdminState>, uri: Uri) -> Response {
+    respond(s.promote(uri.query()))
+}
+
+async fn rollout(State(s): State<AdminState>) -> Response {
+    respond(s.rollout())
+}
+
+async fn share(State(s): State<AdminState>, uri: Uri) -> Response {
+    respond(s.share(uri.query()))
+}
+
+async fn abort(State(s): State<AdminState>) -> Response {
+    respond(s.abort())
+}
+
+async fn release(State(s): State<AdminState>, Path(version): Path<String>) -> Response {
+    respond(s.release(&version))
 }
 
 async fn rollback(State(s): State<AdminState>) -> Response {

@@ -5,6 +5,13 @@
 //! routers as they were before the move (commit aa834fd) and must not be regenerated to
 //! make a change pass: a difference is a behaviour change for every client.
 //!
+//! Re-recorded once, deliberately, for the rollout issue's fixes of what this transcript
+//! had recorded: a second `POST /keysets/stage` while a candidate is staged is refused
+//! (409 `rollout_in_progress`) instead of silently replacing it; `promote` of a public
+//! candidate keeps the current signing key and the candidate's label (it dropped both);
+//! `GET /keysets` shows each snapshot's `rollout` and the `quarantined` versions; a
+//! stage answers its `mode`. Every other answer is byte for byte the aa834fd one.
+//!
 //! The only parts masked are the ones that differ from run to run by design: signed
 //! tokens and `jti`s (random), and keyset `created_at` (wall clock).
 

@@ -15,8 +15,12 @@
 //! | `POST /revocations/family` | [`AdminState::revoke_family`]: JSON `{"family", "until"?}` | [`Access::ADMIN`] |
 //! | `GET /keysets` | [`AdminState::keysets`]: history, current marked | [`Access::ADMIN`] |
 //! | `POST /keysets` | [`AdminState::publish`]: a public JWKS (`?label=…&keep_signing=true\|false`) | [`Access::ADMIN`] |
-//! | `POST /keysets/stage` | [`AdminState::stage`]: a public JWKS as canary | [`Access::ADMIN`] |
-//! | `POST /keysets/promote` | [`AdminState::promote`] | [`Access::ADMIN`] |
+//! | `GET /keysets/rollout` | [`AdminState::rollout`]: the rollout in progress, quarantines, retirement, guard | [`Access::ADMIN`] |
+//! | `POST /keysets/stage` | [`AdminState::stage`]: a public JWKS as candidate (`?label=…&share=0–100&mode=canary\|shadow`) | [`Access::ADMIN`] |
+//! | `POST /keysets/share` | [`AdminState::share`]: widen or narrow the canary (`?share=0–100`) | [`Access::ADMIN`] |
+//! | `POST /keysets/promote` | [`AdminState::promote`] (`?version=N&min_shadow_sample=M`) | [`Access::ADMIN`] |
+//! | `POST /keysets/abort` | [`AdminState::abort`]: drop the candidate | [`Access::ADMIN`] |
+//! | `POST /keysets/release/{version}` | [`AdminState::release`]: lift a quarantine | [`Access::ADMIN`] |
 //! | `POST /keysets/rollback` | [`AdminState::rollback`]: one step | [`Access::ADMIN`] |
 //! | `POST /keysets/rollback/{version}` | [`AdminState::rollback_to`] | [`Access::ADMIN`] |
 //! | `POST /tokens` | [`AdminState::mint`]: JSON `{"subject", "scope"?, "refresh"?, "client"?}` | [`Access::ADMIN`] |
@@ -71,10 +75,11 @@ use crate::error::{
     RevocationErrorKind,
 };
 use crate::issue::{IssueError, RenewErrorKind};
-use crate::keys::{Keyset, KeysetSnapshot, KeysetStore};
+use crate::keys::{Keyset, KeysetSnapshot, KeysetStore, RolloutMode};
 use crate::observe::Event;
 use crate::observe::audit::AuditAction;
 use crate::revoke::{Revocation, RevocationTarget};
+use crate::rollout::RolloutGuard;
 use crate::validate::Validator;
 use crate::{Issuer, TokenPair, TokenRequest, ValidationErrorKind};
 
@@ -218,6 +223,7 @@ struct Inner {
     resource_servers: Vec<(String, Secret)>,
     max_body: usize,
     default_until: Duration,
+    guard: Option<RolloutGuard>,
     throttle: Throttle,
     auth_failures: metrics::Counter,
 }
@@ -256,6 +262,7 @@ impl AdminState {
             max_failures: 10,
             failure_window: Duration::from_secs(60),
             empty: None,
+            guard: None,
         }
     }
 
@@ -279,6 +286,7 @@ pub struct AdminStateBuilder {
     failure_window: Duration,
     /// The first credential given empty, refused at build.
     empty: Option<&'static str>,
+    guard: Option<RolloutGuard>,
 }
 
 impl std::fmt::Debug for AdminStateBuilder {
@@ -292,6 +300,13 @@ impl AdminStateBuilder {
     /// subject-revocation path (refresh tokens included).
     pub fn issuer(mut self, issuer: Issuer) -> Self {
         self.issuer = Some(issuer);
+        self
+    }
+
+    /// The rollout guard watching the store, so `GET /keysets/rollout` shows what it
+    /// watches and how often it rolled back.
+    pub fn rollout_guard(mut self, guard: RolloutGuard) -> Self {
+        self.guard = Some(guard);
         self
     }
 
@@ -379,6 +394,7 @@ impl AdminStateBuilder {
             inner: Arc::new(Inner {
                 validator: self.validator,
                 issuer: self.issuer,
+                guard: self.guard,
                 admin_key: self.admin_key,
                 clients: self.clients,
                 resource_servers: self.resource_servers,
@@ -533,9 +549,37 @@ impl AdminState {
         done(stage(self, query, body))
     }
 
-    /// `POST /keysets/promote` (admin).
-    pub fn promote(&self) -> AdminResponse {
-        done(promote(self))
+    /// `POST /keysets/promote` (admin): `query` is the query string (`version=N` to
+    /// promote the candidate of version N, `min_shadow_sample=M` to require a clean shadow
+    /// run over at least M validations).
+    pub fn promote(&self, query: Option<&str>) -> AdminResponse {
+        done(promote(self, query))
+    }
+
+    /// `GET /keysets/rollout` (admin): the rollout in progress, the quarantined versions,
+    /// the retirement policy and its retired kids, and the guard's state.
+    pub fn rollout(&self) -> AdminResponse {
+        rollout(self)
+    }
+
+    /// `POST /keysets/share` (admin): `query` is `share=0–100`.
+    pub fn share(&self, query: Option<&str>) -> AdminResponse {
+        done(share(self, query))
+    }
+
+    /// `POST /keysets/abort` (admin): drops the staged candidate.
+    pub fn abort(&self) -> AdminResponse {
+        done(keyset_change(
+            self,
+            AuditAction::KeysetAborted,
+            "abort to",
+            KeysetStore::abort,
+        ))
+    }
+
+    /// `POST /keysets/release/{version}` (admin): lifts the rollout guard's quarantine.
+    pub fn release(&self, version: &str) -> AdminResponse {
+        done(release(self, version))
     }
 
     /// `POST /keysets/rollback` (admin): one step back.
@@ -1221,8 +1265,36 @@ fn keep_until(
     }
 }
 
+fn kids(ks: &Keyset) -> Vec<String> {
+    ks.keys().map(|k| k.kid().to_owned()).collect()
+}
+
+/// The candidate of a snapshot, as the admin API shows it.
+fn candidate_json(snap: &KeysetSnapshot) -> Value {
+    match snap.candidate() {
+        None => Value::Null,
+        Some((ks, mode)) => {
+            let mut v = json!({
+                "mode": mode.as_str(),
+                "label": ks.label(),
+                "kids": kids(ks),
+                "signing_kid": ks.signing_key().map(|k| k.kid()),
+            });
+            match mode {
+                RolloutMode::Canary => v["share"] = json!(snap.canary_share()),
+                _ => {
+                    if let Some(st) = snap.shadow_stats() {
+                        v["shadow"] =
+                            json!({"sample": st.sample(), "regressions": st.regressions()});
+                    }
+                }
+            }
+            v
+        }
+    }
+}
+
 fn snapshot_json(snap: &KeysetSnapshot, current: u64) -> Value {
-    let kids = |ks: &Keyset| ks.keys().map(|k| k.kid().to_owned()).collect::<Vec<_>>();
     json!({
         "version": snap.version(),
         "current": snap.version() == current,
@@ -1231,6 +1303,7 @@ fn snapshot_json(snap: &KeysetSnapshot, current: u64) -> Value {
         "kids": kids(snap.active()),
         "signing_kid": snap.signing_kid(),
         "staged_kids": snap.staged().map(kids),
+        "rollout": candidate_json(snap),
     })
 }
 
@@ -1244,7 +1317,42 @@ fn keysets(s: &AdminState) -> AdminResponse {
         .collect();
     json_response(
         StatusCode::OK,
-        &json!({"current": current, "generation": store.generation(), "keysets": list}),
+        &json!({
+            "current": current,
+            "generation": store.generation(),
+            "quarantined": store.quarantined(),
+            "keysets": list,
+        }),
+        &[],
+    )
+}
+
+fn rollout(s: &AdminState) -> AdminResponse {
+    let store = s.inner.validator.keyset_store();
+    let snap = store.current();
+    let policy = store.retirement();
+    let grace = match policy {
+        crate::keys::Retirement::Grace(d) | crate::keys::Retirement::RenewRequired(d) => {
+            Some(d.as_secs())
+        }
+        _ => None,
+    };
+    let guard = s.inner.guard.as_ref().map(|g| {
+        let (watching, last_good) = g.watching();
+        json!({"watching": watching, "last_good": last_good, "rollbacks": g.rollbacks()})
+    });
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "current": snap.version(),
+            "generation": store.generation(),
+            "label": snap.label(),
+            "signing_kid": snap.signing_kid(),
+            "rollout": candidate_json(&snap),
+            "quarantined": store.quarantined(),
+            "retirement": {"policy": policy.as_str(), "seconds": grace, "retired_kids": store.retired_kids()},
+            "guard": guard,
+        }),
         &[],
     )
 }
@@ -1254,6 +1362,27 @@ fn keysets(s: &AdminState) -> AdminResponse {
 struct PublishQuery {
     label: Option<String>,
     keep_signing: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct StageQuery {
+    label: Option<String>,
+    share: Option<f64>,
+    mode: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ShareQuery {
+    share: Option<f64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PromoteQuery {
+    version: Option<u64>,
+    min_shadow_sample: Option<u64>,
 }
 
 /// A public JWKS from an admin request: every entry must load, and none may carry
@@ -1305,7 +1434,7 @@ fn with_label(ks: Keyset, label: Option<String>) -> Keyset {
     }
 }
 
-fn query(q: Option<&str>) -> Result<PublishQuery, ApiError> {
+fn query<T: for<'de> Deserialize<'de>>(q: Option<&str>) -> Result<T, ApiError> {
     serde_urlencoded::from_str(q.unwrap_or(""))
         .map_err(|e| ApiError::bad(format!("bad query: {e}")))
 }
@@ -1316,7 +1445,7 @@ fn query(q: Option<&str>) -> Result<PublishQuery, ApiError> {
 /// neither, the publish is refused (409 `no_signing_key`) rather than leaving `/token`
 /// broken.
 fn publish(s: &AdminState, q: Option<&str>, b: Body<'_>) -> ApiResult {
-    let q = query(q)?;
+    let q: PublishQuery = query(q)?;
     let ks = public_keyset(b)?;
     let store = s.inner.validator.keyset_store();
     let current = store.current();
@@ -1350,39 +1479,87 @@ fn publish(s: &AdminState, q: Option<&str>, b: Body<'_>) -> ApiResult {
     ))
 }
 
-/// Stages the public JWKS of the request as a canary (the current keys keep signing).
+/// Stages the public JWKS of the request as a candidate: a canary (`share` percent of
+/// clients, 0 by default: its keys verify for everyone, the current keys sign) or a
+/// shadow (`mode=shadow`: judged beside the current keys, affecting no response).
 fn stage(s: &AdminState, q: Option<&str>, b: Body<'_>) -> ApiResult {
-    let q = query(q)?;
-    if q.keep_signing.is_some() {
+    if q.is_some_and(|q| q.split('&').any(|p| p.starts_with("keep_signing="))) {
         return Err(ApiError::bad("keep_signing applies to publish only"));
     }
-    let ks = public_keyset(b)?;
-    let v = s
-        .inner
-        .validator
-        .keyset_store()
-        .stage(with_label(ks, q.label))
-        .map_err(|e| keyset_error(&e))?;
-    s.audit(AuditAction::KeysetStaged, format!("stage v{v}"));
+    let q: StageQuery = query(q)?;
+    let mode = match q.mode.as_deref() {
+        None | Some("canary") => RolloutMode::Canary,
+        Some("shadow") => RolloutMode::Shadow,
+        Some(_) => return Err(ApiError::bad("mode must be canary or shadow")),
+    };
+    if mode == RolloutMode::Shadow && q.share.is_some() {
+        return Err(ApiError::bad("a shadow candidate takes no share"));
+    }
+    let ks = with_label(public_keyset(b)?, q.label);
+    let store = s.inner.validator.keyset_store();
+    let v = match mode {
+        RolloutMode::Shadow => store.stage_shadow(ks),
+        _ => store.stage_canary(ks, q.share.unwrap_or(0.0)),
+    }
+    .map_err(|e| keyset_error(&e))?;
+    let share = store.current().canary_share();
+    let detail = match mode {
+        RolloutMode::Shadow => format!("stage v{v} shadow"),
+        _ => format!("stage v{v} canary {share}%"),
+    };
+    s.audit(AuditAction::KeysetStaged, detail);
     Ok(json_response(
         StatusCode::CREATED,
-        &json!({"version": v}),
+        &json!({"version": v, "mode": mode.as_str()}),
+        &[],
+    ))
+}
+
+fn share(s: &AdminState, q: Option<&str>) -> ApiResult {
+    let q: ShareQuery = query(q)?;
+    let share = q.share.ok_or_else(|| ApiError::bad("missing share"))?;
+    let store = s.inner.validator.keyset_store();
+    let v = store.set_share(share).map_err(|e| keyset_error(&e))?;
+    s.audit(AuditAction::KeysetShare, format!("canary v{v} at {share}%"));
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"version": v, "share": store.current().canary_share()}),
+        &[],
+    ))
+}
+
+fn release(s: &AdminState, version: &str) -> ApiResult {
+    let version: u64 = version
+        .parse()
+        .map_err(|_| ApiError::bad("version must be a number"))?;
+    if !s.inner.validator.keyset_store().release(version) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::UnknownVersion,
+            format!("keyset version {version} is not quarantined"),
+        ));
+    }
+    s.audit(AuditAction::KeysetReleased, format!("release v{version}"));
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"released": version}),
         &[],
     ))
 }
 
 fn keyset_error(e: &KeysetError) -> ApiError {
-    match e.kind() {
-        KeysetErrorKind::UnknownVersion => ApiError::new(
-            StatusCode::NOT_FOUND,
-            ErrorCode::UnknownVersion,
-            e.to_string(),
-        ),
-        KeysetErrorKind::KidConflict => {
-            ApiError::new(StatusCode::CONFLICT, ErrorCode::KidConflict, e.to_string())
+    let (status, code) = match e.kind() {
+        KeysetErrorKind::UnknownVersion => (StatusCode::NOT_FOUND, ErrorCode::UnknownVersion),
+        KeysetErrorKind::KidConflict => (StatusCode::CONFLICT, ErrorCode::KidConflict),
+        KeysetErrorKind::Quarantined => (StatusCode::CONFLICT, ErrorCode::Quarantined),
+        KeysetErrorKind::InvalidShare => (StatusCode::BAD_REQUEST, ErrorCode::InvalidShare),
+        KeysetErrorKind::RolloutInProgress => (StatusCode::CONFLICT, ErrorCode::RolloutInProgress),
+        KeysetErrorKind::ShadowRegressions | KeysetErrorKind::ShadowSampleTooSmall => {
+            (StatusCode::CONFLICT, ErrorCode::ShadowRegressions)
         }
-        _ => ApiError::new(StatusCode::CONFLICT, ErrorCode::Conflict, e.to_string()),
-    }
+        _ => (StatusCode::CONFLICT, ErrorCode::Conflict),
+    };
+    ApiError::new(status, code, e.to_string())
 }
 
 /// A keyset change that names the version it leads to: change, audit, answer.
@@ -1397,10 +1574,17 @@ fn keyset_change(
     Ok(json_response(StatusCode::OK, &json!({"version": v}), &[]))
 }
 
-fn promote(s: &AdminState) -> ApiResult {
-    keyset_change(s, AuditAction::KeysetPromoted, "promote to", |store| {
-        store.promote()
-    })
+fn promote(s: &AdminState, q: Option<&str>) -> ApiResult {
+    let q: PromoteQuery = query(q)?;
+    keyset_change(
+        s,
+        AuditAction::KeysetPromoted,
+        "promote to",
+        |store| match q.version {
+            Some(v) => store.promote_version(v, q.min_shadow_sample),
+            None => store.promote_checked(q.min_shadow_sample),
+        },
+    )
 }
 
 fn rollback(s: &AdminState) -> ApiResult {

@@ -339,8 +339,9 @@ impl Issuer {
     ) -> Result<(String, u64), IssueError> {
         let inner = &*self.inner;
         let snap = inner.store.load();
+        // Inside a canary share, the candidate's signing key (when it has one).
         let key = snap
-            .signing_key()
+            .signing_key_for(&req.subject)
             .ok_or_else(|| IssueError::new(IssueErrorKind::NoSigningKey))?;
         let enc = key
             .encoding_key()

@@ -35,4 +35,7 @@ mod verifier;
 
 pub use key::Key;
 pub use keyset::Keyset;
-pub use store::{KeysetSnapshot, KeysetStore};
+pub(crate) use store::same_key;
+pub use store::{
+    KeysetSnapshot, KeysetStore, KeysetStoreBuilder, Retirement, RolloutMode, ShadowStats,
+};

@@ -1,42 +1,155 @@
 //! [`KeysetSnapshot`] and the versioned [`KeysetStore`]: one atomic swap per change, a
-//! bounded history for rollback.
+//! bounded history for rollback, staged rollouts (a canary by traffic share, a shadow
+//! candidate) and the [`Retirement`] policy for tokens of keys a change removes.
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use jsonwebtoken::jwk::JwkSet;
 
 use super::key::Key;
 use super::keyset::Keyset;
+use crate::clock::{Clock, SystemClock};
 use crate::error::{KeysetError, KeysetErrorKind};
+use crate::observe::{Arm, Event, Observer, SharedObserver};
 
 /// Whether two keys are the same key: one `Arc`, or one algorithm and one public JWK.
-fn same_key(a: &Arc<Key>, b: &Arc<Key>) -> bool {
+pub(crate) fn same_key(a: &Arc<Key>, b: &Arc<Key>) -> bool {
     Arc::ptr_eq(a, b) || (a.alg == b.alg && a.public_jwk.is_some() && a.public_jwk == b.public_jwk)
 }
 
+/// Canary buckets: a share is counted in hundredths of a percent.
+const BUCKETS: u64 = 10_000;
+/// A fixed seed, so every node of a fleet puts a subject in the same bucket.
+const BUCKET_SEED: u64 = 0x746f_6b65_6e6c_6966;
+
+/// A share in percent as canary buckets (hundredths of a percent).
+fn share_buckets(share: f64) -> Result<u16, KeysetError> {
+    if !(0.0..=100.0).contains(&share) {
+        return Err(KeysetError::new(KeysetErrorKind::InvalidShare));
+    }
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let b = (share * 100.0).round() as u16;
+    Ok(b)
+}
+
+/// What a staged candidate does while it is staged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RolloutMode {
+    /// The candidate's keys verify for every client, and for the clients inside the
+    /// canary share they are the only keys (and its signing key signs their tokens).
+    Canary,
+    /// The candidate judges live traffic beside the current keyset without affecting any
+    /// response; what it would have rejected is counted ([`ShadowStats`]).
+    Shadow,
+}
+
+impl RolloutMode {
+    /// `canary` or `shadow`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Canary => "canary",
+            Self::Shadow => "shadow",
+        }
+    }
+}
+
+/// What a shadow candidate has seen: validations the current keyset accepted, and how
+/// many of those the candidate would have rejected.
+#[derive(Debug, Default)]
+pub struct ShadowStats {
+    sample: AtomicU64,
+    regressions: AtomicU64,
+}
+
+impl ShadowStats {
+    /// Validations judged by the candidate (those the current keyset accepted).
+    pub fn sample(&self) -> u64 {
+        self.sample.load(Ordering::Relaxed)
+    }
+
+    /// Of those, how many the candidate would have rejected.
+    pub fn regressions(&self) -> u64 {
+        self.regressions.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn record(&self, regression: bool) {
+        self.sample.fetch_add(1, Ordering::Relaxed);
+        if regression {
+            self.regressions.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// What becomes of tokens signed by a key that a publish, promote, abort or rollback
+/// removes from the current keyset (blue-green continuity).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Retirement {
+    /// Rejected at once, as `unknown_kid` (the default).
+    #[default]
+    Reject,
+    /// Still accepted, verify-only, until the grace period after the change ends; then
+    /// rejected as `unknown_kid`.
+    Grace(Duration),
+    /// Rejected with `invalid_token` and the description "the key that signed this token
+    /// was retired: renew the token" (for this long after the change; `unknown_kid`
+    /// after); the issuer's renewal signs the new access token with the current key.
+    RenewRequired(Duration),
+}
+
+impl Retirement {
+    /// The `policy` label: `reject`, `grace`, `renew_required`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Reject => "reject",
+            Self::Grace(_) => "grace",
+            Self::RenewRequired(_) => "renew_required",
+        }
+    }
+
+    fn keep_for(self) -> Option<Duration> {
+        match self {
+            Self::Reject => None,
+            Self::Grace(d) | Self::RenewRequired(d) => Some(d),
+        }
+    }
+}
+
+/// The staged candidate of a snapshot.
+#[derive(Debug, Clone)]
+struct Candidate {
+    keyset: Keyset,
+    mode: RolloutMode,
+    /// Canary share in hundredths of a percent (0..=10 000).
+    share: u16,
+    shadow: Arc<ShadowStats>,
+}
+
 /// One immutable, versioned state of the [`KeysetStore`]: the active keyset (which signs
-/// and verifies) and, during a canary, a staged keyset (which only verifies).
+/// and verifies) and, during a rollout, a staged candidate.
 #[derive(Debug)]
 pub struct KeysetSnapshot {
     version: u64,
     created_at: SystemTime,
     active: Keyset,
-    staged: Option<Keyset>,
+    candidate: Option<Candidate>,
 }
 
 impl KeysetSnapshot {
-    /// The version: 1 for the first keyset, then one more for each publish or stage.
-    /// A rollback reinstalls an earlier snapshot with its own version.
+    /// The version: 1 for the first keyset, then one more for each publish, stage, share
+    /// change, promote or abort. A rollback reinstalls an earlier snapshot with its own
+    /// version.
     pub fn version(&self) -> u64 {
         self.version
     }
 
-    /// When this snapshot was created.
+    /// When this snapshot was created (on the store's clock).
     pub fn created_at(&self) -> SystemTime {
         self.created_at
     }
@@ -51,9 +164,76 @@ impl KeysetSnapshot {
         &self.active
     }
 
-    /// The staged (canary) keyset, if one is staged.
+    /// The staged canary keyset, if a canary is staged.
     pub fn staged(&self) -> Option<&Keyset> {
-        self.staged.as_ref()
+        self.candidate
+            .as_ref()
+            .filter(|c| c.mode == RolloutMode::Canary)
+            .map(|c| &c.keyset)
+    }
+
+    /// The shadow candidate, if one is staged.
+    pub fn shadow(&self) -> Option<&Keyset> {
+        self.candidate
+            .as_ref()
+            .filter(|c| c.mode == RolloutMode::Shadow)
+            .map(|c| &c.keyset)
+    }
+
+    /// The staged candidate (canary or shadow) and its mode.
+    pub fn candidate(&self) -> Option<(&Keyset, RolloutMode)> {
+        self.candidate.as_ref().map(|c| (&c.keyset, c.mode))
+    }
+
+    /// What the shadow candidate has seen, if one is staged.
+    pub fn shadow_stats(&self) -> Option<&ShadowStats> {
+        self.candidate
+            .as_ref()
+            .filter(|c| c.mode == RolloutMode::Shadow)
+            .map(|c| &*c.shadow)
+    }
+
+    /// The canary share, in percent (0 when no canary is staged).
+    pub fn canary_share(&self) -> f64 {
+        self.staged_share().map_or(0.0, |b| f64::from(b) / 100.0)
+    }
+
+    fn staged_share(&self) -> Option<u16> {
+        self.candidate
+            .as_ref()
+            .filter(|c| c.mode == RolloutMode::Canary)
+            .map(|c| c.share)
+    }
+
+    /// Whether a canary with a share above 0 routes some clients to the candidate.
+    #[inline]
+    pub(crate) fn routes_canary(&self) -> bool {
+        self.staged_share().is_some_and(|s| s > 0)
+    }
+
+    /// The canary bucket of a subject or client id: a stable hash (the same on every node
+    /// and every run) in 0..10 000.
+    pub fn bucket(subject: &str) -> u16 {
+        #[allow(clippy::cast_possible_truncation)]
+        let b = (xxhash_rust::xxh3::xxh3_64_with_seed(subject.as_bytes(), BUCKET_SEED) % BUCKETS)
+            as u16;
+        b
+    }
+
+    /// Whether this subject (or client id) is inside the canary share.
+    pub fn in_canary(&self, subject: &str) -> bool {
+        self.staged_share()
+            .is_some_and(|share| share > 0 && Self::bucket(subject) < share)
+    }
+
+    /// The arm that judges a token of this subject (`None`: no subject, never in the
+    /// canary).
+    #[inline]
+    pub(crate) fn arm_for(&self, subject: Option<&str>) -> Arm {
+        match subject {
+            Some(s) if self.in_canary(s) => Arm::Canary,
+            _ => Arm::Active,
+        }
     }
 
     /// The kid of the signing key (always from the active keyset).
@@ -66,33 +246,57 @@ impl KeysetSnapshot {
         self.active.signing_key()
     }
 
-    /// The verification key with this kid: active keys first, then staged ones.
+    /// The key that signs tokens for this subject: the canary candidate's signing key for
+    /// a subject inside the canary share (when the candidate has one), else the active one.
+    pub fn signing_key_for(&self, subject: &str) -> Option<&Arc<Key>> {
+        if self.in_canary(subject)
+            && let Some(k) = self.staged().and_then(Keyset::signing_key)
+        {
+            return Some(k);
+        }
+        self.signing_key()
+    }
+
+    /// The verification key with this kid: active keys first, then staged canary ones.
     #[inline]
     pub fn find(&self, kid: &str) -> Option<&Arc<Key>> {
         self.active
             .get(kid)
-            .or_else(|| self.staged.as_ref().and_then(|s| s.get(kid)))
+            .or_else(|| self.staged().and_then(|s| s.get(kid)))
     }
 
-    /// Whether this exact key (not merely its kid) verifies in this snapshot. Compares
-    /// pointers only, so it never touches the keys' shared reference counts.
+    /// The verification key with this kid for a token judged by `arm`: inside the canary,
+    /// the candidate's keys only.
     #[inline]
-    pub(crate) fn holds(&self, key: &Arc<Key>) -> bool {
-        self.active.keys.iter().any(|k| Arc::ptr_eq(k, key))
-            || self
-                .staged
-                .as_ref()
-                .is_some_and(|s| s.keys.iter().any(|k| Arc::ptr_eq(k, key)))
+    pub(crate) fn find_for(&self, kid: &str, arm: Arm) -> Option<&Arc<Key>> {
+        match arm {
+            Arm::Canary => self.staged().and_then(|s| s.get(kid)),
+            _ => self.find(kid),
+        }
     }
 
-    /// Every key that verifies in this snapshot (active, then staged).
+    /// Whether this exact key (not merely its kid) verifies in this snapshot for `arm`.
+    /// Compares pointers only, so it never touches the keys' shared reference counts.
+    #[inline]
+    pub(crate) fn holds_for(&self, key: &Arc<Key>, arm: Arm) -> bool {
+        let in_staged = || {
+            self.staged()
+                .is_some_and(|s| s.keys.iter().any(|k| Arc::ptr_eq(k, key)))
+        };
+        match arm {
+            Arm::Canary => in_staged(),
+            _ => self.active.keys.iter().any(|k| Arc::ptr_eq(k, key)) || in_staged(),
+        }
+    }
+
+    /// Every key that verifies in this snapshot (active, then staged canary keys).
     pub fn keys(&self) -> impl Iterator<Item = &Arc<Key>> {
         self.active
             .keys()
-            .chain(self.staged.iter().flat_map(|s| s.keys()))
+            .chain(self.staged().into_iter().flat_map(|s| s.keys()))
     }
 
-    /// The public verification keys (active and staged) as JWKS JSON.
+    /// The public verification keys (active and staged canary keys) as JWKS JSON.
     pub fn to_public_jwks(&self) -> String {
         let set = JwkSet {
             keys: self.keys().filter_map(|k| k.public_jwk.clone()).collect(),
@@ -101,10 +305,27 @@ impl KeysetSnapshot {
     }
 }
 
+/// A key removed from the current keyset, remembered under the retirement policy.
+#[derive(Debug, Clone)]
+struct RetiredKey {
+    key: Arc<Key>,
+    until: u64,
+}
+
+/// The keys a change removed and the policy for their tokens.
+#[derive(Debug, Default)]
+struct RetiredKeys {
+    policy: Option<Retirement>,
+    keys: Vec<RetiredKey>,
+}
+
 /// Default number of snapshots kept for rollback.
 const DEFAULT_HISTORY: usize = 16;
+/// Most retired keys remembered at once (the oldest go first).
+const MAX_RETIRED: usize = 64;
 
-/// The current keyset, swapped atomically, with a bounded history for rollback.
+/// The current keyset, swapped atomically, with a bounded history for rollback and staged
+/// rollouts (canary by traffic share, shadow).
 ///
 /// Cloning is cheap and clones share the store. Readers ([`current`](Self::current) and the
 /// validator) never block; writers serialise on an internal lock, and each change is one
@@ -116,8 +337,12 @@ pub struct KeysetStore {
 
 struct StoreInner {
     current: ArcSwap<KeysetSnapshot>,
+    retired: ArcSwap<RetiredKeys>,
     generation: AtomicU64,
     admin: Mutex<Admin>,
+    clock: Arc<dyn Clock>,
+    retirement: Retirement,
+    observer: Option<SharedObserver>,
 }
 
 struct Admin {
@@ -137,7 +362,92 @@ impl fmt::Debug for KeysetStore {
         f.debug_struct("KeysetStore")
             .field("version", &cur.version)
             .field("generation", &self.generation())
+            .field("retirement", &self.inner.retirement)
             .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`KeysetStore`]: history length, clock, retirement policy, observer.
+///
+/// ```
+/// use std::time::Duration;
+/// use tokenlife_core::keys::Retirement;
+/// use tokenlife_core::{Algorithm, Keyset, KeysetStore, ManualClock, testing};
+///
+/// let clock = ManualClock::at_unix(1_700_000_000);
+/// let store = KeysetStore::builder(Keyset::new([testing::key("blue", Algorithm::ES256)])?)
+///     .retirement(Retirement::Grace(Duration::from_secs(300)))
+///     .clock(clock.clone())
+///     .build();
+/// store.publish(Keyset::new([testing::key("green", Algorithm::ES256)])?);
+/// assert_eq!(store.retired_kids(), ["blue"]);
+/// clock.advance(Duration::from_secs(301));
+/// assert!(store.retired_kids().is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+#[must_use]
+pub struct KeysetStoreBuilder {
+    keyset: Keyset,
+    history: usize,
+    clock: Arc<dyn Clock>,
+    retirement: Retirement,
+    observer: Option<SharedObserver>,
+}
+
+impl KeysetStoreBuilder {
+    /// Keep `limit` snapshots (at least 2) for rollback (default
+    /// [`KeysetStore::DEFAULT_HISTORY`]).
+    pub fn history(mut self, limit: usize) -> Self {
+        self.history = limit;
+        self
+    }
+
+    /// The clock for snapshot times and retirement deadlines (default: the system clock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// What becomes of tokens of removed keys (default [`Retirement::Reject`]).
+    pub fn retirement(mut self, policy: Retirement) -> Self {
+        self.retirement = policy;
+        self
+    }
+
+    /// Reports [`Event::KeysRetired`] to `observer` (a [`Monitor`](crate::Monitor) counts
+    /// it and audits it). Do not pass a [`RolloutGuard`](crate::rollout::RolloutGuard)
+    /// holding this store: that would be a reference cycle.
+    pub fn observer(mut self, observer: impl Observer) -> Self {
+        self.observer = Some(SharedObserver::new(observer));
+        self
+    }
+
+    /// The store; its current snapshot (version 1) is the keyset given.
+    pub fn build(self) -> KeysetStore {
+        let first = Arc::new(KeysetSnapshot {
+            version: 1,
+            created_at: self.clock.now(),
+            active: self.keyset,
+            candidate: None,
+        });
+        KeysetStore {
+            inner: Arc::new(StoreInner {
+                current: ArcSwap::new(first.clone()),
+                retired: ArcSwap::from_pointee(RetiredKeys::default()),
+                generation: AtomicU64::new(1),
+                admin: Mutex::new(Admin {
+                    next_version: 2,
+                    limit: self.history.max(2),
+                    history: VecDeque::from([first]),
+                    previous: Vec::new(),
+                    quarantined: Vec::new(),
+                }),
+                clock: self.clock,
+                retirement: self.retirement,
+                observer: self.observer,
+            }),
+        }
     }
 }
 
@@ -148,31 +458,25 @@ impl KeysetStore {
 
 impl KeysetStore {
     /// A store whose current snapshot (version 1) is `keyset`, keeping
-    /// [`Self::DEFAULT_HISTORY`] snapshots.
+    /// [`Self::DEFAULT_HISTORY`] snapshots, on the system clock, rejecting tokens of
+    /// removed keys at once. [`builder`](Self::builder) for the rest.
     pub fn new(keyset: Keyset) -> Self {
-        Self::with_history(keyset, DEFAULT_HISTORY)
+        Self::builder(keyset).build()
     }
 
     /// A store that keeps `limit` snapshots (at least 2) for rollback.
     pub fn with_history(keyset: Keyset, limit: usize) -> Self {
-        let first = Arc::new(KeysetSnapshot {
-            version: 1,
-            created_at: SystemTime::now(),
-            active: keyset,
-            staged: None,
-        });
-        Self {
-            inner: Arc::new(StoreInner {
-                current: ArcSwap::new(first.clone()),
-                generation: AtomicU64::new(1),
-                admin: Mutex::new(Admin {
-                    next_version: 2,
-                    limit: limit.max(2),
-                    history: VecDeque::from([first]),
-                    previous: Vec::new(),
-                    quarantined: Vec::new(),
-                }),
-            }),
+        Self::builder(keyset).history(limit).build()
+    }
+
+    /// Starts a store whose first snapshot is `keyset`.
+    pub fn builder(keyset: Keyset) -> KeysetStoreBuilder {
+        KeysetStoreBuilder {
+            keyset,
+            history: DEFAULT_HISTORY,
+            clock: Arc::new(SystemClock),
+            retirement: Retirement::default(),
+            observer: None,
         }
     }
 
@@ -193,6 +497,46 @@ impl KeysetStore {
         self.inner.generation.load(Ordering::Acquire)
     }
 
+    /// The retirement policy in force.
+    pub fn retirement(&self) -> Retirement {
+        self.inner.retirement
+    }
+
+    /// The kids of removed keys whose tokens the retirement policy still answers for
+    /// (accepted under [`Retirement::Grace`], "renew" under [`Retirement::RenewRequired`]).
+    pub fn retired_kids(&self) -> Vec<String> {
+        let now = self.inner.clock.unix_now();
+        self.inner
+            .retired
+            .load()
+            .keys
+            .iter()
+            .filter(|r| r.until > now)
+            .map(|r| r.key.kid().to_owned())
+            .collect()
+    }
+
+    /// A retired key with this kid still covered by the policy at `now`, and the policy.
+    pub(crate) fn retired(&self, kid: &str, now: u64) -> Option<(Arc<Key>, Retirement)> {
+        let retired = self.inner.retired.load();
+        let policy = retired.policy?;
+        retired
+            .keys
+            .iter()
+            .find(|r| r.until > now && r.key.kid() == kid)
+            .map(|r| (r.key.clone(), policy))
+    }
+
+    /// Whether this exact key is retired and still accepted (grace) at `now`.
+    pub(crate) fn retired_accepts(&self, key: &Arc<Key>, now: u64) -> bool {
+        let retired = self.inner.retired.load();
+        matches!(retired.policy, Some(Retirement::Grace(_)))
+            && retired
+                .keys
+                .iter()
+                .any(|r| r.until > now && Arc::ptr_eq(&r.key, key))
+    }
+
     fn admin(&self) -> MutexGuard<'_, Admin> {
         // A panic while holding the lock cannot leave the data half-changed: every change
         // is prepared first and applied by one swap, so a poisoned lock is still usable.
@@ -200,7 +544,7 @@ impl KeysetStore {
     }
 
     fn install(&self, admin: &mut Admin, snap: Arc<KeysetSnapshot>, remember_current: bool) {
-        let cur = self.inner.current.load();
+        let cur = self.inner.current.load_full();
         if remember_current {
             admin.previous.push(cur.version);
             let limit = admin.limit;
@@ -208,21 +552,76 @@ impl KeysetStore {
                 admin.previous.remove(0);
             }
         }
-        self.inner.current.store(snap);
+        // The retired keys first: a reader that sees the new snapshot sees them too.
+        let removed = self.retire(&cur, &snap);
+        self.inner.current.store(snap.clone());
         self.inner.generation.fetch_add(1, Ordering::AcqRel);
+        if !removed.is_empty()
+            && let Some(o) = &self.inner.observer
+        {
+            let kids: Vec<&str> = removed.iter().map(|k| k.kid()).collect();
+            let policy = self.inner.retirement;
+            o.on_event(&Event::KeysRetired {
+                version: snap.version,
+                kids: &kids,
+                policy: policy.as_str(),
+                until: policy
+                    .keep_for()
+                    .map(|d| self.inner.clock.unix_now().saturating_add(d.as_secs())),
+            });
+        }
+    }
+
+    /// Records the keys that verified in `old` and no longer do in `new` under the
+    /// retirement policy; forgets those back in `new` and those past their deadline.
+    fn retire(&self, old: &KeysetSnapshot, new: &KeysetSnapshot) -> Vec<Arc<Key>> {
+        let removed: Vec<Arc<Key>> = old
+            .keys()
+            .filter(|k| !new.keys().any(|n| same_key(k, n)))
+            .cloned()
+            .collect();
+        let now = self.inner.clock.unix_now();
+        let prev = self.inner.retired.load();
+        let policy = self.inner.retirement;
+        let mut keys: Vec<RetiredKey> = prev
+            .keys
+            .iter()
+            .filter(|r| r.until > now && !new.keys().any(|n| same_key(&r.key, n)))
+            .cloned()
+            .collect();
+        if let Some(keep) = policy.keep_for() {
+            let until = now.saturating_add(keep.as_secs());
+            for key in &removed {
+                keys.retain(|r| r.key.kid() != key.kid());
+                keys.push(RetiredKey {
+                    key: key.clone(),
+                    until,
+                });
+            }
+        }
+        if keys.len() > MAX_RETIRED {
+            keys.drain(..keys.len() - MAX_RETIRED);
+        }
+        if !keys.is_empty() || !prev.keys.is_empty() {
+            self.inner.retired.store(Arc::new(RetiredKeys {
+                policy: Some(policy),
+                keys,
+            }));
+        }
+        removed
     }
 
     fn new_snapshot(
         &self,
         admin: &mut Admin,
         active: Keyset,
-        staged: Option<Keyset>,
+        candidate: Option<Candidate>,
     ) -> Arc<KeysetSnapshot> {
         let snap = Arc::new(KeysetSnapshot {
             version: admin.next_version,
-            created_at: SystemTime::now(),
+            created_at: self.inner.clock.now(),
             active,
-            staged,
+            candidate,
         });
         admin.next_version += 1;
         admin.history.push_back(snap.clone());
@@ -248,7 +647,8 @@ impl KeysetStore {
         snap
     }
 
-    /// Makes `keyset` current (signing and verifying) and returns its new version.
+    /// Makes `keyset` current (signing and verifying) and returns its new version. Any
+    /// rollout in progress is dropped with the old snapshot.
     pub fn publish(&self, keyset: Keyset) -> u64 {
         let mut admin = self.admin();
         let snap = self.new_snapshot(&mut admin, keyset, None);
@@ -257,48 +657,218 @@ impl KeysetStore {
         version
     }
 
-    /// Stages `keyset` as a canary: its keys verify, the current keys still sign. Returns
-    /// the new snapshot's version. A later [`promote`](Self::promote) makes it current;
-    /// a [`rollback`](Self::rollback) drops it.
+    /// Stages `keyset` beside the current one, its keys verifying for every client while
+    /// the current keys still sign (a canary at 0 %: how a new key is pre-published before
+    /// it signs). Returns the new snapshot's version. [`set_share`](Self::set_share)
+    /// routes a share of clients to it, [`promote`](Self::promote) makes it current,
+    /// [`abort`](Self::abort) or a [`rollback`](Self::rollback) drops it.
     ///
     /// # Errors
     /// [`KeysetErrorKind::KidConflict`](crate::error::KeysetErrorKind::KidConflict) if a staged key shares its kid with a different
-    /// active key (the same key staged again is fine); nothing changes.
+    /// active key (the same key staged again is fine);
+    /// [`KeysetErrorKind::RolloutInProgress`](crate::error::KeysetErrorKind::RolloutInProgress)
+    /// if a candidate is staged already. Nothing changes.
     pub fn stage(&self, keyset: Keyset) -> Result<u64, KeysetError> {
+        self.stage_as(keyset, RolloutMode::Canary, 0.0)
+    }
+
+    /// Stages `keyset` as a canary for `share` percent (0–100) of clients, chosen by a
+    /// stable hash of the token's subject ([`KeysetSnapshot::bucket`]): a client inside
+    /// the share is judged by the candidate's keys only and gets its tokens signed by the
+    /// candidate's signing key (if it has one); the others keep the current keys (the
+    /// candidate's keys verify for them too).
+    ///
+    /// # Errors
+    /// As for [`stage`](Self::stage), and
+    /// [`KeysetErrorKind::InvalidShare`](crate::error::KeysetErrorKind::InvalidShare) for a
+    /// share outside 0–100.
+    pub fn stage_canary(&self, keyset: Keyset, share: f64) -> Result<u64, KeysetError> {
+        self.stage_as(keyset, RolloutMode::Canary, share)
+    }
+
+    /// Stages `keyset` as a shadow candidate: every validation the current keyset accepts
+    /// is judged by the candidate too, without affecting the response, and what it would
+    /// have rejected is counted ([`KeysetSnapshot::shadow_stats`], [`Event::Shadow`]).
+    ///
+    /// # Errors
+    /// As for [`stage`](Self::stage) (a shadow candidate's kids may shadow active ones:
+    /// that is what it tests).
+    pub fn stage_shadow(&self, keyset: Keyset) -> Result<u64, KeysetError> {
+        self.stage_as(keyset, RolloutMode::Shadow, 0.0)
+    }
+
+    fn stage_as(&self, keyset: Keyset, mode: RolloutMode, share: f64) -> Result<u64, KeysetError> {
+        let share = share_buckets(share)?;
         let mut admin = self.admin();
-        let active = self.inner.current.load().active.clone();
-        for key in keyset.keys() {
-            if let Some(other) = active.get(key.kid())
-                && !same_key(key, other)
-            {
-                return Err(KeysetError::kid_conflict(key.kid()));
+        let cur = self.inner.current.load_full();
+        if cur.candidate.is_some() {
+            return Err(KeysetError::new(KeysetErrorKind::RolloutInProgress));
+        }
+        if mode == RolloutMode::Canary {
+            for key in keyset.keys() {
+                if let Some(other) = cur.active.get(key.kid())
+                    && !same_key(key, other)
+                {
+                    return Err(KeysetError::kid_conflict(key.kid()));
+                }
             }
         }
-        let snap = self.new_snapshot(&mut admin, active, Some(keyset));
+        let candidate = Candidate {
+            keyset,
+            mode,
+            share,
+            shadow: Arc::default(),
+        };
+        let snap = self.new_snapshot(&mut admin, cur.active.clone(), Some(candidate));
         let version = snap.version;
         self.install(&mut admin, snap, true);
         Ok(version)
     }
 
-    /// Publishes the staged keyset as the current one. Returns the new version.
+    /// Widens (or narrows) the staged canary to `share` percent of clients. Returns the
+    /// new snapshot's version.
+    ///
+    /// # Errors
+    /// [`KeysetErrorKind::InvalidShare`](crate::error::KeysetErrorKind::InvalidShare) outside
+    /// 0–100, [`KeysetErrorKind::NotACanary`](crate::error::KeysetErrorKind::NotACanary) if no
+    /// canary is staged. Nothing changes.
+    pub fn set_share(&self, share: f64) -> Result<u64, KeysetError> {
+        let share = share_buckets(share)?;
+        let mut admin = self.admin();
+        let cur = self.inner.current.load_full();
+        let Some(c) = cur
+            .candidate
+            .as_ref()
+            .filter(|c| c.mode == RolloutMode::Canary)
+        else {
+            return Err(KeysetError::new(KeysetErrorKind::NotACanary));
+        };
+        let candidate = Candidate { share, ..c.clone() };
+        let snap = self.new_snapshot(&mut admin, cur.active.clone(), Some(candidate));
+        let version = snap.version;
+        self.install(&mut admin, snap, true);
+        Ok(version)
+    }
+
+    /// Publishes the staged candidate (canary or shadow) as the current keyset. If the
+    /// candidate has no signing key (a public JWKS), the current signing key comes along
+    /// and keeps signing. Returns the new version.
     ///
     /// # Errors
     /// [`KeysetErrorKind::NothingStaged`](crate::error::KeysetErrorKind::NothingStaged) if no keyset is staged; nothing changes.
     pub fn promote(&self) -> Result<u64, KeysetError> {
+        self.promote_checked(None)
+    }
+
+    /// Promotes like [`promote`](Self::promote), but a shadow candidate only after it
+    /// judged at least `min_sample` validations and would have rejected none of them.
+    ///
+    /// # Errors
+    /// As for [`promote`](Self::promote), and
+    /// [`KeysetErrorKind::ShadowSampleTooSmall`](crate::error::KeysetErrorKind::ShadowSampleTooSmall) /
+    /// [`KeysetErrorKind::ShadowRegressions`](crate::error::KeysetErrorKind::ShadowRegressions).
+    pub fn promote_checked(&self, min_shadow_sample: Option<u64>) -> Result<u64, KeysetError> {
+        self.promote_inner(None, min_shadow_sample)
+    }
+
+    /// Promotes the candidate staged in snapshot `version` (still in the history, not
+    /// necessarily current), with the same shadow check as
+    /// [`promote_checked`](Self::promote_checked).
+    ///
+    /// # Errors
+    /// [`KeysetErrorKind::Quarantined`](crate::error::KeysetErrorKind::Quarantined) if the
+    /// rollout guard rolled `version` back,
+    /// [`KeysetErrorKind::UnknownVersion`](crate::error::KeysetErrorKind::UnknownVersion) if it
+    /// is not in the history, and as for [`promote_checked`](Self::promote_checked).
+    pub fn promote_version(
+        &self,
+        version: u64,
+        min_shadow_sample: Option<u64>,
+    ) -> Result<u64, KeysetError> {
+        self.promote_inner(Some(version), min_shadow_sample)
+    }
+
+    fn promote_inner(
+        &self,
+        version: Option<u64>,
+        min_shadow_sample: Option<u64>,
+    ) -> Result<u64, KeysetError> {
         let mut admin = self.admin();
-        let staged = self
-            .inner
-            .current
-            .load()
-            .staged
-            .clone()
+        let cur = match version {
+            None => self.inner.current.load_full(),
+            Some(v) => {
+                if admin.quarantined.contains(&v) {
+                    return Err(KeysetError::quarantined(v));
+                }
+                admin
+                    .history
+                    .iter()
+                    .find(|s| s.version == v)
+                    .cloned()
+                    .ok_or_else(|| KeysetError::unknown_version(v))?
+            }
+        };
+        let c = cur
+            .candidate
+            .as_ref()
             .ok_or_else(|| KeysetError::new(KeysetErrorKind::NothingStaged))?;
-        let snap = self.new_snapshot(&mut admin, staged, None);
+        if let Some(min) = min_shadow_sample
+            && c.mode == RolloutMode::Shadow
+        {
+            let (sample, bad) = (c.shadow.sample(), c.shadow.regressions());
+            if bad > 0 {
+                return Err(KeysetError::with_count(
+                    KeysetErrorKind::ShadowRegressions,
+                    bad,
+                ));
+            }
+            if sample < min {
+                return Err(KeysetError::with_count(
+                    KeysetErrorKind::ShadowSampleTooSmall,
+                    sample,
+                ));
+            }
+        }
+        let mut next = c.keyset.clone();
+        if next.signing_key().is_none()
+            && let Some(sk) = cur.signing_key()
+            && next.get(sk.kid()).is_none_or(|k| same_key(k, sk))
+        {
+            let label = next.label().map(str::to_owned);
+            let keys: Vec<Arc<Key>> = next
+                .keys()
+                .filter(|k| k.kid() != sk.kid())
+                .cloned()
+                .chain([sk.clone()])
+                .collect();
+            if let Ok(ks) = Keyset::new(keys).and_then(|k| k.with_signing_kid(sk.kid())) {
+                next = match label {
+                    Some(l) => ks.with_label(l),
+                    None => ks,
+                };
+            }
+        }
+        let snap = self.new_snapshot(&mut admin, next, None);
         let version = snap.version;
         self.install(&mut admin, snap, true);
         Ok(version)
     }
 
+    /// Drops the staged candidate: the current keyset alone, as a new version.
+    ///
+    /// # Errors
+    /// [`KeysetErrorKind::NothingStaged`](crate::error::KeysetErrorKind::NothingStaged) if no keyset is staged; nothing changes.
+    pub fn abort(&self) -> Result<u64, KeysetError> {
+        let mut admin = self.admin();
+        let cur = self.inner.current.load_full();
+        if cur.candidate.is_none() {
+            return Err(KeysetError::new(KeysetErrorKind::NothingStaged));
+        }
+        let snap = self.new_snapshot(&mut admin, cur.active.clone(), None);
+        let version = snap.version;
+        self.install(&mut admin, snap, true);
+        Ok(version)
+    }
     /// Goes back to the snapshot that was current before this one. Returns its version.
     ///
     /// # Errors
@@ -370,6 +940,11 @@ impl KeysetStore {
     /// Whether the rollout guard quarantined this version.
     pub fn is_quarantined(&self, version: u64) -> bool {
         self.admin().quarantined.contains(&version)
+    }
+
+    /// The versions the rollout guard quarantined, oldest first.
+    pub fn quarantined(&self) -> Vec<u64> {
+        self.admin().quarantined.clone()
     }
 
     /// Lifts a quarantine (an operator's decision): the version may be made current again.

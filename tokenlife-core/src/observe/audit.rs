@@ -61,6 +61,16 @@ pub enum AuditAction {
     KeysetPromoted,
     /// The keyset was rolled back.
     KeysetRollback,
+    /// A staged rollout was aborted.
+    KeysetAborted,
+    /// A canary's share changed.
+    KeysetShare,
+    /// A quarantined keyset version was released.
+    KeysetReleased,
+    /// A keyset change removed keys (`reason`: the retirement policy).
+    KeysRetired,
+    /// A shadow candidate would have rejected a token the current keyset accepted.
+    ShadowRegression,
     /// An admin request (see `detail`).
     Admin,
 }
@@ -73,7 +83,11 @@ impl AuditAction {
             Self::KeysetPublished
             | Self::KeysetStaged
             | Self::KeysetPromoted
-            | Self::KeysetRollback => true,
+            | Self::KeysetRollback
+            | Self::KeysetAborted
+            | Self::KeysetShare
+            | Self::KeysetReleased
+            | Self::KeysRetired => true,
             Self::Admin | Self::TokenRevoked => outcome == "ok",
             _ => false,
         }

@@ -93,6 +93,30 @@ pub struct Validated {
     pub from_cache: bool,
 }
 
+/// Which keyset of the current snapshot judged a validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Arm {
+    /// The active keyset (and, outside a canary, the keys staged beside it).
+    #[default]
+    Active,
+    /// The staged candidate, for a client inside the canary share.
+    Canary,
+    /// A key a rotation or rollback removed, still accepted until its grace deadline.
+    Retired,
+}
+
+impl Arm {
+    /// The `arm` label: `active`, `canary`, `retired`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Canary => "canary",
+            Self::Retired => "retired",
+        }
+    }
+}
+
 /// One thing that happened to a token, a key or a keyset.
 ///
 /// Borrowed: an observer that keeps anything copies what it needs. Tokens appear only as
@@ -109,10 +133,37 @@ pub enum Event<'a> {
         token: TokenRef<'a>,
         /// The keyset version that judged it.
         keyset_version: u64,
+        /// Which keyset of that version judged it (a canary's candidate, a retired key).
+        arm: Arm,
         /// The caller (remote address or client id), when the adapter knows it.
         client: Option<&'a str>,
         /// How long it took, when the observer asked to time it ([`Observer::time_validation`]).
         elapsed: Option<Duration>,
+    },
+    /// A shadow candidate judged a token the current keyset accepted (the response was
+    /// the current keyset's).
+    Shadow {
+        /// `Ok` if the candidate would have accepted it too, else why it would not.
+        outcome: Result<(), ValidationErrorKind>,
+        /// The token presented.
+        token: TokenRef<'a>,
+        /// The keyset version carrying the shadow candidate.
+        keyset_version: u64,
+        /// The caller, when the adapter knows it.
+        client: Option<&'a str>,
+    },
+    /// A keyset change removed keys that verified tokens until then; the store's
+    /// retirement policy decides what becomes of those tokens.
+    KeysRetired {
+        /// The version that became current.
+        version: u64,
+        /// The removed keys' ids.
+        kids: &'a [&'a str],
+        /// The policy in force: `grace`, `reject` or `renew_required`.
+        policy: &'static str,
+        /// Until when (Unix seconds) their tokens are still accepted (`grace`) or answered
+        /// with "renew" (`renew_required`).
+        until: Option<u64>,
     },
     /// A token or key was minted.
     Issued {
@@ -245,7 +296,8 @@ pub enum Event<'a> {
 /// }
 /// # let o = CountFailures::default();
 /// # o.on_event(&Event::Validated { outcome: Err(tokenlife_core::ValidationErrorKind::Expired),
-/// #     token: tokenlife_core::observe::TokenRef::new("t"), keyset_version: 1, client: None, elapsed: None });
+/// #     token: tokenlife_core::observe::TokenRef::new("t"), keyset_version: 1,
+/// #     arm: tokenlife_core::observe::Arm::Active, client: None, elapsed: None });
 /// # assert_eq!(o.0.load(Ordering::Relaxed), 1);
 /// ```
 pub trait Observer: Send + Sync + 'static {

@@ -66,8 +66,34 @@ pub const AUDIT_DROPPED: &str = "tokenlife_audit_dropped_total";
 /// API-key validations by `outcome`.
 pub const API_KEY_VALIDATIONS: &str = "tokenlife_api_key_validations_total";
 
+/// Validations judged by a rollout arm other than the active keyset, by `arm` (`canary`,
+/// `retired`) and `outcome`.
+pub const ROLLOUT_VALIDATIONS: &str = "tokenlife_rollout_validations_total";
+/// A shadow candidate's verdicts on tokens the current keyset accepted, by `outcome`
+/// (`ok` or the kind it would have rejected with).
+pub const SHADOW_VALIDATIONS: &str = "tokenlife_shadow_validations_total";
+/// Keys removed by a keyset change, by the retirement `policy` in force (`reject`,
+/// `grace`, `renew_required`).
+pub const KEYS_RETIRED: &str = "tokenlife_keys_retired_total";
+/// The retirement policy in force: 1 for the `policy` label of the last change that
+/// removed keys.
+pub const RETIREMENT_POLICY: &str = "tokenlife_retirement_policy";
+
 /// Registers descriptions for every metric with the installed recorder.
 pub fn describe() {
+    describe_counter!(
+        ROLLOUT_VALIDATIONS,
+        "Validations judged by a canary candidate or a retired key, by arm and outcome"
+    );
+    describe_counter!(
+        SHADOW_VALIDATIONS,
+        "Shadow candidate verdicts on accepted tokens, by outcome"
+    );
+    describe_counter!(KEYS_RETIRED, "Keys removed by keyset changes, by policy");
+    describe_gauge!(
+        RETIREMENT_POLICY,
+        "Retirement policy in force (1), by policy"
+    );
     describe_counter!(TOKENS_ISSUED, "Tokens minted, by kind");
     describe_counter!(
         TOKENS_RENEWED,

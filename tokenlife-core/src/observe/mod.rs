@@ -21,5 +21,5 @@ mod monitor;
 
 pub use alert::{AlertKind, AlertPolicy};
 pub(crate) use event::SharedObserver;
-pub use event::{Event, FnObserver, Observer, RevokeReason, TokenRef, Validated, from_fn};
+pub use event::{Arm, Event, FnObserver, Observer, RevokeReason, TokenRef, Validated, from_fn};
 pub use monitor::{Monitor, MonitorBuilder};

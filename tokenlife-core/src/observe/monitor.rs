@@ -26,7 +26,7 @@ use metrics::Counter;
 
 use super::alert::{AlertKind, AlertPolicy, Detector};
 use super::audit::{AuditAction, AuditEvent, Auditor};
-use super::event::{Event, Observer, RevokeReason, TokenRef};
+use super::event::{Arm, Event, Observer, RevokeReason, TokenRef};
 use super::lifecycle::{LifecycleTracker, TokenKind, TokenState};
 use super::metrics::{self as m, Handles, VersionCounters};
 use crate::clock::{Clock, SystemClock};
@@ -351,9 +351,55 @@ impl Observer for Monitor {
                 ref outcome,
                 token,
                 keyset_version,
+                arm,
                 client,
                 elapsed,
-            } => self.validated(outcome, token, client, keyset_version, elapsed),
+            } => {
+                if arm != Arm::Active {
+                    let out = outcome.map_or_else(Kind::as_str, |_| "ok");
+                    metrics::counter!(m::ROLLOUT_VALIDATIONS, "arm" => arm.as_str(), "outcome" => out)
+                        .increment(1);
+                }
+                self.validated(outcome, token, client, keyset_version, elapsed);
+            }
+            Event::Shadow {
+                outcome,
+                token,
+                keyset_version,
+                client,
+            } => {
+                let out = outcome.map_or_else(Kind::as_str, |()| "ok");
+                metrics::counter!(m::SHADOW_VALIDATIONS, "outcome" => out).increment(1);
+                if outcome.is_err() {
+                    self.audit(
+                        AuditEvent::new(AuditAction::ShadowRegression, self.now())
+                            .failure(out)
+                            .kind(TokenKind::Access)
+                            .fingerprint(self.fp(token))
+                            .keyset_version(keyset_version)
+                            .client(client),
+                    );
+                }
+            }
+            Event::KeysRetired {
+                version,
+                kids,
+                policy,
+                until,
+            } => {
+                metrics::counter!(m::KEYS_RETIRED, "policy" => policy).increment(kids.len() as u64);
+                for p in ["reject", "grace", "renew_required"] {
+                    let on = if p == policy { 1.0 } else { 0.0 };
+                    metrics::gauge!(m::RETIREMENT_POLICY, "policy" => p).set(on);
+                }
+                let until = until.map_or(String::new(), |u| format!(" until {u}"));
+                self.audit(
+                    AuditEvent::new(AuditAction::KeysRetired, self.now())
+                        .reason(policy)
+                        .keyset_version(version)
+                        .detail(format!("retired {}: {policy}{until}", kids.join(","))),
+                );
+            }
             Event::Issued {
                 kind,
                 token,

@@ -26,8 +26,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{ConfigError, ValidationError, ValidationErrorKind as Kind};
 use crate::fingerprint::Fingerprint;
 use crate::hash::{random_key, random_u64};
-use crate::keys::{Key, KeysetStore};
-use crate::observe::{Event, Monitor, Observer, SharedObserver, TokenRef, Validated};
+use crate::keys::{Key, Keyset, KeysetSnapshot, KeysetStore, Retirement, same_key};
+use crate::observe::{Arm, Event, Monitor, Observer, SharedObserver, TokenRef, Validated};
 use crate::revoke::{RevocationList, RevokedBy};
 
 /// Default largest token accepted, in bytes.
@@ -51,6 +51,8 @@ struct Entry {
     claims: RegisteredClaims,
     key: Arc<Key>,
     version: u64,
+    /// The arm of `version` that verified it.
+    arm: Arm,
     /// Unix seconds from which the entry is no longer served from the cache.
     cache_until: u64,
 }
@@ -61,6 +63,7 @@ struct Entry {
 pub struct Verified {
     entry: Arc<Entry>,
     keyset_version: u64,
+    arm: Arm,
     cached: bool,
     fingerprint_key: [u8; 32],
 }
@@ -126,6 +129,12 @@ impl Verified {
         self.keyset_version
     }
 
+    /// Which keyset judged it: the active one, a canary's candidate (for a subject inside
+    /// the canary share), or a retired key within its grace period.
+    pub fn arm(&self) -> Arm {
+        self.arm
+    }
+
     /// Whether the signature check was skipped because the token was in the
     /// verified-token cache.
     pub fn from_cache(&self) -> bool {
@@ -158,6 +167,17 @@ fn cache_key(token: &str, seed: u64) -> u128 {
     buf[..8].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
     buf[8..8 + tail.len()].copy_from_slice(tail);
     xxhash_rust::xxh3::xxh3_128_with_seed(&buf[..8 + tail.len()], seed)
+}
+
+/// The `sub` claim of an unverified payload, for choosing a canary arm (`None` if it
+/// cannot be read: the active arm judges, and the usual checks reject what is broken).
+fn peek_subject(p64: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Sub {
+        sub: Option<String>,
+    }
+    let payload = URL_SAFE_NO_PAD.decode(p64).ok()?;
+    serde_json::from_slice::<Sub>(&payload).ok()?.sub
 }
 
 /// Validates bearer tokens against a [`KeysetStore`]. Cheap to clone; clones share the
@@ -310,11 +330,12 @@ impl Validator {
         token: &str,
         client: Option<&str>,
     ) -> Result<Verified, ValidationError> {
+        let mut arm = Arm::Active;
         let Some(observer) = &self.inner.observer else {
-            return self.validate_inner(token);
+            return self.validate_inner(token, client, true, &mut arm);
         };
         let started = observer.time_validation().then(Instant::now);
-        let result = self.validate_inner(token);
+        let result = self.validate_inner(token, client, true, &mut arm);
         let (outcome, keyset_version) = match &result {
             Ok(v) => (
                 Ok(Validated {
@@ -328,6 +349,7 @@ impl Validator {
             outcome,
             token: TokenRef::new(token),
             keyset_version,
+            arm,
             client,
             elapsed: started.map(|t| t.elapsed()),
         });
@@ -342,7 +364,7 @@ impl Validator {
     /// # Errors
     /// As for [`validate`](Self::validate).
     pub fn inspect(&self, token: &str) -> Result<Verified, ValidationError> {
-        self.validate_inner(token)
+        self.validate_inner(token, None, false, &mut Arm::Active)
     }
 
     /// The clock skew allowed on `exp` and `nbf`.
@@ -355,7 +377,15 @@ impl Validator {
         self.inner.observer.as_deref()
     }
 
-    fn validate_inner(&self, token: &str) -> Result<Verified, ValidationError> {
+    /// `live`: API traffic (a shadow candidate judges it too); `arm` is set to the arm
+    /// that judged the token, for the event.
+    fn validate_inner(
+        &self,
+        token: &str,
+        client: Option<&str>,
+        live: bool,
+        arm: &mut Arm,
+    ) -> Result<Verified, ValidationError> {
         let inner = &*self.inner;
         if token.len() > inner.max_token_size {
             return Err(Kind::TooLarge.into());
@@ -372,10 +402,10 @@ impl Validator {
             .cache
             .as_ref()
             .and_then(|c| c.get(hash, now))
-            .filter(|e| *e.token == *token && (e.version == snap.version() || snap.holds(&e.key)));
+            .filter(|e| *e.token == *token && self.still_holds(e, &snap, now, arm));
         let (entry, from_cache) = match cached {
             Some(e) => (e, true),
-            None => match self.verify(token, &snap, now) {
+            None => match self.verify(token, &snap, now, arm) {
                 Ok(e) => (e, false),
                 Err(err) => {
                     // A stale entry of this very token (its key gone) is dropped; one
@@ -417,20 +447,105 @@ impl Validator {
         if !from_cache && let Some(cache) = &inner.cache {
             cache.insert(hash, entry.clone(), entry.cache_until, now);
         }
+        if live && let Some(shadow) = snap.shadow() {
+            self.judge_shadow(shadow, &snap, &entry, token, client);
+        }
         Ok(Verified {
             entry,
             keyset_version: snap.version(),
+            arm: *arm,
             cached: from_cache,
             fingerprint_key: inner.fingerprint_key,
         })
+    }
+
+    /// Whether a cached entry may answer under `snap`: verified under this very version,
+    /// or its key still verifies for the token's arm (or is retired within its grace).
+    #[inline]
+    fn still_holds(&self, e: &Entry, snap: &KeysetSnapshot, now: u64, arm: &mut Arm) -> bool {
+        if e.version == snap.version() {
+            *arm = e.arm;
+            return true;
+        }
+        let a = snap.arm_for(e.claims.sub.as_deref());
+        if snap.holds_for(&e.key, a) {
+            *arm = a;
+            return true;
+        }
+        if a == Arm::Active && self.inner.store.retired_accepts(&e.key, now) {
+            *arm = Arm::Retired;
+            return true;
+        }
+        false
+    }
+
+    /// A shadow candidate's verdict on a token the current keyset accepted: counted in the
+    /// snapshot's [`ShadowStats`](crate::keys::ShadowStats) and reported as
+    /// [`Event::Shadow`].
+    fn judge_shadow(
+        &self,
+        shadow: &Keyset,
+        snap: &KeysetSnapshot,
+        entry: &Entry,
+        token: &str,
+        client: Option<&str>,
+    ) {
+        let outcome = match shadow.get(entry.key.kid()) {
+            None => Err(Kind::UnknownKid),
+            Some(k) if same_key(k, &entry.key) => Ok(()),
+            Some(k) if k.algorithm() != entry.key.algorithm() => Err(Kind::AlgorithmMismatch),
+            Some(k) => {
+                let (message, sig) = token.rsplit_once('.').unwrap_or((token, ""));
+                verify_signature(sig, message, k).map_err(|e| e.kind())
+            }
+        };
+        if let Some(stats) = snap.shadow_stats() {
+            stats.record(outcome.is_err());
+        }
+        if let Some(o) = &self.inner.observer {
+            o.on_event(&Event::Shadow {
+                outcome,
+                token: TokenRef::new(token),
+                keyset_version: snap.version(),
+                client,
+            });
+        }
+    }
+
+    /// The key for `kid` for a token judged by `arm`: the snapshot's, or a retired key the
+    /// store's policy still answers for (the arm becomes [`Arm::Retired`]).
+    fn key_for(
+        &self,
+        snap: &KeysetSnapshot,
+        kid: &str,
+        now: u64,
+        arm: &mut Arm,
+    ) -> Result<Arc<Key>, ValidationError> {
+        if let Some(k) = snap.find_for(kid, *arm) {
+            return Ok(k.clone());
+        }
+        if *arm == Arm::Active {
+            match self.inner.store.retired(kid, now) {
+                Some((k, Retirement::Grace(_))) => {
+                    *arm = Arm::Retired;
+                    return Ok(k);
+                }
+                Some((_, Retirement::RenewRequired(_))) => {
+                    return Err(ValidationError::with_field(Kind::KeyRetired, "kid"));
+                }
+                _ => {}
+            }
+        }
+        Err(ValidationError::with_field(Kind::UnknownKid, "kid"))
     }
 
     /// The cache-miss path: header, key, signature, static claims.
     fn verify(
         &self,
         token: &str,
-        snap: &crate::keys::KeysetSnapshot,
+        snap: &KeysetSnapshot,
         now: u64,
+        arm: &mut Arm,
     ) -> Result<Arc<Entry>, ValidationError> {
         let inner = &*self.inner;
         let mut parts = token.split('.');
@@ -461,18 +576,23 @@ impl Validator {
             return Err(ValidationError::with_field(Kind::WrongType, "typ"));
         }
         let message = &token[..h64.len() + 1 + p64.len()];
+        *arm = if snap.routes_canary() {
+            // The canary arm is chosen by the subject, read before the signature check
+            // (either arm's keys are trusted; the subject only picks which judge).
+            snap.arm_for(peek_subject(p64).as_deref())
+        } else {
+            Arm::Active
+        };
         let key = match header.kid.as_deref() {
             Some(kid) => {
-                let key = snap
-                    .find(kid)
-                    .ok_or_else(|| ValidationError::with_field(Kind::UnknownKid, "kid"))?;
+                let key = self.key_for(snap, kid, now, arm)?;
                 if alg_name(key.algorithm()) != header.alg {
                     return Err(ValidationError::with_field(Kind::AlgorithmMismatch, "alg"));
                 }
-                verify_signature(sig, message, key)?;
+                verify_signature(sig, message, &key)?;
                 key
             }
-            None => Self::verify_kidless(sig, message, &header.alg, snap)?,
+            None => Self::verify_kidless(sig, message, &header.alg, snap, *arm)?.clone(),
         };
         let payload = URL_SAFE_NO_PAD
             .decode(p64)
@@ -498,8 +618,9 @@ impl Validator {
             token: token.into(),
             payload: payload.into_boxed_slice(),
             claims,
-            key: key.clone(),
+            key,
             version: snap.version(),
+            arm: *arm,
             cache_until,
         }))
     }
@@ -511,7 +632,8 @@ impl Validator {
         sig: &str,
         message: &str,
         alg: &str,
-        snap: &'s crate::keys::KeysetSnapshot,
+        snap: &'s KeysetSnapshot,
+        arm: Arm,
     ) -> Result<&'s Arc<Key>, ValidationError> {
         fn unique<'k>(mut it: impl Iterator<Item = &'k Arc<Key>>) -> Option<&'k Arc<Key>> {
             match (it.next(), it.next()) {
@@ -520,7 +642,11 @@ impl Validator {
             }
         }
         let of_alg = |k: &&Arc<Key>| alg_name(k.algorithm()) == alg;
-        let active = unique(snap.active().keys().filter(of_alg));
+        let active = if arm == Arm::Canary {
+            None
+        } else {
+            unique(snap.active().keys().filter(of_alg))
+        };
         let staged = snap.staged().and_then(|s| unique(s.keys().filter(of_alg)));
         let mut last = ValidationError::with_field(Kind::UnknownKid, "kid");
         for key in active.into_iter().chain(staged) {
