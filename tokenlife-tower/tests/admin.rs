@@ -224,6 +224,9 @@ async fn admin_endpoints_need_the_admin_key_and_never_a_managed_token() {
         "/keysets",
         "/keysets/stage",
         "/keysets/promote",
+        "/keysets/share?share=5",
+        "/keysets/abort",
+        "/keysets/release/1",
         "/keysets/rollback",
         "/keysets/rollback/1",
         "/tokens",
@@ -1065,4 +1068,205 @@ async fn failed_authentication_is_audited_and_throttled() {
         .filter(|ev| ev.reason == Some("admin_auth"))
         .count();
     assert_eq!(failures, 3);
+}
+
+impl Env {
+    async fn rollout_status(&self) -> Value {
+        let res = self
+            .http
+            .get(format!("{}/keysets/rollout", self.admin))
+            .bearer_auth(ADMIN_KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        serde_json::from_str(&res.text().await.unwrap()).unwrap()
+    }
+
+    /// Sends a request that must be refused with `status` and `error`, and checks that
+    /// the store and the rollout status are exactly as before.
+    async fn refused(&self, path: &str, body: &str, status: u16, error: &str) {
+        let before = (self.rollout_status().await, self.f.store.generation());
+        let (s, resp) = self.post(path, "application/json", body, true).await;
+        assert_eq!(
+            (s, resp["error"].as_str()),
+            (status, Some(error)),
+            "{path}: {resp}"
+        );
+        assert!(
+            resp["error_description"]
+                .as_str()
+                .is_some_and(|d| !d.is_empty()),
+            "{path}: a clear description"
+        );
+        let after = (self.rollout_status().await, self.f.store.generation());
+        assert_eq!(before, after, "{path} changed the store");
+    }
+}
+
+#[tokio::test]
+async fn rollout_operations_and_their_bad_input_through_the_admin_api() {
+    let e = env().await;
+    let token = e.client_token().await;
+    let green = jwks_of("green", Algorithm::ES256);
+    let status = e.rollout_status().await;
+    assert_eq!(status["rollout"], Value::Null);
+    assert_eq!(status["retirement"]["policy"], "reject");
+
+    // Bad stage requests: share out of range, not a number, shadow with a share, an unknown
+    // mode, a candidate with private key material.
+    for (path, error) in [
+        ("/keysets/stage?share=150", "invalid_share"),
+        ("/keysets/stage?share=-1", "invalid_share"),
+        ("/keysets/stage?share=ten", "invalid_request"),
+        ("/keysets/stage?mode=shadow&share=5", "invalid_request"),
+        ("/keysets/stage?mode=blue-green", "invalid_request"),
+    ] {
+        e.refused(path, &green, 400, error).await;
+    }
+    let mut private: Value = serde_json::from_str(&green).unwrap();
+    private["keys"][0]["d"] = json!("c2VjcmV0");
+    e.refused(
+        "/keysets/stage?share=10",
+        &private.to_string(),
+        400,
+        "private_key_material",
+    )
+    .await;
+    // Nothing staged yet: share, abort and promote have nothing to act on.
+    e.refused("/keysets/share?share=10", "", 409, "conflict")
+        .await;
+    e.refused("/keysets/abort", "", 409, "conflict").await;
+    e.refused("/keysets/promote?version=99", "", 404, "unknown_version")
+        .await;
+
+    // A 10 % canary, labelled.
+    let (s, resp) = e
+        .post(
+            "/keysets/stage?share=10&label=green",
+            "application/json",
+            green.clone(),
+            true,
+        )
+        .await;
+    assert_eq!((s, &resp["mode"]), (201, &json!("canary")), "{resp}");
+    let staged = resp["version"].as_u64().unwrap();
+    let status = e.rollout_status().await;
+    assert_eq!(status["rollout"]["share"], 10.0);
+    assert_eq!(status["rollout"]["label"], "green");
+    assert_eq!(status["rollout"]["kids"], json!(["green"]));
+    // A second rollout while this one runs, bad shares.
+    e.refused(
+        "/keysets/stage?share=5",
+        &jwks_of("teal", Algorithm::ES256),
+        409,
+        "rollout_in_progress",
+    )
+    .await;
+    e.refused("/keysets/share?share=100.5", "", 400, "invalid_share")
+        .await;
+    e.refused("/keysets/share", "", 400, "invalid_request")
+        .await;
+    e.refused("/keysets/share?share=5&extra=1", "", 400, "invalid_request")
+        .await;
+    // Widen.
+    let (s, resp) = e
+        .post("/keysets/share?share=50", "application/json", "", true)
+        .await;
+    assert_eq!((s, &resp["share"]), (200, &json!(50.0)), "{resp}");
+    let widened = resp["version"].as_u64().unwrap();
+    assert!(widened > staged);
+
+    // The guard's step (as the rollout guard takes it): quarantined, and then neither
+    // promote nor rollback brings it back until it is released.
+    assert!(e.f.store.rollback_from(widened, 1).unwrap());
+    e.refused(
+        &format!("/keysets/promote?version={widened}"),
+        "",
+        409,
+        "quarantined",
+    )
+    .await;
+    e.refused(
+        &format!("/keysets/rollback/{widened}"),
+        "",
+        409,
+        "quarantined",
+    )
+    .await;
+    assert_eq!(e.rollout_status().await["quarantined"], json!([widened]));
+    e.refused("/keysets/release/abc", "", 400, "invalid_request")
+        .await;
+    e.refused("/keysets/release/1", "", 404, "unknown_version")
+        .await;
+    let (s, resp) = e
+        .post(
+            &format!("/keysets/release/{widened}"),
+            "application/json",
+            "",
+            true,
+        )
+        .await;
+    assert_eq!((s, &resp["released"]), (200, &json!(widened)));
+    // Promote that very version's candidate: the public candidate keeps the signing key.
+    let (s, resp) = e
+        .post(
+            &format!("/keysets/promote?version={widened}"),
+            "application/json",
+            "",
+            true,
+        )
+        .await;
+    assert_eq!(s, 200, "{resp}");
+    let status = e.rollout_status().await;
+    assert_eq!(status["rollout"], Value::Null);
+    assert_eq!(status["label"], "green");
+    assert_eq!(status["signing_kid"], "k1");
+    assert_eq!(
+        e.orders(&token).await,
+        200,
+        "tokens of the kept signing key still pass"
+    );
+    let fresh = e.client_token().await;
+    assert_eq!(e.orders(&fresh).await, 200, "the issuer still signs");
+
+    // A shadow candidate: promote waits for a clean sample; abort drops it.
+    let (s, resp) = e
+        .post(
+            "/keysets/stage?mode=shadow",
+            "application/json",
+            jwks_of("teal", Algorithm::ES256),
+            true,
+        )
+        .await;
+    assert_eq!((s, &resp["mode"]), (201, &json!("shadow")));
+    assert_eq!(e.orders(&token).await, 200, "a shadow never answers");
+    let status = e.rollout_status().await;
+    assert_eq!(
+        status["rollout"]["shadow"],
+        json!({"sample": 1, "regressions": 1})
+    );
+    e.refused(
+        "/keysets/promote?min_shadow_sample=1",
+        "",
+        409,
+        "shadow_regressions",
+    )
+    .await;
+    e.refused("/keysets/share?share=5", "", 409, "conflict")
+        .await;
+    let (s, _) = e.post("/keysets/abort", "application/json", "", true).await;
+    assert_eq!(s, 200);
+    assert_eq!(e.rollout_status().await["rollout"], Value::Null);
+
+    let actions: Vec<AuditAction> = e.f.audit_events().iter().map(|ev| ev.action).collect();
+    for a in [
+        AuditAction::KeysetStaged,
+        AuditAction::KeysetShare,
+        AuditAction::KeysetReleased,
+        AuditAction::KeysetPromoted,
+        AuditAction::KeysetAborted,
+    ] {
+        assert!(actions.contains(&a), "{a:?} audited");
+    }
 }

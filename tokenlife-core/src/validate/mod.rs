@@ -463,7 +463,7 @@ impl Validator {
     /// or its key still verifies for the token's arm (or is retired within its grace).
     #[inline]
     fn still_holds(&self, e: &Entry, snap: &KeysetSnapshot, now: u64, arm: &mut Arm) -> bool {
-        if e.version == snap.version() {
+        if e.version == snap.version() && e.arm != Arm::Retired {
             *arm = e.arm;
             return true;
         }
