@@ -226,6 +226,7 @@ impl ApiKeys {
             kind: TokenKind::ApiKey,
             token: TokenRef::new(&raw),
             keyset_version: None,
+            key: None,
             subject: None,
             client: Some(client),
         });

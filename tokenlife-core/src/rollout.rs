@@ -54,8 +54,48 @@ use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::ValidationErrorKind as Kind;
-use crate::keys::KeysetStore;
+use crate::keys::{Keyset, KeysetStore};
 use crate::observe::{Arm, Event, Observer, SharedObserver};
+
+/// What a candidate keyset would make of a live token: `Ok` with the kid of the key that
+/// would verify it, or the [`Kind`] it would be rejected with (`unknown_kid`,
+/// `algorithm_mismatch`, `bad_signature`, `malformed`…). Only the key half of validation
+/// runs: the claims, their times and revocation are the same under any keyset. The
+/// `tokenlife check` command runs this over a sample of tokens before a deploy.
+///
+/// ```
+/// use tokenlife_core::rollout::check_token;
+/// use tokenlife_core::{Algorithm, Keyset, ValidationErrorKind, testing};
+///
+/// let blue = testing::key("blue", Algorithm::ES256);
+/// let token = testing::sign(&blue, &serde_json::json!({"sub": "u"}));
+/// assert_eq!(check_token(&Keyset::new([blue])?, &token), Ok("blue".to_owned()));
+/// let green = Keyset::new([testing::key("green", Algorithm::ES256)])?;
+/// assert_eq!(check_token(&green, &token), Err(ValidationErrorKind::UnknownKid));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// The kind the candidate would reject the token with.
+pub fn check_token(candidate: &Keyset, token: &str) -> Result<String, Kind> {
+    crate::validate::key_check(candidate, token)
+        .map(|k| k.kid().to_owned())
+        .map_err(|e| e.kind())
+}
+
+/// What a candidate keyset would make of tokens known only by `kid` and algorithm (as
+/// the audit trail records issued tokens): `Ok` if it holds a key of that kid and
+/// algorithm.
+///
+/// # Errors
+/// [`Kind::UnknownKid`] or [`Kind::AlgorithmMismatch`].
+pub fn check_kid(candidate: &Keyset, kid: &str, alg: jsonwebtoken::Algorithm) -> Result<(), Kind> {
+    match candidate.get(kid) {
+        None => Err(Kind::UnknownKid),
+        Some(k) if k.algorithm() != alg => Err(Kind::AlgorithmMismatch),
+        Some(_) => Ok(()),
+    }
+}
 
 /// When the guard acts.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -271,6 +271,9 @@ struct Minted {
     pair: TokenPair,
     record: Option<([u8; 32], RefreshRecord)>,
     version: u64,
+    /// The signing key's kid and algorithm (for the audit trail).
+    kid: String,
+    alg: &'static str,
 }
 
 impl Issuer {
@@ -336,7 +339,7 @@ impl Issuer {
         req: &TokenRequest,
         family: Option<&str>,
         now: u64,
-    ) -> Result<(String, u64), IssueError> {
+    ) -> Result<(String, u64, String, &'static str), IssueError> {
         let inner = &*self.inner;
         let snap = inner.store.load();
         // Inside a canary share, the candidate's signing key (when it has one).
@@ -364,7 +367,12 @@ impl Issuer {
         };
         let token = jsonwebtoken::encode(&header, &claims, enc)
             .map_err(|e| IssueError::with_source(IssueErrorKind::Signing, e))?;
-        Ok((token, snap.version()))
+        Ok((
+            token,
+            snap.version(),
+            key.kid().to_owned(),
+            crate::validate::alg_str(key.algorithm()),
+        ))
     }
 
     /// Signs the access token and, with a family, makes the refresh token and its
@@ -372,7 +380,7 @@ impl Issuer {
     fn mint(&self, req: &TokenRequest, family: Option<String>) -> Result<Minted, IssueError> {
         let inner = &*self.inner;
         let now = inner.clock.unix_now();
-        let (access, version) = self.sign_access(req, family.as_deref(), now)?;
+        let (access, version, kid, alg) = self.sign_access(req, family.as_deref(), now)?;
         let (refresh, record) = match family {
             Some(family) => {
                 let refresh = format!("{REFRESH_PREFIX}{}", random_b64(32)?);
@@ -401,6 +409,8 @@ impl Issuer {
             },
             record,
             version,
+            kid,
+            alg,
         })
     }
 
@@ -444,6 +454,7 @@ impl Issuer {
             kind: TokenKind::Access,
             token: TokenRef::new(&minted.pair.access_token),
             keyset_version: Some(minted.version),
+            key: Some((&minted.kid, minted.alg)),
             subject: Some(&req.subject),
             client: req.client.as_deref(),
         });
@@ -452,6 +463,7 @@ impl Issuer {
                 kind: TokenKind::Refresh,
                 token: TokenRef::new(r),
                 keyset_version: None,
+                key: None,
                 subject: Some(&req.subject),
                 client: req.client.as_deref(),
             });

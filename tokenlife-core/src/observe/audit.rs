@@ -122,6 +122,13 @@ pub struct AuditEvent {
     /// The client (API-key owner, OAuth client, remote address) where known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
+    /// The kid of the key that signed the token (issued JWTs): what `tokenlife check
+    /// --audit` checks a candidate keyset against.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
+    /// The algorithm of that key (`"ES256"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alg: Option<&'static str>,
     /// The alert, for [`AuditAction::Alert`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alert: Option<AlertKind>,
@@ -150,9 +157,19 @@ impl AuditEvent {
             keyset_version: None,
             subject: None,
             client: None,
+            kid: None,
+            alg: None,
             alert: None,
             detail: None,
         }
+    }
+
+    /// Sets the signing key's kid and algorithm.
+    #[must_use]
+    pub fn key(mut self, kid: &str, alg: &'static str) -> Self {
+        self.kid = Some(kid.to_owned());
+        self.alg = Some(alg);
+        self
     }
 
     /// Marks it a failure with a reason.

@@ -173,6 +173,8 @@ pub enum Event<'a> {
         token: TokenRef<'a>,
         /// The keyset version that signed it (JWTs).
         keyset_version: Option<u64>,
+        /// The kid and algorithm (`"ES256"`) of the key that signed it (JWTs).
+        key: Option<(&'a str, &'static str)>,
         /// Its subject (JWTs).
         subject: Option<&'a str>,
         /// The client it was issued to.

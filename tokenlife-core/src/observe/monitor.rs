@@ -404,6 +404,7 @@ impl Observer for Monitor {
                 kind,
                 token,
                 keyset_version,
+                key,
                 subject,
                 client,
             } => {
@@ -415,6 +416,9 @@ impl Observer for Monitor {
                     .client(client);
                 if let Some(v) = keyset_version {
                     e = e.keyset_version(v);
+                }
+                if let Some((kid, alg)) = key {
+                    e = e.key(kid, alg);
                 }
                 self.audit(e);
             }

@@ -169,6 +169,11 @@ fn cache_key(token: &str, seed: u64) -> u128 {
     xxhash_rust::xxh3::xxh3_128_with_seed(&buf[..8 + tail.len()], seed)
 }
 
+/// The JOSE name of an algorithm (`"ES256"`).
+pub(crate) fn alg_str(alg: Algorithm) -> &'static str {
+    alg_name(alg)
+}
+
 /// The `sub` claim of an unverified payload, for choosing a canary arm (`None` if it
 /// cannot be read: the active arm judges, and the usual checks reject what is broken).
 fn peek_subject(p64: &str) -> Option<String> {
@@ -178,6 +183,54 @@ fn peek_subject(p64: &str) -> Option<String> {
     }
     let payload = URL_SAFE_NO_PAD.decode(p64).ok()?;
     serde_json::from_slice::<Sub>(&payload).ok()?.sub
+}
+
+/// Whether `keyset` holds the key that signed `token` and that key verifies its signature
+/// (header rules, key by `kid` or the one key of a kid-less token's `alg`, algorithm,
+/// signature): the key half of validation, nothing about claims or time. For checking a
+/// candidate keyset against live tokens before it is deployed.
+pub(crate) fn key_check(keyset: &Keyset, token: &str) -> Result<Arc<Key>, ValidationError> {
+    if token.len() > DEFAULT_MAX_TOKEN_SIZE {
+        return Err(Kind::TooLarge.into());
+    }
+    let mut parts = token.split('.');
+    let (Some(h64), Some(p64), Some(sig), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(Kind::Malformed.into());
+    };
+    let header_json = URL_SAFE_NO_PAD
+        .decode(h64)
+        .map_err(|e| ValidationError::with_source(Kind::Malformed, e))?;
+    let header: Header<'_> = json_object(&header_json)
+        .and_then(|t| serde_json::from_str(t).ok())
+        .ok_or_else(|| ValidationError::with_field(Kind::Malformed, "header"))?;
+    if header.crit {
+        return Err(ValidationError::with_field(
+            Kind::UnsupportedCritical,
+            "crit",
+        ));
+    }
+    let message = &token[..h64.len() + 1 + p64.len()];
+    let key = match header.kid.as_deref() {
+        Some(kid) => keyset
+            .get(kid)
+            .ok_or_else(|| ValidationError::with_field(Kind::UnknownKid, "kid"))?,
+        None => {
+            let mut of_alg = keyset
+                .keys()
+                .filter(|k| alg_name(k.algorithm()) == header.alg);
+            match (of_alg.next(), of_alg.next()) {
+                (Some(k), None) => k,
+                _ => return Err(ValidationError::with_field(Kind::UnknownKid, "kid")),
+            }
+        }
+    };
+    if alg_name(key.algorithm()) != header.alg {
+        return Err(ValidationError::with_field(Kind::AlgorithmMismatch, "alg"));
+    }
+    verify_signature(sig, message, key)?;
+    Ok(key.clone())
 }
 
 /// Validates bearer tokens against a [`KeysetStore`]. Cheap to clone; clones share the
