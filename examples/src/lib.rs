@@ -22,6 +22,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::Deserialize;
 use tokenlife_core::observe::audit::Auditor;
+use tokenlife_core::rollout::{GuardPolicy, RolloutGuard};
 use tokenlife_core::{Algorithm, Issuer, Key, Keyset, KeysetStore, Monitor, Validator};
 use tokenlife_tower::admin::{self, AdminState};
 use tokenlife_tower::{Claims, TokenLifeLayer};
@@ -166,6 +167,10 @@ pub struct Gateway {
     pub config: GatewayConfig,
     /// A public JWKS of a fresh key that signs nothing here: publishing it is a "bad deploy".
     pub bad_deploy_jwks: String,
+    /// The keyset store behind both listeners (for drills that watch it change).
+    pub store: KeysetStore,
+    /// The rollout guard watching the store.
+    pub guard: RolloutGuard,
 }
 
 #[derive(Deserialize)]
@@ -210,10 +215,13 @@ pub async fn start(config: GatewayConfig) -> Result<Gateway, Box<dyn std::error:
         auditor = auditor.json_lines(std::io::stdout());
     }
     let monitor = Monitor::builder().auditor(auditor.build()).build();
+    // Rolls a keyset deploy that breaks validation back by itself (and alerts).
+    let guard = RolloutGuard::new(store.clone(), GuardPolicy::default()).notify(monitor.clone());
     let validator = Validator::builder(store.clone())
         .issuer(&config.issuer)
         .audience(&config.audience)
         .monitor(monitor.clone())
+        .also_observer(guard.clone())
         .build()?;
     let issuer = Issuer::builder(store.clone())
         .issuer(&config.issuer)
@@ -235,6 +243,7 @@ pub async fn start(config: GatewayConfig) -> Result<Gateway, Box<dyn std::error:
 
     let state = AdminState::builder(validator)
         .issuer(issuer)
+        .rollout_guard(guard.clone())
         .admin_key(config.admin_key.expose())
         .client(
             &config.client_id,
@@ -260,6 +269,8 @@ pub async fn start(config: GatewayConfig) -> Result<Gateway, Box<dyn std::error:
         admin_url,
         config,
         bad_deploy_jwks,
+        store,
+        guard,
     })
 }
 

@@ -814,6 +814,17 @@ impl ValidatorBuilder {
         self
     }
 
+    /// Reports every validation to `observer` too, beside the monitor or observer set
+    /// before (a [`RolloutGuard`](crate::rollout::RolloutGuard) beside the
+    /// [`Monitor`], keeping the monitor's fingerprint key).
+    pub fn also_observer(mut self, observer: impl Observer) -> Self {
+        self.observer = Some(match self.observer.take() {
+            Some(first) => SharedObserver::new((first.0, observer)),
+            None => SharedObserver::new(observer),
+        });
+        self
+    }
+
     /// Reports every validation to `observer` (replacing any monitor or observer set
     /// before; combine two with a tuple).
     pub fn observer(mut self, observer: impl Observer) -> Self {
