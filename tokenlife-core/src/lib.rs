@@ -69,6 +69,9 @@ mod crypto;
 mod ecdsa;
 pub mod error;
 mod fingerprint;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod fleet;
 mod hash;
 pub mod issue;
 pub mod keys;

@@ -1,0 +1,591 @@
+//! Fleet mode on Redis (feature `redis`): revocations made on one replica reach every
+//! replica in milliseconds, and validation never leaves the process.
+//!
+//! Each node keeps its own lock-free [`RevocationList`] on the hot path. [`RedisFleet`]
+//! connects that list to Redis:
+//!
+//! - **out**: a revocation made here is applied locally first, then queued; a background
+//!   writer stores it in Redis with a TTL equal to its remaining life (`SET … EX`) and
+//!   publishes it on the fleet's channel, in one pipeline. While Redis is down the queue
+//!   holds it (bounded: a full queue refuses with a typed error, the local entry stays) and
+//!   the writer replays it when Redis is back. On every reconnect the writer also re-asserts
+//!   the revocations this node made that are still live (`SET NX`, then publish), so a Redis
+//!   restarted empty is filled again and no revocation made on either side of an outage is
+//!   lost.
+//! - **in**: a subscriber applies every published revocation to the local list. On every
+//!   (re)connect it subscribes first, then reads every stored revocation (`SCAN` + `MGET`)
+//!   before it counts itself in sync. A message it cannot use (oversize, not JSON, an
+//!   unknown version, an invalid id) is counted and dropped, never applied half-way.
+//!
+//! The outage policy is fail-static: nodes keep validating from their local state. Key
+//! names start with a prefix holding a hash tag (default `{tokenlife}`), so every key of a
+//! fleet lives in one Redis Cluster slot. Health is in [`RedisFleet::status`] and in the
+//! `tokenlife_fleet_*` metrics.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use tokenlife_core::RevocationList;
+//! use tokenlife_core::fleet::{FleetConfig, RedisFleet};
+//!
+//! let fleet = RedisFleet::new(FleetConfig::new("redis://127.0.0.1:6379/"))?;
+//! let revocations = RevocationList::builder().backend(fleet.backend()).build();
+//! let _tasks = fleet.start(revocations.clone()); // on the current tokio runtime
+//! // hand `revocations` to the Validator and the Issuer builders
+//! # Ok(()) }
+//! ```
+
+use std::collections::VecDeque;
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::error::RevocationErrorKind;
+use crate::hash::random_u64;
+use crate::revoke::{Revocation, RevocationBackend, RevocationList, RevocationTarget};
+
+/// Largest message applied from the channel or the store, in bytes.
+const MAX_MESSAGE: usize = 4096;
+/// Default bound on revocations queued while Redis is unreachable.
+const DEFAULT_MAX_QUEUE: usize = 100_000;
+/// Most revocations sent in one pipeline.
+const BATCH: usize = 256;
+
+/// Metric names of fleet mode.
+pub mod metrics {
+    /// 1 while the subscriber is connected and in sync, else 0.
+    pub const CONNECTED: &str = "tokenlife_fleet_connected";
+    /// Unix time of the last full sync (a resync on connect).
+    pub const LAST_SYNC: &str = "tokenlife_fleet_last_sync_timestamp_seconds";
+    /// Revocations received from the fleet and applied.
+    pub const APPLIED: &str = "tokenlife_fleet_messages_applied_total";
+    /// Messages dropped, by `reason` (`oversize`, `malformed`, `version`, `invalid`, `full`).
+    pub const DROPPED: &str = "tokenlife_fleet_messages_dropped_total";
+    /// Local revocations waiting to reach Redis.
+    pub const REPLAY_QUEUE: &str = "tokenlife_fleet_replay_queue";
+}
+
+/// A fleet's settings.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct FleetConfig {
+    url: String,
+    prefix: String,
+    node_id: String,
+    max_queue: usize,
+    max_backoff: Duration,
+}
+
+impl FleetConfig {
+    /// Redis at `url` (`redis://host:port/db`), prefix `{tokenlife}`, a random node id.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            prefix: "{tokenlife}".into(),
+            node_id: format!("node-{:016x}", random_u64()),
+            max_queue: DEFAULT_MAX_QUEUE,
+            max_backoff: Duration::from_secs(1),
+        }
+    }
+
+    /// The key and channel prefix; keep a `{hash tag}` in it for Redis Cluster.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// This node's name in messages (its own messages are not applied twice).
+    pub fn node_id(mut self, id: impl Into<String>) -> Self {
+        self.node_id = id.into();
+        self
+    }
+
+    /// Most revocations queued while Redis is unreachable (default 100,000).
+    pub fn max_queue(mut self, n: usize) -> Self {
+        self.max_queue = n.max(1);
+        self
+    }
+
+    /// Longest wait between reconnection attempts (default 1 s; they start at 10 ms).
+    pub fn max_backoff(mut self, d: Duration) -> Self {
+        self.max_backoff = d.max(Duration::from_millis(10));
+        self
+    }
+}
+
+/// The fleet could not be set up.
+#[derive(Debug)]
+pub struct FleetError {
+    source: redis::RedisError,
+}
+
+impl fmt::Display for FleetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "bad Redis settings: {}", self.source)
+    }
+}
+
+impl StdError for FleetError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// A node's view of the fleet, for health checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FleetStatus {
+    /// The subscriber is connected and has synced since it connected.
+    pub connected: bool,
+    /// Unix time of the last full sync (0: never).
+    pub last_sync: u64,
+    /// Revocations received and applied.
+    pub applied: u64,
+    /// Messages dropped.
+    pub dropped: u64,
+    /// Local revocations waiting to reach Redis.
+    pub queued: u64,
+    /// Full syncs so far (one per connect).
+    pub syncs: u64,
+}
+
+/// One revocation on the wire and in the store.
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    v: u32,
+    node: String,
+    kind: String,
+    id: String,
+    until: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    issued_before: Option<u64>,
+}
+
+impl Wire {
+    fn from_revocation(node: &str, r: &Revocation) -> Self {
+        let (kind, id, issued_before) = match &r.target {
+            RevocationTarget::Jti(id) => ("jti", id.clone(), None),
+            RevocationTarget::Subject {
+                subject,
+                issued_before,
+            } => ("subject", subject.clone(), Some(*issued_before)),
+            RevocationTarget::Family(id) => ("family", id.clone(), None),
+        };
+        Self {
+            v: 1,
+            node: node.to_owned(),
+            kind: kind.to_owned(),
+            id,
+            until: r.until,
+            issued_before,
+        }
+    }
+
+    fn into_revocation(self) -> Option<Revocation> {
+        let target = match (self.kind.as_str(), self.issued_before) {
+            ("jti", None) => RevocationTarget::Jti(self.id),
+            ("family", None) => RevocationTarget::Family(self.id),
+            ("subject", Some(issued_before)) => RevocationTarget::Subject {
+                subject: self.id,
+                issued_before,
+            },
+            _ => return None,
+        };
+        Some(Revocation {
+            target,
+            until: self.until,
+        })
+    }
+}
+
+struct Inner {
+    config: FleetConfig,
+    client: redis::Client,
+    tx: mpsc::Sender<Revocation>,
+    rx: Mutex<Option<mpsc::Receiver<Revocation>>>,
+    connected: AtomicBool,
+    last_sync: AtomicU64,
+    applied: AtomicU64,
+    dropped: AtomicU64,
+    queued: AtomicU64,
+    syncs: AtomicU64,
+    /// Rung by the subscriber after every sync: Redis may have restarted empty, so the
+    /// writer re-asserts this node's live revocations.
+    resynced: tokio::sync::Notify,
+}
+
+/// Connects a node's [`RevocationList`] to the fleet through Redis. Cheap to clone.
+#[derive(Clone)]
+pub struct RedisFleet {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for RedisFleet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisFleet")
+            .field("node", &self.inner.config.node_id)
+            .field("prefix", &self.inner.config.prefix)
+            .field("status", &self.status())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The [`RevocationBackend`] half of a [`RedisFleet`]: give it to
+/// [`RevocationListBuilder::backend`](crate::revoke::RevocationListBuilder::backend).
+#[derive(Clone)]
+pub struct FleetBackend {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for FleetBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FleetBackend")
+            .field("node", &self.inner.config.node_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a revocation could not be queued for the fleet (the local list has it).
+#[derive(Debug)]
+struct QueueError(&'static str);
+
+impl fmt::Display for QueueError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl StdError for QueueError {}
+
+impl RevocationBackend for FleetBackend {
+    fn publish(&self, revocation: &Revocation) -> Result<(), Box<dyn StdError + Send + Sync>> {
+        match self.inner.tx.try_send(revocation.clone()) {
+            Ok(()) => {
+                self.inner.queued.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => Err(Box::new(QueueError(
+                "the fleet's replay queue is full (Redis unreachable too long)",
+            ))),
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                Err(Box::new(QueueError("the fleet is stopped")))
+            }
+        }
+    }
+}
+
+/// The fleet's background tasks; dropping this stops them.
+#[derive(Debug)]
+pub struct FleetTasks {
+    writer: tokio::task::JoinHandle<()>,
+    subscriber: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FleetTasks {
+    fn drop(&mut self) {
+        self.writer.abort();
+        self.subscriber.abort();
+    }
+}
+
+impl RedisFleet {
+    /// A fleet node for `config` (no connection is made yet).
+    ///
+    /// # Errors
+    /// A URL the `redis` crate cannot use.
+    pub fn new(config: FleetConfig) -> Result<Self, FleetError> {
+        let client =
+            redis::Client::open(config.url.as_str()).map_err(|source| FleetError { source })?;
+        let (tx, rx) = mpsc::channel(config.max_queue);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                client,
+                tx,
+                rx: Mutex::new(Some(rx)),
+                connected: AtomicBool::new(false),
+                last_sync: AtomicU64::new(0),
+                applied: AtomicU64::new(0),
+                dropped: AtomicU64::new(0),
+                queued: AtomicU64::new(0),
+                syncs: AtomicU64::new(0),
+                resynced: tokio::sync::Notify::new(),
+            }),
+        })
+    }
+
+    /// The backend to build this node's [`RevocationList`] with.
+    pub fn backend(&self) -> FleetBackend {
+        FleetBackend {
+            inner: self.inner.clone(),
+        }
+    }
+
+    /// Starts the writer and the subscriber on the current tokio runtime, applying the
+    /// fleet's revocations to `list` (the list built with [`backend`](Self::backend)).
+    /// Only the first call starts anything.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn start(&self, list: RevocationList) -> Option<FleetTasks> {
+        let rx = self
+            .inner
+            .rx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()?;
+        let writer = tokio::spawn(writer(self.inner.clone(), rx, list.clone()));
+        let subscriber = tokio::spawn(subscriber(self.inner.clone(), list));
+        Some(FleetTasks { writer, subscriber })
+    }
+
+    /// This node's view of the fleet.
+    pub fn status(&self) -> FleetStatus {
+        let i = &self.inner;
+        FleetStatus {
+            connected: i.connected.load(Ordering::Acquire),
+            last_sync: i.last_sync.load(Ordering::Acquire),
+            applied: i.applied.load(Ordering::Relaxed),
+            dropped: i.dropped.load(Ordering::Relaxed),
+            queued: i.queued.load(Ordering::Relaxed),
+            syncs: i.syncs.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The channel revocations are published on.
+    pub fn channel(&self) -> String {
+        channel(&self.inner.config.prefix)
+    }
+
+    /// The Redis key a revocation is stored under.
+    pub fn key_of(&self, revocation: &Revocation) -> String {
+        let w = Wire::from_revocation("", revocation);
+        key(&self.inner.config.prefix, &w.kind, &w.id)
+    }
+}
+
+fn channel(prefix: &str) -> String {
+    format!("{prefix}:revocations")
+}
+
+fn key(prefix: &str, kind: &str, id: &str) -> String {
+    format!("{prefix}:rev:{kind}:{id}")
+}
+
+fn backoff_step(d: Duration, max: Duration) -> Duration {
+    (d * 2).min(max)
+}
+
+/// Sends queued revocations (SET EX + PUBLISH per revocation, one pipeline per batch),
+/// replays them after an outage, and re-asserts this node's live revocations on every
+/// reconnect.
+async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Revocation>, list: RevocationList) {
+    let prefix = inner.config.prefix.clone();
+    let chan = channel(&prefix);
+    let mut pending: VecDeque<Revocation> = VecDeque::new();
+    // What this node made and Redis has stored: re-asserted on reconnect (bounded).
+    let mut mine: Vec<Revocation> = Vec::new();
+    let mut conn: Option<redis::aio::MultiplexedConnection> = None;
+    let mut reassert = false;
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        if pending.is_empty() && !reassert {
+            tokio::select! {
+                r = rx.recv() => match r {
+                    Some(r) => pending.push_back(r),
+                    None => return,
+                },
+                () = inner.resynced.notified() => reassert = !mine.is_empty(),
+            }
+        }
+        while pending.len() < inner.config.max_queue {
+            match rx.try_recv() {
+                Ok(r) => pending.push_back(r),
+                Err(_) => break,
+            }
+        }
+        set_queued(&inner, pending.len());
+        let c = match conn.as_mut() {
+            Some(c) => c,
+            None => match inner.client.get_multiplexed_async_connection().await {
+                Ok(c) => {
+                    backoff = Duration::from_millis(10);
+                    reassert = !mine.is_empty();
+                    conn.insert(c)
+                }
+                Err(_) => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = backoff_step(backoff, inner.config.max_backoff);
+                    continue;
+                }
+            },
+        };
+        let now = list.clock().unix_now();
+        if reassert {
+            mine.retain(|r| r.until > now);
+            let mut ok = true;
+            for chunk in mine.chunks(BATCH) {
+                let mut pipe = redis::pipe();
+                for r in chunk {
+                    let w = Wire::from_revocation(&inner.config.node_id, r);
+                    let body = serde_json::to_string(&w).unwrap_or_default();
+                    pipe.cmd("SET")
+                        .arg(key(&prefix, &w.kind, &w.id))
+                        .arg(&body)
+                        .arg("NX")
+                        .arg("EX")
+                        .arg(r.until.saturating_sub(now).max(1))
+                        .ignore();
+                    pipe.cmd("PUBLISH").arg(&chan).arg(&body).ignore();
+                }
+                if pipe.query_async::<()>(c).await.is_err() {
+                    ok = false;
+                    break;
+                }
+            }
+            if !ok {
+                conn = None;
+                continue;
+            }
+            reassert = false;
+        }
+        let n = pending.len().min(BATCH);
+        if n == 0 {
+            continue;
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for r in pending.iter().take(n) {
+            let w = Wire::from_revocation(&inner.config.node_id, r);
+            let body = serde_json::to_string(&w).unwrap_or_default();
+            if r.until > now {
+                pipe.cmd("SET")
+                    .arg(key(&prefix, &w.kind, &w.id))
+                    .arg(&body)
+                    .arg("EX")
+                    .arg(r.until - now)
+                    .ignore();
+            }
+            pipe.cmd("PUBLISH").arg(&chan).arg(&body).ignore();
+        }
+        match pipe.query_async::<()>(c).await {
+            Ok(()) => {
+                for r in pending.drain(..n) {
+                    if r.until > now && mine.len() < inner.config.max_queue.saturating_mul(10) {
+                        mine.push(r);
+                    }
+                }
+                set_queued(&inner, pending.len() + rx.len());
+            }
+            Err(_) => {
+                conn = None;
+                tokio::time::sleep(backoff).await;
+                backoff = backoff_step(backoff, inner.config.max_backoff);
+            }
+        }
+    }
+}
+
+fn set_queued(inner: &Inner, n: usize) {
+    inner.queued.store(n as u64, Ordering::Relaxed);
+    #[allow(clippy::cast_precision_loss)]
+    ::metrics::gauge!(metrics::REPLAY_QUEUE).set(n as f64);
+}
+
+/// Subscribes, resyncs, then applies messages until the connection ends; again and again.
+async fn subscriber(inner: Arc<Inner>, list: RevocationList) {
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let synced_before = inner.syncs.load(Ordering::Relaxed);
+        let _ = subscription(&inner, &list).await;
+        inner.connected.store(false, Ordering::Release);
+        ::metrics::gauge!(metrics::CONNECTED).set(0.0);
+        if inner.syncs.load(Ordering::Relaxed) != synced_before {
+            backoff = Duration::from_millis(10);
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = backoff_step(backoff, inner.config.max_backoff);
+    }
+}
+
+async fn subscription(inner: &Inner, list: &RevocationList) -> redis::RedisResult<()> {
+    let prefix = &inner.config.prefix;
+    let mut pubsub = inner.client.get_async_pubsub().await?;
+    pubsub.subscribe(channel(prefix)).await?;
+    // Subscribed first: whatever is published from now on arrives on the channel, and
+    // whatever was stored before is read here.
+    let mut conn = inner.client.get_multiplexed_async_connection().await?;
+    let pattern = format!("{prefix}:rev:*");
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut conn)
+            .await?;
+        if !keys.is_empty() {
+            let values: Vec<Option<Vec<u8>>> =
+                redis::cmd("MGET").arg(&keys).query_async(&mut conn).await?;
+            for v in values.into_iter().flatten() {
+                handle(inner, list, &v, true);
+            }
+        }
+        cursor = next;
+        if cursor == 0 {
+            break;
+        }
+    }
+    let now = list.clock().unix_now();
+    inner.last_sync.store(now, Ordering::Release);
+    inner.syncs.fetch_add(1, Ordering::Relaxed);
+    inner.connected.store(true, Ordering::Release);
+    inner.resynced.notify_one();
+    ::metrics::gauge!(metrics::CONNECTED).set(1.0);
+    #[allow(clippy::cast_precision_loss)]
+    ::metrics::gauge!(metrics::LAST_SYNC).set(now as f64);
+    let mut messages = pubsub.into_on_message();
+    while let Some(msg) = messages.next().await {
+        handle(inner, list, msg.get_payload_bytes(), false);
+    }
+    Ok(())
+}
+
+/// Applies one message (from the channel, or a stored value during a resync), or counts
+/// it dropped: nothing is applied from a message that is not whole and valid.
+fn handle(inner: &Inner, list: &RevocationList, bytes: &[u8], from_store: bool) {
+    let drop = |reason: &'static str| {
+        inner.dropped.fetch_add(1, Ordering::Relaxed);
+        ::metrics::counter!(metrics::DROPPED, "reason" => reason).increment(1);
+    };
+    if bytes.len() > MAX_MESSAGE {
+        return drop("oversize");
+    }
+    let Ok(wire) = serde_json::from_slice::<Wire>(bytes) else {
+        return drop("malformed");
+    };
+    if wire.v != 1 {
+        return drop("version");
+    }
+    if !from_store && wire.node == inner.config.node_id {
+        return; // our own, applied when it was made
+    }
+    let Some(revocation) = wire.into_revocation() else {
+        return drop("malformed");
+    };
+    match list.apply(&revocation) {
+        Ok(()) => {
+            inner.applied.fetch_add(1, Ordering::Relaxed);
+            ::metrics::counter!(metrics::APPLIED).increment(1);
+        }
+        Err(e) if e.kind() == RevocationErrorKind::Full => drop("full"),
+        Err(_) => drop("invalid"),
+    }
+}

@@ -1,0 +1,365 @@
+//! Fleet mode against a real Redis: each test starts its own `redis-server` on a free
+//! port (nothing kept on disk) and runs several nodes — separate revocation lists and
+//! validators, each with its own connections — against it.
+//!
+//! Waiting for propagation is bounded polling (up to 10 s), never a timing assertion:
+//! the speed is measured in `benches` (BENCHMARKS.md).
+#![cfg(feature = "redis")]
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+use tokenlife_core::error::RevocationErrorKind;
+use tokenlife_core::fleet::{FleetConfig, FleetTasks, RedisFleet};
+use tokenlife_core::revoke::{Revocation, RevocationTarget};
+use tokenlife_core::{
+    Algorithm, Key, Keyset, KeysetStore, RevocationList, ValidationErrorKind as K, Validator,
+    testing,
+};
+
+struct Redis {
+    port: u16,
+    child: Child,
+}
+
+impl Redis {
+    fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Self::on(port)
+    }
+
+    fn on(port: u16) -> Self {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (.ci/run installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Self { port, child }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+struct Node {
+    fleet: RedisFleet,
+    list: RevocationList,
+    validator: Validator,
+    _tasks: FleetTasks,
+}
+
+fn key() -> Key {
+    testing::key("k1", Algorithm::ES256)
+}
+
+fn node(url: &str, name: &str) -> Node {
+    let fleet = RedisFleet::new(
+        FleetConfig::new(url)
+            .node_id(name)
+            .max_backoff(Duration::from_millis(50)),
+    )
+    .unwrap();
+    let list = RevocationList::builder().backend(fleet.backend()).build();
+    let tasks = fleet.start(list.clone()).unwrap();
+    let validator = Validator::builder(KeysetStore::new(Keyset::new([key()]).unwrap()))
+        .issuer(common::ISS)
+        .audience(common::AUD)
+        .revocations(list.clone())
+        .build()
+        .unwrap();
+    Node {
+        fleet,
+        list,
+        validator,
+        _tasks: tasks,
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn token(jti: &str, sub: &str) -> String {
+    testing::sign(
+        &key(),
+        &json!({"iss": common::ISS, "aud": common::AUD, "sub": sub, "jti": jti,
+                "iat": now() - 10, "exp": now() + 3_600}),
+    )
+}
+
+async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+async fn synced(nodes: &[&Node]) {
+    for n in nodes {
+        eventually("node synced", || n.fleet.status().connected).await;
+    }
+}
+
+fn until() -> SystemTime {
+    SystemTime::now() + Duration::from_secs(3_600)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_on_one_node_is_rejected_on_the_others() {
+    let redis = Redis::start();
+    let (a, b, c) = (
+        node(&redis.url(), "a"),
+        node(&redis.url(), "b"),
+        node(&redis.url(), "c"),
+    );
+    synced(&[&a, &b, &c]).await;
+    let t = token("t-1", "alice");
+    let old = token("t-2", "bob");
+    let fam = testing::sign(
+        &key(),
+        &json!({"iss": common::ISS, "aud": common::AUD, "sub": "carol", "jti": "t-3",
+                "fam": "f-9", "iat": now() - 10, "exp": now() + 3_600}),
+    );
+    for n in [&a, &b, &c] {
+        for tok in [&t, &old, &fam] {
+            assert!(n.validator.validate(tok).is_ok());
+        }
+    }
+    a.list.revoke_jti("t-1", until()).unwrap();
+    b.list
+        .revoke_subject("bob", SystemTime::now(), until())
+        .unwrap();
+    c.list.revoke_family("f-9", until()).unwrap();
+    for n in [&a, &b, &c] {
+        eventually("jti, subject and family revoked everywhere", || {
+            n.validator.validate(&t).is_err()
+                && n.validator.validate(&old).is_err()
+                && n.validator.validate(&fam).is_err()
+        })
+        .await;
+        assert_eq!(n.validator.validate(&t).unwrap_err().kind(), K::Revoked);
+    }
+    // Each node applied the two revocations the others made (its own only once).
+    for n in [&a, &b, &c] {
+        assert_eq!(n.fleet.status().applied, 2, "{:?}", n.fleet.status());
+        assert_eq!(n.fleet.status().dropped, 0);
+    }
+    // A node that joins later reads them from the store before it counts as synced.
+    let d = node(&redis.url(), "d");
+    synced(&[&d]).await;
+    for tok in [&t, &old, &fam] {
+        assert_eq!(d.validator.validate(tok).unwrap_err().kind(), K::Revoked);
+    }
+    // Stored with a TTL equal to the remaining life.
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let k = a.fleet.key_of(&Revocation {
+        target: RevocationTarget::Jti("t-1".into()),
+        until: 0,
+    });
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&k)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!((3_500..=3_600).contains(&ttl), "ttl {ttl} for {k}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_and_oversize_messages_change_nothing() {
+    let redis = Redis::start();
+    let (a, b) = (node(&redis.url(), "a"), node(&redis.url(), "b"));
+    synced(&[&a, &b]).await;
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let chan = a.fleet.channel();
+    let big_id = "x".repeat(5_000);
+    let garbage = [
+        "not json".to_owned(),
+        "{}".to_owned(),
+        r#"{"v":2,"node":"z","kind":"jti","id":"t-1","until":99999999999}"#.to_owned(),
+        r#"{"v":1,"node":"z","kind":"token","id":"t-1","until":99999999999}"#.to_owned(),
+        r#"{"v":1,"node":"z","kind":"jti","id":"t-1","until":99999999999,"issued_before":1}"#
+            .to_owned(),
+        r#"{"v":1,"node":"z","kind":"jti","id":"","until":99999999999}"#.to_owned(),
+        format!(r#"{{"v":1,"node":"z","kind":"jti","id":"{big_id}","until":99999999999}}"#),
+        "\u{0}\u{1}\u{2}".to_owned(),
+    ];
+    for g in &garbage {
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg(&chan)
+            .arg(g)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    for n in [&a, &b] {
+        eventually("every bad message counted", || {
+            n.fleet.status().dropped == garbage.len() as u64
+        })
+        .await;
+        assert_eq!(n.fleet.status().applied, 0);
+        assert_eq!(n.list.len(), 0);
+        assert!(n.validator.validate(&token("t-1", "u")).is_ok());
+    }
+    // A stored garbage value is dropped at resync too, and the good ones still load.
+    let _: () = redis::cmd("SET")
+        .arg("{tokenlife}:rev:jti:broken")
+        .arg("{nope")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    a.list.revoke_jti("t-2", until()).unwrap();
+    eventually("b applied t-2", || b.list.is_jti_revoked("t-2")).await;
+    let c = node(&redis.url(), "c");
+    synced(&[&c]).await;
+    assert!(c.list.is_jti_revoked("t-2"));
+    assert_eq!(c.fleet.status().dropped, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_keep_validating_through_an_outage_and_lose_no_revocation() {
+    let mut redis = Redis::start();
+    let port = redis.port;
+    let (a, b, c) = (
+        node(&redis.url(), "a"),
+        node(&redis.url(), "b"),
+        node(&redis.url(), "c"),
+    );
+    synced(&[&a, &b, &c]).await;
+    a.list.revoke_jti("before", until()).unwrap();
+    eventually("before reached c", || c.list.is_jti_revoked("before")).await;
+
+    redis.kill();
+    for n in [&a, &b, &c] {
+        eventually("outage noticed", || !n.fleet.status().connected).await;
+    }
+    // Fail-static: every node keeps validating from its local state.
+    let live = token("live", "u");
+    for n in [&a, &b, &c] {
+        assert!(n.validator.validate(&live).is_ok());
+        assert_eq!(
+            n.validator
+                .validate(&token("before", "u"))
+                .unwrap_err()
+                .kind(),
+            K::Revoked
+        );
+    }
+    // Revocations made during the outage: local at once, queued for the fleet.
+    b.list.revoke_jti("during", until()).unwrap();
+    c.list
+        .revoke_subject("mallory", SystemTime::now(), until())
+        .unwrap();
+    assert_eq!(
+        b.validator
+            .validate(&token("during", "u"))
+            .unwrap_err()
+            .kind(),
+        K::Revoked
+    );
+    assert!(
+        a.validator.validate(&token("during", "u")).is_ok(),
+        "not yet"
+    );
+    eventually("queued", || b.fleet.status().queued == 1).await;
+
+    // Redis comes back empty (nothing on disk): the queues replay, the makers re-assert.
+    let _redis = Redis::on(port);
+    synced(&[&a, &b, &c]).await;
+    for n in [&a, &b, &c] {
+        eventually("outage revocations everywhere", || {
+            n.list.is_jti_revoked("during") && n.validator.validate(&token("x", "mallory")).is_err()
+        })
+        .await;
+    }
+    eventually("b's queue drained", || b.fleet.status().queued == 0).await;
+    // And the one made before the outage is back in the store for newcomers.
+    let d = node(&format!("redis://127.0.0.1:{port}/"), "d");
+    synced(&[&d]).await;
+    eventually("d has everything", || {
+        d.list.is_jti_revoked("before")
+            && d.list.is_jti_revoked("during")
+            && d.validator.validate(&token("y", "mallory")).is_err()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_replay_queue_refuses_with_a_typed_error_and_keeps_the_local_entry() {
+    // Nothing listens on this port: every revocation stays queued.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let fleet = RedisFleet::new(
+        FleetConfig::new(format!("redis://127.0.0.1:{port}/"))
+            .max_queue(3)
+            .max_backoff(Duration::from_millis(20)),
+    )
+    .unwrap();
+    let list = RevocationList::builder().backend(fleet.backend()).build();
+    let _tasks = fleet.start(list.clone()).unwrap();
+    let mut refused = None;
+    for i in 0..20 {
+        if let Err(e) = list.revoke_jti(&format!("j{i}"), until()) {
+            refused = Some((i, e));
+            break;
+        }
+    }
+    let (i, e) = refused.expect("the queue fills");
+    assert_eq!(e.kind(), RevocationErrorKind::Backend);
+    assert!(e.to_string().len() > 5);
+    assert!(
+        list.is_jti_revoked(&format!("j{i}")),
+        "the local entry stays"
+    );
+    // A bad URL is a typed error at construction.
+    assert!(RedisFleet::new(FleetConfig::new("not a url")).is_err());
+}
