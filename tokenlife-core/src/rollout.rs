@@ -107,6 +107,10 @@ pub struct GuardPolicy {
     pub min_sample: u64,
     /// Share of those that are key failures at which it is rolled back (default 0.5).
     pub max_bad_key_rate: f64,
+    /// Share of those that fail for any reason (a missing token aside) at which it is
+    /// rolled back too (default `None`: off, since expired or revoked tokens are the
+    /// clients' doing; set it when a deploy also changes the validation policy).
+    pub max_failure_rate: Option<f64>,
 }
 
 impl Default for GuardPolicy {
@@ -115,6 +119,7 @@ impl Default for GuardPolicy {
             window: Duration::from_secs(60),
             min_sample: 20,
             max_bad_key_rate: 0.5,
+            max_failure_rate: None,
         }
     }
 }
@@ -130,7 +135,20 @@ impl GuardPolicy {
             } else {
                 max_bad_key_rate.clamp(f64::MIN_POSITIVE, 1.0)
             },
+            max_failure_rate: None,
         }
+    }
+
+    /// The same policy, also rolling back when this share of validations fails for any
+    /// reason (clamped to (0, 1]).
+    #[must_use]
+    pub fn with_max_failure_rate(mut self, rate: f64) -> Self {
+        self.max_failure_rate = Some(if rate.is_nan() {
+            1.0
+        } else {
+            rate.clamp(f64::MIN_POSITIVE, 1.0)
+        });
+        self
     }
 }
 
@@ -152,6 +170,7 @@ struct Inner {
     window_start: AtomicU64,
     total: AtomicU64,
     bad_key: AtomicU64,
+    failed: AtomicU64,
     tripped: AtomicBool,
     /// `watched` routes a canary share: only the candidate's verdicts count.
     canary_only: AtomicBool,
@@ -226,6 +245,7 @@ impl RolloutGuard {
                 window_start: AtomicU64::new(0),
                 total: AtomicU64::new(0),
                 bad_key: AtomicU64::new(0),
+                failed: AtomicU64::new(0),
                 tripped: AtomicBool::new(false),
                 canary_only: AtomicBool::new(false),
                 rollbacks: AtomicU64::new(0),
@@ -271,6 +291,10 @@ impl RolloutGuard {
         {
             inner.total.store(0, Ordering::Release);
             inner.bad_key.store(0, Ordering::Release);
+            inner.failed.store(0, Ordering::Release);
+        }
+        if outcome == Err(Kind::MissingToken) {
+            return;
         }
         let total = inner.total.fetch_add(1, Ordering::AcqRel) + 1;
         let bad = match outcome {
@@ -279,12 +303,29 @@ impl RolloutGuard {
             }
             _ => inner.bad_key.load(Ordering::Acquire),
         };
+        let failed = if outcome.is_err() {
+            inner.failed.fetch_add(1, Ordering::AcqRel) + 1
+        } else {
+            inner.failed.load(Ordering::Acquire)
+        };
         #[allow(clippy::cast_precision_loss)]
-        if total >= inner.policy.min_sample
-            && bad as f64 >= inner.policy.max_bad_key_rate * total as f64
+        let reason = if total < inner.policy.min_sample {
+            None
+        } else if bad as f64 >= inner.policy.max_bad_key_rate * total as f64 {
+            Some(("bad_key_rate", bad))
+        } else if inner
+            .policy
+            .max_failure_rate
+            .is_some_and(|r| failed as f64 >= r * total as f64)
+        {
+            Some(("failure_rate", failed))
+        } else {
+            None
+        };
+        if let Some((why, count)) = reason
             && !inner.tripped.swap(true, Ordering::AcqRel)
         {
-            self.roll_back(version, bad, total);
+            self.roll_back(version, why, count, total);
         }
     }
 
@@ -312,6 +353,7 @@ impl RolloutGuard {
             .store(snap.routes_canary(), Ordering::Release);
         inner.total.store(0, Ordering::Release);
         inner.bad_key.store(0, Ordering::Release);
+        inner.failed.store(0, Ordering::Release);
         inner
             .window_start
             .store(inner.clock.unix_now(), Ordering::Release);
@@ -320,7 +362,7 @@ impl RolloutGuard {
         true
     }
 
-    fn roll_back(&self, from: u64, failures: u64, sample: u64) {
+    fn roll_back(&self, from: u64, reason: &'static str, failures: u64, sample: u64) {
         let inner = &*self.inner;
         let to = self.lock().last_good;
         if to == 0 || to == from {
@@ -329,12 +371,19 @@ impl RolloutGuard {
         }
         if let Ok(true) = inner.store.rollback_from(from, to) {
             inner.rollbacks.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(from, to, failures, sample, "automatic keyset rollback");
+            tracing::warn!(
+                from,
+                to,
+                reason,
+                failures,
+                sample,
+                "automatic keyset rollback"
+            );
             if let Some(o) = &inner.observer {
                 o.on_event(&Event::KeysetRolledBack {
                     from,
                     to,
-                    reason: "bad_key_rate",
+                    reason,
                     failures,
                     sample,
                 });

@@ -103,6 +103,36 @@ fn claim_failures_and_a_healthy_deploy_never_trip_it() {
 }
 
 #[test]
+fn a_failure_rate_policy_also_rolls_back_a_deploy_that_fails_claims() {
+    let w = world(GuardPolicy::default().with_max_failure_rate(0.5), None);
+    let v2 = w.store.publish(
+        Keyset::new([testing::key("k1", Algorithm::ES256)])
+            .unwrap()
+            .with_label("v2"),
+    );
+    let wrong_aud = testing::sign(
+        &testing::key("k1", Algorithm::ES256),
+        &json!({"iss": ISS, "aud": "api://elsewhere", "sub": "u", "exp": T0 + 900}),
+    );
+    let mut failed = 0;
+    while w.store.current().version() == v2 && failed < 1_000 {
+        w.validator.validate(&wrong_aud).unwrap_err();
+        failed += 1;
+    }
+    assert_eq!(failed, 20);
+    assert_eq!(w.store.current().version(), 1);
+    // Requests without any token are not failures of the deploy.
+    let w = world(GuardPolicy::default().with_max_failure_rate(0.5), None);
+    let v2 = w
+        .store
+        .publish(Keyset::new([testing::key("k1", Algorithm::ES256)]).unwrap());
+    for _ in 0..100 {
+        w.validator.validate("").unwrap_err();
+    }
+    assert_eq!(w.store.current().version(), v2);
+}
+
+#[test]
 fn a_lapsed_window_forgets_old_failures() {
     let w = world(GuardPolicy::new(Duration::from_secs(10), 20, 0.5), None);
     let bad = w.store.publish(broken());

@@ -256,7 +256,8 @@ pub enum Event<'a> {
         from: u64,
         /// The version made current again.
         to: u64,
-        /// Why: `bad_key_rate` (unknown kids, bad signatures, algorithm mismatches).
+        /// Why: `bad_key_rate` (unknown kids, bad signatures, algorithm mismatches) or
+        /// `failure_rate` (any failure, when the policy sets a `max_failure_rate`).
         reason: &'static str,
         /// Key failures of `from` seen in the window.
         failures: u64,

@@ -537,7 +537,7 @@ impl Observer for Monitor {
                     .failure(reason)
                     .keyset_version(to)
                     .detail(format!(
-                        "automatic rollback v{from} -> v{to}: {failures} key failures in {sample} validations"
+                        "automatic rollback v{from} -> v{to}: {failures} failures ({reason}) in {sample} validations"
                     ));
                 self.audit(base.clone());
                 self.alert(AlertKind::AutomaticRollback, base);
