@@ -56,6 +56,9 @@ pub enum ValidationErrorKind {
     /// the client should renew (its refresh token still works, and the new access token
     /// is signed by the current key).
     KeyRetired,
+    /// Fleet mode, fail-closed: this node has been cut off from the fleet's revocations for
+    /// longer than its bound, so it cannot tell whether the token was revoked. 503; retry.
+    RevocationsStale,
 }
 
 const _: () = {
@@ -68,7 +71,7 @@ const _: () = {
 
 impl ValidationErrorKind {
     /// Every kind, in declaration order.
-    pub const ALL: [ValidationErrorKind; 17] = [
+    pub const ALL: [ValidationErrorKind; 18] = [
         Self::MissingToken,
         Self::TooLarge,
         Self::Malformed,
@@ -86,6 +89,7 @@ impl ValidationErrorKind {
         Self::InsufficientScope,
         Self::WrongType,
         Self::KeyRetired,
+        Self::RevocationsStale,
     ];
 
     /// Position in [`Self::ALL`]: an exhaustive `match` (a new kind does not compile
@@ -109,6 +113,7 @@ impl ValidationErrorKind {
             Self::InsufficientScope => 14,
             Self::WrongType => 15,
             Self::KeyRetired => 16,
+            Self::RevocationsStale => 17,
         }
     }
 
@@ -118,19 +123,22 @@ impl ValidationErrorKind {
         self.bearer_error().map(BearerError::as_str)
     }
 
-    /// The typed RFC 6750 error for this kind, or `None` for a request with no token.
+    /// The typed RFC 6750 error for this kind, or `None` for a request with no token and
+    /// for [`Self::RevocationsStale`] (a server-side condition, not the token's fault).
     pub fn bearer_error(self) -> Option<BearerError> {
         match self {
-            Self::MissingToken => None,
+            Self::MissingToken | Self::RevocationsStale => None,
             Self::InsufficientScope => Some(BearerError::InsufficientScope),
             _ => Some(BearerError::InvalidToken),
         }
     }
 
-    /// The HTTP status code for this kind: 401, or 403 for [`Self::InsufficientScope`].
+    /// The HTTP status code for this kind: 401, 403 for [`Self::InsufficientScope`], 503
+    /// for [`Self::RevocationsStale`].
     pub fn status(self) -> u16 {
         match self {
             Self::InsufficientScope => 403,
+            Self::RevocationsStale => 503,
             _ => 401,
         }
     }
@@ -156,6 +164,7 @@ impl ValidationErrorKind {
             Self::InsufficientScope => "insufficient_scope",
             Self::WrongType => "wrong_type",
             Self::KeyRetired => "key_retired",
+            Self::RevocationsStale => "revocations_stale",
         }
     }
 
@@ -179,6 +188,7 @@ impl ValidationErrorKind {
             Self::InsufficientScope => "insufficient scope",
             Self::WrongType => "wrong token type",
             Self::KeyRetired => "the key that signed this token was retired: renew the token",
+            Self::RevocationsStale => "revocation state unavailable: retry later",
         }
     }
 }

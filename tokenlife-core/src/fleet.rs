@@ -17,7 +17,9 @@
 //!   before it counts itself in sync. A message it cannot use (oversize, not JSON, an
 //!   unknown version, an invalid id) is counted and dropped, never applied half-way.
 //!
-//! The outage policy is fail-static: nodes keep validating from their local state. Key
+//! The outage policy is fail-static by default: nodes keep validating from their local
+//! state. [`FleetConfig::fail_closed`] makes a node answer 503 once it has been cut off
+//! for longer than a bound. Key
 //! names start with a prefix holding a hash tag (default `{tokenlife}`), so every key of a
 //! fleet lives in one Redis Cluster slot. Health is in [`RedisFleet::status`] and in the
 //! `tokenlife_fleet_*` metrics.
@@ -79,6 +81,7 @@ pub struct FleetConfig {
     node_id: String,
     max_queue: usize,
     max_backoff: Duration,
+    fail_closed: Option<Duration>,
 }
 
 impl FleetConfig {
@@ -90,7 +93,17 @@ impl FleetConfig {
             node_id: format!("node-{:016x}", random_u64()),
             max_queue: DEFAULT_MAX_QUEUE,
             max_backoff: Duration::from_secs(1),
+            fail_closed: None,
         }
+    }
+
+    /// Fail-closed: once this node has been cut off from the fleet (or not yet synced
+    /// after it started) for longer than `max_staleness`, its validator answers 503
+    /// `revocations_stale` instead of trusting a revocation list that may be missing
+    /// entries. The default is fail-static: keep validating from local state.
+    pub fn fail_closed(mut self, max_staleness: Duration) -> Self {
+        self.fail_closed = Some(max_staleness);
+        self
     }
 
     /// The key and channel prefix; keep a `{hash tag}` in it for Redis Cluster.
@@ -339,6 +352,10 @@ impl RedisFleet {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take()?;
+        if let Some(bound) = self.inner.config.fail_closed {
+            // Until the first sync, the boot grace.
+            list.set_fresh_until(list.clock().unix_now().saturating_add(bound.as_secs()));
+        }
         let writer = tokio::spawn(writer(self.inner.clone(), rx, list.clone()));
         let subscriber = tokio::spawn(subscriber(self.inner.clone(), list));
         Some(FleetTasks { writer, subscriber })
@@ -503,6 +520,12 @@ async fn subscriber(inner: Arc<Inner>, list: RevocationList) {
     loop {
         let synced_before = inner.syncs.load(Ordering::Relaxed);
         let _ = subscription(&inner, &list).await;
+        if inner.connected.load(Ordering::Acquire)
+            && let Some(bound) = inner.config.fail_closed
+        {
+            // Cut off from here on: the local list stays trusted for `bound`.
+            list.set_fresh_until(list.clock().unix_now().saturating_add(bound.as_secs()));
+        }
         inner.connected.store(false, Ordering::Release);
         ::metrics::gauge!(metrics::CONNECTED).set(0.0);
         if inner.syncs.load(Ordering::Relaxed) != synced_before {
@@ -547,6 +570,9 @@ async fn subscription(inner: &Inner, list: &RevocationList) -> redis::RedisResul
     inner.last_sync.store(now, Ordering::Release);
     inner.syncs.fetch_add(1, Ordering::Relaxed);
     inner.connected.store(true, Ordering::Release);
+    if inner.config.fail_closed.is_some() {
+        list.set_fresh_until(u64::MAX);
+    }
     inner.resynced.notify_one();
     ::metrics::gauge!(metrics::CONNECTED).set(1.0);
     #[allow(clippy::cast_precision_loss)]

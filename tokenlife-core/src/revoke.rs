@@ -174,6 +174,9 @@ struct Inner {
     clock: Arc<dyn Clock>,
     backend: Option<Arc<dyn RevocationBackend>>,
     observer: Option<SharedObserver>,
+    /// Unix seconds after which the list no longer counts as current (fail-closed fleet
+    /// mode sets it while cut off from the fleet); `u64::MAX`: always current.
+    fresh_until: AtomicU64,
 }
 
 impl fmt::Debug for RevocationList {
@@ -353,6 +356,19 @@ impl RevocationList {
         self.inner.family.sweep(now);
     }
 
+    /// Sets until when (Unix seconds) this list counts as current: past it, validation
+    /// answers [`ValidationErrorKind::RevocationsStale`](crate::ValidationErrorKind::RevocationsStale)
+    /// (503). `u64::MAX` (the default) is always current. Fail-closed fleet mode moves it.
+    pub fn set_fresh_until(&self, unix: u64) {
+        self.inner.fresh_until.store(unix, Ordering::Release);
+    }
+
+    /// Whether the list counts as current at `now` (see [`set_fresh_until`](Self::set_fresh_until)).
+    #[inline]
+    pub fn is_fresh(&self, now: u64) -> bool {
+        now <= self.inner.fresh_until.load(Ordering::Acquire)
+    }
+
     /// Whether a token with this `jti` is revoked now.
     pub fn is_jti_revoked(&self, jti: &str) -> bool {
         let now = self.inner.clock.unix_now();
@@ -491,6 +507,7 @@ impl RevocationListBuilder {
                 clock: self.clock,
                 backend: self.backend,
                 observer: self.observer,
+                fresh_until: AtomicU64::new(u64::MAX),
             }),
         }
     }

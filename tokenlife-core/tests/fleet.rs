@@ -363,3 +363,49 @@ async fn a_full_replay_queue_refuses_with_a_typed_error_and_keeps_the_local_entr
     // A bad URL is a typed error at construction.
     assert!(RedisFleet::new(FleetConfig::new("not a url")).is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fail_closed_node_answers_503_once_cut_off_longer_than_its_bound() {
+    use tokenlife_core::ManualClock;
+    let mut redis = Redis::start();
+    let port = redis.port;
+    let clock = ManualClock::at_unix(now());
+    let fleet = RedisFleet::new(
+        FleetConfig::new(redis.url())
+            .node_id("closed")
+            .fail_closed(Duration::from_secs(30))
+            .max_backoff(Duration::from_millis(50)),
+    )
+    .unwrap();
+    let list = RevocationList::builder()
+        .clock(clock.clone())
+        .backend(fleet.backend())
+        .build();
+    let _tasks = fleet.start(list.clone()).unwrap();
+    let v = Validator::builder(KeysetStore::new(Keyset::new([key()]).unwrap()))
+        .issuer(common::ISS)
+        .audience(common::AUD)
+        .clock(clock.clone())
+        .revocations(list.clone())
+        .build()
+        .unwrap();
+    eventually("synced", || fleet.status().connected).await;
+    let t = token("t", "u");
+    assert!(v.validate(&t).is_ok());
+
+    redis.kill();
+    eventually("outage noticed", || !fleet.status().connected).await;
+    // Within the bound: still trusted.
+    clock.advance(Duration::from_secs(30));
+    assert!(v.validate(&t).is_ok());
+    // Past it: 503, no bearer error code, never a pass.
+    clock.advance(Duration::from_secs(1));
+    let err = v.validate(&t).unwrap_err();
+    assert_eq!(err.kind(), K::RevocationsStale);
+    assert_eq!((err.status(), err.rfc6750_code()), (503, None));
+    // A fail-static node on the same outage keeps validating (the other tests), and this
+    // one recovers as soon as it has synced again.
+    let _redis = Redis::on(port);
+    eventually("recovered", || v.validate(&t).is_ok()).await;
+    assert!(fleet.status().connected);
+}

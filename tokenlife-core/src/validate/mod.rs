@@ -482,6 +482,9 @@ impl Validator {
         {
             return Err(ValidationError::with_field(Kind::NotYetValid, "nbf"));
         }
+        if !inner.revocations.is_fresh(now) {
+            return Err(Kind::RevocationsStale.into());
+        }
         if let Some(by) = inner.revocations.check(
             claims.jti.as_deref(),
             claims.sub.as_deref(),
