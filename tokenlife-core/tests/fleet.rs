@@ -409,3 +409,123 @@ async fn a_fail_closed_node_answers_503_once_cut_off_longer_than_its_bound() {
     eventually("recovered", || v.validate(&t).is_ok()).await;
     assert!(fleet.status().connected);
 }
+
+struct IssuerNode {
+    node: Node,
+    issuer: tokenlife_core::Issuer,
+}
+
+fn issuer_node(url: &str, name: &str, clock: &tokenlife_core::ManualClock) -> IssuerNode {
+    use tokenlife_core::fleet::RedisRefreshStore;
+    let fleet = RedisFleet::new(
+        FleetConfig::new(url)
+            .node_id(name)
+            .max_backoff(Duration::from_millis(50)),
+    )
+    .unwrap();
+    let list = RevocationList::builder()
+        .clock(clock.clone())
+        .backend(fleet.backend())
+        .build();
+    let tasks = fleet.start(list.clone()).unwrap();
+    let store = KeysetStore::new(Keyset::new([key()]).unwrap());
+    let validator = Validator::builder(store.clone())
+        .issuer(common::ISS)
+        .audience(common::AUD)
+        .clock(clock.clone())
+        .revocations(list.clone())
+        .build()
+        .unwrap();
+    let issuer = tokenlife_core::Issuer::builder(store)
+        .issuer(common::ISS)
+        .audience(common::AUD)
+        .clock(clock.clone())
+        .revocations(list.clone())
+        .refresh_store(RedisRefreshStore::new(url).unwrap())
+        .build()
+        .unwrap();
+    IssuerNode {
+        node: Node {
+            fleet,
+            list,
+            validator,
+            _tasks: tasks,
+        },
+        issuer,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_token_rotated_on_one_node_and_replayed_on_another_revokes_the_family_everywhere()
+{
+    use tokenlife_core::TokenRequest;
+    use tokenlife_core::issue::RenewErrorKind;
+    let redis = Redis::start();
+    let clock = tokenlife_core::ManualClock::at_unix(now());
+    let (a, b, c) = (
+        issuer_node(&redis.url(), "a", &clock),
+        issuer_node(&redis.url(), "b", &clock),
+        issuer_node(&redis.url(), "c", &clock),
+    );
+    synced(&[&a.node, &b.node, &c.node]).await;
+
+    let first = a.issuer.issue(TokenRequest::subject("alice")).unwrap();
+    let first_refresh = first.refresh_token.clone().unwrap();
+    // Rotated on B: the state is shared.
+    let second = b.issuer.renew(&first_refresh).unwrap();
+    for n in [&a, &b, &c] {
+        assert!(n.node.validator.validate(&second.access_token).is_ok());
+    }
+    // Replayed on C, past the reuse grace: reuse, the family dies.
+    clock.advance(Duration::from_secs(5));
+    let err = c.issuer.renew(&first_refresh).unwrap_err();
+    assert_eq!(err.kind(), RenewErrorKind::Reused);
+    // The current refresh token is dead on every node…
+    for n in [&a, &b] {
+        let e = n
+            .issuer
+            .renew(second.refresh_token.as_deref().unwrap())
+            .unwrap_err();
+        assert_eq!(e.kind(), RenewErrorKind::Revoked, "{e}");
+    }
+    // …and the family's access tokens are rejected everywhere.
+    for n in [&a, &b, &c] {
+        eventually("family revoked on every node", || {
+            n.node.validator.validate(&second.access_token).is_err()
+                && n.node.validator.validate(&first.access_token).is_err()
+        })
+        .await;
+    }
+
+    // Two nodes renewing the same token at once: exactly one wins.
+    let pair = a.issuer.issue(TokenRequest::subject("bob")).unwrap();
+    let rt = pair.refresh_token.unwrap();
+    let (ia, ib) = (a.issuer.clone(), b.issuer.clone());
+    let (r1, r2) = (rt.clone(), rt);
+    let t1 = std::thread::spawn(move || ia.renew(&r1).is_ok());
+    let t2 = std::thread::spawn(move || ib.renew(&r2).is_ok());
+    let wins = [t1.join().unwrap(), t2.join().unwrap()];
+    assert_eq!(wins.iter().filter(|w| **w).count(), 1, "{wins:?}");
+}
+
+#[test]
+fn the_refresh_store_reports_redis_down_as_a_backend_error() {
+    use tokenlife_core::fleet::RedisRefreshStore;
+    use tokenlife_core::issue::{RefreshRecord, RefreshStore, RefreshStoreErrorKind};
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let store = RedisRefreshStore::new(&format!("redis://127.0.0.1:{port}/"))
+        .unwrap()
+        .timeout(Duration::from_millis(200));
+    let err = store
+        .insert([7; 32], RefreshRecord::new("f", "s", now(), now() + 60))
+        .unwrap_err();
+    assert_eq!(err.kind(), RefreshStoreErrorKind::Backend);
+    assert_eq!(
+        store.get(&[7; 32]).unwrap_err().kind(),
+        RefreshStoreErrorKind::Backend
+    );
+}

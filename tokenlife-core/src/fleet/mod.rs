@@ -47,6 +47,10 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+mod refresh;
+
+pub use refresh::RedisRefreshStore;
+
 use crate::error::RevocationErrorKind;
 use crate::hash::random_u64;
 use crate::revoke::{Revocation, RevocationBackend, RevocationList, RevocationTarget};

@@ -1,0 +1,218 @@
+//! [`RedisRefreshStore`]: refresh-token state shared by the fleet, so a refresh token
+//! rotated on one node and replayed on another is caught as reuse, and a family revoked
+//! anywhere is revoked everywhere.
+
+use std::fmt;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::issue::{RefreshRecord, RefreshStore, RefreshStoreError};
+
+/// `mark_used` in one step on the server: of two nodes renewing the same refresh token at
+/// once, exactly one sees it unused. The record (immutable JSON) and its `used` mark are
+/// two fields of one hash.
+const MARK_USED: &str = r"
+local rec = redis.call('HGET', KEYS[1], 'rec')
+if not rec then return false end
+local prev = redis.call('HGET', KEYS[1], 'used')
+if not prev then redis.call('HSET', KEYS[1], 'used', ARGV[1]) end
+return {rec, prev or ''}
+";
+
+/// `unmark_used` only if the mark is the one made at `at_ms`.
+const UNMARK_USED: &str = r"
+if redis.call('HGET', KEYS[1], 'used') == ARGV[1] then
+  redis.call('HDEL', KEYS[1], 'used')
+end
+return 1
+";
+
+/// Records kept past their expiry, so reuse stays detectable for clock-skewed clients
+/// (the in-memory store keeps them as long).
+const RETIRED_SLACK_SECS: u64 = 60;
+
+/// A [`RefreshStore`] on Redis (feature `redis`). Synchronous, as the trait is: it runs on
+/// the token endpoint's path only, each round trip bounded by the timeout given (default
+/// 2 s), on one connection re-opened after a failure. Keys:
+/// `{prefix}:rt:<hex of the token hash>` (a hash: `rec`, `used`) with an absolute expiry,
+/// `{prefix}:fam:<family>` for revoked families.
+pub struct RedisRefreshStore {
+    client: redis::Client,
+    prefix: String,
+    timeout: Duration,
+    conn: Mutex<Option<redis::Connection>>,
+    mark: redis::Script,
+    unmark: redis::Script,
+}
+
+impl fmt::Debug for RedisRefreshStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisRefreshStore")
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+fn backend(e: impl std::error::Error + Send + Sync + 'static) -> RefreshStoreError {
+    RefreshStoreError::backend(e)
+}
+
+impl RedisRefreshStore {
+    /// A store on Redis at `url`, keys under `{tokenlife}`, 2 s per round trip.
+    ///
+    /// # Errors
+    /// A URL the `redis` crate cannot use.
+    pub fn new(url: &str) -> Result<Self, super::FleetError> {
+        let client = redis::Client::open(url).map_err(|source| super::FleetError { source })?;
+        Ok(Self {
+            client,
+            prefix: "{tokenlife}".into(),
+            timeout: Duration::from_secs(2),
+            conn: Mutex::new(None),
+            mark: redis::Script::new(MARK_USED),
+            unmark: redis::Script::new(UNMARK_USED),
+        })
+    }
+
+    /// The key prefix (keep a `{hash tag}` for Redis Cluster); the same as the fleet's.
+    #[must_use]
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The longest wait for one round trip (and for connecting).
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    fn record_key(&self, id: &[u8; 32]) -> String {
+        let mut hex = String::with_capacity(64);
+        for b in id {
+            hex.push_str(&format!("{b:02x}"));
+        }
+        format!("{}:rt:{hex}", self.prefix)
+    }
+
+    fn family_key(&self, family: &str) -> String {
+        format!("{}:fam:{family}", self.prefix)
+    }
+
+    /// Runs `f` on the connection, opening it if needed; a failed call drops the
+    /// connection so the next one reconnects.
+    fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> Result<T, RefreshStoreError> {
+        let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            let c = self
+                .client
+                .get_connection_with_timeout(self.timeout)
+                .map_err(backend)?;
+            c.set_read_timeout(Some(self.timeout)).map_err(backend)?;
+            c.set_write_timeout(Some(self.timeout)).map_err(backend)?;
+            *guard = Some(c);
+        }
+        let Some(conn) = guard.as_mut() else {
+            return Err(RefreshStoreError::backend("no connection"));
+        };
+        let result = f(conn);
+        if result.is_err() {
+            *guard = None;
+        }
+        result.map_err(backend)
+    }
+
+    fn parse(rec: &[u8], used: Option<&[u8]>) -> Result<RefreshRecord, RefreshStoreError> {
+        let mut r: RefreshRecord = serde_json::from_slice(rec).map_err(backend)?;
+        r.used_at_ms = match used {
+            None | Some(b"") => None,
+            Some(u) => Some(
+                std::str::from_utf8(u)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| RefreshStoreError::backend("bad used mark"))?,
+            ),
+        };
+        Ok(r)
+    }
+}
+
+impl RefreshStore for RedisRefreshStore {
+    fn insert(&self, id: [u8; 32], record: RefreshRecord) -> Result<(), RefreshStoreError> {
+        let key = self.record_key(&id);
+        let mut stored = record;
+        stored.used_at_ms = None;
+        let json = serde_json::to_string(&stored).map_err(backend)?;
+        let expire_at = stored.expires_at.saturating_add(RETIRED_SLACK_SECS);
+        self.with_conn(|c| {
+            redis::pipe()
+                .atomic()
+                .cmd("DEL")
+                .arg(&key)
+                .ignore()
+                .cmd("HSET")
+                .arg(&key)
+                .arg("rec")
+                .arg(&json)
+                .ignore()
+                .cmd("EXPIREAT")
+                .arg(&key)
+                .arg(expire_at)
+                .ignore()
+                .query::<()>(c)
+        })
+    }
+
+    fn get(&self, id: &[u8; 32]) -> Result<Option<RefreshRecord>, RefreshStoreError> {
+        let key = self.record_key(id);
+        let (rec, used): (Option<Vec<u8>>, Option<Vec<u8>>) = self.with_conn(|c| {
+            redis::cmd("HMGET")
+                .arg(&key)
+                .arg("rec")
+                .arg("used")
+                .query(c)
+        })?;
+        rec.map(|r| Self::parse(&r, used.as_deref())).transpose()
+    }
+
+    fn mark_used(
+        &self,
+        id: &[u8; 32],
+        at_ms: u64,
+    ) -> Result<Option<RefreshRecord>, RefreshStoreError> {
+        let key = self.record_key(id);
+        let found: Option<(Vec<u8>, Vec<u8>)> =
+            self.with_conn(|c| self.mark.key(&key).arg(at_ms).invoke(c))?;
+        found
+            .map(|(rec, prev)| Self::parse(&rec, Some(&prev)))
+            .transpose()
+    }
+
+    fn unmark_used(&self, id: &[u8; 32], at_ms: u64) -> Result<(), RefreshStoreError> {
+        let key = self.record_key(id);
+        self.with_conn(|c| self.unmark.key(&key).arg(at_ms).invoke::<i64>(c))
+            .map(|_| ())
+    }
+
+    fn revoke_family(&self, family: &str, until: u64) -> Result<(), RefreshStoreError> {
+        let key = self.family_key(family);
+        self.with_conn(|c| {
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(1)
+                .arg("EXAT")
+                .arg(until.max(1))
+                .query::<()>(c)
+        })
+    }
+
+    fn is_family_revoked(&self, family: &str) -> Result<bool, RefreshStoreError> {
+        let key = self.family_key(family);
+        self.with_conn(|c| redis::cmd("EXISTS").arg(&key).query::<bool>(c))
+    }
+}
