@@ -529,3 +529,223 @@ fn the_refresh_store_reports_redis_down_as_a_backend_error() {
         RefreshStoreErrorKind::Backend
     );
 }
+
+struct KeysetNode {
+    fleet: RedisFleet,
+    store: KeysetStore,
+    validator: Validator,
+    _tasks: FleetTasks,
+}
+
+fn keyset_node(
+    url: &str,
+    name: &str,
+    observer: Option<tokenlife_core::rollout::RolloutGuard>,
+) -> KeysetNode {
+    let fleet = RedisFleet::new(
+        FleetConfig::new(url)
+            .node_id(name)
+            .max_backoff(Duration::from_millis(50)),
+    )
+    .unwrap();
+    let store = KeysetStore::new(Keyset::new([key()]).unwrap().with_label("blue"));
+    fleet.share_keysets(&store);
+    let list = RevocationList::builder().backend(fleet.backend()).build();
+    let tasks = fleet.start(list.clone()).unwrap();
+    let mut b = Validator::builder(store.clone())
+        .issuer(common::ISS)
+        .audience(common::AUD)
+        .revocations(list);
+    if let Some(o) = observer {
+        b = b.observer(o);
+    }
+    KeysetNode {
+        fleet,
+        store,
+        validator: b.build().unwrap(),
+        _tasks: tasks,
+    }
+}
+
+fn signed_by(kid: &str) -> String {
+    testing::sign(
+        &testing::key(kid, Algorithm::ES256),
+        &json!({"iss": common::ISS, "aud": common::AUD, "sub": "u", "exp": now() + 3_600}),
+    )
+}
+
+async fn keysets_synced(nodes: &[&KeysetNode]) {
+    for n in nodes {
+        eventually("node synced", || n.fleet.status().connected).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_and_rollback_on_one_node_move_every_node_in_generation_order() {
+    let redis = Redis::start();
+    let (a, b, c) = (
+        keyset_node(&redis.url(), "a", None),
+        keyset_node(&redis.url(), "b", None),
+        keyset_node(&redis.url(), "c", None),
+    );
+    keysets_synced(&[&a, &b, &c]).await;
+    let (blue, green) = (signed_by("k1"), signed_by("green"));
+
+    // Publish on A: every node validates green's tokens, and only public keys travelled.
+    let v2 = a.store.publish(
+        Keyset::new([testing::key("green", Algorithm::ES256)])
+            .unwrap()
+            .with_label("green"),
+    );
+    for n in [&b, &c] {
+        eventually("green everywhere", || n.store.current().version() == v2).await;
+        assert!(n.validator.validate(&green).is_ok());
+        assert_eq!(
+            n.validator.validate(&blue).unwrap_err().kind(),
+            K::UnknownKid
+        );
+        assert_eq!(n.store.current().label(), Some("green"));
+        assert!(
+            n.store.current().signing_key().is_none(),
+            "a private key never crosses the fleet"
+        );
+    }
+    // Roll back on B: every node is on v1 again, and keeps signing with its own key.
+    b.store.rollback().unwrap();
+    for n in [&a, &b, &c] {
+        eventually("back on blue everywhere", || {
+            n.store.current().version() == 1
+        })
+        .await;
+        assert!(n.validator.validate(&blue).is_ok());
+        assert!(
+            n.store
+                .current()
+                .signing_key()
+                .is_some_and(|k| k.can_sign())
+        );
+    }
+    let generation = a.fleet.status().keyset_generation;
+    assert!(generation >= 2);
+    for n in [&b, &c] {
+        eventually("same generation", || {
+            n.fleet.status().keyset_generation == generation
+        })
+        .await;
+    }
+
+    // A late message (an older generation carrying green) moves nobody.
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let green_state = format!(
+        r#"{{"v":1,"node":"z","version":2,"label":"green","active":{},"signing_kid":null,"candidate":null}}"#,
+        serde_json::to_string(
+            &Keyset::new([testing::key("green", Algorithm::ES256)])
+                .unwrap()
+                .to_public_jwks()
+        )
+        .unwrap()
+    );
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg("{tokenlife}:keysets")
+        .arg(format!("1\n{green_state}"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    // A state with private key material is dropped whole, even with a newer generation.
+    let mut private: serde_json::Value = serde_json::from_str(
+        &Keyset::new([testing::key("evil", Algorithm::ES256)])
+            .unwrap()
+            .to_public_jwks(),
+    )
+    .unwrap();
+    private["keys"][0]["d"] = json!("c2VjcmV0");
+    let evil_state = format!(
+        r#"{{"v":1,"node":"z","version":9,"label":"evil","active":{},"signing_kid":null,"candidate":null}}"#,
+        serde_json::to_string(&private.to_string()).unwrap()
+    );
+    let dropped_before = c.fleet.status().dropped;
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg("{tokenlife}:keysets")
+        .arg(format!("{}\n{evil_state}", generation + 100))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    eventually("evil state dropped", || {
+        c.fleet.status().dropped > dropped_before
+    })
+    .await;
+    for n in [&a, &b, &c] {
+        assert_eq!(n.store.current().version(), 1);
+        assert!(n.validator.validate(&blue).is_ok());
+        assert_eq!(
+            n.validator.validate(&signed_by("evil")).unwrap_err().kind(),
+            K::UnknownKid
+        );
+    }
+    // A node that joins now starts from the fleet's state.
+    let late = keyset_node(&redis.url(), "late", None);
+    keysets_synced(&[&late]).await;
+    a.store
+        .stage_canary(
+            Keyset::new([testing::key("teal", Algorithm::ES256)]).unwrap(),
+            25.0,
+        )
+        .unwrap();
+    for n in [&b, &c, &late] {
+        eventually("canary everywhere", || {
+            n.store.current().canary_share() == 25.0
+        })
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guards_automatic_rollback_on_one_node_is_a_fleet_rollback() {
+    use tokenlife_core::rollout::{GuardPolicy, RolloutGuard};
+    let redis = Redis::start();
+    let fleet_a = RedisFleet::new(FleetConfig::new(redis.url()).node_id("a")).unwrap();
+    let store_a = KeysetStore::new(Keyset::new([key()]).unwrap());
+    fleet_a.share_keysets(&store_a);
+    let guard = RolloutGuard::new(store_a.clone(), GuardPolicy::default());
+    let list_a = RevocationList::builder().backend(fleet_a.backend()).build();
+    let _tasks_a = fleet_a.start(list_a.clone()).unwrap();
+    let va = Validator::builder(store_a.clone())
+        .issuer(common::ISS)
+        .audience(common::AUD)
+        .revocations(list_a)
+        .observer(guard.clone())
+        .build()
+        .unwrap();
+    let (b, c) = (
+        keyset_node(&redis.url(), "b", None),
+        keyset_node(&redis.url(), "c", None),
+    );
+    eventually("a synced", || fleet_a.status().connected).await;
+    keysets_synced(&[&b, &c]).await;
+    let blue = signed_by("k1");
+    assert!(va.validate(&blue).is_ok());
+
+    let broken = store_a.publish(Keyset::new([testing::key("broken", Algorithm::ES256)]).unwrap());
+    for n in [&b, &c] {
+        eventually("the bad deploy reached every node", || {
+            n.store.current().version() == broken
+        })
+        .await;
+        assert!(n.validator.validate(&blue).is_err());
+    }
+    while store_a.current().version() == broken {
+        va.validate(&blue).unwrap_err();
+    }
+    assert_eq!(guard.rollbacks(), 1);
+    for n in [&b, &c] {
+        eventually("the automatic rollback reached every node", || {
+            n.store.current().version() == 1
+        })
+        .await;
+        assert!(n.validator.validate(&blue).is_ok());
+    }
+}

@@ -47,9 +47,12 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+mod keysets;
 mod refresh;
 
 pub use refresh::RedisRefreshStore;
+
+use crate::keys::{KeysetSnapshot, KeysetStore};
 
 use crate::error::RevocationErrorKind;
 use crate::hash::random_u64;
@@ -169,6 +172,10 @@ pub struct FleetStatus {
     pub queued: u64,
     /// Full syncs so far (one per connect).
     pub syncs: u64,
+    /// The newest fleet keyset generation this node applied or published (0: none).
+    pub keyset_generation: u64,
+    /// Keyset states received from other nodes and installed.
+    pub keysets_applied: u64,
 }
 
 /// One revocation on the wire and in the store.
@@ -234,6 +241,25 @@ struct Inner {
     /// Rung by the subscriber after every sync: Redis may have restarted empty, so the
     /// writer re-asserts this node's live revocations.
     resynced: tokio::sync::Notify,
+    /// The keyset store shared with the fleet, if any, and its local changes.
+    keysets: Mutex<Option<KeysetStore>>,
+    keyset_rx: Mutex<Option<tokio::sync::watch::Receiver<Option<Arc<KeysetSnapshot>>>>>,
+    keyset_generation: AtomicU64,
+    keysets_applied: AtomicU64,
+}
+
+impl Inner {
+    fn drop_message(&self, reason: &'static str) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        ::metrics::counter!(metrics::DROPPED, "reason" => reason).increment(1);
+    }
+
+    fn keyset_store(&self) -> Option<KeysetStore> {
+        self.keysets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
 }
 
 /// Connects a node's [`RevocationList`] to the fleet through Redis. Cheap to clone.
@@ -301,12 +327,16 @@ impl RevocationBackend for FleetBackend {
 pub struct FleetTasks {
     writer: tokio::task::JoinHandle<()>,
     subscriber: tokio::task::JoinHandle<()>,
+    keyset_writer: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for FleetTasks {
     fn drop(&mut self) {
         self.writer.abort();
         self.subscriber.abort();
+        if let Some(k) = &self.keyset_writer {
+            k.abort();
+        }
     }
 }
 
@@ -332,8 +362,27 @@ impl RedisFleet {
                 queued: AtomicU64::new(0),
                 syncs: AtomicU64::new(0),
                 resynced: tokio::sync::Notify::new(),
+                keysets: Mutex::new(None),
+                keyset_rx: Mutex::new(None),
+                keyset_generation: AtomicU64::new(0),
+                keysets_applied: AtomicU64::new(0),
             }),
         })
+    }
+
+    /// Shares `store` with the fleet (call before [`start`](Self::start)): every local
+    /// change — publish, stage, share, promote, abort, rollback, the rollout guard's
+    /// automatic rollback — becomes the fleet's keyset state under a new fleet-wide
+    /// generation, and this node installs every newer state another node publishes
+    /// (public keys only; a state with private key material is dropped).
+    pub fn share_keysets(&self, store: &KeysetStore) {
+        let rx = keysets::watch_store(store);
+        *self
+            .inner
+            .keyset_rx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(rx);
+        *self.inner.keysets.lock().unwrap_or_else(|p| p.into_inner()) = Some(store.clone());
     }
 
     /// The backend to build this node's [`RevocationList`] with.
@@ -361,8 +410,19 @@ impl RedisFleet {
             list.set_fresh_until(list.clock().unix_now().saturating_add(bound.as_secs()));
         }
         let writer = tokio::spawn(writer(self.inner.clone(), rx, list.clone()));
+        let keyset_writer = self
+            .inner
+            .keyset_rx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .map(|rx| tokio::spawn(keysets::writer(self.inner.clone(), rx)));
         let subscriber = tokio::spawn(subscriber(self.inner.clone(), list));
-        Some(FleetTasks { writer, subscriber })
+        Some(FleetTasks {
+            writer,
+            subscriber,
+            keyset_writer,
+        })
     }
 
     /// This node's view of the fleet.
@@ -375,6 +435,8 @@ impl RedisFleet {
             dropped: i.dropped.load(Ordering::Relaxed),
             queued: i.queued.load(Ordering::Relaxed),
             syncs: i.syncs.load(Ordering::Relaxed),
+            keyset_generation: i.keyset_generation.load(Ordering::Acquire),
+            keysets_applied: i.keysets_applied.load(Ordering::Relaxed),
         }
     }
 
@@ -542,8 +604,13 @@ async fn subscriber(inner: Arc<Inner>, list: RevocationList) {
 
 async fn subscription(inner: &Inner, list: &RevocationList) -> redis::RedisResult<()> {
     let prefix = &inner.config.prefix;
+    let keyset_store = inner.keyset_store();
+    let keyset_channel = keysets::channel(prefix);
     let mut pubsub = inner.client.get_async_pubsub().await?;
     pubsub.subscribe(channel(prefix)).await?;
+    if keyset_store.is_some() {
+        pubsub.subscribe(&keyset_channel).await?;
+    }
     // Subscribed first: whatever is published from now on arrives on the channel, and
     // whatever was stored before is read here.
     let mut conn = inner.client.get_multiplexed_async_connection().await?;
@@ -570,6 +637,9 @@ async fn subscription(inner: &Inner, list: &RevocationList) -> redis::RedisResul
             break;
         }
     }
+    if let Some(store) = &keyset_store {
+        keysets::resync(inner, store, &mut conn).await?;
+    }
     let now = list.clock().unix_now();
     inner.last_sync.store(now, Ordering::Release);
     inner.syncs.fetch_add(1, Ordering::Relaxed);
@@ -583,7 +653,12 @@ async fn subscription(inner: &Inner, list: &RevocationList) -> redis::RedisResul
     ::metrics::gauge!(metrics::LAST_SYNC).set(now as f64);
     let mut messages = pubsub.into_on_message();
     while let Some(msg) = messages.next().await {
-        handle(inner, list, msg.get_payload_bytes(), false);
+        match &keyset_store {
+            Some(store) if msg.get_channel_name() == keyset_channel => {
+                keysets::handle_message(inner, store, msg.get_payload_bytes());
+            }
+            _ => handle(inner, list, msg.get_payload_bytes(), false),
+        }
     }
     Ok(())
 }
@@ -591,10 +666,7 @@ async fn subscription(inner: &Inner, list: &RevocationList) -> redis::RedisResul
 /// Applies one message (from the channel, or a stored value during a resync), or counts
 /// it dropped: nothing is applied from a message that is not whole and valid.
 fn handle(inner: &Inner, list: &RevocationList, bytes: &[u8], from_store: bool) {
-    let drop = |reason: &'static str| {
-        inner.dropped.fetch_add(1, Ordering::Relaxed);
-        ::metrics::counter!(metrics::DROPPED, "reason" => reason).increment(1);
-    };
+    let drop = |reason: &'static str| inner.drop_message(reason);
     if bytes.len() > MAX_MESSAGE {
         return drop("oversize");
     }

@@ -185,6 +185,14 @@ impl KeysetSnapshot {
         self.candidate.as_ref().map(|c| (&c.keyset, c.mode))
     }
 
+    /// The candidate's keyset, mode and share in hundredths of a percent (fleet mode).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn candidate_parts(&self) -> Option<(&Keyset, RolloutMode, u16)> {
+        self.candidate
+            .as_ref()
+            .map(|c| (&c.keyset, c.mode, c.share))
+    }
+
     /// What the shadow candidate has seen, if one is staged.
     pub fn shadow_stats(&self) -> Option<&ShadowStats> {
         self.candidate
@@ -335,7 +343,11 @@ pub struct KeysetStore {
     inner: Arc<StoreInner>,
 }
 
+/// Told of every local change (not of changes applied from the fleet).
+pub(crate) type Listener = Arc<dyn Fn(&Arc<KeysetSnapshot>) + Send + Sync>;
+
 struct StoreInner {
+    listener: Mutex<Option<Listener>>,
     current: ArcSwap<KeysetSnapshot>,
     retired: ArcSwap<RetiredKeys>,
     generation: AtomicU64,
@@ -433,6 +445,7 @@ impl KeysetStoreBuilder {
         });
         KeysetStore {
             inner: Arc::new(StoreInner {
+                listener: Mutex::new(None),
                 current: ArcSwap::new(first.clone()),
                 retired: ArcSwap::from_pointee(RetiredKeys::default()),
                 generation: AtomicU64::new(1),
@@ -544,6 +557,16 @@ impl KeysetStore {
     }
 
     fn install(&self, admin: &mut Admin, snap: Arc<KeysetSnapshot>, remember_current: bool) {
+        self.install_as(admin, snap, remember_current, true);
+    }
+
+    fn install_as(
+        &self,
+        admin: &mut Admin,
+        snap: Arc<KeysetSnapshot>,
+        remember_current: bool,
+        notify: bool,
+    ) {
         let cur = self.inner.current.load_full();
         if remember_current {
             admin.previous.push(cur.version);
@@ -556,6 +579,17 @@ impl KeysetStore {
         let removed = self.retire(&cur, &snap);
         self.inner.current.store(snap.clone());
         self.inner.generation.fetch_add(1, Ordering::AcqRel);
+        if notify {
+            let listener = self
+                .inner
+                .listener
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            if let Some(l) = listener {
+                l(&snap);
+            }
+        }
         if !removed.is_empty()
             && let Some(o) = &self.inner.observer
         {
@@ -940,6 +974,101 @@ impl KeysetStore {
     /// Whether the rollout guard quarantined this version.
     pub fn is_quarantined(&self, version: u64) -> bool {
         self.admin().quarantined.contains(&version)
+    }
+
+    /// Sets the one listener told of every local change (fleet mode).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn set_listener(&self, listener: Listener) {
+        *self
+            .inner
+            .listener
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(listener);
+    }
+
+    /// Installs a state another node made (fleet mode): `version` with this active keyset
+    /// (public keys; a key this node holds privately, same kid and same public key, is
+    /// used in its place, so it keeps signing) and candidate. Re-installs the snapshot of
+    /// that version from the history when it holds the same keys. The listener is not
+    /// told.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn apply_remote(
+        &self,
+        version: u64,
+        active: Keyset,
+        signing_kid: Option<&str>,
+        candidate: Option<(Keyset, RolloutMode, u16)>,
+    ) {
+        let mut admin = self.admin();
+        let cur = self.inner.current.load_full();
+        let same_set = |a: &Keyset, b: &Keyset| {
+            a.keys.len() == b.keys.len()
+                && a.keys()
+                    .all(|k| b.get(k.kid()).is_some_and(|o| same_key(k, o)))
+        };
+        let matches = |s: &KeysetSnapshot| {
+            same_set(&s.active, &active)
+                && s.active.signing_kid.as_deref() == signing_kid
+                && match (&s.candidate, &candidate) {
+                    (None, None) => true,
+                    (Some(c), Some((k, m, sh))) => {
+                        c.mode == *m && c.share == *sh && same_set(&c.keyset, k)
+                    }
+                    _ => false,
+                }
+        };
+        if cur.version == version && matches(&cur) {
+            return;
+        }
+        if let Some(snap) = admin
+            .history
+            .iter()
+            .find(|s| s.version == version && matches(s))
+            .cloned()
+        {
+            self.install_as(&mut admin, snap, true, false);
+            return;
+        }
+        // Our private halves of the same keys, from anything still in the history.
+        let ours = |k: &Arc<Key>| -> Arc<Key> {
+            admin
+                .history
+                .iter()
+                .flat_map(|s| s.active.keys())
+                .find(|o| o.can_sign() && o.kid() == k.kid() && same_key(o, k))
+                .cloned()
+                .unwrap_or_else(|| k.clone())
+        };
+        let label = active.label().map(str::to_owned);
+        let keys: Vec<Arc<Key>> = active.keys().map(ours).collect();
+        let Ok(mut next) = Keyset::new(keys) else {
+            return;
+        };
+        next.signing_kid = signing_kid
+            .filter(|kid| next.get(kid).is_some_and(|k| k.can_sign()))
+            .map(Into::into);
+        if let Some(l) = label {
+            next = next.with_label(l);
+        }
+        let candidate = candidate.map(|(keyset, mode, share)| Candidate {
+            keyset,
+            mode,
+            share,
+            shadow: Arc::default(),
+        });
+        let snap = Arc::new(KeysetSnapshot {
+            version,
+            created_at: self.inner.clock.now(),
+            active: next,
+            candidate,
+        });
+        admin.next_version = admin.next_version.max(version + 1);
+        admin.history.retain(|s| s.version != version);
+        admin.history.push_back(snap.clone());
+        while admin.history.len() > admin.limit {
+            admin.history.pop_front();
+        }
+        self.install_as(&mut admin, snap, true, false);
     }
 
     /// The versions the rollout guard quarantined, oldest first.
