@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use examples::{GatewayConfig, Secret, ServeLimits, random_secret, start};
+use examples::{FleetSettings, GatewayConfig, Secret, ServeLimits, random_secret, start};
 
 /// tokenlife gateway example.
 #[derive(Parser)]
@@ -68,6 +68,19 @@ struct Args {
     /// Stop after this many seconds (default: run until interrupted).
     #[arg(long)]
     run_for: Option<u64>,
+    /// The signing key, a PKCS#8 PEM file (ES256); default a fresh one. Every node of a
+    /// fleet needs the same one.
+    #[arg(long, env = "TOKENLIFE_SIGNING_KEY_FILE")]
+    signing_key_file: Option<PathBuf>,
+    /// Fleet mode: share revocations, keysets and refresh tokens through this Redis.
+    #[arg(long, env = "TOKENLIFE_REDIS_URL")]
+    redis: Option<String>,
+    /// Fleet key and channel prefix (keep the {hash tag}).
+    #[arg(long, env = "TOKENLIFE_FLEET_PREFIX", default_value = "{tokenlife}")]
+    fleet_prefix: String,
+    /// This node's name in the fleet.
+    #[arg(long, env = "TOKENLIFE_NODE_ID", default_value = "gateway")]
+    node_id: String,
 }
 
 /// A secret from a file, else from an environment variable, else random (and then
@@ -110,6 +123,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             request_timeout: Duration::from_secs(args.request_timeout),
             max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
         },
+        signing_key_pem: match &args.signing_key_file {
+            Some(path) => Some(Secret::new(std::fs::read_to_string(path)?)),
+            None => None,
+        },
+        fleet: args.redis.map(|redis_url| FleetSettings {
+            redis_url,
+            prefix: args.fleet_prefix,
+            node_id: args.node_id,
+        }),
     };
     let gw = start(config).await?;
     eprintln!("tokenlife gateway");

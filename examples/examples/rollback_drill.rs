@@ -353,6 +353,8 @@ async fn main() -> Result<(), Error> {
         access_ttl: Duration::from_secs(900),
         audit_stdout: false,
         limits: ServeLimits::default(),
+        signing_key_pem: None,
+        fleet: None,
     })
     .await
     .map_err(|e| e.to_string())?;

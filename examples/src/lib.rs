@@ -21,9 +21,12 @@ use axum::routing::get;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::Deserialize;
+use tokenlife_core::fleet::{FleetConfig, FleetTasks, RedisFleet, RedisRefreshStore};
 use tokenlife_core::observe::audit::Auditor;
 use tokenlife_core::rollout::{GuardPolicy, RolloutGuard};
-use tokenlife_core::{Algorithm, Issuer, Key, Keyset, KeysetStore, Monitor, Validator};
+use tokenlife_core::{
+    Algorithm, Issuer, Key, Keyset, KeysetStore, Monitor, RevocationList, Validator,
+};
 use tokenlife_tower::admin::{self, AdminState};
 use tokenlife_tower::{Claims, TokenLifeLayer};
 use tokio::net::TcpListener;
@@ -97,6 +100,22 @@ pub struct GatewayConfig {
     pub audit_stdout: bool,
     /// Limits on both listeners.
     pub limits: ServeLimits,
+    /// The signing key as a PKCS#8 PEM (ES256); `None`: a fresh one. Every node of a
+    /// fleet needs the same one.
+    pub signing_key_pem: Option<Secret>,
+    /// Fleet mode: revocations, keysets and refresh tokens shared through Redis.
+    pub fleet: Option<FleetSettings>,
+}
+
+/// Where a gateway's fleet lives.
+#[derive(Debug, Clone)]
+pub struct FleetSettings {
+    /// `redis://host:port/`.
+    pub redis_url: String,
+    /// Key and channel prefix, with a `{hash tag}`.
+    pub prefix: String,
+    /// This node's name.
+    pub node_id: String,
 }
 
 /// A random URL-safe secret (for default credentials).
@@ -171,6 +190,8 @@ pub struct Gateway {
     pub store: KeysetStore,
     /// The rollout guard watching the store.
     pub guard: RolloutGuard,
+    /// In fleet mode, the fleet and its running tasks.
+    pub fleet: Option<(RedisFleet, Option<FleetTasks>)>,
 }
 
 #[derive(Deserialize)]
@@ -208,8 +229,26 @@ fn prometheus() -> PrometheusHandle {
 /// A key could not be generated or a listener could not bind.
 pub async fn start(config: GatewayConfig) -> Result<Gateway, Box<dyn std::error::Error>> {
     let prometheus = prometheus();
-    let signing = Key::generate("gw-1", Algorithm::ES256)?;
+    let signing = match &config.signing_key_pem {
+        Some(pem) => Key::from_private_pem("gw-1", Algorithm::ES256, pem.expose().as_bytes())?,
+        None => Key::generate("gw-1", Algorithm::ES256)?,
+    };
     let store = KeysetStore::new(Keyset::new([signing])?.with_label("boot"));
+    let (revocations, refresh_store, fleet) = match &config.fleet {
+        Some(f) => {
+            let fleet = RedisFleet::new(
+                FleetConfig::new(&f.redis_url)
+                    .prefix(&f.prefix)
+                    .node_id(&f.node_id),
+            )?;
+            fleet.share_keysets(&store);
+            let list = RevocationList::builder().backend(fleet.backend()).build();
+            let tasks = fleet.start(list.clone());
+            let refresh = RedisRefreshStore::new(&f.redis_url)?.prefix(&f.prefix);
+            (list, Some(refresh), Some((fleet, tasks)))
+        }
+        None => (RevocationList::new(), None, None),
+    };
     let mut auditor = Auditor::builder();
     if config.audit_stdout {
         auditor = auditor.json_lines(std::io::stdout());
@@ -222,14 +261,18 @@ pub async fn start(config: GatewayConfig) -> Result<Gateway, Box<dyn std::error:
         .audience(&config.audience)
         .monitor(monitor.clone())
         .also_observer(guard.clone())
+        .revocations(revocations)
         .build()?;
-    let issuer = Issuer::builder(store.clone())
+    let mut issuer = Issuer::builder(store.clone())
         .issuer(&config.issuer)
         .audience(&config.audience)
         .access_ttl(config.access_ttl)
         .revocations(validator.revocations().clone())
-        .monitor(monitor)
-        .build()?;
+        .monitor(monitor);
+    if let Some(r) = refresh_store {
+        issuer = issuer.refresh_store(r);
+    }
+    let issuer = issuer.build()?;
 
     let api = Router::new()
         .route("/orders", get(orders))
@@ -271,6 +314,7 @@ pub async fn start(config: GatewayConfig) -> Result<Gateway, Box<dyn std::error:
         bad_deploy_jwks,
         store,
         guard,
+        fleet,
     })
 }
 

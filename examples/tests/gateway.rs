@@ -19,6 +19,8 @@ fn config(limits: ServeLimits) -> GatewayConfig {
         access_ttl: Duration::from_secs(900),
         audit_stdout: false,
         limits,
+        signing_key_pem: None,
+        fleet: None,
     }
 }
 

@@ -171,6 +171,10 @@ struct Inner {
     total: AtomicU64,
     bad_key: AtomicU64,
     failed: AtomicU64,
+    /// Successful validations of `watched` since it became current: a version that never
+    /// served one is never a last good one (an operator's manual rollback of a bad deploy
+    /// does not make the bad deploy "good").
+    oks: AtomicU64,
     tripped: AtomicBool,
     /// `watched` routes a canary share: only the candidate's verdicts count.
     canary_only: AtomicBool,
@@ -246,6 +250,7 @@ impl RolloutGuard {
                 total: AtomicU64::new(0),
                 bad_key: AtomicU64::new(0),
                 failed: AtomicU64::new(0),
+                oks: AtomicU64::new(0),
                 tripped: AtomicBool::new(false),
                 canary_only: AtomicBool::new(false),
                 rollbacks: AtomicU64::new(0),
@@ -274,6 +279,9 @@ impl RolloutGuard {
         let inner = &*self.inner;
         if inner.watched.load(Ordering::Acquire) != version && !self.switch_to(version) {
             return;
+        }
+        if outcome.is_ok() {
+            inner.oks.fetch_add(1, Ordering::Relaxed);
         }
         if inner.tripped.load(Ordering::Acquire)
             || (arm != Arm::Canary && inner.canary_only.load(Ordering::Acquire))
@@ -344,9 +352,14 @@ impl RolloutGuard {
             // An in-flight validation of a version no longer (or not yet) current.
             return false;
         }
-        if watched != 0 && !switch.watched_in_rollout && !inner.store.is_quarantined(watched) {
+        if watched != 0
+            && !switch.watched_in_rollout
+            && inner.oks.load(Ordering::Relaxed) > 0
+            && !inner.store.is_quarantined(watched)
+        {
             switch.last_good = watched;
         }
+        inner.oks.store(0, Ordering::Relaxed);
         switch.watched_in_rollout = snap.candidate().is_some();
         inner
             .canary_only

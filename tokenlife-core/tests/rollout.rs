@@ -133,6 +133,26 @@ fn a_failure_rate_policy_also_rolls_back_a_deploy_that_fails_claims() {
 }
 
 #[test]
+fn a_bad_deploy_an_operator_rolled_back_is_never_the_last_good_version() {
+    let w = world(GuardPolicy::default(), None);
+    let bad = w.store.publish(broken());
+    for _ in 0..5 {
+        w.validator.validate(&w.token).unwrap_err();
+    }
+    w.store.rollback().unwrap();
+    w.validator.validate(&w.token).unwrap();
+    // v1 is current again and still the last good one (never the deploy that only failed).
+    assert_eq!(w.guard.watching(), (1, 1));
+    // The next bad deploy is rolled back to v1, not to the first bad one.
+    let bad2 = w.store.publish(broken());
+    while w.store.current().version() == bad2 {
+        w.validator.validate(&w.token).unwrap_err();
+    }
+    assert_eq!(w.store.current().version(), 1);
+    assert_ne!(w.guard.watching().1, bad);
+}
+
+#[test]
 fn a_lapsed_window_forgets_old_failures() {
     let w = world(GuardPolicy::new(Duration::from_secs(10), 20, 0.5), None);
     let bad = w.store.publish(broken());
