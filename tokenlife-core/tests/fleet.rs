@@ -9,7 +9,6 @@
 mod common;
 
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
@@ -21,60 +20,7 @@ use tokenlife_core::{
     testing,
 };
 
-struct Redis {
-    port: u16,
-    child: Child,
-}
-
-impl Redis {
-    fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        Self::on(port)
-    }
-
-    fn on(port: u16) -> Self {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (.ci/run installs it)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Self { port, child }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+type Redis = testing::RedisServer;
 
 struct Node {
     fleet: RedisFleet,
@@ -265,7 +211,7 @@ async fn garbage_and_oversize_messages_change_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_keep_validating_through_an_outage_and_lose_no_revocation() {
     let mut redis = Redis::start();
-    let port = redis.port;
+    let port = redis.port();
     let (a, b, c) = (
         node(&redis.url(), "a"),
         node(&redis.url(), "b"),
@@ -368,7 +314,7 @@ async fn a_full_replay_queue_refuses_with_a_typed_error_and_keeps_the_local_entr
 async fn a_fail_closed_node_answers_503_once_cut_off_longer_than_its_bound() {
     use tokenlife_core::ManualClock;
     let mut redis = Redis::start();
-    let port = redis.port;
+    let port = redis.port();
     let clock = ManualClock::at_unix(now());
     let fleet = RedisFleet::new(
         FleetConfig::new(redis.url())

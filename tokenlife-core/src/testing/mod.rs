@@ -8,6 +8,11 @@ use serde::Serialize;
 
 use crate::keys::Key;
 
+#[cfg(feature = "redis")]
+mod redis;
+#[cfg(feature = "redis")]
+pub use redis::RedisServer;
+
 /// Every algorithm tokenlife verifies.
 pub const ALGORITHMS: [Algorithm; 12] = [
     Algorithm::HS256,

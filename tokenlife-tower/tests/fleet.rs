@@ -1,0 +1,219 @@
+//! The tower adapter on the Redis backend: two nodes, each an axum API behind
+//! `TokenLifeLayer` and an admin router, their revocation lists and keyset stores shared
+//! through a real `redis-server`. What an admin does on node A over HTTP is what a client
+//! of node B sees over HTTP. The node setup is a function of the backend, so the same
+//! checks run against an in-memory pair (where nothing crosses) for contrast, and the
+//! actix adapter's conformance suite can reuse the shape.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::routing::get;
+use common::*;
+use tokenlife_core::fleet::{FleetConfig, FleetTasks, RedisFleet};
+use tokenlife_core::testing::RedisServer;
+use tokenlife_core::{
+    Algorithm, Issuer, Keyset, KeysetStore, RevocationList, TokenRequest, Validator, testing,
+};
+use tokenlife_tower::TokenLifeLayer;
+use tokenlife_tower::admin::{self, AdminState};
+
+struct Node {
+    api: String,
+    admin: String,
+    issuer: Issuer,
+    _fleet: Option<(RedisFleet, FleetTasks)>,
+}
+
+/// One node on `redis` (a fleet node) or on its own (`None`: in-memory).
+async fn node(redis: Option<&str>, name: &str) -> Node {
+    let store = KeysetStore::new(Keyset::new([testing::key("k1", Algorithm::ES256)]).unwrap());
+    let (list, fleet) = match redis {
+        Some(url) => {
+            let fleet = RedisFleet::new(
+                FleetConfig::new(url)
+                    .node_id(name)
+                    .max_backoff(Duration::from_millis(50)),
+            )
+            .unwrap();
+            fleet.share_keysets(&store);
+            let list = RevocationList::builder().backend(fleet.backend()).build();
+            let tasks = fleet.start(list.clone()).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !fleet.status().connected {
+                assert!(Instant::now() < deadline, "node {name} never synced");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            (list, Some((fleet, tasks)))
+        }
+        None => (RevocationList::new(), None),
+    };
+    let validator = Validator::builder(store.clone())
+        .issuer(ISS)
+        .audience(AUD)
+        .revocations(list.clone())
+        .build()
+        .unwrap();
+    let issuer = Issuer::builder(store)
+        .issuer(ISS)
+        .audience(AUD)
+        .revocations(list)
+        .build()
+        .unwrap();
+    let state = AdminState::builder(validator.clone())
+        .issuer(issuer.clone())
+        .admin_key(ADMIN_KEY)
+        .build()
+        .unwrap();
+    let api = serve(
+        Router::new()
+            .route("/orders", get(|| async { "orders" }))
+            .layer(TokenLifeLayer::new(validator)),
+    )
+    .await;
+    let admin = serve(admin::router(state)).await;
+    Node {
+        api,
+        admin,
+        issuer,
+        _fleet: fleet,
+    }
+}
+
+async fn orders(http: &reqwest::Client, n: &Node, token: &str) -> (u16, String) {
+    let res = http
+        .get(format!("{}/orders", n.api))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let challenge = res
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (res.status().as_u16(), challenge)
+}
+
+async fn admin_post(http: &reqwest::Client, n: &Node, path: &str, body: &str) -> u16 {
+    http.post(format!("{}{path}", n.admin))
+        .bearer_auth(ADMIN_KEY)
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Polls (bounded) until node `n` answers `want` for `token`.
+async fn until(http: &reqwest::Client, n: &Node, token: &str, want: u16) -> (u16, String) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = orders(http, n, token).await;
+        if got.0 == want || Instant::now() > deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_action_on_node_a_is_what_clients_of_node_b_see() {
+    let redis = RedisServer::start();
+    let (a, b) = (
+        node(Some(&redis.url()), "a").await,
+        node(Some(&redis.url()), "b").await,
+    );
+    let http = reqwest::Client::new();
+    let pair = a
+        .issuer
+        .issue_access(TokenRequest::subject("alice"))
+        .unwrap();
+    let jti = tokenlife_core::jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(
+        &pair.access_token,
+    )
+    .unwrap()
+    .claims["jti"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(orders(&http, &b, &pair.access_token).await.0, 200);
+
+    // Revoke by jti on A's admin router: B answers 401 invalid_token.
+    let s = admin_post(
+        &http,
+        &a,
+        "/revocations/jti",
+        &format!(r#"{{"jti":"{jti}"}}"#),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (status, challenge) = until(&http, &b, &pair.access_token, 401).await;
+    assert_eq!(status, 401);
+    assert!(
+        challenge.contains(r#"error="invalid_token""#),
+        "{challenge}"
+    );
+
+    // A keyset publish on A (keeping its signing key) and a rollback on B.
+    let fresh = a
+        .issuer
+        .issue_access(TokenRequest::subject("bob"))
+        .unwrap()
+        .access_token;
+    let jwks = Keyset::new([testing::key("k2", Algorithm::ES384)])
+        .unwrap()
+        .to_public_jwks();
+    assert_eq!(
+        admin_post(&http, &a, "/keysets?keep_signing=false", &jwks).await,
+        201
+    );
+    assert_eq!(
+        until(&http, &b, &fresh, 401).await.0,
+        401,
+        "the publish crossed"
+    );
+    assert_eq!(admin_post(&http, &b, "/keysets/rollback", "").await, 200);
+    assert_eq!(
+        until(&http, &a, &fresh, 200).await.0,
+        200,
+        "the rollback crossed"
+    );
+    assert_eq!(orders(&http, &b, &fresh).await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_fleet_nothing_crosses() {
+    let (a, b) = (node(None, "a").await, node(None, "b").await);
+    let http = reqwest::Client::new();
+    let t = a
+        .issuer
+        .issue_access(TokenRequest::subject("alice"))
+        .unwrap()
+        .access_token;
+    let claims = tokenlife_core::jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(&t)
+        .unwrap()
+        .claims;
+    let jti = claims["jti"].as_str().unwrap();
+    assert_eq!(
+        admin_post(
+            &http,
+            &a,
+            "/revocations/jti",
+            &format!(r#"{{"jti":"{jti}"}}"#)
+        )
+        .await,
+        200
+    );
+    assert_eq!(orders(&http, &a, &t).await.0, 401);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        orders(&http, &b, &t).await.0,
+        200,
+        "an in-memory node is alone"
+    );
+}
