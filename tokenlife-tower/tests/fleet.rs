@@ -217,3 +217,53 @@ async fn without_the_fleet_nothing_crosses() {
         "an in-memory node is alone"
     );
 }
+
+/// The same adapter behaviour on one node, whichever backend holds its state: a
+/// revocation through the admin router is a 401 `invalid_token` at once, a publish that
+/// drops the signing key is a 401 for its tokens, a rollback brings them back.
+async fn one_node_behaves_the_same(redis: Option<&str>) -> Vec<(u16, bool)> {
+    let n = node(redis, "solo").await;
+    let http = reqwest::Client::new();
+    let mut seen = Vec::new();
+    let mut record = |(s, c): (u16, String)| seen.push((s, c.contains("invalid_token")));
+    let t = n
+        .issuer
+        .issue_access(TokenRequest::subject("alice"))
+        .unwrap()
+        .access_token;
+    record(orders(&http, &n, &t).await);
+    let claims = tokenlife_core::jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(&t)
+        .unwrap()
+        .claims;
+    let body = format!(r#"{{"jti":"{}"}}"#, claims["jti"].as_str().unwrap());
+    assert_eq!(admin_post(&http, &n, "/revocations/jti", &body).await, 200);
+    record(orders(&http, &n, &t).await);
+    let fresh = n
+        .issuer
+        .issue_access(TokenRequest::subject("bob"))
+        .unwrap()
+        .access_token;
+    let jwks = Keyset::new([testing::key("k2", Algorithm::ES384)])
+        .unwrap()
+        .to_public_jwks();
+    assert_eq!(
+        admin_post(&http, &n, "/keysets?keep_signing=false", &jwks).await,
+        201
+    );
+    record(orders(&http, &n, &fresh).await);
+    assert_eq!(admin_post(&http, &n, "/keysets/rollback", "").await, 200);
+    record(orders(&http, &n, &fresh).await);
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_node_answers_the_same_on_the_in_memory_and_the_redis_backend() {
+    let redis = RedisServer::start();
+    let memory = one_node_behaves_the_same(None).await;
+    let fleet = one_node_behaves_the_same(Some(&redis.url())).await;
+    assert_eq!(
+        memory,
+        [(200, false), (401, true), (401, true), (200, false)]
+    );
+    assert_eq!(fleet, memory);
+}

@@ -90,9 +90,8 @@ async fn main() {
     let mut tasks = Vec::new();
     for name in ["a", "b", "c"] {
         let fleet = RedisFleet::new(FleetConfig::new(&url).node_id(name)).expect("fleet");
-        let store = KeysetStore::new(
-            Keyset::new([testing::key("k1", Algorithm::ES256)]).expect("keyset"),
-        );
+        let store =
+            KeysetStore::new(Keyset::new([testing::key("k1", Algorithm::ES256)]).expect("keyset"));
         fleet.share_keysets(&store);
         let list = RevocationList::builder().backend(fleet.backend()).build();
         tasks.push(fleet.start(list.clone()).expect("started"));
@@ -136,13 +135,19 @@ async fn main() {
             Keyset::new([testing::key(&format!("k{}", i + 2), Algorithm::ES256)]).expect("keyset"),
         );
         while stores[1..].iter().any(|s| s.current().version() != v) {
-            assert!(Instant::now() < deadline + Duration::from_secs(60), "publish stalled");
+            assert!(
+                Instant::now() < deadline + Duration::from_secs(60),
+                "publish stalled"
+            );
             tokio::task::yield_now().await;
         }
         let t = Instant::now();
         let back = stores[0].rollback().expect("rollback");
         while stores[1..].iter().any(|s| s.current().version() != back) {
-            assert!(Instant::now() < deadline + Duration::from_secs(60), "rollback stalled");
+            assert!(
+                Instant::now() < deadline + Duration::from_secs(60),
+                "rollback stalled"
+            );
             tokio::task::yield_now().await;
         }
         rb.push(t.elapsed());
