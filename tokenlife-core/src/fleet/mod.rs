@@ -25,7 +25,8 @@
 //! `tokenlife_fleet_*` metrics.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use tokenlife_core::RevocationList;
 //! use tokenlife_core::fleet::{FleetConfig, RedisFleet};
 //!
