@@ -185,6 +185,40 @@ fn peek_subject(p64: &str) -> Option<String> {
     serde_json::from_slice::<Sub>(&payload).ok()?.sub
 }
 
+/// The three segments of a JWS compact serialisation: header, payload, signature.
+#[inline]
+fn segments(token: &str) -> Result<(&str, &str, &str), ValidationError> {
+    let mut parts = token.split('.');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(h64), Some(p64), Some(sig), None) => Ok((h64, p64, sig)),
+        _ => Err(Kind::Malformed.into()),
+    }
+}
+
+/// The header segment's bytes (base64url).
+#[inline]
+fn decode_header(h64: &str) -> Result<Vec<u8>, ValidationError> {
+    URL_SAFE_NO_PAD
+        .decode(h64)
+        .map_err(|e| ValidationError::with_source(Kind::Malformed, e))
+}
+
+/// The JOSE header: a UTF-8 JSON object within the nesting limit, no `crit`.
+#[inline]
+fn parse_header(json: &[u8]) -> Result<Header<'_>, ValidationError> {
+    let text =
+        json_object(json).ok_or_else(|| ValidationError::with_field(Kind::Malformed, "header"))?;
+    let header: Header<'_> = serde_json::from_str(text)
+        .map_err(|_| ValidationError::with_field(Kind::Malformed, "header"))?;
+    if header.crit {
+        return Err(ValidationError::with_field(
+            Kind::UnsupportedCritical,
+            "crit",
+        ));
+    }
+    Ok(header)
+}
+
 /// Whether `keyset` holds the key that signed `token` and that key verifies its signature
 /// (header rules, key by `kid` or the one key of a kid-less token's `alg`, algorithm,
 /// signature): the key half of validation, nothing about claims or time. For checking a
@@ -193,24 +227,9 @@ pub(crate) fn key_check(keyset: &Keyset, token: &str) -> Result<Arc<Key>, Valida
     if token.len() > DEFAULT_MAX_TOKEN_SIZE {
         return Err(Kind::TooLarge.into());
     }
-    let mut parts = token.split('.');
-    let (Some(h64), Some(p64), Some(sig), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(Kind::Malformed.into());
-    };
-    let header_json = URL_SAFE_NO_PAD
-        .decode(h64)
-        .map_err(|e| ValidationError::with_source(Kind::Malformed, e))?;
-    let header: Header<'_> = json_object(&header_json)
-        .and_then(|t| serde_json::from_str(t).ok())
-        .ok_or_else(|| ValidationError::with_field(Kind::Malformed, "header"))?;
-    if header.crit {
-        return Err(ValidationError::with_field(
-            Kind::UnsupportedCritical,
-            "crit",
-        ));
-    }
+    let (h64, p64, sig) = segments(token)?;
+    let header_json = decode_header(h64)?;
+    let header = parse_header(&header_json)?;
     let message = &token[..h64.len() + 1 + p64.len()];
     let key = match header.kid.as_deref() {
         Some(kid) => keyset
@@ -604,25 +623,9 @@ impl Validator {
         arm: &mut Arm,
     ) -> Result<Arc<Entry>, ValidationError> {
         let inner = &*self.inner;
-        let mut parts = token.split('.');
-        let (Some(h64), Some(p64), Some(sig), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(Kind::Malformed.into());
-        };
-        let header_json = URL_SAFE_NO_PAD
-            .decode(h64)
-            .map_err(|e| ValidationError::with_source(Kind::Malformed, e))?;
-        let header_text = json_object(&header_json)
-            .ok_or_else(|| ValidationError::with_field(Kind::Malformed, "header"))?;
-        let header: Header<'_> = serde_json::from_str(header_text)
-            .map_err(|_| ValidationError::with_field(Kind::Malformed, "header"))?;
-        if header.crit {
-            return Err(ValidationError::with_field(
-                Kind::UnsupportedCritical,
-                "crit",
-            ));
-        }
+        let (h64, p64, sig) = segments(token)?;
+        let header_json = decode_header(h64)?;
+        let header = parse_header(&header_json)?;
         if let Some(accepted) = &inner.accepted_typ
             && !header
                 .typ
