@@ -109,6 +109,28 @@ async fn admin_post(http: &reqwest::Client, n: &Node, path: &str, body: &str) ->
         .as_u16()
 }
 
+/// The `jti` of a token this test minted (read without verification: the test's own).
+fn jti_of(token: &str) -> String {
+    tokenlife_core::jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(token)
+        .unwrap()
+        .claims["jti"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Publishes, on `n`'s admin router, a keyset without `n`'s signing key (a bad deploy):
+/// tokens signed before it are then unknown-kid.
+async fn publish_without_the_signing_key(http: &reqwest::Client, n: &Node) {
+    let jwks = Keyset::new([testing::key("k2", Algorithm::ES384)])
+        .unwrap()
+        .to_public_jwks();
+    assert_eq!(
+        admin_post(http, n, "/keysets?keep_signing=false", &jwks).await,
+        201
+    );
+}
+
 /// Polls (bounded) until node `n` answers `want` for `token`.
 async fn until(http: &reqwest::Client, n: &Node, token: &str, want: u16) -> (u16, String) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -133,14 +155,7 @@ async fn an_admin_action_on_node_a_is_what_clients_of_node_b_see() {
         .issuer
         .issue_access(TokenRequest::subject("alice"))
         .unwrap();
-    let jti = tokenlife_core::jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(
-        &pair.access_token,
-    )
-    .unwrap()
-    .claims["jti"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let jti = jti_of(&pair.access_token);
     assert_eq!(orders(&http, &b, &pair.access_token).await.0, 200);
 
     // Revoke by jti on A's admin router: B answers 401 invalid_token.
@@ -159,19 +174,13 @@ async fn an_admin_action_on_node_a_is_what_clients_of_node_b_see() {
         "{challenge}"
     );
 
-    // A keyset publish on A (keeping its signing key) and a rollback on B.
+    // A publish without the signing key on A (a bad deploy) and a rollback on B.
     let fresh = a
         .issuer
         .issue_access(TokenRequest::subject("bob"))
         .unwrap()
         .access_token;
-    let jwks = Keyset::new([testing::key("k2", Algorithm::ES384)])
-        .unwrap()
-        .to_public_jwks();
-    assert_eq!(
-        admin_post(&http, &a, "/keysets?keep_signing=false", &jwks).await,
-        201
-    );
+    publish_without_the_signing_key(&http, &a).await;
     assert_eq!(
         until(&http, &b, &fresh, 401).await.0,
         401,
@@ -195,10 +204,7 @@ async fn without_the_fleet_nothing_crosses() {
         .issue_access(TokenRequest::subject("alice"))
         .unwrap()
         .access_token;
-    let claims = tokenlife_core::jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(&t)
-        .unwrap()
-        .claims;
-    let jti = claims["jti"].as_str().unwrap();
+    let jti = jti_of(&t);
     assert_eq!(
         admin_post(
             &http,
@@ -232,10 +238,7 @@ async fn one_node_behaves_the_same(redis: Option<&str>) -> Vec<(u16, bool)> {
         .unwrap()
         .access_token;
     record(orders(&http, &n, &t).await);
-    let claims = tokenlife_core::jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(&t)
-        .unwrap()
-        .claims;
-    let body = format!(r#"{{"jti":"{}"}}"#, claims["jti"].as_str().unwrap());
+    let body = format!(r#"{{"jti":"{}"}}"#, jti_of(&t));
     assert_eq!(admin_post(&http, &n, "/revocations/jti", &body).await, 200);
     record(orders(&http, &n, &t).await);
     let fresh = n
@@ -243,13 +246,7 @@ async fn one_node_behaves_the_same(redis: Option<&str>) -> Vec<(u16, bool)> {
         .issue_access(TokenRequest::subject("bob"))
         .unwrap()
         .access_token;
-    let jwks = Keyset::new([testing::key("k2", Algorithm::ES384)])
-        .unwrap()
-        .to_public_jwks();
-    assert_eq!(
-        admin_post(&http, &n, "/keysets?keep_signing=false", &jwks).await,
-        201
-    );
+    publish_without_the_signing_key(&http, &n).await;
     record(orders(&http, &n, &fresh).await);
     assert_eq!(admin_post(&http, &n, "/keysets/rollback", "").await, 200);
     record(orders(&http, &n, &fresh).await);
