@@ -72,6 +72,7 @@ mod fingerprint;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod fleet;
+pub mod gate;
 mod hash;
 pub mod issue;
 pub mod keys;

@@ -4,7 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderMap, Request, Response, header};
+use http::{HeaderMap, HeaderValue, Request, Response, header};
+use tokenlife_core::gate::{self, Found, Gate};
 use tokenlife_core::{Validator, Verified};
 use tower_layer::Layer;
 
@@ -39,67 +40,13 @@ impl fmt::Debug for TokenSource {
     }
 }
 
-/// What a source found.
-enum Found<'a> {
-    Token(&'a str),
-    None,
-    Bad(&'static str),
-}
-
 impl TokenSource {
     fn find<'a>(&self, headers: &'a HeaderMap) -> Found<'a> {
+        let values = |name| headers.get_all(name).into_iter().map(HeaderValue::as_bytes);
         match self {
-            Self::Bearer => {
-                let mut all = headers.get_all(header::AUTHORIZATION).iter();
-                let Some(v) = all.next() else {
-                    return Found::None;
-                };
-                // Two Authorization headers: which one counts would be a guess (and a
-                // way to smuggle a second credential past a proxy that checks the first).
-                if all.next().is_some() {
-                    return Found::Bad("more than one Authorization header");
-                }
-                let Ok(v) = v.to_str() else {
-                    return Found::Bad("malformed Authorization header");
-                };
-                match v.split_once(' ') {
-                    Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => {
-                        let token = rest.trim_matches(' ');
-                        if token.is_empty() || token.contains(' ') {
-                            Found::Bad("malformed bearer token")
-                        } else {
-                            Found::Token(token)
-                        }
-                    }
-                    None if v.eq_ignore_ascii_case("bearer") => {
-                        Found::Bad("malformed bearer token")
-                    }
-                    // Another scheme (Basic, …): not ours.
-                    _ => Found::None,
-                }
-            }
-            Self::Header(name) if headers.get_all(name).iter().nth(1).is_some() => {
-                Found::Bad("more than one token header")
-            }
-            Self::Header(name) => match headers.get(name).map(|v| v.to_str()) {
-                None => Found::None,
-                Some(Ok(t)) if !t.is_empty() => Found::Token(t),
-                Some(_) => Found::Bad("malformed token header"),
-            },
-            Self::Cookie(name) => {
-                for v in headers.get_all(header::COOKIE) {
-                    let Ok(v) = v.to_str() else { continue };
-                    for pair in v.split(';') {
-                        if let Some((k, val)) = pair.trim().split_once('=')
-                            && k == &**name
-                            && !val.is_empty()
-                        {
-                            return Found::Token(val);
-                        }
-                    }
-                }
-                Found::None
-            }
+            Self::Bearer => gate::bearer(values(&header::AUTHORIZATION)),
+            Self::Header(name) => gate::single_header(values(name)),
+            Self::Cookie(name) => gate::cookie(values(&header::COOKIE), name),
             Self::Custom(f) => f(headers).map_or(Found::None, Found::Token),
         }
     }
@@ -109,33 +56,15 @@ impl TokenSource {
 pub(crate) struct Config {
     pub(crate) validator: Validator,
     sources: Vec<TokenSource>,
-    optional: bool,
-    scopes: Vec<Box<str>>,
-    scope_text: Option<Arc<str>>,
-    skip_exact: Vec<Box<str>>,
-    skip_prefix: Vec<Box<str>>,
-    pub(crate) realm: Box<str>,
+    gate: Gate,
     pub(crate) renderer: Option<Renderer>,
-}
-
-/// Whether `path` is `prefix` or below it, by whole segments: `/public` covers
-/// `/public` and `/public/x`, never `/publicity`. A prefix given with a trailing `/`
-/// covers what lies below it.
-fn under_prefix(path: &str, prefix: &str) -> bool {
-    match path.strip_prefix(prefix) {
-        Some(rest) => prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/'),
-        None => false,
-    }
 }
 
 impl Config {
     /// Decides a request: `Ok` (with `Verified` in its extensions where a token was valid)
     /// or the rejection.
     pub(crate) fn check<B>(&self, req: &mut Request<B>) -> Result<(), Rejection> {
-        let path = req.uri().path();
-        if self.skip_exact.iter().any(|p| **p == *path)
-            || self.skip_prefix.iter().any(|p| under_prefix(path, p))
-        {
+        if self.gate.skips(req.uri().path()) {
             return Ok(());
         }
         let mut found = Found::None;
@@ -145,21 +74,13 @@ impl Config {
                 break;
             }
         }
-        let token = match found {
-            Found::Token(t) => t,
-            Found::Bad(why) => return Err(Rejection::invalid_request(why)),
-            Found::None if self.optional => return Ok(()),
-            Found::None => return Err(Rejection::missing()),
-        };
         let verified = self
-            .validate(token, req)
-            .map_err(|e| Rejection::from_error(&e))?;
-        if !self.scopes.iter().all(|s| verified.has_scope(s)) {
-            return Err(Rejection::insufficient_scope(
-                self.scope_text.clone().unwrap_or_else(|| "".into()),
-            ));
+            .gate
+            .decide(found, |token| self.validate(token, req))
+            .map_err(Rejection::from)?;
+        if let Some(verified) = verified {
+            req.extensions_mut().insert(verified);
         }
-        req.extensions_mut().insert(verified);
         Ok(())
     }
 
@@ -182,10 +103,11 @@ impl Config {
     }
 
     pub(crate) fn render<ResBody: From<Bytes>>(&self, rejection: Rejection) -> Response<ResBody> {
-        let challenge = rejection.www_authenticate(&self.realm);
+        let realm = self.gate.realm();
+        let challenge = rejection.www_authenticate(realm);
         let mut res = match &self.renderer {
             Some(r) => r(&rejection),
-            None => rejection.into_response(&self.realm),
+            None => rejection.into_response(realm),
         };
         if !res.headers().contains_key(header::WWW_AUTHENTICATE) {
             res.headers_mut()
@@ -239,11 +161,7 @@ impl fmt::Debug for TokenLifeLayer {
         f.debug_struct("TokenLifeLayer")
             .field("validator", &c.validator)
             .field("sources", &c.sources)
-            .field("optional", &c.optional)
-            .field("scopes", &c.scopes)
-            .field("skip_exact", &c.skip_exact)
-            .field("skip_prefix", &c.skip_prefix)
-            .field("realm", &c.realm)
+            .field("gate", &c.gate)
             .field("renderer", &DebugRenderer(&c.renderer))
             .finish()
     }
@@ -256,12 +174,7 @@ impl TokenLifeLayer {
             config: Arc::new(Config {
                 validator,
                 sources: vec![TokenSource::Bearer],
-                optional: false,
-                scopes: Vec::new(),
-                scope_text: None,
-                skip_exact: Vec::new(),
-                skip_prefix: Vec::new(),
-                realm: "api".into(),
+                gate: Gate::new(),
                 renderer: None,
             }),
         }
@@ -270,6 +183,10 @@ impl TokenLifeLayer {
     fn edit(mut self, f: impl FnOnce(&mut Config)) -> Self {
         f(Arc::make_mut(&mut self.config));
         self
+    }
+
+    fn gate(self, f: impl FnOnce(Gate) -> Gate) -> Self {
+        self.edit(|c| c.gate = f(std::mem::take(&mut c.gate)))
     }
 
     /// Replaces the token sources (tried in order).
@@ -286,33 +203,29 @@ impl TokenLifeLayer {
     /// Optional authentication: a request without a token passes through (with no
     /// `Verified`); a request with a bad token is still rejected.
     pub fn optional(self) -> Self {
-        self.edit(|c| c.optional = true)
+        self.gate(Gate::optional)
     }
 
     /// Requires this scope (in the token's `scope` claim); missing → 403
     /// `insufficient_scope`. Apply per route with axum's `route_layer`.
     pub fn require_scope(self, scope: &str) -> Self {
-        self.edit(|c| {
-            c.scopes.push(scope.into());
-            let text: Vec<&str> = c.scopes.iter().map(|s| &**s).collect();
-            c.scope_text = Some(text.join(" ").into());
-        })
+        self.gate(|g| g.require_scope(scope))
     }
 
     /// Lets this exact path through without a token (health checks).
     pub fn skip_path(self, path: &str) -> Self {
-        self.edit(|c| c.skip_exact.push(path.into()))
+        self.gate(|g| g.skip_path(path))
     }
 
     /// Lets `prefix` and every path below it through without a token, matching whole
     /// segments (`/public` covers `/public/docs`, not `/publicity`).
     pub fn skip_prefix(self, prefix: &str) -> Self {
-        self.edit(|c| c.skip_prefix.push(prefix.into()))
+        self.gate(|g| g.skip_prefix(prefix))
     }
 
     /// The `realm` of the challenge (default `api`).
     pub fn realm(self, realm: &str) -> Self {
-        self.edit(|c| c.realm = realm.into())
+        self.gate(|g| g.with_realm(realm))
     }
 
     /// Renders rejections yourself (the challenge header is added if you leave it out).
@@ -330,20 +243,5 @@ impl<S> Layer<S> for TokenLifeLayer {
 
     fn layer(&self, inner: S) -> Self::Service {
         TokenLifeService::new(inner, self.config.clone())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::under_prefix;
-
-    #[test]
-    fn prefixes_match_whole_segments() {
-        assert!(under_prefix("/public", "/public"));
-        assert!(under_prefix("/public/x", "/public"));
-        assert!(under_prefix("/public/x", "/public/"));
-        assert!(!under_prefix("/publicity", "/public"));
-        assert!(!under_prefix("/public", "/public/"));
-        assert!(!under_prefix("/other", "/public"));
     }
 }

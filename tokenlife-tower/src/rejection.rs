@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
+use tokenlife_core::ValidationErrorKind;
 use tokenlife_core::error::{BearerError, Challenge};
-use tokenlife_core::{ValidationError, ValidationErrorKind};
+use tokenlife_core::gate;
 
 /// Why the layer refused a request, with what the client should see.
 ///
@@ -27,51 +28,19 @@ pub struct Rejection {
     pub scope: Option<Arc<str>>,
 }
 
+impl From<gate::Rejection> for Rejection {
+    fn from(r: gate::Rejection) -> Self {
+        Self {
+            status: StatusCode::from_u16(r.status).unwrap_or(StatusCode::UNAUTHORIZED),
+            error: r.error,
+            description: r.description,
+            kind: r.kind,
+            scope: r.scope,
+        }
+    }
+}
+
 impl Rejection {
-    pub(crate) fn missing() -> Self {
-        Self {
-            status: StatusCode::UNAUTHORIZED,
-            error: None,
-            description: "no bearer token",
-            kind: Some(ValidationErrorKind::MissingToken),
-            scope: None,
-        }
-    }
-
-    pub(crate) fn invalid_request(description: &'static str) -> Self {
-        Self {
-            status: StatusCode::BAD_REQUEST,
-            error: Some(BearerError::InvalidRequest),
-            description,
-            kind: None,
-            scope: None,
-        }
-    }
-
-    pub(crate) fn insufficient_scope(scope: Arc<str>) -> Self {
-        Self {
-            status: StatusCode::FORBIDDEN,
-            error: Some(BearerError::InsufficientScope),
-            description: "insufficient scope",
-            kind: Some(ValidationErrorKind::InsufficientScope),
-            scope: Some(scope),
-        }
-    }
-
-    pub(crate) fn from_error(err: &ValidationError) -> Self {
-        let kind = err.kind();
-        if kind == ValidationErrorKind::MissingToken {
-            return Self::missing();
-        }
-        Self {
-            status: StatusCode::from_u16(err.status()).unwrap_or(StatusCode::UNAUTHORIZED),
-            error: kind.bearer_error(),
-            description: kind.description(),
-            kind: Some(kind),
-            scope: None,
-        }
-    }
-
     /// The `WWW-Authenticate` value: `Bearer realm="…", error="…", error_description="…"`.
     pub fn www_authenticate(&self, realm: &str) -> HeaderValue {
         let mut c = Challenge::new(realm);
@@ -81,6 +50,7 @@ impl Rejection {
         if let Some(scope) = &self.scope {
             c = c.scope(scope);
         }
+        // Challenge keeps every quoted value visible ASCII, so this never falls back.
         HeaderValue::from_str(&c.to_string()).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
     }
 

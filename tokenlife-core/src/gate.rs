@@ -1,0 +1,367 @@
+//! What every adapter does with a request, written once: find the token, let skip paths
+//! through, validate, check scopes, and say why a request is refused.
+//!
+//! The main types are [`Gate`] (the policy an adapter is configured with), [`Found`]
+//! (what a token source found) and [`Rejection`] (status, RFC 6750 code, challenge).
+//! The adapters (`tokenlife-tower`, `tokenlife-actix`) only read their framework's
+//! headers into [`bearer`], [`single_header`] or [`cookie`], call [`Gate::decide`], and
+//! render the [`Rejection`]; so both answer a request with the same status, challenge
+//! and body.
+//!
+//! # Examples
+//!
+//! ```
+//! use tokenlife_core::gate::{self, Found, Gate};
+//! use tokenlife_core::{Algorithm, Keyset, KeysetStore, Validator, testing};
+//!
+//! let store = KeysetStore::new(Keyset::new([testing::key("k1", Algorithm::ES256)]).unwrap());
+//! let validator = Validator::builder(store).issuer("https://auth.example.com").audience("api://orders").build().unwrap();
+//! let gate = Gate::new().skip_path("/healthz");
+//!
+//! // No token: 401 with a bare challenge.
+//! let refused = gate.decide(Found::None, |t| validator.validate(t)).unwrap_err();
+//! assert_eq!(refused.status, 401);
+//! assert_eq!(refused.challenge(gate.realm()), r#"Bearer realm="api""#);
+//!
+//! // Two Authorization headers are a malformed request, not a guess.
+//! let found = gate::bearer([&b"Bearer a"[..], &b"Bearer b"[..]]);
+//! let refused = gate.decide(found, |t| validator.validate(t)).unwrap_err();
+//! assert_eq!(refused.status, 400);
+//! assert!(gate.skips("/healthz"));
+//! ```
+
+use std::sync::Arc;
+
+use crate::error::{BearerError, Challenge};
+use crate::{ValidationError, ValidationErrorKind, Verified};
+
+/// What a token source found in a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found<'a> {
+    /// A token.
+    Token(&'a str),
+    /// Nothing for this source: try the next one.
+    None,
+    /// Something that is not a usable credential (400 `invalid_request`), with why.
+    Bad(&'static str),
+}
+
+/// `Authorization: Bearer <token>` (RFC 6750 §2.1), from every `Authorization` value of
+/// the request. Two values are refused (which one counts would be a guess, and a way to
+/// smuggle a second credential past a proxy that checks the first); another scheme
+/// (`Basic …`) is [`Found::None`].
+pub fn bearer<'a>(authorization: impl IntoIterator<Item = &'a [u8]>) -> Found<'a> {
+    let mut all = authorization.into_iter();
+    let Some(v) = all.next() else {
+        return Found::None;
+    };
+    if all.next().is_some() {
+        return Found::Bad("more than one Authorization header");
+    }
+    let Some(v) = visible_ascii(v) else {
+        return Found::Bad("malformed Authorization header");
+    };
+    match v.split_once(' ') {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => {
+            let token = rest.trim_matches(' ');
+            if token.is_empty() || token.contains(' ') {
+                Found::Bad("malformed bearer token")
+            } else {
+                Found::Token(token)
+            }
+        }
+        None if v.eq_ignore_ascii_case("bearer") => Found::Bad("malformed bearer token"),
+        _ => Found::None,
+    }
+}
+
+/// The whole value of a token header (`X-Api-Token: <token>`), from every value of it.
+pub fn single_header<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Found<'a> {
+    let mut all = values.into_iter();
+    let Some(v) = all.next() else {
+        return Found::None;
+    };
+    if all.next().is_some() {
+        return Found::Bad("more than one token header");
+    }
+    match visible_ascii(v) {
+        Some(t) if !t.is_empty() => Found::Token(t),
+        _ => Found::Bad("malformed token header"),
+    }
+}
+
+/// The value of cookie `name`, from every `Cookie` header of the request (the first
+/// non-empty one wins; a header that is not visible ASCII is passed over).
+pub fn cookie<'a>(values: impl IntoIterator<Item = &'a [u8]>, name: &str) -> Found<'a> {
+    for v in values {
+        let Some(v) = visible_ascii(v) else { continue };
+        for pair in v.split(';') {
+            if let Some((k, val)) = pair.trim().split_once('=')
+                && k == name
+                && !val.is_empty()
+            {
+                return Found::Token(val);
+            }
+        }
+    }
+    Found::None
+}
+
+/// A header value as text, if it is visible ASCII, space or tab (what `http`'s
+/// `HeaderValue::to_str` accepts), so every adapter reads the same bytes the same way.
+fn visible_ascii(v: &[u8]) -> Option<&str> {
+    if v.iter().all(|&b| b == b'\t' || (32..127).contains(&b)) {
+        std::str::from_utf8(v).ok()
+    } else {
+        None
+    }
+}
+
+/// Whether `path` is `prefix` or below it, by whole segments: `/public` covers
+/// `/public` and `/public/x`, never `/publicity`. A prefix given with a trailing `/`
+/// covers what lies below it.
+fn under_prefix(path: &str, prefix: &str) -> bool {
+    match path.strip_prefix(prefix) {
+        Some(rest) => prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/'),
+        None => false,
+    }
+}
+
+/// Why a request is refused, with what the client should see.
+///
+/// The fields hold no token and no internal detail: `description` is the fixed text of
+/// the error kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Rejection {
+    /// 400, 401, 403 (or 503 while fail-closed revocations are stale).
+    pub status: u16,
+    /// The RFC 6750 `error` code, or `None` when no credentials were sent.
+    pub error: Option<BearerError>,
+    /// A short, client-safe description.
+    pub description: &'static str,
+    /// The validation error kind, when a token was validated.
+    pub kind: Option<ValidationErrorKind>,
+    /// For `insufficient_scope`: the scopes the route needs, space-separated.
+    pub scope: Option<Arc<str>>,
+}
+
+impl Rejection {
+    /// No token at all: 401 with a bare challenge (RFC 6750 §3.1).
+    pub fn missing() -> Self {
+        Self {
+            status: 401,
+            error: None,
+            description: "no bearer token",
+            kind: Some(ValidationErrorKind::MissingToken),
+            scope: None,
+        }
+    }
+
+    /// A malformed request: 400 `invalid_request`.
+    pub fn invalid_request(description: &'static str) -> Self {
+        Self {
+            status: 400,
+            error: Some(BearerError::InvalidRequest),
+            description,
+            kind: None,
+            scope: None,
+        }
+    }
+
+    /// A valid token without the scopes `scope` (space-separated): 403
+    /// `insufficient_scope`.
+    pub fn insufficient_scope(scope: Arc<str>) -> Self {
+        Self {
+            status: 403,
+            error: Some(BearerError::InsufficientScope),
+            description: "insufficient scope",
+            kind: Some(ValidationErrorKind::InsufficientScope),
+            scope: Some(scope),
+        }
+    }
+
+    /// The answer to a failed validation: its status, code and fixed description.
+    pub fn from_error(err: &ValidationError) -> Self {
+        let kind = err.kind();
+        if kind == ValidationErrorKind::MissingToken {
+            return Self::missing();
+        }
+        Self {
+            status: err.status(),
+            error: kind.bearer_error(),
+            description: kind.description(),
+            kind: Some(kind),
+            scope: None,
+        }
+    }
+
+    /// The `WWW-Authenticate` value: `Bearer realm="…", error="…", error_description="…"`.
+    pub fn challenge(&self, realm: &str) -> String {
+        let mut c = Challenge::new(realm);
+        if let Some(e) = self.error {
+            c = c.error(e, self.description);
+        }
+        if let Some(scope) = &self.scope {
+            c = c.scope(scope);
+        }
+        c.to_string()
+    }
+}
+
+/// The request policy an adapter is configured with: optional authentication, required
+/// scopes, skip paths, the challenge's realm. Token sources stay in the adapter (they
+/// read its framework's headers).
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Gate {
+    optional: bool,
+    scopes: Vec<Box<str>>,
+    scope_text: Option<Arc<str>>,
+    skip_exact: Vec<Box<str>>,
+    skip_prefix: Vec<Box<str>>,
+    realm: Box<str>,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Gate {
+    /// Every request needs a valid token; realm `api`.
+    pub fn new() -> Self {
+        Self {
+            optional: false,
+            scopes: Vec::new(),
+            scope_text: None,
+            skip_exact: Vec::new(),
+            skip_prefix: Vec::new(),
+            realm: "api".into(),
+        }
+    }
+
+    /// Optional authentication: a request without a token passes (with no `Verified`);
+    /// a request with a bad token is still refused.
+    pub fn optional(mut self) -> Self {
+        self.optional = true;
+        self
+    }
+
+    /// Requires this scope (in the token's `scope` claim); missing: 403
+    /// `insufficient_scope`.
+    pub fn require_scope(mut self, scope: &str) -> Self {
+        self.scopes.push(scope.into());
+        let text: Vec<&str> = self.scopes.iter().map(|s| &**s).collect();
+        self.scope_text = Some(text.join(" ").into());
+        self
+    }
+
+    /// Lets this exact path through without a token.
+    pub fn skip_path(mut self, path: &str) -> Self {
+        self.skip_exact.push(path.into());
+        self
+    }
+
+    /// Lets `prefix` and every path below it through, by whole segments (`/public`
+    /// covers `/public/docs`, not `/publicity`).
+    pub fn skip_prefix(mut self, prefix: &str) -> Self {
+        self.skip_prefix.push(prefix.into());
+        self
+    }
+
+    /// The `realm` of the challenge (default `api`).
+    pub fn with_realm(mut self, realm: &str) -> Self {
+        self.realm = realm.into();
+        self
+    }
+
+    /// The realm of the challenge.
+    pub fn realm(&self) -> &str {
+        &self.realm
+    }
+
+    /// Whether `path` needs no token at all.
+    pub fn skips(&self, path: &str) -> bool {
+        self.skip_exact.iter().any(|p| **p == *path)
+            || self.skip_prefix.iter().any(|p| under_prefix(path, p))
+    }
+
+    /// Decides a request (not a skipped one) from what its token sources found:
+    /// `Ok(Some(verified))`, `Ok(None)` for an optional request without a token, or the
+    /// rejection. `validate` is the validator call (with the client address if the
+    /// adapter has one).
+    ///
+    /// # Errors
+    /// The [`Rejection`] to render.
+    pub fn decide(
+        &self,
+        found: Found<'_>,
+        validate: impl FnOnce(&str) -> Result<Verified, ValidationError>,
+    ) -> Result<Option<Verified>, Rejection> {
+        let token = match found {
+            Found::Token(t) => t,
+            Found::Bad(why) => return Err(Rejection::invalid_request(why)),
+            Found::None if self.optional => return Ok(None),
+            Found::None => return Err(Rejection::missing()),
+        };
+        let verified = validate(token).map_err(|e| Rejection::from_error(&e))?;
+        if !self.scopes.iter().all(|s| verified.has_scope(s)) {
+            return Err(Rejection::insufficient_scope(
+                self.scope_text.clone().unwrap_or_else(|| "".into()),
+            ));
+        }
+        Ok(Some(verified))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_match_whole_segments() {
+        assert!(under_prefix("/public", "/public"));
+        assert!(under_prefix("/public/x", "/public"));
+        assert!(under_prefix("/public/x", "/public/"));
+        assert!(!under_prefix("/publicity", "/public"));
+        assert!(!under_prefix("/public", "/public/"));
+        assert!(!under_prefix("/other", "/public"));
+    }
+
+    #[test]
+    fn sources_read_bytes_the_way_http_reads_them() {
+        assert_eq!(bearer([&b"Bearer abc"[..]]), Found::Token("abc"));
+        assert_eq!(bearer([&b"bearer  abc "[..]]), Found::Token("abc"));
+        assert_eq!(bearer([&b"Basic abc"[..]]), Found::None);
+        assert_eq!(
+            bearer([&b"Bearer"[..]]),
+            Found::Bad("malformed bearer token")
+        );
+        assert_eq!(
+            bearer([&b"Bearer a b"[..]]),
+            Found::Bad("malformed bearer token")
+        );
+        assert_eq!(
+            bearer([&b"Bearer \xff"[..]]),
+            Found::Bad("malformed Authorization header")
+        );
+        assert_eq!(
+            single_header([&b"t"[..], &b"u"[..]]),
+            Found::Bad("more than one token header")
+        );
+        assert_eq!(
+            single_header([&b""[..]]),
+            Found::Bad("malformed token header")
+        );
+        assert_eq!(
+            cookie([&b"a=1; session=tok"[..]], "session"),
+            Found::Token("tok")
+        );
+        assert_eq!(
+            cookie([&b"\xff"[..], &b"session="[..]], "session"),
+            Found::None
+        );
+    }
+}
