@@ -114,6 +114,10 @@ fn respond(res: AdminResponse) -> Response {
 fn body(b: &Result<Bytes, BytesRejection>) -> Result<&[u8], BodyRejection> {
     match b {
         Ok(b) => Ok(b),
+        // Past the limit: the core's words, so every adapter answers alike.
+        Err(r) if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+            Err(BodyRejection::too_large())
+        }
         Err(r) => Err(BodyRejection {
             status: r.status(),
             message: r.body_text(),

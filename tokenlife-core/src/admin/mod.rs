@@ -100,6 +100,25 @@ pub struct BodyRejection {
     pub message: String,
 }
 
+impl BodyRejection {
+    /// A body over [`AdminState::max_body`]: 413, in the same words whichever adapter
+    /// read it.
+    pub fn too_large() -> Self {
+        Self {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: "request body over the size limit".into(),
+        }
+    }
+
+    /// A body the connection failed to deliver: 400.
+    pub fn unreadable() -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            message: "could not read the request body".into(),
+        }
+    }
+}
+
 /// Who made an authenticated request: what [`AdminState::authenticate`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller(CallerKind);

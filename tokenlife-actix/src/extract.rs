@@ -1,0 +1,97 @@
+//! actix-web extractors: [`Token`] (the whole [`Verified`]) and [`Claims<T>`] (your claims
+//! type).
+//!
+//! Both read what [`TokenLife`](crate::TokenLife) put in the request extensions, so they
+//! cost no second validation. Use `Option<Token>` / `Option<Claims<T>>` on routes under an
+//! [`optional`](crate::TokenLife::optional) middleware: actix-web answers `None` when the
+//! extractor fails, so an `Option<Claims<T>>` whose claims do not fit `T` is `None` too.
+
+use std::fmt;
+use std::future::{Ready, ready};
+
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
+use serde::de::DeserializeOwned;
+use tokenlife_core::Verified;
+
+/// The verified token of the request.
+#[derive(Debug, Clone)]
+pub struct Token(pub Verified);
+
+/// The token's claims, deserialized into `T`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Claims<T>(pub T);
+
+/// Why an extractor failed: 401 with a `WWW-Authenticate` challenge, the same answer
+/// as the tower adapter's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthRejection {
+    /// The request carries no verified token (no token under an optional middleware, or
+    /// no middleware at all).
+    Missing,
+    /// The token's claims do not fit the requested type.
+    InvalidClaims,
+}
+
+impl fmt::Display for AuthRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Missing => "no verified bearer token",
+            Self::InvalidClaims => "token claims do not fit",
+        })
+    }
+}
+
+impl std::error::Error for AuthRejection {}
+
+impl ResponseError for AuthRejection {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::UNAUTHORIZED
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let challenge = match self {
+            Self::Missing => r#"Bearer realm="api""#,
+            Self::InvalidClaims => {
+                r#"Bearer realm="api", error="invalid_token", error_description="token claims do not fit""#
+            }
+        };
+        HttpResponse::Unauthorized()
+            .insert_header((header::WWW_AUTHENTICATE, challenge))
+            .finish()
+    }
+}
+
+impl FromRequest for Token {
+    type Error = AuthRejection;
+    type Future = Ready<Result<Self, AuthRejection>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            req.extensions()
+                .get::<Verified>()
+                .cloned()
+                .map(Token)
+                .ok_or(AuthRejection::Missing),
+        )
+    }
+}
+
+impl<T: DeserializeOwned> FromRequest for Claims<T> {
+    type Error = AuthRejection;
+    type Future = Ready<Result<Self, AuthRejection>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let ext = req.extensions();
+        ready(match ext.get::<Verified>() {
+            None => Err(AuthRejection::Missing),
+            Some(v) => v
+                .deserialize_claims()
+                .map(Claims)
+                .map_err(|_| AuthRejection::InvalidClaims),
+        })
+    }
+}

@@ -1,0 +1,702 @@
+//! One conformance suite for both adapters: the same script of HTTP requests, over real
+//! HTTP on 127.0.0.1, against an axum app behind `tokenlife_tower` and an actix-web app
+//! behind `tokenlife_actix`, each on its own identically built fixture. Every answer must
+//! be the same on both — status, every header but `Date` and `Connection`, body — and what the script
+//! expects. The script runs on the in-memory backend and on the Redis backend (a fleet
+//! node on a real `redis-server` this test starts).
+//!
+//! To add a case, add a step to `script()`: it runs against both adapters and both
+//! backends.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokenlife_core::fleet::{FleetConfig, FleetTasks, RedisFleet};
+use tokenlife_core::testing::RedisServer;
+use tokenlife_core::{
+    Algorithm, Issuer, Key, Keyset, KeysetStore, ManualClock, RevocationList, Validator, testing,
+};
+
+const ISS: &str = "https://auth.example.com";
+const AUD: &str = "api://orders";
+const ADMIN_KEY: &str = "admin-secret-for-the-conformance-suite";
+const MAX_BODY: usize = 4096;
+
+/// What one adapter is mounted on: a validator and an admin state over one keyset store
+/// and one revocation list (in memory, or a fleet node on Redis).
+struct Fixture {
+    validator: Validator,
+    admin: tokenlife_core::admin::AdminState,
+    _fleet: Option<(RedisFleet, FleetTasks)>,
+}
+
+async fn fixture(clock: &ManualClock, redis: Option<(&str, &str)>) -> Fixture {
+    let store = KeysetStore::builder(
+        Keyset::new([testing::key("k1", Algorithm::ES256)])
+            .unwrap()
+            .with_label("v1"),
+    )
+    .clock(clock.clone())
+    .build();
+    let list = RevocationList::builder().clock(clock.clone());
+    let (list, fleet) = match redis {
+        Some((url, prefix)) => {
+            let fleet = RedisFleet::new(
+                FleetConfig::new(url)
+                    .prefix(prefix)
+                    .node_id(prefix)
+                    .max_backoff(Duration::from_millis(50)),
+            )
+            .unwrap();
+            fleet.share_keysets(&store);
+            let list = list.backend(fleet.backend()).build();
+            let tasks = fleet.start(list.clone()).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !fleet.status().connected {
+                assert!(Instant::now() < deadline, "{prefix} never synced");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            (list, Some((fleet, tasks)))
+        }
+        None => (list.build(), None),
+    };
+    let validator = Validator::builder(store.clone())
+        .issuer(ISS)
+        .audience(AUD)
+        .clock(clock.clone())
+        .revocations(list.clone())
+        .build()
+        .unwrap();
+    let issuer = Issuer::builder(store)
+        .issuer(ISS)
+        .audience(AUD)
+        .clock(clock.clone())
+        .revocations(list)
+        .build()
+        .unwrap();
+    let admin = tokenlife_core::admin::AdminState::builder(validator.clone())
+        .issuer(issuer)
+        .admin_key(ADMIN_KEY)
+        .client(
+            "demo-client",
+            "demo-client-secret-0123456789",
+            Some("orders:read"),
+        )
+        .resource_server("orders-api", "orders-api-secret-0123456789")
+        .max_body(MAX_BODY)
+        .auth_throttle(8, Duration::from_secs(60))
+        .build()
+        .unwrap();
+    Fixture {
+        validator,
+        admin,
+        _fleet: fleet,
+    }
+}
+
+fn problem(status: u16, title: &str) -> String {
+    json!({"type": "about:blank", "status": status, "title": title}).to_string()
+}
+
+// ---------------------------------------------------------------------------------------
+// The two apps: the same routes, middleware options and handlers on each framework.
+//   /api/*       bearer or cookie `session`, `/api/health` skipped
+//   /scoped/*    needs scope `orders:write`
+//   /optional/*  optional authentication
+//   /custom/*    a custom rejection body (problem+json), realm `orders`
+//   /admin/*     the admin and OAuth routes
+//   /bare/orders no middleware: the claims extractor answers
+// ---------------------------------------------------------------------------------------
+
+mod axum_app {
+    use super::*;
+    use axum::Router;
+    use axum::routing::get;
+    use bytes::Bytes;
+    use tokenlife_tower::{Claims, TokenLifeLayer};
+
+    const TEXT: [(http::HeaderName, &str); 1] =
+        [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")];
+
+    async fn orders(Claims(c): Claims<Value>) -> String {
+        format!("orders for {}", c["sub"].as_str().unwrap_or("?"))
+    }
+
+    async fn whoami(c: Option<Claims<Value>>) -> String {
+        match c {
+            Some(Claims(c)) => format!("you are {}", c["sub"].as_str().unwrap_or("?")),
+            None => "anonymous".to_owned(),
+        }
+    }
+
+    pub(super) async fn serve(f: &Fixture) -> String {
+        let v = &f.validator;
+        let api = Router::new()
+            .route("/api/orders", get(orders))
+            .route("/api/health", get(|| async { (TEXT, "ok") }))
+            .layer(
+                TokenLifeLayer::new(v.clone())
+                    .cookie("session")
+                    .skip_path("/api/health"),
+            );
+        let scoped = Router::new()
+            .route("/scoped/orders", get(orders))
+            .layer(TokenLifeLayer::new(v.clone()).require_scope("orders:write"));
+        let optional = Router::new()
+            .route("/optional/whoami", get(whoami))
+            .layer(TokenLifeLayer::new(v.clone()).optional());
+        let custom = Router::new().route("/custom/orders", get(orders)).layer(
+            TokenLifeLayer::new(v.clone())
+                .realm("orders")
+                .render_with(|r| {
+                    let mut res =
+                        http::Response::new(Bytes::from(problem(r.status.as_u16(), r.description)));
+                    *res.status_mut() = r.status;
+                    res.headers_mut().insert(
+                        http::header::CONTENT_TYPE,
+                        http::HeaderValue::from_static("application/problem+json"),
+                    );
+                    res
+                }),
+        );
+        // No middleware: the extractor itself refuses.
+        let bare = Router::new().route("/bare/orders", get(orders));
+        let app = Router::new()
+            .merge(bare)
+            .merge(api)
+            .merge(scoped)
+            .merge(optional)
+            .merge(custom)
+            .nest("/admin", tokenlife_tower::admin::router(f.admin.clone()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .unwrap();
+        });
+        format!("http://{addr}")
+    }
+}
+
+mod actix_app {
+    use super::*;
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    use tokenlife_actix::{Claims, TokenLife};
+
+    fn text(body: String) -> HttpResponse {
+        HttpResponse::Ok()
+            .content_type("text/plain; charset=utf-8")
+            .body(body)
+    }
+
+    async fn orders(Claims(c): Claims<Value>) -> HttpResponse {
+        text(format!("orders for {}", c["sub"].as_str().unwrap_or("?")))
+    }
+
+    async fn whoami(c: Option<Claims<Value>>) -> HttpResponse {
+        text(match c {
+            Some(Claims(c)) => format!("you are {}", c["sub"].as_str().unwrap_or("?")),
+            None => "anonymous".to_owned(),
+        })
+    }
+
+    pub(super) fn serve(f: &Fixture) -> String {
+        let v = f.validator.clone();
+        let admin = f.admin.clone();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = HttpServer::new(move || {
+            App::new()
+                // No middleware: the extractor itself refuses.
+                .route("/bare/orders", web::get().to(orders))
+                .service(
+                    web::scope("/api")
+                        .wrap(
+                            TokenLife::new(v.clone())
+                                .cookie("session")
+                                .skip_path("/api/health"),
+                        )
+                        .route("/orders", web::get().to(orders))
+                        .route("/health", web::get().to(|| async { text("ok".into()) })),
+                )
+                .service(
+                    web::scope("/scoped")
+                        .wrap(TokenLife::new(v.clone()).require_scope("orders:write"))
+                        .route("/orders", web::get().to(orders)),
+                )
+                .service(
+                    web::scope("/optional")
+                        .wrap(TokenLife::new(v.clone()).optional())
+                        .route("/whoami", web::get().to(whoami)),
+                )
+                .service(
+                    web::scope("/custom")
+                        .wrap(TokenLife::new(v.clone()).realm("orders").render_with(|r| {
+                            HttpResponse::build(
+                                actix_web::http::StatusCode::from_u16(r.status).unwrap(),
+                            )
+                            .content_type("application/problem+json")
+                            .body(problem(r.status, r.description))
+                        }))
+                        .route("/orders", web::get().to(orders)),
+                )
+                .service(tokenlife_actix::admin::scope("/admin", admin.clone()))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .unwrap()
+        .run();
+        std::thread::spawn(move || actix_web::rt::System::new().block_on(server));
+        format!("http://{addr}")
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The script.
+// ---------------------------------------------------------------------------------------
+
+struct Step {
+    name: &'static str,
+    method: &'static str,
+    path: String,
+    headers: Vec<(&'static str, String)>,
+    body: Option<String>,
+    want: u16,
+}
+
+fn get(name: &'static str, path: &str, want: u16) -> Step {
+    Step {
+        name,
+        method: "GET",
+        path: path.to_owned(),
+        headers: Vec::new(),
+        body: None,
+        want,
+    }
+}
+
+fn post(name: &'static str, path: &str, want: u16) -> Step {
+    Step {
+        method: "POST",
+        ..get(name, path, want)
+    }
+}
+
+impl Step {
+    fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    fn bearer(self, token: &str) -> Self {
+        self.header("authorization", format!("Bearer {token}"))
+    }
+
+    fn admin(self) -> Self {
+        self.bearer(ADMIN_KEY)
+    }
+
+    fn json(self, body: Value) -> Self {
+        self.raw("application/json", body.to_string())
+    }
+
+    fn form(self, body: &str) -> Self {
+        self.raw("application/x-www-form-urlencoded", body.to_owned())
+    }
+
+    fn raw(mut self, content_type: &str, body: String) -> Self {
+        self.headers.push(("content-type", content_type.to_owned()));
+        self.body = Some(body);
+        self
+    }
+
+    fn basic(self, id: &str, secret: &str) -> Self {
+        use base64::Engine;
+        let creds = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+        self.header("authorization", format!("Basic {creds}"))
+    }
+}
+
+struct Tokens {
+    valid: String,
+    writer: String,
+    expired: String,
+    not_yet: String,
+    wrong_iss: String,
+    wrong_aud: String,
+    unknown_kid: String,
+    bad_sig: String,
+    wrong_alg: String,
+    oversize: String,
+    revoke_by_jti: String,
+    revoke_by_subject: String,
+    revoke_by_family: String,
+    revoke_by_rfc7009: String,
+    second_key: String,
+}
+
+fn tokens(now: u64) -> Tokens {
+    let k1 = testing::key("k1", Algorithm::ES256);
+    let claims = |sub: &str, jti: &str| json!({"iss": ISS, "aud": AUD, "sub": sub, "jti": jti, "iat": now - 10, "exp": now + 600});
+    let sign = |key: &Key, c: Value| testing::sign(key, &c);
+    let mut bad_sig = sign(&k1, claims("alice", "t-bad-sig"));
+    let last = bad_sig.pop().unwrap();
+    bad_sig.push(if last == 'A' { 'B' } else { 'A' });
+    let with = |mut c: Value, k: &str, v: Value| {
+        c[k] = v;
+        c
+    };
+    Tokens {
+        valid: sign(
+            &k1,
+            with(claims("alice", "t-valid"), "scope", json!("orders:read")),
+        ),
+        writer: sign(
+            &k1,
+            with(
+                claims("alice", "t-writer"),
+                "scope",
+                json!("orders:read orders:write"),
+            ),
+        ),
+        expired: sign(
+            &k1,
+            with(claims("alice", "t-expired"), "exp", json!(now - 3600)),
+        ),
+        not_yet: sign(
+            &k1,
+            with(claims("alice", "t-nbf"), "nbf", json!(now + 3600)),
+        ),
+        wrong_iss: sign(
+            &k1,
+            with(
+                claims("alice", "t-iss"),
+                "iss",
+                json!("https://evil.example"),
+            ),
+        ),
+        wrong_aud: sign(
+            &k1,
+            with(claims("alice", "t-aud"), "aud", json!("api://other")),
+        ),
+        unknown_kid: sign(
+            &testing::key("k9", Algorithm::ES256),
+            claims("alice", "t-kid"),
+        ),
+        bad_sig,
+        wrong_alg: sign(
+            &testing::key("k1", Algorithm::ES384),
+            claims("alice", "t-alg"),
+        ),
+        oversize: format!("{}.{}.{}", "e".repeat(20), "a".repeat(9000), "s".repeat(20)),
+        revoke_by_jti: sign(&k1, claims("bob", "t-jti")),
+        revoke_by_subject: sign(&k1, claims("carol", "t-sub")),
+        revoke_by_family: sign(&k1, with(claims("dave", "t-fam"), "fam", json!("family-1"))),
+        revoke_by_rfc7009: sign(&k1, claims("erin", "t-7009")),
+        second_key: sign(
+            &testing::key("k2", Algorithm::ES384),
+            claims("frank", "t-k2"),
+        ),
+    }
+}
+
+fn script(t: &Tokens) -> Vec<Step> {
+    // Published with `keep_signing=true`: the signing key k1 stays beside k2.
+    let k2 = Keyset::new([testing::key("k2", Algorithm::ES384)])
+        .unwrap()
+        .to_public_jwks();
+    let mut private: Value = serde_json::from_str(&k2).unwrap();
+    private["keys"][0]["d"] = json!("c2VjcmV0");
+    vec![
+        // The middleware, every way in and every way out.
+        get("missing token", "/api/orders", 401),
+        get("valid token", "/api/orders", 200).bearer(&t.valid),
+        get("scheme is case-insensitive", "/api/orders", 200)
+            .header("authorization", format!("bEaReR {}", t.valid)),
+        get("bearer without a token", "/api/orders", 400).header("authorization", "Bearer"),
+        get("bearer with two tokens", "/api/orders", 400)
+            .header("authorization", format!("Bearer {} {}", t.valid, t.valid)),
+        get("two authorization headers", "/api/orders", 400)
+            .bearer(&t.valid)
+            .bearer(&t.valid),
+        get("another scheme", "/api/orders", 401).basic("alice", "pw"),
+        get("not a JWT", "/api/orders", 401).bearer("not-a-jwt"),
+        get("expired", "/api/orders", 401).bearer(&t.expired),
+        get("not yet valid", "/api/orders", 401).bearer(&t.not_yet),
+        get("wrong issuer", "/api/orders", 401).bearer(&t.wrong_iss),
+        get("wrong audience", "/api/orders", 401).bearer(&t.wrong_aud),
+        get("unknown kid", "/api/orders", 401).bearer(&t.unknown_kid),
+        get("bad signature", "/api/orders", 401).bearer(&t.bad_sig),
+        get("algorithm not the key's", "/api/orders", 401).bearer(&t.wrong_alg),
+        get("oversize token", "/api/orders", 401).bearer(&t.oversize),
+        get("skip path", "/api/health", 200),
+        get("cookie", "/api/orders", 200)
+            .header("cookie", format!("theme=dark; session={}", t.valid)),
+        get("bad cookie", "/api/orders", 401).header("cookie", "session=x.y.z"),
+        get("header wins over cookie", "/api/orders", 401)
+            .bearer("x.y.z")
+            .header("cookie", format!("session={}", t.valid)),
+        get("scope missing", "/scoped/orders", 403).bearer(&t.valid),
+        get("scope present", "/scoped/orders", 200).bearer(&t.writer),
+        get("scope, no token", "/scoped/orders", 401),
+        get("optional, no token", "/optional/whoami", 200),
+        get("optional, valid token", "/optional/whoami", 200).bearer(&t.valid),
+        get("optional, bad token", "/optional/whoami", 401).bearer(&t.expired),
+        get("optional, malformed header", "/optional/whoami", 400)
+            .header("authorization", "Bearer"),
+        get("custom body, no token", "/custom/orders", 401),
+        get("custom body, bad token", "/custom/orders", 401).bearer(&t.bad_sig),
+        get("custom body, valid", "/custom/orders", 200).bearer(&t.valid),
+        get("extractor without middleware", "/bare/orders", 401).bearer(&t.valid),
+        // Revocations through the admin routes, then the token is refused.
+        get("before jti revocation", "/api/orders", 200).bearer(&t.revoke_by_jti),
+        post("revoke jti", "/admin/revocations/jti", 200)
+            .admin()
+            .json(json!({"jti": "t-jti"})),
+        get("after jti revocation", "/api/orders", 401).bearer(&t.revoke_by_jti),
+        get("after jti revocation, by cookie", "/api/orders", 401)
+            .header("cookie", format!("session={}", t.revoke_by_jti)),
+        get("after jti revocation, optional", "/optional/whoami", 401).bearer(&t.revoke_by_jti),
+        post("revoke subject", "/admin/revocations/subject", 200)
+            .admin()
+            .json(json!({"subject": "carol"})),
+        get("after subject revocation", "/api/orders", 401).bearer(&t.revoke_by_subject),
+        post("revoke family", "/admin/revocations/family", 200)
+            .admin()
+            .json(json!({"family": "family-1"})),
+        get("after family revocation", "/api/orders", 401).bearer(&t.revoke_by_family),
+        post("introspect a revoked token", "/admin/introspect", 200)
+            .basic("orders-api", "orders-api-secret-0123456789")
+            .form(&format!("token={}", t.revoke_by_jti)),
+        post("introspect a live token", "/admin/introspect", 200)
+            .basic("orders-api", "orders-api-secret-0123456789")
+            .form(&format!("token={}", t.valid)),
+        post("RFC 7009 revoke", "/admin/revoke", 200)
+            .admin()
+            .form(&format!("token={}", t.revoke_by_rfc7009)),
+        get("after RFC 7009 revoke", "/api/orders", 401).bearer(&t.revoke_by_rfc7009),
+        // Keysets: a second key, then a rollback removes it.
+        get("second key before publish", "/api/orders", 401).bearer(&t.second_key),
+        post(
+            "publish k2 beside k1",
+            "/admin/keysets?label=v2&keep_signing=true",
+            201,
+        )
+        .admin()
+        .raw("application/json", k2.clone()),
+        get("second key after publish", "/api/orders", 200).bearer(&t.second_key),
+        get("keyset history", "/admin/keysets", 200).admin(),
+        post("roll back", "/admin/keysets/rollback", 200).admin(),
+        get("second key after rollback", "/api/orders", 401).bearer(&t.second_key),
+        get("first key after rollback", "/api/orders", 200).bearer(&t.valid),
+        get("rollout status", "/admin/keysets/rollout", 200).admin(),
+        // Every admin endpoint's bad input.
+        post("admin without a key", "/admin/revocations/jti", 401).json(json!({"jti": "x"})),
+        post("admin with a managed token", "/admin/keysets/rollback", 401).bearer(&t.valid),
+        post("jti: bad JSON", "/admin/revocations/jti", 400)
+            .admin()
+            .raw("application/json", "{".into()),
+        post("jti: no jti", "/admin/revocations/jti", 400)
+            .admin()
+            .json(json!({"until": 5})),
+        post("jti: oversize body", "/admin/revocations/jti", 413)
+            .admin()
+            .raw(
+                "application/json",
+                format!("{{\"jti\": \"{}\"}}", "j".repeat(MAX_BODY)),
+            ),
+        post("jti: lapsed until", "/admin/revocations/jti", 400)
+            .admin()
+            .json(json!({"jti": "x", "until": 1})),
+        post("subject: wrong type", "/admin/revocations/subject", 400)
+            .admin()
+            .json(json!({"subject": 42})),
+        post("family: empty", "/admin/revocations/family", 400)
+            .admin()
+            .json(json!({"family": ""})),
+        post("publish: not a JWKS", "/admin/keysets", 400)
+            .admin()
+            .raw("application/json", "[1]".into()),
+        post(
+            "publish: private key material",
+            "/admin/keysets?keep_signing=true",
+            400,
+        )
+        .admin()
+        .json(private.clone()),
+        post(
+            "stage: private key material",
+            "/admin/keysets/stage?share=10",
+            400,
+        )
+        .admin()
+        .json(private),
+        post(
+            "stage: share over 100",
+            "/admin/keysets/stage?share=101",
+            400,
+        )
+        .admin()
+        .raw("application/json", k2.clone()),
+        post(
+            "share: nothing staged",
+            "/admin/keysets/share?share=50",
+            409,
+        )
+        .admin(),
+        post(
+            "share: not a number",
+            "/admin/keysets/share?share=lots",
+            400,
+        )
+        .admin(),
+        post("promote: nothing staged", "/admin/keysets/promote", 409).admin(),
+        post("abort: nothing staged", "/admin/keysets/abort", 409).admin(),
+        post("release: not a version", "/admin/keysets/release/abc", 400).admin(),
+        post(
+            "release: unknown version",
+            "/admin/keysets/release/999",
+            404,
+        )
+        .admin(),
+        post(
+            "rollback to unknown version",
+            "/admin/keysets/rollback/999",
+            404,
+        )
+        .admin(),
+        post(
+            "rollback to not a version",
+            "/admin/keysets/rollback/x",
+            400,
+        )
+        .admin(),
+        post("mint: no subject", "/admin/tokens", 400)
+            .admin()
+            .json(json!({"scope": "a"})),
+        post("token: unsupported grant", "/admin/token", 400)
+            .basic("demo-client", "demo-client-secret-0123456789")
+            .form("grant_type=password&username=a&password=b"),
+        post("token: wrong client secret", "/admin/token", 401)
+            .basic("demo-client", "wrong")
+            .form("grant_type=client_credentials"),
+        post("introspect: no credentials", "/admin/introspect", 401).form("token=x"),
+        post("introspect: no token", "/admin/introspect", 400)
+            .basic("orders-api", "orders-api-secret-0123456789")
+            .form(""),
+        post(
+            "revoke: a client may not revoke by admin key's rights",
+            "/admin/revoke",
+            401,
+        )
+        .basic("demo-client", "wrong")
+        .form("token=x"),
+        get("jwks", "/admin/.well-known/jwks.json", 200),
+        // Failed authentications are throttled per address: the eighth failure above
+        // (counting the wrong secrets) is followed by 429 for everyone from that address.
+        post("admin, wrong key 1", "/admin/keysets/rollback", 401).bearer("nope"),
+        post("admin, wrong key 2", "/admin/keysets/rollback", 401).bearer("nope"),
+        post("admin, wrong key 3", "/admin/keysets/rollback", 401).bearer("nope"),
+        post("throttled", "/admin/keysets/rollback", 429).admin(),
+        // The API itself is not throttled by admin failures.
+        get("API after admin throttle", "/api/orders", 200).bearer(&t.valid),
+    ]
+}
+
+/// One answer, as the suite compares it.
+#[derive(Debug, PartialEq, Eq)]
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+async fn send(http: &reqwest::Client, base: &str, step: &Step) -> Answer {
+    let method = reqwest::Method::from_bytes(step.method.as_bytes()).unwrap();
+    let mut req = http.request(method, format!("{base}{}", step.path));
+    for (name, value) in &step.headers {
+        req = req.header(*name, value);
+    }
+    if let Some(body) = &step.body {
+        req = req.body(body.clone());
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let mut headers: Vec<(String, String)> = res
+        .headers()
+        .iter()
+        // `Date` is the clock's, and `Connection` is hop-by-hop (RFC 9110 §7.6.1): how
+        // the server treats this connection after an unread body, not the answer.
+        .filter(|(name, _)| *name != "date" && *name != "connection")
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    headers.sort();
+    let body = res.text().await.unwrap();
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// Runs the script against both adapters, each on its own fixture from `make`, and
+/// fails on the first step where they differ or miss what the script expects.
+async fn run(backend: &str, redis: Option<&str>) {
+    let clock = ManualClock::starting_now();
+    let now = tokenlife_core::Clock::unix_now(&clock);
+    let tower_fx = fixture(&clock, redis.map(|u| (u, "{conformance-tower}"))).await;
+    let actix_fx = fixture(&clock, redis.map(|u| (u, "{conformance-actix}"))).await;
+    let tower = axum_app::serve(&tower_fx).await;
+    let actix = actix_app::serve(&actix_fx);
+    let http = reqwest::Client::new();
+    let t = tokens(now);
+    let mut failures = Vec::new();
+    for (i, step) in script(&t).iter().enumerate() {
+        let a = send(&http, &tower, step).await;
+        let b = send(&http, &actix, step).await;
+        if a != b {
+            failures.push(format!(
+                "{backend} #{i} {}: the adapters differ\n  tower: {a:?}\n  actix: {b:?}",
+                step.name
+            ));
+        } else if a.status != step.want {
+            eprintln!("{}", a.body);
+            failures.push(format!(
+                "{backend} #{i} {}: both answered {} (want {})\n  {a:?}",
+                step.name, a.status, step.want
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_adapters_answer_alike_in_memory() {
+    run("in-memory", None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_adapters_answer_alike_on_redis() {
+    let redis = RedisServer::start();
+    run("redis", Some(&redis.url())).await;
+}
+
+#[test]
+fn public_types_are_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<tokenlife_actix::TokenLife>();
+    assert_send_sync::<tokenlife_actix::Rejection>();
+    assert_send_sync::<tokenlife_actix::Token>();
+    assert_send_sync::<tokenlife_actix::AuthRejection>();
+}
