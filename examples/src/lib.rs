@@ -3,8 +3,11 @@
 //!
 //! - `gateway`: the main job. An axum API protected by [`TokenLifeLayer`], the admin
 //!   router on its own port, Prometheus `/metrics`; prints the curl lines to try it.
+//! - `actix_gateway`: the same on actix-web ([`start_actix`]).
 //! - `lifecycle`: one token's life on a manual clock, with audit lines and metrics.
 //! - `quickstart`: the core API on the console.
+
+pub mod cli;
 
 use std::convert::Infallible;
 use std::fmt;
@@ -223,11 +226,37 @@ fn prometheus() -> PrometheusHandle {
         .clone()
 }
 
-/// Binds both listeners and starts serving in the background (on the current runtime).
+/// What both gateways (axum and actix-web) mount: the validator, the admin state and
+/// what watches them, built from a [`GatewayConfig`].
+pub struct Parts {
+    /// The validator of the API routes.
+    pub validator: Validator,
+    /// The admin and OAuth operations.
+    pub state: AdminState,
+    /// The keyset store behind both.
+    pub store: KeysetStore,
+    /// The rollout guard watching the store.
+    pub guard: RolloutGuard,
+    /// The process's Prometheus handle (`/metrics`).
+    pub prometheus: PrometheusHandle,
+    /// In fleet mode, the fleet and its running tasks.
+    pub fleet: Option<(RedisFleet, Option<FleetTasks>)>,
+    /// A public JWKS of a fresh key that signs nothing here.
+    pub bad_deploy_jwks: String,
+}
+
+impl fmt::Debug for Parts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Parts").finish_non_exhaustive()
+    }
+}
+
+/// Builds the gateway's keys, stores, validator, issuer, monitor, guard and admin state
+/// (and joins the fleet, in fleet mode, on the current runtime); no listener yet.
 ///
 /// # Errors
-/// A key could not be generated or a listener could not bind.
-pub async fn start(config: GatewayConfig) -> Result<Gateway, Box<dyn std::error::Error>> {
+/// A key could not be generated or loaded, or the fleet's URL is bad.
+pub fn parts(config: &GatewayConfig) -> Result<Parts, Box<dyn std::error::Error>> {
     let prometheus = prometheus();
     let signing = match &config.signing_key_pem {
         Some(pem) => Key::from_private_pem("gw-1", Algorithm::ES256, pem.expose().as_bytes())?,
@@ -273,18 +302,7 @@ pub async fn start(config: GatewayConfig) -> Result<Gateway, Box<dyn std::error:
         issuer = issuer.refresh_store(r);
     }
     let issuer = issuer.build()?;
-
-    let api = Router::new()
-        .route("/orders", get(orders))
-        .route(
-            "/orders/admin",
-            get(|| async { "order admin\n" })
-                .route_layer(TokenLifeLayer::new(validator.clone()).require_scope("orders:write")),
-        )
-        .route("/healthz", get(|| async { "ok\n" }))
-        .layer(TokenLifeLayer::new(validator.clone()).skip_path("/healthz"));
-
-    let state = AdminState::builder(validator)
+    let state = AdminState::builder(validator.clone())
         .issuer(issuer)
         .rollout_guard(guard.clone())
         .admin_key(config.admin_key.expose())
@@ -294,7 +312,38 @@ pub async fn start(config: GatewayConfig) -> Result<Gateway, Box<dyn std::error:
             Some("orders:read"),
         )
         .build()?;
-    let admin = admin::router(state).route(
+    let bad_deploy_jwks =
+        Keyset::new([Key::generate("bad-deploy", Algorithm::ES256)?])?.to_public_jwks();
+    Ok(Parts {
+        validator,
+        state,
+        store,
+        guard,
+        prometheus,
+        fleet,
+        bad_deploy_jwks,
+    })
+}
+
+/// Binds both listeners and starts serving the axum gateway in the background (on the
+/// current runtime).
+///
+/// # Errors
+/// A key could not be generated or a listener could not bind.
+pub async fn start(config: GatewayConfig) -> Result<Gateway, Box<dyn std::error::Error>> {
+    let p = parts(&config)?;
+    let validator = p.validator;
+    let api = Router::new()
+        .route("/orders", get(orders))
+        .route(
+            "/orders/admin",
+            get(|| async { "order admin\n" })
+                .route_layer(TokenLifeLayer::new(validator.clone()).require_scope("orders:write")),
+        )
+        .route("/healthz", get(|| async { "ok\n" }))
+        .layer(TokenLifeLayer::new(validator).skip_path("/healthz"));
+    let prometheus = p.prometheus;
+    let admin = admin::router(p.state).route(
         "/metrics",
         get(move || std::future::ready(prometheus.render())),
     );
@@ -305,17 +354,106 @@ pub async fn start(config: GatewayConfig) -> Result<Gateway, Box<dyn std::error:
     let admin_url = format!("http://{}", admin_listener.local_addr()?);
     tokio::spawn(serve(api_listener, api, config.limits));
     tokio::spawn(serve(admin_listener, admin, config.limits));
-    let bad_deploy_jwks =
-        Keyset::new([Key::generate("bad-deploy", Algorithm::ES256)?])?.to_public_jwks();
     Ok(Gateway {
         api_url,
         admin_url,
         config,
-        bad_deploy_jwks,
-        store,
-        guard,
-        fleet,
+        bad_deploy_jwks: p.bad_deploy_jwks,
+        store: p.store,
+        guard: p.guard,
+        fleet: p.fleet,
     })
+}
+
+/// The same gateway on actix-web: the API behind `tokenlife_actix::TokenLife`, the admin
+/// scope and `/metrics` on the second listener, the same routes, answers and curl lines.
+/// The actix server runs on its own thread (its own actix system); the fleet, in fleet
+/// mode, on the current tokio runtime. The header-read timeout and the connection cap
+/// are actix's own (`client_request_timeout`, `max_connections`); actix-web has no
+/// whole-request timeout, so `request_timeout` applies to the axum gateway only.
+///
+/// # Errors
+/// A key could not be generated or a listener could not bind.
+pub fn start_actix(config: GatewayConfig) -> Result<Gateway, Box<dyn std::error::Error>> {
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    use tokenlife_actix::TokenLife;
+
+    async fn orders(
+        tokenlife_actix::Claims(c): tokenlife_actix::Claims<OrderClaims>,
+    ) -> HttpResponse {
+        text(format!(
+            "orders for {} (scope: {})\n",
+            c.sub,
+            c.scope.unwrap_or_default()
+        ))
+    }
+    fn text(body: impl Into<String>) -> HttpResponse {
+        HttpResponse::Ok()
+            .content_type("text/plain; charset=utf-8")
+            .body(body.into())
+    }
+
+    let p = parts(&config)?;
+    let api_listener = std::net::TcpListener::bind(config.api_addr)?;
+    let admin_listener = std::net::TcpListener::bind(config.admin_addr)?;
+    let api_url = format!("http://{}", api_listener.local_addr()?);
+    let admin_url = format!("http://{}", admin_listener.local_addr()?);
+    let limits = config.limits;
+    let validator = p.validator;
+    let api = HttpServer::new(move || {
+        App::new()
+            .wrap(TokenLife::new(validator.clone()).skip_path("/healthz"))
+            .route("/orders", web::get().to(orders))
+            .service(
+                web::resource("/orders/admin")
+                    .wrap(TokenLife::new(validator.clone()).require_scope("orders:write"))
+                    .route(web::get().to(|| async { text("order admin\n") })),
+            )
+            .route("/healthz", web::get().to(|| async { text("ok\n") }))
+    });
+    let (state, prometheus) = (p.state, p.prometheus);
+    let admin = HttpServer::new(move || {
+        let prometheus = prometheus.clone();
+        App::new()
+            .route(
+                "/metrics",
+                web::get().to(move || std::future::ready(text(prometheus.render()))),
+            )
+            .service(tokenlife_actix::admin::scope("", state.clone()))
+    });
+    // One worker each, actix's header-read timeout and connection cap (per worker).
+    macro_rules! limited {
+        ($server:expr) => {
+            $server
+                .workers(1)
+                .disable_signals()
+                .client_request_timeout(limits.header_read_timeout)
+                .max_connections(limits.max_connections)
+        };
+    }
+    let api = limited!(api).listen(api_listener)?.run();
+    let admin = limited!(admin).listen(admin_listener)?.run();
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let _ = futures_join(api, admin).await;
+        })
+    });
+    Ok(Gateway {
+        api_url,
+        admin_url,
+        config,
+        bad_deploy_jwks: p.bad_deploy_jwks,
+        store: p.store,
+        guard: p.guard,
+        fleet: p.fleet,
+    })
+}
+
+/// Runs both servers to the end.
+async fn futures_join(a: actix_web::dev::Server, b: actix_web::dev::Server) {
+    let b = actix_web::rt::spawn(b);
+    let _ = a.await;
+    let _ = b.await;
 }
 
 impl Gateway {

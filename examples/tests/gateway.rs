@@ -1,9 +1,10 @@
 //! The gateway's printed walkthrough, step by step, with a real client against the
-//! real servers (ephemeral ports).
+//! real servers (ephemeral ports): the axum gateway and the actix-web one alike, and
+//! each one's listener limits.
 
 use std::time::Duration;
 
-use examples::{GatewayConfig, Secret, ServeLimits, start};
+use examples::{Gateway, GatewayConfig, Secret, ServeLimits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -29,9 +30,31 @@ fn token_from(body: &str) -> String {
     v["access_token"].as_str().unwrap().to_owned()
 }
 
+/// Which gateway a test starts.
+#[derive(Clone, Copy, Debug)]
+enum Framework {
+    Axum,
+    Actix,
+}
+
+async fn start(framework: Framework, config: GatewayConfig) -> Gateway {
+    match framework {
+        Framework::Axum => examples::start(config).await.unwrap(),
+        Framework::Actix => examples::start_actix(config).unwrap(),
+    }
+}
+
 #[tokio::test]
-async fn the_printed_walkthrough_works() {
-    let gw = start(config(ServeLimits::default())).await.unwrap();
+async fn the_printed_walkthrough_works_on_axum() {
+    walkthrough(start(Framework::Axum, config(ServeLimits::default())).await).await;
+}
+
+#[tokio::test]
+async fn the_printed_walkthrough_works_on_actix() {
+    walkthrough(start(Framework::Actix, config(ServeLimits::default())).await).await;
+}
+
+async fn walkthrough(gw: Gateway) {
     let lines = gw.curl_lines();
     assert!(
         lines.contains(&gw.api_url)
@@ -153,12 +176,20 @@ async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> Option<St
 /// Finding 12: a half-sent request is dropped after the header-read timeout.
 #[tokio::test]
 async fn a_half_sent_request_is_dropped_after_the_header_timeout() {
-    let gw = start(config(ServeLimits {
-        header_read_timeout: Duration::from_millis(300),
-        ..ServeLimits::default()
-    }))
-    .await
-    .unwrap();
+    for framework in [Framework::Axum, Framework::Actix] {
+        half_sent(framework).await;
+    }
+}
+
+async fn half_sent(framework: Framework) {
+    let gw = start(
+        framework,
+        config(ServeLimits {
+            header_read_timeout: Duration::from_millis(300),
+            ..ServeLimits::default()
+        }),
+    )
+    .await;
     for base in [&gw.api_url, &gw.admin_url] {
         let addr = base.trim_start_matches("http://");
         let mut slow = TcpStream::connect(addr).await.unwrap();
@@ -167,7 +198,10 @@ async fn a_half_sent_request_is_dropped_after_the_header_timeout() {
             .unwrap();
         // The server closes it by itself (well before this bound).
         let seen = read_until_closed(&mut slow, Duration::from_secs(20)).await;
-        assert!(seen.is_some(), "{base}: a half-sent request was kept open");
+        assert!(
+            seen.is_some(),
+            "{framework:?} {base}: a half-sent request was kept open"
+        );
         assert!(!seen.unwrap().contains("200 OK"));
     }
 }
@@ -176,12 +210,20 @@ async fn a_half_sent_request_is_dropped_after_the_header_timeout() {
 /// waits until a slot frees up.
 #[tokio::test]
 async fn connections_are_capped() {
-    let gw = start(config(ServeLimits {
-        max_connections: 2,
-        ..ServeLimits::default()
-    }))
-    .await
-    .unwrap();
+    for framework in [Framework::Axum, Framework::Actix] {
+        capped(framework).await;
+    }
+}
+
+async fn capped(framework: Framework) {
+    let gw = start(
+        framework,
+        config(ServeLimits {
+            max_connections: 2,
+            ..ServeLimits::default()
+        }),
+    )
+    .await;
     let addr = gw.api_url.trim_start_matches("http://").to_owned();
     let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     // Two idle connections hold both slots.
@@ -194,7 +236,7 @@ async fn connections_are_capped() {
     let early = tokio::time::timeout(Duration::from_millis(500), third.read(&mut buf)).await;
     assert!(
         early.is_err(),
-        "a third connection was served beyond the cap"
+        "{framework:?}: a third connection was served beyond the cap"
     );
     drop(idle1);
     let served = read_until_closed(&mut third, Duration::from_secs(20))

@@ -1,0 +1,184 @@
+//! The gateway's command line, shared by the `gateway` (axum) and `actix_gateway`
+//! examples: flags and environment into a [`GatewayConfig`], and the banner with the
+//! curl walkthrough.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::{FleetSettings, Gateway, GatewayConfig, Secret, ServeLimits, random_secret};
+
+/// tokenlife gateway example.
+#[derive(Parser)]
+#[command(
+    version,
+    about = "A service that is its own token gateway (tokenlife example)"
+)]
+struct Args {
+    /// Address of the protected API.
+    #[arg(long, env = "TOKENLIFE_API_ADDR", default_value = "127.0.0.1:8080")]
+    api_addr: SocketAddr,
+    /// Address of the admin router and /metrics.
+    #[arg(long, env = "TOKENLIFE_ADMIN_ADDR", default_value = "127.0.0.1:8081")]
+    admin_addr: SocketAddr,
+    /// Issuer (`iss`) of the tokens.
+    #[arg(
+        long,
+        env = "TOKENLIFE_ISSUER",
+        default_value = "https://gateway.example.com"
+    )]
+    issuer: String,
+    /// Audience (`aud`) of the tokens.
+    #[arg(long, env = "TOKENLIFE_AUDIENCE", default_value = "api://orders")]
+    audience: String,
+    /// File holding the admin credential (else $TOKENLIFE_ADMIN_KEY, else random).
+    #[arg(long)]
+    admin_key_file: Option<PathBuf>,
+    /// Demo OAuth client id.
+    #[arg(long, env = "TOKENLIFE_CLIENT_ID", default_value = "demo-client")]
+    client_id: String,
+    /// File holding the demo client's secret (else $TOKENLIFE_CLIENT_SECRET, else random).
+    #[arg(long)]
+    client_secret_file: Option<PathBuf>,
+    /// Access-token lifetime in seconds (1 to 31536000).
+    #[arg(long, env = "TOKENLIFE_ACCESS_TTL", default_value_t = 900,
+          value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    access_ttl: u64,
+    /// Longest wait for a request's headers, in seconds.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    header_timeout: u64,
+    /// Longest time a request may take, in seconds.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    request_timeout: u64,
+    /// Most open connections per listener.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections: u64,
+    /// Do not print audit events.
+    #[arg(long)]
+    quiet: bool,
+    /// Stop after this many seconds (default: run until interrupted).
+    #[arg(long)]
+    run_for: Option<u64>,
+    /// The signing key, a PKCS#8 PEM file (ES256); default a fresh one. Every node of a
+    /// fleet needs the same one.
+    #[arg(long, env = "TOKENLIFE_SIGNING_KEY_FILE")]
+    signing_key_file: Option<PathBuf>,
+    /// Fleet mode: share revocations, keysets and refresh tokens through this Redis.
+    #[arg(long, env = "TOKENLIFE_REDIS_URL")]
+    redis: Option<String>,
+    /// Fleet key and channel prefix (keep the {hash tag}).
+    #[arg(long, env = "TOKENLIFE_FLEET_PREFIX", default_value = "{tokenlife}")]
+    fleet_prefix: String,
+    /// This node's name in the fleet.
+    #[arg(long, env = "TOKENLIFE_NODE_ID", default_value = "gateway")]
+    node_id: String,
+}
+
+/// A secret from a file, else from an environment variable, else random (and then
+/// shown once on stderr).
+fn secret(file: Option<&PathBuf>, env: &str) -> Result<(Secret, bool), Box<dyn std::error::Error>> {
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let s = text.trim();
+        if s.is_empty() {
+            return Err(format!("{} is empty", path.display()).into());
+        }
+        return Ok((Secret::new(s), false));
+    }
+    match std::env::var(env) {
+        Ok(v) if !v.is_empty() => Ok((Secret::new(v), false)),
+        Ok(_) => Err(format!("${env} is empty").into()),
+        Err(_) => Ok((random_secret(), true)),
+    }
+}
+
+/// What the command line asked for: the config, whether the admin key and the client
+/// secret were generated (and so are shown once), how long to run.
+#[derive(Debug)]
+pub struct Cli {
+    /// The gateway's config.
+    pub config: GatewayConfig,
+    admin_generated: bool,
+    client_generated: bool,
+    run_for: Option<u64>,
+}
+
+impl Cli {
+    /// Parses the process's arguments and environment.
+    ///
+    /// # Errors
+    /// A secret file cannot be read or is empty, or a secret variable is empty.
+    pub fn parse() -> Result<Self, Box<dyn std::error::Error>> {
+        let args = Args::parse();
+        let (admin_key, admin_generated) =
+            secret(args.admin_key_file.as_ref(), "TOKENLIFE_ADMIN_KEY")?;
+        let (client_secret, client_generated) =
+            secret(args.client_secret_file.as_ref(), "TOKENLIFE_CLIENT_SECRET")?;
+        let config = GatewayConfig {
+            api_addr: args.api_addr,
+            admin_addr: args.admin_addr,
+            issuer: args.issuer,
+            audience: args.audience,
+            admin_key,
+            client_id: args.client_id,
+            client_secret,
+            access_ttl: Duration::from_secs(args.access_ttl),
+            audit_stdout: !args.quiet,
+            limits: ServeLimits {
+                header_read_timeout: Duration::from_secs(args.header_timeout),
+                request_timeout: Duration::from_secs(args.request_timeout),
+                max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+            },
+            signing_key_pem: match &args.signing_key_file {
+                Some(path) => Some(Secret::new(std::fs::read_to_string(path)?)),
+                None => None,
+            },
+            fleet: args.redis.map(|redis_url| FleetSettings {
+                redis_url,
+                prefix: args.fleet_prefix,
+                node_id: args.node_id,
+            }),
+        };
+        Ok(Self {
+            config,
+            admin_generated,
+            client_generated,
+            run_for: args.run_for,
+        })
+    }
+
+    /// Prints the banner and the walkthrough to stderr, then serves for `--run-for`
+    /// seconds or until interrupted.
+    pub async fn run(&self, gw: &Gateway, framework: &str) {
+        eprintln!("tokenlife gateway ({framework})");
+        eprintln!(
+            "  API    {}  (GET /orders needs a token; /healthz does not)",
+            gw.api_url
+        );
+        eprintln!(
+            "  admin  {}  (admin key below; /metrics and /.well-known/jwks.json are open)",
+            gw.admin_url
+        );
+        if self.admin_generated {
+            eprintln!("  admin key (generated) {}", gw.config.admin_key.expose());
+        }
+        if self.client_generated {
+            eprintln!(
+                "  demo client {} / (generated) {}",
+                gw.config.client_id,
+                gw.config.client_secret.expose()
+            );
+        }
+        eprintln!(
+            "\nTry it (audit events go to stdout as JSON lines):\n\n{}",
+            gw.curl_lines()
+        );
+        match self.run_for {
+            Some(secs) => tokio::time::sleep(Duration::from_secs(secs)).await,
+            None => std::future::pending::<()>().await,
+        }
+    }
+}
