@@ -51,3 +51,9 @@ pub use middleware::{
 pub use tokenlife_core::gate::Rejection;
 
 pub use tokenlife_core as core;
+
+// The README's snippets (axum and actix-web) compile and run as doctests of this crate,
+// whose dev-dependencies hold both frameworks.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

@@ -52,7 +52,3 @@ pub use service::TokenLifeService;
 pub use extract::{AuthRejection, Claims, Token};
 
 pub use tokenlife_core as core;
-
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-struct ReadmeDoctests;
