@@ -9,10 +9,12 @@
 //! backends.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokenlife_core::fleet::{FleetConfig, FleetTasks, RedisFleet};
+use tokenlife_core::observe::{Event, from_fn};
 use tokenlife_core::testing::RedisServer;
 use tokenlife_core::{
     Algorithm, Issuer, Key, Keyset, KeysetStore, ManualClock, RevocationList, Validator, testing,
@@ -27,6 +29,8 @@ const MAX_BODY: usize = 4096;
 /// and one revocation list (in memory, or a fleet node on Redis).
 struct Fixture {
     validator: Validator,
+    /// Every validation the validator's observer saw: outcome and client address.
+    seen: Arc<Mutex<Vec<String>>>,
     admin: tokenlife_core::admin::AdminState,
     _fleet: Option<(RedisFleet, FleetTasks)>,
 }
@@ -61,11 +65,24 @@ async fn fixture(clock: &ManualClock, redis: Option<(&str, &str)>) -> Fixture {
         }
         None => (list.build(), None),
     };
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
     let validator = Validator::builder(store.clone())
         .issuer(ISS)
         .audience(AUD)
         .clock(clock.clone())
         .revocations(list.clone())
+        .observer(from_fn(move |e| {
+            if let Event::Validated {
+                outcome, client, ..
+            } = e
+            {
+                let outcome = outcome.map_or_else(|k| format!("{k:?}"), |_| "ok".into());
+                log.lock()
+                    .unwrap()
+                    .push(format!("{outcome} from {}", client.unwrap_or("?")));
+            }
+        }))
         .build()
         .unwrap();
     let issuer = Issuer::builder(store)
@@ -90,6 +107,7 @@ async fn fixture(clock: &ManualClock, redis: Option<(&str, &str)>) -> Fixture {
         .unwrap();
     Fixture {
         validator,
+        seen,
         admin,
         _fleet: fleet,
     }
@@ -107,6 +125,7 @@ fn problem(status: u16, title: &str) -> String {
 //   /custom/*    a custom rejection body (problem+json), realm `orders`
 //   /admin/*     the admin and OAuth routes
 //   /bare/orders no middleware: the claims extractor answers
+//   /header/*    token from `X-Api-Token`, else a custom function (`X-Legacy: tok:…`)
 // ---------------------------------------------------------------------------------------
 
 mod axum_app {
@@ -114,7 +133,7 @@ mod axum_app {
     use axum::Router;
     use axum::routing::get;
     use bytes::Bytes;
-    use tokenlife_tower::{Claims, TokenLifeLayer};
+    use tokenlife_tower::{Claims, TokenLifeLayer, TokenSource};
 
     const TEXT: [(http::HeaderName, &str); 1] =
         [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")];
@@ -160,10 +179,21 @@ mod axum_app {
                     res
                 }),
         );
+        let sourced = Router::new().route("/header/orders", get(orders)).layer(
+            TokenLifeLayer::new(v.clone()).sources([
+                TokenSource::Header(http::HeaderName::from_static("x-api-token")),
+                TokenSource::Custom(Arc::new(|h: &http::HeaderMap| {
+                    h.get("x-legacy")
+                        .and_then(|v| v.to_str().ok())?
+                        .strip_prefix("tok:")
+                })),
+            ]),
+        );
         // No middleware: the extractor itself refuses.
         let bare = Router::new().route("/bare/orders", get(orders));
         let app = Router::new()
             .merge(bare)
+            .merge(sourced)
             .merge(api)
             .merge(scoped)
             .merge(optional)
@@ -185,8 +215,9 @@ mod axum_app {
 
 mod actix_app {
     use super::*;
+    use actix_web::http::header::{HeaderMap, HeaderName};
     use actix_web::{App, HttpResponse, HttpServer, web};
-    use tokenlife_actix::{Claims, TokenLife};
+    use tokenlife_actix::{Claims, TokenLife, TokenSource};
 
     fn text(body: String) -> HttpResponse {
         HttpResponse::Ok()
@@ -214,6 +245,18 @@ mod actix_app {
             App::new()
                 // No middleware: the extractor itself refuses.
                 .route("/bare/orders", web::get().to(orders))
+                .service(
+                    web::scope("/header")
+                        .wrap(TokenLife::new(v.clone()).sources([
+                            TokenSource::Header(HeaderName::from_static("x-api-token")),
+                            TokenSource::Custom(Arc::new(|h: &HeaderMap| {
+                                h.get("x-legacy")
+                                    .and_then(|v| v.to_str().ok())?
+                                    .strip_prefix("tok:")
+                            })),
+                        ]))
+                        .route("/orders", web::get().to(orders)),
+                )
                 .service(
                     web::scope("/api")
                         .wrap(
@@ -454,6 +497,13 @@ fn script(t: &Tokens) -> Vec<Step> {
         get("custom body, bad token", "/custom/orders", 401).bearer(&t.bad_sig),
         get("custom body, valid", "/custom/orders", 200).bearer(&t.valid),
         get("extractor without middleware", "/bare/orders", 401).bearer(&t.valid),
+        get("token header", "/header/orders", 200).header("x-api-token", t.valid.clone()),
+        get("two token headers", "/header/orders", 400)
+            .header("x-api-token", t.valid.clone())
+            .header("x-api-token", t.valid.clone()),
+        get("custom source", "/header/orders", 200).header("x-legacy", format!("tok:{}", t.valid)),
+        get("custom source, bad token", "/header/orders", 401).header("x-legacy", "tok:x.y.z"),
+        get("sources replaced: bearer not read", "/header/orders", 401).bearer(&t.valid),
         // Revocations through the admin routes, then the token is refused.
         get("before jti revocation", "/api/orders", 200).bearer(&t.revoke_by_jti),
         post("revoke jti", "/admin/revocations/jti", 200)
@@ -678,6 +728,19 @@ async fn run(backend: &str, redis: Option<&str>) {
             ));
         }
     }
+    // What the observer saw (metrics, audit and alerts feed on it): the same verdicts, in
+    // the same order, with the client's address, on both.
+    let (a, b) = (
+        tower_fx.seen.lock().unwrap().clone(),
+        actix_fx.seen.lock().unwrap().clone(),
+    );
+    if a != b {
+        failures.push(format!(
+            "{backend}: observed validations differ\n  tower: {a:?}\n  actix: {b:?}"
+        ));
+    }
+    assert!(a.iter().any(|e| e == "ok from 127.0.0.1"), "{a:?}");
+    assert!(a.iter().any(|e| e == "Revoked from 127.0.0.1"), "{a:?}");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
