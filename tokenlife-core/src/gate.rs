@@ -109,11 +109,19 @@ pub fn cookie<'a>(values: impl IntoIterator<Item = &'a [u8]>, name: &str) -> Fou
 
 /// A header value as text, if it is visible ASCII, space or tab (what `http`'s
 /// `HeaderValue::to_str` accepts), so every adapter reads the same bytes the same way.
+///
+/// One pass with no early exit, so the compiler vectorizes it: a bearer token is
+/// hundreds of bytes and this runs on every request (a byte-at-a-time `all` was a fifth
+/// of an axum request's CPU in the `adapters` bench).
 fn visible_ascii(v: &[u8]) -> Option<&str> {
-    if v.iter().all(|&b| b == b'\t' || (32..127).contains(&b)) {
-        std::str::from_utf8(v).ok()
-    } else {
+    let bad = v
+        .iter()
+        .fold(false, |bad, &b| bad | (b < 32 && b != b'\t') | (b >= 127));
+    if bad {
         None
+    } else {
+        // Pure ASCII: valid UTF-8 (checked again, cheaply, rather than assumed).
+        std::str::from_utf8(v).ok()
     }
 }
 
