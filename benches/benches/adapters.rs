@@ -28,6 +28,11 @@ fn axum(c: &mut Criterion) {
         .expect("runtime");
     let base = Router::new().route("/orders", get(|| async { "ok" }));
     let bare = base.clone();
+    // What any tower layer costs on an axum route (axum boxes the layered route again):
+    // a layer that does nothing, to tell axum's share from tokenlife's.
+    let noop = base
+        .clone()
+        .layer(tower::util::MapRequestLayer::new(|r: http::Request<Body>| r));
     let layered = base.layer(tokenlife_tower::TokenLifeLayer::new(v));
     let req = || {
         http::Request::get("/orders")
@@ -41,6 +46,9 @@ fn axum(c: &mut Criterion) {
     let mut g = c.benchmark_group("adapter/axum");
     g.bench_function("bare", |b| {
         b.iter(|| black_box(rt.block_on(bare.clone().oneshot(req())).expect("call")))
+    });
+    g.bench_function("no-op layer", |b| {
+        b.iter(|| black_box(rt.block_on(noop.clone().oneshot(req())).expect("call")))
     });
     g.bench_function("layer (cache hit)", |b| {
         b.iter(|| black_box(rt.block_on(layered.clone().oneshot(req())).expect("call")))
