@@ -30,9 +30,9 @@ fn axum(c: &mut Criterion) {
     let bare = base.clone();
     // What any tower layer costs on an axum route (axum boxes the layered route again):
     // a layer that does nothing, to tell axum's share from tokenlife's.
-    let noop = base
-        .clone()
-        .layer(tower::util::MapRequestLayer::new(|r: http::Request<Body>| r));
+    let noop = base.clone().layer(tower::util::MapRequestLayer::new(
+        |r: http::Request<Body>| r,
+    ));
     let layered = base.layer(tokenlife_tower::TokenLifeLayer::new(v));
     let req = || {
         http::Request::get("/orders")

@@ -30,6 +30,9 @@
 mod jwk;
 mod key;
 mod keyset;
+#[cfg(feature = "remote")]
+#[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
+pub mod remote;
 mod store;
 mod verifier;
 

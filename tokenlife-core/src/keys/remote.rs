@@ -1,0 +1,803 @@
+//! Keys from an identity provider (feature `remote`): a JWKS URL, or an issuer URL whose
+//! discovery document (`/.well-known/openid-configuration`, else RFC 8414's
+//! `/.well-known/oauth-authorization-server`) names it.
+//!
+//! [`RemoteKeys`] fetches the keys into its own [`KeysetStore`]: every fetch that changes
+//! them is a new snapshot version, so history, rollback, canaries and the rollout guard
+//! work for remote keys as for local ones. Validation never does I/O and never waits on
+//! a fetch: it reads the store. Around it:
+//!
+//! - [`RemoteKeys::refresh_task`] refreshes in the background, when `Cache-Control:
+//!   max-age` says (within [`RemoteKeysBuilder::refresh_bounds`]), with `If-None-Match`;
+//! - as an [`Observer`] of the validator, an unknown `kid` wakes one refresh (single
+//!   flight), then a cooldown (default 60 s) during which unknown kids fail fast with no
+//!   network;
+//! - a key the library cannot use is skipped and reported (metric, log, status); the
+//!   others load;
+//! - a failed fetch (timeout, non-200, bad JSON, oversize body, no usable key) keeps the
+//!   last good keys current, and is typed, counted and shown by [`RemoteKeys::status`].
+//!
+//! # Examples
+//!
+//! ```no_run
+//! use tokenlife_core::Validator;
+//! use tokenlife_core::keys::remote::RemoteKeys;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let keys = RemoteKeys::issuer("https://idp.example.com/realms/main").build().await?;
+//! let validator = Validator::builder(keys.store().clone())
+//!     .issuer("https://idp.example.com/realms/main")
+//!     .audience("api://orders")
+//!     .also_observer(keys.clone()) // unknown kid: one refresh, then a cooldown
+//!     .build()?;
+//! tokio::spawn(keys.clone().refresh_task());
+//! # let _ = validator; Ok(()) }
+//! ```
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::{KeyErrorKind, ValidationErrorKind};
+use crate::keys::{Keyset, KeysetStore};
+use crate::observe::{Event, Observer};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The metrics remote keys emit.
+pub mod names {
+    /// Fetches of the JWKS, by `outcome`: `updated`, `unchanged`, `not_modified`, or
+    /// the [`RemoteErrorKind`](super::RemoteErrorKind) of a failure.
+    pub const FETCHES: &str = "tokenlife_remote_fetches_total";
+    /// JWKS entries skipped as unusable.
+    pub const KEYS_SKIPPED: &str = "tokenlife_remote_keys_skipped_total";
+    /// Unknown kids seen during the cooldown, which woke no refresh.
+    pub const UNKNOWN_KID_SUPPRESSED: &str = "tokenlife_remote_unknown_kid_suppressed_total";
+}
+
+/// Where the keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Source {
+    /// A JWKS URL.
+    Jwks(String),
+    /// An issuer URL: its discovery document names the JWKS, and its `issuer` must be
+    /// this URL.
+    Issuer(String),
+}
+
+/// What went wrong with a fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RemoteErrorKind {
+    /// The URL is not an `http(s)` URL.
+    InvalidUrl,
+    /// No connection (refused, DNS, TLS).
+    Unreachable,
+    /// No answer within the timeout.
+    Timeout,
+    /// An answer other than 200 (or 304 to a conditional request).
+    HttpStatus,
+    /// A body over the size limit.
+    TooLarge,
+    /// A body that is not the JSON document expected (JWKS or discovery).
+    InvalidJson,
+    /// A JWKS with no key this library can use (empty, or every key skipped).
+    NoUsableKeys,
+    /// A discovery document whose `issuer` is not the issuer asked for.
+    IssuerMismatch,
+}
+
+impl RemoteErrorKind {
+    /// The kind as a metric label and a status word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidUrl => "invalid_url",
+            Self::Unreachable => "unreachable",
+            Self::Timeout => "timeout",
+            Self::HttpStatus => "http_status",
+            Self::TooLarge => "too_large",
+            Self::InvalidJson => "invalid_json",
+            Self::NoUsableKeys => "no_usable_keys",
+            Self::IssuerMismatch => "issuer_mismatch",
+        }
+    }
+}
+
+/// A failed fetch: its kind, the HTTP status if there was one, and the cause.
+#[derive(Debug, thiserror::Error)]
+#[error("remote keys: {} {}", kind.as_str(), status.map(|s| s.to_string()).unwrap_or_default())]
+pub struct RemoteError {
+    kind: RemoteErrorKind,
+    status: Option<u16>,
+    #[source]
+    source: Option<BoxError>,
+}
+
+impl RemoteError {
+    fn new(kind: RemoteErrorKind) -> Self {
+        Self {
+            kind,
+            status: None,
+            source: None,
+        }
+    }
+
+    fn because(kind: RemoteErrorKind, source: impl Into<BoxError>) -> Self {
+        Self {
+            kind,
+            status: None,
+            source: Some(source.into()),
+        }
+    }
+
+    fn status(status: u16) -> Self {
+        Self {
+            kind: RemoteErrorKind::HttpStatus,
+            status: Some(status),
+            source: None,
+        }
+    }
+
+    fn from_reqwest(e: reqwest::Error) -> Self {
+        let kind = if e.is_timeout() {
+            RemoteErrorKind::Timeout
+        } else {
+            RemoteErrorKind::Unreachable
+        };
+        Self::because(kind, e)
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> RemoteErrorKind {
+        self.kind
+    }
+
+    /// The HTTP status, for [`RemoteErrorKind::HttpStatus`].
+    pub fn http_status(&self) -> Option<u16> {
+        self.status
+    }
+}
+
+/// What one successful fetch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refreshed {
+    /// 304 to `If-None-Match`: nothing downloaded.
+    NotModified,
+    /// The same keys as the current snapshot: no new version.
+    Unchanged,
+    /// New keys, published as this snapshot version.
+    Updated(u64),
+}
+
+/// A JWKS entry that was skipped, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    /// Its `kid`, if it had one.
+    pub kid: Option<String>,
+    /// Why (the key error kind, e.g. `Unsupported`).
+    pub reason: String,
+}
+
+/// What [`RemoteKeys::status`] reports (and the admin endpoint `GET /keysets/remote`
+/// shows): where the keys come from, when they were last fetched, what failed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RemoteStatus {
+    /// The source as configured (the JWKS URL or the issuer URL).
+    pub source: String,
+    /// The JWKS URL in use (from discovery, for an issuer source).
+    pub jwks_uri: Option<String>,
+    /// When a fetch was last attempted (Unix seconds).
+    pub last_attempt: Option<u64>,
+    /// When a fetch last succeeded (200 or 304).
+    pub last_success: Option<u64>,
+    /// When the keys last changed (a new snapshot version).
+    pub last_change: Option<u64>,
+    /// When the next scheduled refresh is due.
+    pub next_refresh: Option<u64>,
+    /// The `ETag` of the keys held.
+    pub etag: Option<String>,
+    /// The `kid`s of the keys held.
+    pub kids: Vec<String>,
+    /// Entries of the last JWKS that were skipped.
+    pub skipped: Vec<Skipped>,
+    /// The last failure's kind, if the last fetch failed.
+    pub last_error: Option<&'static str>,
+    /// The last failure, in words.
+    pub last_error_detail: Option<String>,
+    /// Failed fetches in a row.
+    pub consecutive_failures: u64,
+    /// Fetches attempted (discovery not counted).
+    pub fetches: u64,
+    /// Refreshes woken by an unknown `kid`.
+    pub unknown_kid_refreshes: u64,
+    /// Unknown `kid`s seen during the cooldown, which woke nothing.
+    pub unknown_kid_suppressed: u64,
+}
+
+/// Builds [`RemoteKeys`]: [`RemoteKeys::jwks`] or [`RemoteKeys::issuer`], then
+/// [`build`](Self::build).
+#[must_use]
+pub struct RemoteKeysBuilder {
+    source: Source,
+    client: Option<reqwest::Client>,
+    timeout: Duration,
+    min_refresh: Duration,
+    max_refresh: Duration,
+    default_refresh: Duration,
+    cooldown: Duration,
+    max_bytes: usize,
+    clock: Arc<dyn Clock>,
+    history: usize,
+}
+
+impl std::fmt::Debug for RemoteKeysBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteKeysBuilder")
+            .field("source", &self.source)
+            .field("timeout", &self.timeout)
+            .field("cooldown", &self.cooldown)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RemoteKeysBuilder {
+    fn new(source: Source) -> Self {
+        Self {
+            source,
+            client: None,
+            timeout: Duration::from_secs(10),
+            min_refresh: Duration::from_secs(60),
+            max_refresh: Duration::from_secs(24 * 3600),
+            default_refresh: Duration::from_secs(600),
+            cooldown: Duration::from_secs(60),
+            max_bytes: Keyset::MAX_JWKS_BYTES,
+            clock: Arc::new(SystemClock),
+            history: 16,
+        }
+    }
+
+    /// Your own HTTP client (proxies, mTLS, custom roots). Default: a reqwest client with
+    /// rustls and no redirects.
+    pub fn client(mut self, client: reqwest::Client) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    /// The longest a fetch may take (default 10 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The bounds a `Cache-Control: max-age` is held to (default 60 s to 24 h), and the
+    /// refresh interval when there is none (default 10 min).
+    pub fn refresh_bounds(mut self, min: Duration, max: Duration, default: Duration) -> Self {
+        self.min_refresh = min;
+        self.max_refresh = max.max(min);
+        self.default_refresh = default.clamp(min, self.max_refresh);
+        self
+    }
+
+    /// After an unknown `kid` wakes a refresh, how long further unknown kids wake none
+    /// (default 60 s).
+    pub fn unknown_kid_cooldown(mut self, cooldown: Duration) -> Self {
+        self.cooldown = cooldown;
+        self
+    }
+
+    /// The largest body read (default [`Keyset::MAX_JWKS_BYTES`]).
+    pub fn max_bytes(mut self, max: usize) -> Self {
+        self.max_bytes = max;
+        self
+    }
+
+    /// The clock of the cooldown, the status times and the store's snapshots.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Snapshots kept for rollback (default 16).
+    pub fn history(mut self, history: usize) -> Self {
+        self.history = history;
+        self
+    }
+
+    /// Discovers (for an issuer source), fetches the keys once and builds the store.
+    ///
+    /// # Errors
+    /// The first fetch failed: there is no last good keyset to fall back on.
+    pub async fn build(self) -> Result<RemoteKeys, RemoteError> {
+        let url = match &self.source {
+            Source::Jwks(u) | Source::Issuer(u) => u,
+        };
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(RemoteError::new(RemoteErrorKind::InvalidUrl));
+        }
+        let client = match self.client {
+            Some(c) => c,
+            None => reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|e| RemoteError::because(RemoteErrorKind::Unreachable, e))?,
+        };
+        let fetcher = Fetcher {
+            client,
+            timeout: self.timeout,
+            max_bytes: self.max_bytes,
+        };
+        let jwks_uri = match &self.source {
+            Source::Jwks(u) => u.clone(),
+            Source::Issuer(issuer) => fetcher.discover(issuer).await?,
+        };
+        let mut status = RemoteStatus {
+            source: url.clone(),
+            jwks_uri: Some(jwks_uri.clone()),
+            ..RemoteStatus::default()
+        };
+        let now = self.clock.unix_now();
+        status.last_attempt = Some(now);
+        status.fetches = 1;
+        let got = fetcher.jwks(&jwks_uri, None).await?;
+        let Fetched::Keys {
+            keyset,
+            etag,
+            max_age,
+        } = got
+        else {
+            return Err(RemoteError::status(304));
+        };
+        let policy = Policy {
+            min: self.min_refresh,
+            max: self.max_refresh,
+            default: self.default_refresh,
+            cooldown: self.cooldown,
+        };
+        report_skipped(&keyset, &mut status);
+        status.kids = keyset.keys().map(|k| k.kid.to_string()).collect();
+        status.etag = etag;
+        status.last_success = Some(now);
+        status.last_change = Some(now);
+        status.next_refresh = Some(now + policy.next(max_age).as_secs());
+        let store = KeysetStore::builder(keyset.with_label("remote"))
+            .history(self.history)
+            .clock(ClockRef(self.clock.clone()))
+            .build();
+        metrics::counter!(names::FETCHES, "outcome" => "updated").increment(1);
+        Ok(RemoteKeys {
+            inner: Arc::new(Inner {
+                fetcher,
+                store,
+                clock: self.clock,
+                policy,
+                state: Mutex::new(status),
+                wake: tokio::sync::Notify::new(),
+                flight: tokio::sync::Mutex::new(()),
+                kid_refresh_at: AtomicU64::new(0),
+                kid_refreshes: AtomicU64::new(0),
+                kid_suppressed: AtomicU64::new(0),
+            }),
+        })
+    }
+}
+
+/// A shared clock, as the store's clock.
+#[derive(Debug)]
+struct ClockRef(Arc<dyn Clock>);
+
+impl Clock for ClockRef {
+    fn now(&self) -> std::time::SystemTime {
+        self.0.now()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Policy {
+    min: Duration,
+    max: Duration,
+    default: Duration,
+    cooldown: Duration,
+}
+
+impl Policy {
+    fn next(&self, max_age: Option<Duration>) -> Duration {
+        max_age.map_or(self.default, |a| a.clamp(self.min, self.max))
+    }
+}
+
+struct Fetcher {
+    client: reqwest::Client,
+    timeout: Duration,
+    max_bytes: usize,
+}
+
+enum Fetched {
+    NotModified {
+        max_age: Option<Duration>,
+    },
+    Keys {
+        keyset: Keyset,
+        etag: Option<String>,
+        max_age: Option<Duration>,
+    },
+}
+
+impl Fetcher {
+    async fn get(&self, url: &str, etag: Option<&str>) -> Result<reqwest::Response, RemoteError> {
+        let mut req = self
+            .client
+            .get(url)
+            .timeout(self.timeout)
+            .header(reqwest::header::ACCEPT, "application/json");
+        if let Some(tag) = etag {
+            req = req.header(reqwest::header::IF_NONE_MATCH, tag);
+        }
+        req.send().await.map_err(RemoteError::from_reqwest)
+    }
+
+    /// The body, at most `max_bytes` of it.
+    async fn body(&self, mut res: reqwest::Response) -> Result<Vec<u8>, RemoteError> {
+        if res
+            .content_length()
+            .is_some_and(|n| n > self.max_bytes as u64)
+        {
+            return Err(RemoteError::new(RemoteErrorKind::TooLarge));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = res.chunk().await.map_err(RemoteError::from_reqwest)? {
+            if body.len() + chunk.len() > self.max_bytes {
+                return Err(RemoteError::new(RemoteErrorKind::TooLarge));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+
+    /// The JWKS URL an issuer's discovery document names (OpenID Connect Discovery,
+    /// else RFC 8414), after checking its `issuer`.
+    async fn discover(&self, issuer: &str) -> Result<String, RemoteError> {
+        #[derive(serde::Deserialize)]
+        struct Doc {
+            issuer: String,
+            jwks_uri: String,
+        }
+        let base = issuer.trim_end_matches('/');
+        let mut last = RemoteError::new(RemoteErrorKind::HttpStatus);
+        for path in [
+            "/.well-known/openid-configuration",
+            "/.well-known/oauth-authorization-server",
+        ] {
+            let res = self.get(&format!("{base}{path}"), None).await?;
+            if res.status() != reqwest::StatusCode::OK {
+                last = RemoteError::status(res.status().as_u16());
+                continue;
+            }
+            let body = self.body(res).await?;
+            let doc: Doc = serde_json::from_slice(&body)
+                .map_err(|e| RemoteError::because(RemoteErrorKind::InvalidJson, e))?;
+            if doc.issuer != issuer {
+                return Err(RemoteError::new(RemoteErrorKind::IssuerMismatch));
+            }
+            if !(doc.jwks_uri.starts_with("https://") || doc.jwks_uri.starts_with("http://")) {
+                return Err(RemoteError::new(RemoteErrorKind::InvalidUrl));
+            }
+            return Ok(doc.jwks_uri);
+        }
+        Err(last)
+    }
+
+    async fn jwks(&self, url: &str, etag: Option<&str>) -> Result<Fetched, RemoteError> {
+        let res = self.get(url, etag).await?;
+        let max_age = res
+            .headers()
+            .get(reqwest::header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .and_then(max_age);
+        if res.status() == reqwest::StatusCode::NOT_MODIFIED && etag.is_some() {
+            return Ok(Fetched::NotModified { max_age });
+        }
+        if res.status() != reqwest::StatusCode::OK {
+            return Err(RemoteError::status(res.status().as_u16()));
+        }
+        let new_etag = res
+            .headers()
+            .get(reqwest::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = self.body(res).await?;
+        let text = std::str::from_utf8(&body)
+            .map_err(|e| RemoteError::because(RemoteErrorKind::InvalidJson, e))?;
+        let keyset = Keyset::from_jwks_json(text).map_err(|e| {
+            let kind = match e.kind() {
+                KeyErrorKind::TooLarge => RemoteErrorKind::TooLarge,
+                KeyErrorKind::InvalidJson => RemoteErrorKind::InvalidJson,
+                _ => RemoteErrorKind::NoUsableKeys,
+            };
+            RemoteError::because(kind, e)
+        })?;
+        Ok(Fetched::Keys {
+            keyset,
+            etag: new_etag,
+            max_age,
+        })
+    }
+}
+
+/// `max-age=N` of a `Cache-Control` value; `no-cache` / `no-store` as zero (the
+/// shortest refresh the bounds allow).
+fn max_age(value: &str) -> Option<Duration> {
+    let mut found = None;
+    for directive in value.split(',').map(str::trim) {
+        let lower = directive.to_ascii_lowercase();
+        if lower == "no-cache" || lower == "no-store" {
+            return Some(Duration::ZERO);
+        }
+        if let Some(n) = lower.strip_prefix("max-age=") {
+            found = n
+                .trim_matches('"')
+                .parse::<u64>()
+                .ok()
+                .map(Duration::from_secs);
+        }
+    }
+    found
+}
+
+fn report_skipped(keyset: &Keyset, status: &mut RemoteStatus) {
+    status.skipped = keyset
+        .warnings()
+        .iter()
+        .map(|w| Skipped {
+            kid: w.key_id().map(str::to_owned),
+            reason: format!("{:?}", w.kind()),
+        })
+        .collect();
+    for s in &status.skipped {
+        metrics::counter!(names::KEYS_SKIPPED).increment(1);
+        tracing::warn!(
+            target: "tokenlife::audit",
+            event = "remote_key_skipped",
+            source = %status.source,
+            kid = s.kid.as_deref().unwrap_or(""),
+            reason = %s.reason,
+            "a key of the remote JWKS cannot be used and was skipped"
+        );
+    }
+}
+
+struct Inner {
+    fetcher: Fetcher,
+    store: KeysetStore,
+    clock: Arc<dyn Clock>,
+    policy: Policy,
+    state: Mutex<RemoteStatus>,
+    wake: tokio::sync::Notify,
+    /// Held by the one fetch in flight (never by a validation).
+    flight: tokio::sync::Mutex<()>,
+    kid_refresh_at: AtomicU64,
+    kid_refreshes: AtomicU64,
+    kid_suppressed: AtomicU64,
+}
+
+/// Keys fetched from an identity provider into a [`KeysetStore`]; see the
+/// [module](self).
+#[derive(Clone)]
+pub struct RemoteKeys {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for RemoteKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteKeys")
+            .field("status", &self.status())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RemoteKeys {
+    /// Keys from this JWKS URL.
+    pub fn jwks(url: impl Into<String>) -> RemoteKeysBuilder {
+        RemoteKeysBuilder::new(Source::Jwks(url.into()))
+    }
+
+    /// Keys of this issuer, found through its discovery document.
+    pub fn issuer(url: impl Into<String>) -> RemoteKeysBuilder {
+        RemoteKeysBuilder::new(Source::Issuer(url.into()))
+    }
+
+    /// The store the keys are published into: give it to the validator.
+    pub fn store(&self) -> &KeysetStore {
+        &self.inner.store
+    }
+
+    /// Where the keys come from, when they were last fetched, what failed.
+    pub fn status(&self) -> RemoteStatus {
+        let mut s = self.lock().clone();
+        s.unknown_kid_refreshes = self.inner.kid_refreshes.load(Ordering::Relaxed);
+        s.unknown_kid_suppressed = self.inner.kid_suppressed.load(Ordering::Relaxed);
+        s
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, RemoteStatus> {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Fetches the keys now (one fetch at a time: a second caller waits for the first,
+    /// then fetches again). A failure keeps the current keys.
+    ///
+    /// # Errors
+    /// The fetch failed; [`status`](Self::status) records it too.
+    pub async fn refresh(&self) -> Result<Refreshed, RemoteError> {
+        let _flight = self.inner.flight.lock().await;
+        let (uri, etag) = {
+            let mut s = self.lock();
+            s.last_attempt = Some(self.inner.clock.unix_now());
+            s.fetches += 1;
+            (s.jwks_uri.clone().unwrap_or_default(), s.etag.clone())
+        };
+        let got = self.inner.fetcher.jwks(&uri, etag.as_deref()).await;
+        let now = self.inner.clock.unix_now();
+        let policy = self.inner.policy;
+        let result = match got {
+            Ok(Fetched::NotModified { max_age }) => {
+                let mut s = self.lock();
+                s.next_refresh = Some(now + policy.next(max_age).as_secs());
+                Ok(Refreshed::NotModified)
+            }
+            Ok(Fetched::Keys {
+                keyset,
+                etag,
+                max_age,
+            }) => {
+                let same =
+                    self.inner.store.current().active().to_public_jwks() == keyset.to_public_jwks();
+                let mut s = self.lock();
+                report_skipped(&keyset, &mut s);
+                s.etag = etag;
+                s.next_refresh = Some(now + policy.next(max_age).as_secs());
+                if same {
+                    Ok(Refreshed::Unchanged)
+                } else {
+                    s.kids = keyset.keys().map(|k| k.kid.to_string()).collect();
+                    s.last_change = Some(now);
+                    let version = self.inner.store.publish(keyset.with_label("remote"));
+                    Ok(Refreshed::Updated(version))
+                }
+            }
+            Err(e) => Err(e),
+        };
+        let mut s = self.lock();
+        match &result {
+            Ok(r) => {
+                s.last_success = Some(now);
+                s.last_error = None;
+                s.last_error_detail = None;
+                s.consecutive_failures = 0;
+                let outcome = match r {
+                    Refreshed::NotModified => "not_modified",
+                    Refreshed::Unchanged => "unchanged",
+                    Refreshed::Updated(_) => "updated",
+                };
+                metrics::counter!(names::FETCHES, "outcome" => outcome).increment(1);
+            }
+            Err(e) => {
+                s.last_error = Some(e.kind().as_str());
+                s.last_error_detail = Some(error_chain(e));
+                s.consecutive_failures += 1;
+                // Retry at the shortest interval the bounds allow.
+                s.next_refresh = Some(now + policy.min.as_secs());
+                metrics::counter!(names::FETCHES, "outcome" => e.kind().as_str()).increment(1);
+                tracing::warn!(
+                    target: "tokenlife::audit",
+                    event = "remote_keys_fetch_failed",
+                    source = %s.source,
+                    error = e.kind().as_str(),
+                    "fetching remote keys failed; the last good keys stay current"
+                );
+            }
+        }
+        result
+    }
+
+    /// Refreshes in the background until dropped: when the last answer's `max-age` (held
+    /// to the bounds) runs out, after a failure at the shortest interval, and at once
+    /// when an unknown `kid` wakes it. Spawn it on your runtime.
+    pub async fn refresh_task(self) {
+        loop {
+            let now = self.inner.clock.unix_now();
+            let due = self.lock().next_refresh.unwrap_or(now);
+            let wait = Duration::from_secs(due.saturating_sub(now));
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.inner.wake.notified() => {}
+            }
+            let _ = self.refresh().await;
+        }
+    }
+
+    /// An unknown `kid` was seen: wake one refresh unless one was woken within the
+    /// cooldown. Never waits, never does I/O.
+    pub fn unknown_kid(&self) {
+        let now = self.inner.clock.unix_now();
+        let last = self.inner.kid_refresh_at.load(Ordering::Acquire);
+        let cooling = last != 0 && now < last.saturating_add(self.inner.policy.cooldown.as_secs());
+        // Of racing callers, one wins the exchange and wakes the task; the rest count as
+        // suppressed.
+        if !cooling
+            && self
+                .inner
+                .kid_refresh_at
+                .compare_exchange(last, now.max(1), Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            self.inner.kid_refreshes.fetch_add(1, Ordering::Relaxed);
+            self.inner.wake.notify_one();
+        } else {
+            self.inner.kid_suppressed.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!(names::UNKNOWN_KID_SUPPRESSED).increment(1);
+        }
+    }
+}
+
+fn error_chain(e: &RemoteError) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+impl Observer for RemoteKeys {
+    fn on_event(&self, event: &Event<'_>) {
+        if let Event::Validated {
+            outcome: Err(ValidationErrorKind::UnknownKid),
+            ..
+        } = event
+        {
+            self.unknown_kid();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_control_max_age() {
+        assert_eq!(
+            max_age("public, max-age=300"),
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(max_age("Max-Age=\"60\""), Some(Duration::from_secs(60)));
+        assert_eq!(max_age("no-store"), Some(Duration::ZERO));
+        assert_eq!(max_age("public"), None);
+        assert_eq!(max_age("max-age=soon"), None);
+        let p = Policy {
+            min: Duration::from_secs(60),
+            max: Duration::from_secs(3600),
+            default: Duration::from_secs(600),
+            cooldown: Duration::from_secs(60),
+        };
+        assert_eq!(
+            p.next(Some(Duration::from_secs(5))),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            p.next(Some(Duration::from_secs(99_999))),
+            Duration::from_secs(3600)
+        );
+        assert_eq!(p.next(None), Duration::from_secs(600));
+    }
+}

@@ -1,0 +1,439 @@
+//! Remote keys against a real HTTP server on 127.0.0.1 that this test starts and scripts:
+//! discovery, rotation, ETag, unknown-kid refresh and cooldown, partially bad and broken
+//! JWKS, outages, a caller's own client. Time for the cooldown and the status is a
+//! manual clock.
+#![cfg(all(feature = "remote", feature = "test-util"))]
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+use tokenlife_core::keys::remote::{Refreshed, RemoteErrorKind, RemoteKeys};
+use tokenlife_core::{
+    Algorithm, Clock, Keyset, ManualClock, ValidationErrorKind, Validator, testing,
+};
+
+const AUD: &str = "api://orders";
+
+/// What the provider answers; the test edits it between calls.
+#[derive(Default)]
+struct Script {
+    issuer_in_doc: Option<String>,
+    jwks: String,
+    etag: Option<String>,
+    cache_control: Option<String>,
+    status: Option<u16>,
+    body: Option<Vec<u8>>,
+    delay: Option<Duration>,
+    jwks_hits: u32,
+    conditional_hits: u32,
+    seen_test_header: bool,
+}
+
+#[derive(Clone)]
+struct Provider {
+    base: String,
+    script: Arc<Mutex<Script>>,
+}
+
+impl Provider {
+    fn edit(&self, f: impl FnOnce(&mut Script)) {
+        f(&mut self.script.lock().unwrap());
+    }
+    fn hits(&self) -> u32 {
+        self.script.lock().unwrap().jwks_hits
+    }
+}
+
+async fn discovery(State(p): State<Provider>) -> Response {
+    let issuer = p
+        .script
+        .lock()
+        .unwrap()
+        .issuer_in_doc
+        .clone()
+        .unwrap_or_else(|| p.base.clone());
+    axum::Json(json!({"issuer": issuer, "jwks_uri": format!("{}/jwks", p.base)})).into_response()
+}
+
+async fn jwks(State(p): State<Provider>, headers: HeaderMap) -> Response {
+    let (delay, answer) = {
+        let mut s = p.script.lock().unwrap();
+        s.jwks_hits += 1;
+        s.seen_test_header |= headers.contains_key("x-test-client");
+        let inm = headers
+            .get(header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok());
+        if inm.is_some() {
+            s.conditional_hits += 1;
+        }
+        let answer = if let Some(code) = s.status {
+            StatusCode::from_u16(code).unwrap().into_response()
+        } else if inm.is_some() && inm == s.etag.as_deref() {
+            StatusCode::NOT_MODIFIED.into_response()
+        } else {
+            let body = s
+                .body
+                .clone()
+                .unwrap_or_else(|| s.jwks.clone().into_bytes());
+            let mut res = (StatusCode::OK, body).into_response();
+            if let Some(tag) = &s.etag {
+                res.headers_mut().insert(header::ETAG, tag.parse().unwrap());
+            }
+            if let Some(cc) = &s.cache_control {
+                res.headers_mut()
+                    .insert(header::CACHE_CONTROL, cc.parse().unwrap());
+            }
+            res
+        };
+        (s.delay, answer)
+    };
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
+    }
+    answer
+}
+
+async fn provider(keys: &[(&str, Algorithm)]) -> Provider {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let p = Provider {
+        base,
+        script: Arc::new(Mutex::new(Script {
+            jwks: public_jwks(keys),
+            etag: Some("\"v1\"".into()),
+            ..Script::default()
+        })),
+    };
+    let app = Router::new()
+        .route("/.well-known/openid-configuration", get(discovery))
+        .route("/jwks", get(jwks))
+        .with_state(p.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    p
+}
+
+fn public_jwks(keys: &[(&str, Algorithm)]) -> String {
+    Keyset::new(keys.iter().map(|(kid, alg)| testing::key(kid, *alg)))
+        .unwrap()
+        .to_public_jwks()
+}
+
+fn token(iss: &str, kid: &str, alg: Algorithm, now: u64) -> String {
+    testing::sign(
+        &testing::key(kid, alg),
+        &json!({"iss": iss, "aud": AUD, "sub": "alice", "iat": now, "exp": now + 600}),
+    )
+}
+
+fn validator(keys: &RemoteKeys, iss: &str, clock: &ManualClock) -> Validator {
+    Validator::builder(keys.store().clone())
+        .issuer(iss)
+        .audience(AUD)
+        .clock(clock.clone())
+        .also_observer(keys.clone())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn discovery_finds_the_keys_and_tokens_validate() {
+    let p = provider(&[("k1", Algorithm::ES256)]).await;
+    let clock = ManualClock::starting_now();
+    let keys = RemoteKeys::issuer(&p.base)
+        .clock(clock.clone())
+        .build()
+        .await
+        .unwrap();
+    let status = keys.status();
+    assert_eq!(
+        status.jwks_uri.as_deref(),
+        Some(&*format!("{}/jwks", p.base))
+    );
+    assert_eq!(status.kids, ["k1"]);
+    assert_eq!(status.last_success, Some(clock.unix_now()));
+    let v = validator(&keys, &p.base, &clock);
+    let now = clock.unix_now();
+    v.validate(&token(&p.base, "k1", Algorithm::ES256, now))
+        .unwrap();
+
+    // RFC 9068 access tokens validate out of the box, and a policy can require their
+    // `typ` so an ID token is not taken for an access token.
+    let at = testing::sign_with_header(
+        &testing::key("k1", Algorithm::ES256),
+        &{
+            let mut h = tokenlife_core::jsonwebtoken::Header::new(Algorithm::ES256);
+            h.kid = Some("k1".into());
+            h.typ = Some("at+jwt".into());
+            h
+        },
+        &json!({"iss": p.base, "aud": AUD, "sub": "alice", "iat": now, "exp": now + 600,
+                "client_id": "svc", "scope": "orders:read", "jti": "at-1"}),
+    );
+    let strict = Validator::builder(keys.store().clone())
+        .issuer(&p.base)
+        .audience(AUD)
+        .clock(clock.clone())
+        .accept_typ(["at+jwt", "application/at+jwt"])
+        .build()
+        .unwrap();
+    let verified = strict.validate(&at).unwrap();
+    assert!(verified.has_scope("orders:read"));
+    assert_eq!(verified.all_claims()["client_id"], "svc");
+    let id_token = token(&p.base, "k1", Algorithm::ES256, now);
+    assert!(strict.validate(&id_token).is_err());
+}
+
+#[tokio::test]
+async fn a_discovery_document_for_another_issuer_is_refused() {
+    let p = provider(&[("k1", Algorithm::ES256)]).await;
+    p.edit(|s| s.issuer_in_doc = Some("https://evil.example".into()));
+    let err = RemoteKeys::issuer(&p.base).build().await.unwrap_err();
+    assert_eq!(err.kind(), RemoteErrorKind::IssuerMismatch);
+    assert_eq!(p.hits(), 0, "no JWKS fetched from a mismatched document");
+    let err = RemoteKeys::jwks("ftp://x").build().await.unwrap_err();
+    assert_eq!(err.kind(), RemoteErrorKind::InvalidUrl);
+}
+
+#[tokio::test]
+async fn a_rotation_is_a_new_version_and_rollback_still_works() {
+    let p = provider(&[("k1", Algorithm::ES256)]).await;
+    let clock = ManualClock::starting_now();
+    let keys = RemoteKeys::jwks(format!("{}/jwks", p.base))
+        .clock(clock.clone())
+        .build()
+        .await
+        .unwrap();
+    let v = validator(&keys, "https://idp", &clock);
+    let now = clock.unix_now();
+    let (t1, t2) = (
+        token("https://idp", "k1", Algorithm::ES256, now),
+        token("https://idp", "k2", Algorithm::ES384, now),
+    );
+    assert_eq!(keys.refresh().await.unwrap(), Refreshed::NotModified);
+    p.edit(|s| {
+        s.jwks = public_jwks(&[("k2", Algorithm::ES384)]);
+        s.etag = Some("\"v2\"".into());
+    });
+    assert_eq!(keys.refresh().await.unwrap(), Refreshed::Updated(2));
+    v.validate(&t2).unwrap();
+    assert_eq!(
+        v.validate(&t1).unwrap_err().kind(),
+        ValidationErrorKind::UnknownKid
+    );
+    keys.store().rollback().unwrap();
+    v.validate(&t1).unwrap();
+    // The same keys under a new ETag: no new version.
+    keys.store().rollback_to(2).unwrap();
+    p.edit(|s| s.etag = Some("\"v2-again\"".into()));
+    assert_eq!(keys.refresh().await.unwrap(), Refreshed::Unchanged);
+    assert_eq!(keys.store().current().version(), 2);
+    let s = p.script.lock().unwrap();
+    assert!(s.conditional_hits >= 2, "If-None-Match was sent");
+}
+
+#[tokio::test]
+async fn an_unknown_kid_wakes_one_refresh_then_a_cooldown() {
+    let p = provider(&[("k1", Algorithm::ES256)]).await;
+    let clock = ManualClock::starting_now();
+    let keys = RemoteKeys::jwks(format!("{}/jwks", p.base))
+        .clock(clock.clone())
+        .refresh_bounds(
+            Duration::from_secs(3600),
+            Duration::from_secs(3600),
+            Duration::from_secs(3600),
+        )
+        .build()
+        .await
+        .unwrap();
+    tokio::spawn(keys.clone().refresh_task());
+    let v = validator(&keys, "https://idp", &clock);
+    let now = clock.unix_now();
+    // The provider rotated; this node has not refreshed yet.
+    p.edit(|s| {
+        s.jwks = public_jwks(&[("k1", Algorithm::ES256), ("k2", Algorithm::ES384)]);
+        s.etag = Some("\"v2\"".into());
+    });
+    let t2 = token("https://idp", "k2", Algorithm::ES384, now);
+    // The first sight of k2 fails at once (no waiting on the network) and wakes one
+    // refresh; then k2 validates.
+    assert_eq!(
+        v.validate(&t2).unwrap_err().kind(),
+        ValidationErrorKind::UnknownKid
+    );
+    wait_for(|| p.hits() == 2).await;
+    wait_for(|| v.validate(&t2).is_ok()).await;
+    // A flood of unknown kids during the cooldown fetches nothing: the next fetch comes
+    // only after the cooldown.
+    for i in 0..50 {
+        let junk = token("https://idp", &format!("junk-{i}"), Algorithm::ES256, now);
+        assert_eq!(
+            v.validate(&junk).unwrap_err().kind(),
+            ValidationErrorKind::UnknownKid
+        );
+    }
+    let status = keys.status();
+    assert_eq!(
+        (status.unknown_kid_refreshes, status.unknown_kid_suppressed),
+        (1, 50)
+    );
+    assert_eq!(p.hits(), 2);
+    // After the cooldown, the next unknown kid wakes one refresh again.
+    clock.advance(Duration::from_secs(61));
+    let junk = token("https://idp", "junk-late", Algorithm::ES256, now);
+    assert!(v.validate(&junk).is_err());
+    assert_eq!(keys.status().unknown_kid_refreshes, 2);
+    wait_for(|| p.hits() == 3).await;
+}
+
+#[tokio::test]
+async fn unusable_keys_are_skipped_and_reported_and_the_rest_load() {
+    let p = provider(&[("k1", Algorithm::ES256)]).await;
+    let mut jwks: Value = serde_json::from_str(&public_jwks(&[("k1", Algorithm::ES256)])).unwrap();
+    let keys_arr = jwks["keys"].as_array_mut().unwrap();
+    keys_arr.push(json!({"kty": "XYZ", "kid": "strange"}));
+    let mut enc = keys_arr[0].clone();
+    enc["kid"] = json!("for-encryption");
+    enc["use"] = json!("enc");
+    keys_arr.push(enc);
+    p.edit(|s| s.jwks = jwks.to_string());
+    let clock = ManualClock::starting_now();
+    let keys = RemoteKeys::jwks(format!("{}/jwks", p.base))
+        .clock(clock.clone())
+        .build()
+        .await
+        .unwrap();
+    let status = keys.status();
+    assert_eq!(status.kids, ["k1"]);
+    let skipped: Vec<_> = status.skipped.iter().map(|s| s.kid.as_deref()).collect();
+    assert_eq!(skipped, [Some("strange"), Some("for-encryption")]);
+    let v = validator(&keys, "https://idp", &clock);
+    v.validate(&token(
+        "https://idp",
+        "k1",
+        Algorithm::ES256,
+        clock.unix_now(),
+    ))
+    .unwrap();
+}
+
+#[tokio::test]
+async fn every_failure_keeps_the_last_good_keys() {
+    let p = provider(&[("k1", Algorithm::ES256)]).await;
+    let clock = ManualClock::starting_now();
+    let keys = RemoteKeys::jwks(format!("{}/jwks", p.base))
+        .clock(clock.clone())
+        .timeout(Duration::from_millis(300))
+        .max_bytes(4096)
+        .build()
+        .await
+        .unwrap();
+    let v = validator(&keys, "https://idp", &clock);
+    let t1 = token("https://idp", "k1", Algorithm::ES256, clock.unix_now());
+    p.edit(|s| s.etag = None);
+    let cases: Vec<(&str, Box<dyn Fn(&mut Script)>, RemoteErrorKind)> = vec![
+        (
+            "500",
+            Box::new(|s| s.status = Some(500)),
+            RemoteErrorKind::HttpStatus,
+        ),
+        (
+            "404",
+            Box::new(|s| s.status = Some(404)),
+            RemoteErrorKind::HttpStatus,
+        ),
+        (
+            "garbage",
+            Box::new(|s| s.body = Some(b"<html>oops".to_vec())),
+            RemoteErrorKind::InvalidJson,
+        ),
+        (
+            "not UTF-8",
+            Box::new(|s| s.body = Some(vec![0xff, 0xfe])),
+            RemoteErrorKind::InvalidJson,
+        ),
+        (
+            "empty set",
+            Box::new(|s| s.body = Some(br#"{"keys":[]}"#.to_vec())),
+            RemoteErrorKind::NoUsableKeys,
+        ),
+        (
+            "all unusable",
+            Box::new(|s| s.body = Some(br#"{"keys":[{"kty":"XYZ","kid":"a"}]}"#.to_vec())),
+            RemoteErrorKind::NoUsableKeys,
+        ),
+        (
+            "oversize",
+            Box::new(|s| s.body = Some(vec![b' '; 5000])),
+            RemoteErrorKind::TooLarge,
+        ),
+        (
+            "slow",
+            Box::new(|s| s.delay = Some(Duration::from_secs(3))),
+            RemoteErrorKind::Timeout,
+        ),
+    ];
+    for (i, (name, script, want)) in cases.into_iter().enumerate() {
+        p.edit(|s| {
+            s.status = None;
+            s.body = None;
+            s.delay = None;
+            script(s);
+        });
+        let err = keys.refresh().await.unwrap_err();
+        assert_eq!(err.kind(), want, "{name}: {err}");
+        let status = keys.status();
+        assert_eq!(status.last_error, Some(want.as_str()), "{name}");
+        assert_eq!(status.consecutive_failures, i as u64 + 1, "{name}");
+        assert_eq!(keys.store().current().version(), 1, "{name}");
+        v.validate(&t1).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    // Back to normal: the status clears.
+    p.edit(|s| {
+        s.status = None;
+        s.body = None;
+        s.delay = None;
+    });
+    assert_eq!(keys.refresh().await.unwrap(), Refreshed::Unchanged);
+    assert_eq!(keys.status().last_error, None);
+    assert_eq!(keys.status().consecutive_failures, 0);
+
+    // Nobody listening.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/jwks", l.local_addr().unwrap())
+    };
+    let err = RemoteKeys::jwks(dead).build().await.unwrap_err();
+    assert_eq!(err.kind(), RemoteErrorKind::Unreachable);
+}
+
+#[tokio::test]
+async fn the_callers_own_client_is_used() {
+    let p = provider(&[("k1", Algorithm::ES256)]).await;
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("x-test-client", "1".parse().unwrap());
+    let client = reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap();
+    RemoteKeys::issuer(&p.base)
+        .client(client)
+        .build()
+        .await
+        .unwrap();
+    assert!(p.script.lock().unwrap().seen_test_header);
+}
+
+/// Polls `f` (bounded: 10 s) while the background task works.
+async fn wait_for(mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
