@@ -437,3 +437,64 @@ async fn wait_for(mut f: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+#[tokio::test]
+async fn several_issuers_each_with_their_own_keys_and_audiences() {
+    let a = provider(&[("a-key", Algorithm::ES256)]).await;
+    let b = provider(&[("b-key", Algorithm::RS256)]).await;
+    let clock = ManualClock::starting_now();
+    let keys_a = RemoteKeys::issuer(&a.base)
+        .clock(clock.clone())
+        .build()
+        .await
+        .unwrap();
+    let keys_b = RemoteKeys::issuer(&b.base)
+        .clock(clock.clone())
+        .build()
+        .await
+        .unwrap();
+    let for_b = Validator::builder(keys_b.store().clone())
+        .issuer(&b.base)
+        .audience("api://billing")
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let v = Validator::builder(keys_a.store().clone())
+        .issuer(&a.base)
+        .audience(AUD)
+        .clock(clock.clone())
+        .tenant(for_b)
+        .build()
+        .unwrap();
+    let now = clock.unix_now();
+    let sign = |kid: &str, alg, iss: &str, aud: &str| {
+        testing::sign(
+            &testing::key(kid, alg),
+            &json!({"iss": iss, "aud": aud, "sub": "alice", "iat": now, "exp": now + 600}),
+        )
+    };
+    // Each issuer's tokens, with each issuer's audience.
+    v.validate(&sign("a-key", Algorithm::ES256, &a.base, AUD))
+        .unwrap();
+    v.validate(&sign("b-key", Algorithm::RS256, &b.base, "api://billing"))
+        .unwrap();
+    // A's token signed with B's key (and the other way round): refused.
+    let cross = v
+        .validate(&sign("b-key", Algorithm::RS256, &a.base, AUD))
+        .unwrap_err();
+    assert_eq!(cross.kind(), ValidationErrorKind::UnknownKid);
+    let cross = v
+        .validate(&sign("a-key", Algorithm::ES256, &b.base, "api://billing"))
+        .unwrap_err();
+    assert_eq!(cross.kind(), ValidationErrorKind::UnknownKid);
+    // B's audience is B's only.
+    let wrong_aud = v
+        .validate(&sign("b-key", Algorithm::RS256, &b.base, AUD))
+        .unwrap_err();
+    assert_eq!(wrong_aud.kind(), ValidationErrorKind::WrongAudience);
+    // An issuer neither knows: refused by the first.
+    let stranger = v
+        .validate(&sign("a-key", Algorithm::ES256, "https://stranger", AUD))
+        .unwrap_err();
+    assert_eq!(stranger.kind(), ValidationErrorKind::WrongIssuer);
+}

@@ -306,6 +306,8 @@ struct Inner {
     fingerprint_key: [u8; 32],
     observer: Option<SharedObserver>,
     accepted_typ: Option<Box<[Box<str>]>>,
+    /// Validators of other issuers, chosen by the token's `iss` (multi-issuer).
+    tenants: Box<[Validator]>,
 }
 
 impl Drop for Inner {
@@ -352,6 +354,7 @@ impl Validator {
             observer: None,
             monitor_key: None,
             accepted_typ: None,
+            tenants: Vec::new(),
         }
     }
 
@@ -402,6 +405,9 @@ impl Validator {
         token: &str,
         client: Option<&str>,
     ) -> Result<Verified, ValidationError> {
+        if let Some(tenant) = self.tenant_for(token) {
+            return tenant.validate_from(token, client);
+        }
         let mut arm = Arm::Active;
         let Some(observer) = &self.inner.observer else {
             return self.validate_inner(token, client, true, &mut arm);
@@ -436,7 +442,26 @@ impl Validator {
     /// # Errors
     /// As for [`validate`](Self::validate).
     pub fn inspect(&self, token: &str) -> Result<Verified, ValidationError> {
+        if let Some(tenant) = self.tenant_for(token) {
+            return tenant.inspect(token);
+        }
         self.validate_inner(token, None, false, &mut Arm::Active)
+    }
+
+    /// The validator of another issuer ([`ValidatorBuilder::tenant`]) that judges this
+    /// token, by its unverified `iss`; `None` (this validator judges it) when there are
+    /// no tenants, or the `iss` is none of theirs. The `iss` only picks the keys: the
+    /// tenant then verifies the signature with its own keys, so a token of issuer A
+    /// signed with a key of issuer B fails at A.
+    fn tenant_for(&self, token: &str) -> Option<&Validator> {
+        if self.inner.tenants.is_empty() || token.len() > self.inner.max_token_size {
+            return None;
+        }
+        let iss = peek_iss(token)?;
+        self.inner
+            .tenants
+            .iter()
+            .find(|t| t.inner.issuers.iter().any(|i| **i == *iss))
     }
 
     /// The clock skew allowed on `exp` and `nbf`.
@@ -772,6 +797,7 @@ pub struct ValidatorBuilder {
     observer: Option<SharedObserver>,
     monitor_key: Option<[u8; 32]>,
     accepted_typ: Option<Vec<Box<str>>>,
+    tenants: Vec<Validator>,
 }
 
 impl fmt::Debug for ValidatorBuilder {
@@ -790,6 +816,33 @@ impl fmt::Debug for ValidatorBuilder {
 }
 
 impl ValidatorBuilder {
+    /// Multi-issuer: tokens whose `iss` is one of `tenant`'s issuers are judged by
+    /// `tenant` entirely (its keys, audiences, policy, cache and observer); every other
+    /// token by this validator. Build each issuer's validator on that issuer's keys
+    /// (`RemoteKeys` per identity provider, say) and give them the same revocation
+    /// list and monitor if revocations and metrics should span them.
+    ///
+    /// ```
+    /// use tokenlife_core::{Algorithm, Keyset, KeysetStore, ValidationErrorKind, Validator, testing};
+    /// # let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    /// let store = |kid| KeysetStore::new(Keyset::new([testing::key(kid, Algorithm::ES256)]).unwrap());
+    /// let b = Validator::builder(store("b-key")).issuer("https://b").audience("api").build().unwrap();
+    /// let v = Validator::builder(store("a-key")).issuer("https://a").audience("api").tenant(b).build().unwrap();
+    /// let claims = |iss: &str| serde_json::json!({"iss": iss, "aud": "api", "sub": "u", "exp": now + 60});
+    ///
+    /// let a_key = testing::key("a-key", Algorithm::ES256);
+    /// let b_key = testing::key("b-key", Algorithm::ES256);
+    /// assert!(v.validate(&testing::sign(&a_key, &claims("https://a"))).is_ok());
+    /// assert!(v.validate(&testing::sign(&b_key, &claims("https://b"))).is_ok());
+    /// // Issuer B's claim signed with issuer A's key: B does not know that key.
+    /// let forged = testing::sign(&a_key, &claims("https://b"));
+    /// assert_eq!(v.validate(&forged).unwrap_err().kind(), ValidationErrorKind::UnknownKid);
+    /// ```
+    pub fn tenant(mut self, tenant: Validator) -> Self {
+        self.tenants.push(tenant);
+        self
+    }
+
     /// Explicit typing (RFC 8725 §3.11): accept only tokens whose header `typ` is one of
     /// these media types (compared case-insensitively, `application/` optional), such as
     /// `at+jwt` (RFC 9068) — so that an ID token or another JWT signed by the same key
@@ -970,7 +1023,23 @@ impl ValidatorBuilder {
                 observer: self.observer,
                 store: self.store,
                 accepted_typ: self.accepted_typ.map(Vec::into_boxed_slice),
+                tenants: self.tenants.into_boxed_slice(),
             }),
         })
     }
+}
+
+/// The `iss` claim of a token, read without verification (it only picks which
+/// validator verifies the token).
+fn peek_iss(token: &str) -> Option<String> {
+    use base64::Engine;
+    #[derive(serde::Deserialize)]
+    struct Iss {
+        iss: Option<String>,
+    }
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    serde_json::from_slice::<Iss>(&bytes).ok()?.iss
 }
