@@ -9,7 +9,7 @@ use examples::cli::Cli;
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cli = Cli::parse()?;
-    let gw = examples::start_actix(cli.config.clone())?;
+    let gw = examples::start_actix(cli.config.clone()).await?;
     cli.run(&gw, "actix-web").await;
     Ok(())
 }

@@ -58,6 +58,8 @@ async fn run_node(redis: String, node: &[String]) -> Result<(), Error> {
         audit_stdout: false,
         limits: ServeLimits::default(),
         signing_key_pem: Some(Secret::new(std::fs::read_to_string(key_file)?)),
+        external_issuers: Vec::new(),
+        unknown_kid_cooldown: Duration::from_secs(60),
         fleet: Some(FleetSettings {
             redis_url: redis,
             prefix: prefix.clone(),

@@ -354,6 +354,8 @@ async fn main() -> Result<(), Error> {
         audit_stdout: false,
         limits: ServeLimits::default(),
         signing_key_pem: None,
+        external_issuers: Vec::new(),
+        unknown_kid_cooldown: Duration::from_secs(60),
         fleet: None,
     })
     .await

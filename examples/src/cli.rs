@@ -23,13 +23,21 @@ struct Args {
     /// Address of the admin router and /metrics.
     #[arg(long, env = "TOKENLIFE_ADMIN_ADDR", default_value = "127.0.0.1:8081")]
     admin_addr: SocketAddr,
-    /// Issuer (`iss`) of the tokens.
+    /// Issuer (`iss`) of the tokens this gateway mints.
     #[arg(
         long,
-        env = "TOKENLIFE_ISSUER",
+        env = "TOKENLIFE_TOKEN_ISSUER",
         default_value = "https://gateway.example.com"
     )]
-    issuer: String,
+    token_issuer: String,
+    /// An external identity provider (issuer URL, OpenID discovery) whose tokens the API
+    /// accepts too; repeat for several.
+    #[arg(long = "issuer", value_name = "URL")]
+    issuers: Vec<String>,
+    /// After an unknown kid of an external issuer wakes a key refresh, seconds during
+    /// which further unknown kids wake none.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    unknown_kid_cooldown: u64,
     /// Audience (`aud`) of the tokens.
     #[arg(long, env = "TOKENLIFE_AUDIENCE", default_value = "api://orders")]
     audience: String,
@@ -120,7 +128,7 @@ impl Cli {
         let config = GatewayConfig {
             api_addr: args.api_addr,
             admin_addr: args.admin_addr,
-            issuer: args.issuer,
+            issuer: args.token_issuer,
             audience: args.audience,
             admin_key,
             client_id: args.client_id,
@@ -136,6 +144,8 @@ impl Cli {
                 Some(path) => Some(Secret::new(std::fs::read_to_string(path)?)),
                 None => None,
             },
+            external_issuers: args.issuers,
+            unknown_kid_cooldown: Duration::from_secs(args.unknown_kid_cooldown),
             fleet: args.redis.map(|redis_url| FleetSettings {
                 redis_url,
                 prefix: args.fleet_prefix,

@@ -25,6 +25,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::Deserialize;
 use tokenlife_core::fleet::{FleetConfig, FleetTasks, RedisFleet, RedisRefreshStore};
+use tokenlife_core::keys::remote::RemoteKeys;
 use tokenlife_core::observe::audit::Auditor;
 use tokenlife_core::rollout::{GuardPolicy, RolloutGuard};
 use tokenlife_core::{
@@ -108,6 +109,12 @@ pub struct GatewayConfig {
     pub signing_key_pem: Option<Secret>,
     /// Fleet mode: revocations, keysets and refresh tokens shared through Redis.
     pub fleet: Option<FleetSettings>,
+    /// External identity providers (issuer URLs) whose tokens the API accepts too,
+    /// with their keys from OpenID discovery, refreshed in the background.
+    pub external_issuers: Vec<String>,
+    /// After an unknown kid wakes an external issuer's key refresh, how long further
+    /// unknown kids wake none.
+    pub unknown_kid_cooldown: Duration,
 }
 
 /// Where a gateway's fleet lives.
@@ -252,11 +259,12 @@ impl fmt::Debug for Parts {
 }
 
 /// Builds the gateway's keys, stores, validator, issuer, monitor, guard and admin state
-/// (and joins the fleet, in fleet mode, on the current runtime); no listener yet.
+/// (and joins the fleet, in fleet mode, and fetches each external issuer's keys, on the
+/// current runtime); no listener yet.
 ///
 /// # Errors
 /// A key could not be generated or loaded, or the fleet's URL is bad.
-pub fn parts(config: &GatewayConfig) -> Result<Parts, Box<dyn std::error::Error>> {
+pub async fn parts(config: &GatewayConfig) -> Result<Parts, Box<dyn std::error::Error>> {
     let prometheus = prometheus();
     let signing = match &config.signing_key_pem {
         Some(pem) => Key::from_private_pem("gw-1", Algorithm::ES256, pem.expose().as_bytes())?,
@@ -285,13 +293,33 @@ pub fn parts(config: &GatewayConfig) -> Result<Parts, Box<dyn std::error::Error>
     let monitor = Monitor::builder().auditor(auditor.build()).build();
     // Rolls a keyset deploy that breaks validation back by itself (and alerts).
     let guard = RolloutGuard::new(store.clone(), GuardPolicy::default()).notify(monitor.clone());
-    let validator = Validator::builder(store.clone())
+    let mut validator = Validator::builder(store.clone())
         .issuer(&config.issuer)
         .audience(&config.audience)
         .monitor(monitor.clone())
         .also_observer(guard.clone())
-        .revocations(revocations)
-        .build()?;
+        .revocations(revocations.clone());
+    // Each external provider: its own keys (discovery, background refresh, an unknown
+    // kid wakes one refresh), its tokens routed to it by `iss`, the same audience,
+    // revocation list and monitor.
+    for url in &config.external_issuers {
+        let keys = RemoteKeys::issuer(url)
+            .unknown_kid_cooldown(config.unknown_kid_cooldown)
+            .build()
+            .await
+            .map_err(|e| format!("--issuer {url}: {e}"))?;
+        tokio::spawn(keys.clone().refresh_task());
+        validator = validator.tenant(
+            Validator::builder(keys.store().clone())
+                .issuer(url)
+                .audience(&config.audience)
+                .monitor(monitor.clone())
+                .also_observer(keys)
+                .revocations(revocations.clone())
+                .build()?,
+        );
+    }
+    let validator = validator.build()?;
     let mut issuer = Issuer::builder(store.clone())
         .issuer(&config.issuer)
         .audience(&config.audience)
@@ -331,7 +359,7 @@ pub fn parts(config: &GatewayConfig) -> Result<Parts, Box<dyn std::error::Error>
 /// # Errors
 /// A key could not be generated or a listener could not bind.
 pub async fn start(config: GatewayConfig) -> Result<Gateway, Box<dyn std::error::Error>> {
-    let p = parts(&config)?;
+    let p = parts(&config).await?;
     let validator = p.validator;
     let api = Router::new()
         .route("/orders", get(orders))
@@ -374,7 +402,7 @@ pub async fn start(config: GatewayConfig) -> Result<Gateway, Box<dyn std::error:
 ///
 /// # Errors
 /// A key could not be generated or a listener could not bind.
-pub fn start_actix(config: GatewayConfig) -> Result<Gateway, Box<dyn std::error::Error>> {
+pub async fn start_actix(config: GatewayConfig) -> Result<Gateway, Box<dyn std::error::Error>> {
     use actix_web::{App, HttpResponse, HttpServer, web};
     use tokenlife_actix::TokenLife;
 
@@ -393,7 +421,7 @@ pub fn start_actix(config: GatewayConfig) -> Result<Gateway, Box<dyn std::error:
             .body(body.into())
     }
 
-    let p = parts(&config)?;
+    let p = parts(&config).await?;
     let api_listener = std::net::TcpListener::bind(config.api_addr)?;
     let admin_listener = std::net::TcpListener::bind(config.admin_addr)?;
     let api_url = format!("http://{}", api_listener.local_addr()?);

@@ -21,6 +21,8 @@ fn config(limits: ServeLimits) -> GatewayConfig {
         audit_stdout: false,
         limits,
         signing_key_pem: None,
+        external_issuers: Vec::new(),
+        unknown_kid_cooldown: Duration::from_secs(60),
         fleet: None,
     }
 }
@@ -40,7 +42,7 @@ enum Framework {
 async fn start(framework: Framework, config: GatewayConfig) -> Gateway {
     match framework {
         Framework::Axum => examples::start(config).await.unwrap(),
-        Framework::Actix => examples::start_actix(config).unwrap(),
+        Framework::Actix => examples::start_actix(config).await.unwrap(),
     }
 }
 
