@@ -302,6 +302,7 @@ pub async fn parts(config: &GatewayConfig) -> Result<Parts, Box<dyn std::error::
     // Each external provider: its own keys (discovery, background refresh, an unknown
     // kid wakes one refresh), its tokens routed to it by `iss`, the same audience,
     // revocation list and monitor.
+    let mut remote = Vec::new();
     for url in &config.external_issuers {
         let keys = RemoteKeys::issuer(url)
             .unknown_kid_cooldown(config.unknown_kid_cooldown)
@@ -309,6 +310,7 @@ pub async fn parts(config: &GatewayConfig) -> Result<Parts, Box<dyn std::error::
             .await
             .map_err(|e| format!("--issuer {url}: {e}"))?;
         tokio::spawn(keys.clone().refresh_task());
+        remote.push(keys.clone());
         validator = validator.tenant(
             Validator::builder(keys.store().clone())
                 .issuer(url)
@@ -330,8 +332,11 @@ pub async fn parts(config: &GatewayConfig) -> Result<Parts, Box<dyn std::error::
         issuer = issuer.refresh_store(r);
     }
     let issuer = issuer.build()?;
-    let state = AdminState::builder(validator.clone())
-        .issuer(issuer)
+    let mut state = AdminState::builder(validator.clone()).issuer(issuer);
+    for keys in remote {
+        state = state.remote_keys(keys);
+    }
+    let state = state
         .rollout_guard(guard.clone())
         .admin_key(config.admin_key.expose())
         .client(

@@ -122,6 +122,10 @@ fn admin_routes(scope: Scope, s: &AdminState) -> Scope {
             web::get().to(admin(false, |s, _| s.rollout())),
         )
         .route(
+            "/keysets/remote",
+            web::get().to(admin(false, |s, _| s.remote())),
+        )
+        .route(
             "/keysets/share",
             post(false, |s, c| s.share(c.query.as_deref())),
         )

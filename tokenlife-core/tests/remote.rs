@@ -498,3 +498,45 @@ async fn several_issuers_each_with_their_own_keys_and_audiences() {
         .unwrap_err();
     assert_eq!(stranger.kind(), ValidationErrorKind::WrongIssuer);
 }
+
+/// The admin operation behind `GET /keysets/remote`: where the keys come from, when
+/// they were fetched, what failed.
+#[cfg(feature = "admin")]
+#[tokio::test]
+async fn the_admin_status_shows_source_fetch_times_and_failures() {
+    use tokenlife_core::admin::AdminState;
+    let p = provider(&[("k1", Algorithm::ES256)]).await;
+    let clock = ManualClock::starting_now();
+    let keys = RemoteKeys::issuer(&p.base)
+        .clock(clock.clone())
+        .build()
+        .await
+        .unwrap();
+    let v = validator(&keys, &p.base, &clock);
+    let bare = AdminState::builder(v.clone())
+        .admin_key("admin-key-for-remote-status")
+        .build()
+        .unwrap();
+    assert_eq!(bare.remote().status(), 404);
+    let state = AdminState::builder(v)
+        .admin_key("admin-key-for-remote-status")
+        .remote_keys(keys.clone())
+        .build()
+        .unwrap();
+    p.edit(|s| s.status = Some(503));
+    clock.advance(Duration::from_secs(5));
+    keys.refresh().await.unwrap_err();
+    let res = state.remote();
+    assert_eq!(res.status(), 200);
+    let body: Value = serde_json::from_slice(res.body()).unwrap();
+    let src = &body["sources"][0];
+    assert_eq!(src["source"], p.base);
+    assert_eq!(src["jwks_uri"], format!("{}/jwks", p.base));
+    assert_eq!(src["last_error"], "http_status");
+    assert_eq!(src["consecutive_failures"], 1);
+    assert_eq!(src["kids"], json!(["k1"]));
+    assert_eq!(
+        src["last_attempt"].as_u64().unwrap(),
+        src["last_success"].as_u64().unwrap() + 5
+    );
+}

@@ -63,6 +63,7 @@ pub fn admin_router(state: AdminState) -> Router {
         .route("/keysets", get(keysets).post(publish))
         .route("/keysets/stage", post(stage))
         .route("/keysets/rollout", get(rollout))
+        .route("/keysets/remote", get(remote))
         .route("/keysets/share", post(share))
         .route("/keysets/promote", post(promote))
         .route("/keysets/abort", post(abort))
@@ -181,6 +182,10 @@ async fn promote(State(s): State<AdminState>, uri: Uri) -> Response {
 
 async fn rollout(State(s): State<AdminState>) -> Response {
     respond(s.rollout())
+}
+
+async fn remote(State(s): State<AdminState>) -> Response {
+    respond(s.remote())
 }
 
 async fn share(State(s): State<AdminState>, uri: Uri) -> Response {

@@ -17,6 +17,7 @@
 //! | `POST /keysets` | [`AdminState::publish`]: a public JWKS (`?label=…&keep_signing=true\|false`) | [`Access::ADMIN`] |
 //! | `GET /keysets/rollout` | [`AdminState::rollout`]: the rollout in progress, quarantines, retirement, guard | [`Access::ADMIN`] |
 //! | `POST /keysets/stage` | [`AdminState::stage`]: a public JWKS as candidate (`?label=…&share=0–100&mode=canary\|shadow`) | [`Access::ADMIN`] |
+//! | `GET /keysets/remote` | [`AdminState::remote`]: remote key sources: last fetch, source, skipped keys, failures | [`Access::ADMIN`] |
 //! | `POST /keysets/share` | [`AdminState::share`]: widen or narrow the canary (`?share=0–100`) | [`Access::ADMIN`] |
 //! | `POST /keysets/promote` | [`AdminState::promote`] (`?version=N&min_shadow_sample=M`) | [`Access::ADMIN`] |
 //! | `POST /keysets/abort` | [`AdminState::abort`]: drop the candidate | [`Access::ADMIN`] |
@@ -243,6 +244,7 @@ struct Inner {
     max_body: usize,
     default_until: Duration,
     guard: Option<RolloutGuard>,
+    key_sources: Vec<KeySource>,
     throttle: Throttle,
     auth_failures: metrics::Counter,
 }
@@ -282,6 +284,7 @@ impl AdminState {
             failure_window: Duration::from_secs(60),
             empty: None,
             guard: None,
+            key_sources: Vec::new(),
         }
     }
 
@@ -306,7 +309,11 @@ pub struct AdminStateBuilder {
     /// The first credential given empty, refused at build.
     empty: Option<&'static str>,
     guard: Option<RolloutGuard>,
+    key_sources: Vec<KeySource>,
 }
+
+/// A status report of where keys come from (`GET /keysets/remote`).
+type KeySource = Arc<dyn Fn() -> Value + Send + Sync>;
 
 impl std::fmt::Debug for AdminStateBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -320,6 +327,21 @@ impl AdminStateBuilder {
     pub fn issuer(mut self, issuer: Issuer) -> Self {
         self.issuer = Some(issuer);
         self
+    }
+
+    /// Where keys come from, for `GET /keysets/remote`: a function that reports a key
+    /// source's status as JSON (called on each request). See
+    /// [`remote_keys`](Self::remote_keys) for [`RemoteKeys`](crate::keys::remote::RemoteKeys).
+    pub fn key_source(mut self, status: impl Fn() -> Value + Send + Sync + 'static) -> Self {
+        self.key_sources.push(Arc::new(status));
+        self
+    }
+
+    /// Reports these remote keys' status at `GET /keysets/remote`: when they were last
+    /// fetched, from where, what was skipped, what failed.
+    #[cfg(feature = "remote")]
+    pub fn remote_keys(self, keys: crate::keys::remote::RemoteKeys) -> Self {
+        self.key_source(move || serde_json::to_value(keys.status()).unwrap_or(Value::Null))
     }
 
     /// The rollout guard watching the store, so `GET /keysets/rollout` shows what it
@@ -414,6 +436,7 @@ impl AdminStateBuilder {
                 validator: self.validator,
                 issuer: self.issuer,
                 guard: self.guard,
+                key_sources: self.key_sources,
                 admin_key: self.admin_key,
                 clients: self.clients,
                 resource_servers: self.resource_servers,
@@ -579,6 +602,25 @@ impl AdminState {
     /// the retirement policy and its retired kids, and the guard's state.
     pub fn rollout(&self) -> AdminResponse {
         rollout(self)
+    }
+
+    /// `GET /keysets/remote` (admin): each key source's status
+    /// ([`AdminStateBuilder::remote_keys`]); 404 `not_found` when none is configured.
+    pub fn remote(&self) -> AdminResponse {
+        if self.inner.key_sources.is_empty() {
+            return ApiError::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::NotFound,
+                "no remote key source is configured",
+            )
+            .into_response();
+        }
+        let sources: Vec<Value> = self.inner.key_sources.iter().map(|f| f()).collect();
+        json_response(
+            StatusCode::OK,
+            &json!({ "sources": sources }),
+            &[(header::CACHE_CONTROL, "no-store")],
+        )
     }
 
     /// `POST /keysets/share` (admin): `query` is `share=0–100`.
