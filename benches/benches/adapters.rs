@@ -21,7 +21,7 @@ use tower::ServiceExt;
 
 fn axum(c: &mut Criterion) {
     let k = key(Algorithm::RS256);
-    let (_, v) = validator(&[k.clone()], 10_000);
+    let (_, v) = validator(std::slice::from_ref(&k), 10_000);
     let bearer = format!("Bearer {}", token(&k, 1));
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -58,7 +58,7 @@ fn axum(c: &mut Criterion) {
 
 fn actix(c: &mut Criterion) {
     let k = key(Algorithm::RS256);
-    let (_, v) = validator(&[k.clone()], 10_000);
+    let (_, v) = validator(std::slice::from_ref(&k), 10_000);
     let bearer = format!("Bearer {}", token(&k, 1));
     let sys = actix_web::rt::System::new();
     async fn orders() -> HttpResponse {

@@ -306,6 +306,7 @@ pub async fn parts(config: &GatewayConfig) -> Result<Parts, Box<dyn std::error::
     for url in &config.external_issuers {
         let keys = RemoteKeys::issuer(url)
             .unknown_kid_cooldown(config.unknown_kid_cooldown)
+            .observer(monitor.clone())
             .build()
             .await
             .map_err(|e| format!("--issuer {url}: {e}"))?;

@@ -14,8 +14,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 use tokenlife_core::keys::remote::{Refreshed, RemoteErrorKind, RemoteKeys};
+use tokenlife_core::observe::audit::{AuditAction, AuditEvent, Auditor};
 use tokenlife_core::{
-    Algorithm, Clock, Keyset, ManualClock, ValidationErrorKind, Validator, testing,
+    Algorithm, Clock, Keyset, ManualClock, Monitor, ValidationErrorKind, Validator, testing,
 };
 
 const AUD: &str = "api://orders";
@@ -303,11 +304,42 @@ async fn unusable_keys_are_skipped_and_reported_and_the_rest_load() {
     keys_arr.push(enc);
     p.edit(|s| s.jwks = jwks.to_string());
     let clock = ManualClock::starting_now();
+    let (sink, audit) = Auditor::channel(100);
+    let monitor = Monitor::builder()
+        .clock(clock.clone())
+        .auditor(Auditor::builder().sink(sink).build())
+        .build();
     let keys = RemoteKeys::jwks(format!("{}/jwks", p.base))
         .clock(clock.clone())
+        .observer(monitor.clone())
         .build()
         .await
         .unwrap();
+    // The audit trail says what was skipped, and later what failed.
+    p.edit(|s| s.status = Some(502));
+    keys.refresh().await.unwrap_err();
+    p.edit(|s| s.status = None);
+    monitor.auditor().unwrap().flush();
+    let events: Vec<AuditEvent> = audit.try_iter().collect();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(events.iter().all(|e| e.action == AuditAction::RemoteKeys));
+    assert_eq!(events[0].reason, Some("updated"));
+    let detail = events[0].detail.as_deref().unwrap();
+    assert!(
+        detail.contains("skipped strange: Unsupported") && detail.contains("for-encryption"),
+        "{detail}"
+    );
+    assert_eq!(
+        (events[1].outcome, events[1].reason),
+        ("failure", Some("http_status"))
+    );
+    assert!(
+        events[1]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("last good keys kept")
+    );
     let status = keys.status();
     assert_eq!(status.kids, ["k1"]);
     let skipped: Vec<_> = status.skipped.iter().map(|s| s.kid.as_deref()).collect();
@@ -336,7 +368,8 @@ async fn every_failure_keeps_the_last_good_keys() {
     let v = validator(&keys, "https://idp", &clock);
     let t1 = token("https://idp", "k1", Algorithm::ES256, clock.unix_now());
     p.edit(|s| s.etag = None);
-    let cases: Vec<(&str, Box<dyn Fn(&mut Script)>, RemoteErrorKind)> = vec![
+    type Case = (&'static str, Box<dyn Fn(&mut Script)>, RemoteErrorKind);
+    let cases: Vec<Case> = vec![
         (
             "500",
             Box::new(|s| s.status = Some(500)),

@@ -233,6 +233,7 @@ pub struct RemoteKeysBuilder {
     max_bytes: usize,
     clock: Arc<dyn Clock>,
     history: usize,
+    observer: Option<Arc<dyn Observer>>,
 }
 
 impl std::fmt::Debug for RemoteKeysBuilder {
@@ -258,7 +259,16 @@ impl RemoteKeysBuilder {
             max_bytes: Keyset::MAX_JWKS_BYTES,
             clock: Arc::new(SystemClock),
             history: 16,
+            observer: None,
         }
+    }
+
+    /// Reports every fetch as [`Event::RemoteKeys`] to `observer`: a
+    /// [`Monitor`](crate::Monitor) writes it to the audit trail (skipped keys and
+    /// failures included).
+    pub fn observer(mut self, observer: impl Observer) -> Self {
+        self.observer = Some(Arc::new(observer));
+        self
     }
 
     /// Your own HTTP client (proxies, mTLS, custom roots). Default: a reqwest client with
@@ -369,6 +379,15 @@ impl RemoteKeysBuilder {
             .clock(ClockRef(self.clock.clone()))
             .build();
         metrics::counter!(names::FETCHES, "outcome" => "updated").increment(1);
+        if let Some(o) = &self.observer {
+            o.on_event(&Event::RemoteKeys {
+                source: &status.source,
+                outcome: "updated",
+                failed: false,
+                version: store.current().version(),
+                skipped: &skipped_words(&status.skipped),
+            });
+        }
         Ok(RemoteKeys {
             inner: Arc::new(Inner {
                 fetcher,
@@ -381,6 +400,7 @@ impl RemoteKeysBuilder {
                 kid_refresh_at: AtomicU64::new(0),
                 kid_refreshes: AtomicU64::new(0),
                 kid_suppressed: AtomicU64::new(0),
+                observer: self.observer,
             }),
         })
     }
@@ -582,6 +602,7 @@ struct Inner {
     kid_refresh_at: AtomicU64,
     kid_refreshes: AtomicU64,
     kid_suppressed: AtomicU64,
+    observer: Option<Arc<dyn Observer>>,
 }
 
 /// Keys fetched from an identity provider into a [`KeysetStore`]; see the
@@ -704,6 +725,29 @@ impl RemoteKeys {
                 );
             }
         }
+        let outcome = match &result {
+            Ok(Refreshed::NotModified) => "not_modified",
+            Ok(Refreshed::Unchanged) => "unchanged",
+            Ok(Refreshed::Updated(_)) => "updated",
+            Err(e) => e.kind().as_str(),
+        };
+        // A failed fetch skipped nothing: the skipped list is the last good JWKS's.
+        let skipped = if result.is_ok() {
+            skipped_words(&s.skipped)
+        } else {
+            Vec::new()
+        };
+        let source = s.source.clone();
+        drop(s);
+        if let Some(o) = &self.inner.observer {
+            o.on_event(&Event::RemoteKeys {
+                source: &source,
+                outcome,
+                failed: result.is_err(),
+                version: self.inner.store.current().version(),
+                skipped: &skipped,
+            });
+        }
         result
     }
 
@@ -745,6 +789,14 @@ impl RemoteKeys {
             metrics::counter!(names::UNKNOWN_KID_SUPPRESSED).increment(1);
         }
     }
+}
+
+/// Skipped entries as `kid: reason` words for [`Event::RemoteKeys`].
+fn skipped_words(skipped: &[Skipped]) -> Vec<String> {
+    skipped
+        .iter()
+        .map(|s| format!("{}: {}", s.kid.as_deref().unwrap_or("(no kid)"), s.reason))
+        .collect()
 }
 
 fn error_chain(e: &RemoteError) -> String {

@@ -69,6 +69,9 @@ pub enum AuditAction {
     KeysetReleased,
     /// A keyset change removed keys (`reason`: the retirement policy).
     KeysRetired,
+    /// A fetch of remote keys ended (`reason`: its outcome; `detail`: the source and any
+    /// skipped keys).
+    RemoteKeys,
     /// A shadow candidate would have rejected a token the current keyset accepted.
     ShadowRegression,
     /// An admin request (see `detail`).
@@ -87,7 +90,8 @@ impl AuditAction {
             | Self::KeysetAborted
             | Self::KeysetShare
             | Self::KeysetReleased
-            | Self::KeysRetired => true,
+            | Self::KeysRetired
+            | Self::RemoteKeys => true,
             Self::Admin | Self::TokenRevoked => outcome == "ok",
             _ => false,
         }

@@ -152,6 +152,20 @@ pub enum Event<'a> {
         /// The caller, when the adapter knows it.
         client: Option<&'a str>,
     },
+    /// A fetch of remote keys (an identity provider's JWKS) ended.
+    RemoteKeys {
+        /// The source (JWKS or issuer URL).
+        source: &'a str,
+        /// `updated`, `unchanged`, `not_modified`, or the failure's kind
+        /// (`timeout`, `http_status`, …).
+        outcome: &'static str,
+        /// Whether the fetch failed (the last good keys stay current).
+        failed: bool,
+        /// The keyset version current after it.
+        version: u64,
+        /// Entries of the JWKS that could not be used and were skipped (`kid: reason`).
+        skipped: &'a [String],
+    },
     /// A keyset change removed keys that verified tokens until then; the store's
     /// retirement policy decides what becomes of those tokens.
     KeysRetired {

@@ -381,6 +381,30 @@ impl Observer for Monitor {
                     );
                 }
             }
+            Event::RemoteKeys {
+                source,
+                outcome,
+                failed,
+                version,
+                skipped,
+            } => {
+                let skipped = if skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!("; skipped {}", skipped.join(", "))
+                };
+                let event = AuditEvent::new(AuditAction::RemoteKeys, self.now());
+                let (event, state) = if failed {
+                    (event.failure(outcome), "failed, last good keys kept")
+                } else {
+                    (event.reason(outcome), "ok")
+                };
+                self.audit(
+                    event
+                        .keyset_version(version)
+                        .detail(format!("{source}: {state}{skipped}")),
+                );
+            }
             Event::KeysRetired {
                 version,
                 kids,
