@@ -1,7 +1,8 @@
 //! Instruction counts (Callgrind, via gungraun): stable on a shared, noisy machine where
 //! wall time is not. The cache-hit validation, the cache-miss RS256 and ES256
 //! validations beside a bare aws-lc-rs verify of the same token (key parsed once), and
-//! the revocation probe (hit and miss, 100,000 entries).
+//! the revocation probe (hit and miss, 100,000 entries), and one request through each
+//! adapter, bare and behind tokenlife (cache hit), in process.
 //!
 //! Needs valgrind and the runner of the same version as the `gungraun` dev-dependency:
 //! `cargo install gungraun-runner --version 0.19.4 --locked`, then
@@ -111,9 +112,95 @@ fn revocation_miss((list, now): (Arc<RevocationList>, u64)) -> (bool, Arc<Revoca
     (miss, list)
 }
 
+/// One request through an app, in process: the app is built and warmed in setup.
+type Call = Box<dyn Fn() -> u16>;
+
+fn actix_app(wrapped: bool) -> Call {
+    use actix_web::{App, HttpResponse, test, web};
+    async fn orders() -> HttpResponse {
+        HttpResponse::Ok().body("ok")
+    }
+    let k = key(Algorithm::RS256);
+    let (_store, v) = validator(std::slice::from_ref(&k), 10_000);
+    let bearer = format!("Bearer {}", token(&k, 1));
+    let sys = actix_web::rt::System::new();
+    let call: Call = if wrapped {
+        let app = sys.block_on(test::init_service(
+            App::new()
+                .wrap(tokenlife_actix::TokenLife::new(v))
+                .route("/orders", web::get().to(orders)),
+        ));
+        Box::new(move || {
+            let req = test::TestRequest::get()
+                .uri("/orders")
+                .insert_header(("authorization", bearer.as_str()))
+                .to_request();
+            sys.block_on(test::call_service(&app, req)).status().as_u16()
+        })
+    } else {
+        let app = sys.block_on(test::init_service(
+            App::new().route("/orders", web::get().to(orders)),
+        ));
+        Box::new(move || {
+            let req = test::TestRequest::get()
+                .uri("/orders")
+                .insert_header(("authorization", bearer.as_str()))
+                .to_request();
+            sys.block_on(test::call_service(&app, req)).status().as_u16()
+        })
+    };
+    assert_eq!(call(), 200);
+    assert_eq!(call(), 200);
+    call
+}
+
+fn axum_app(layered: bool) -> Call {
+    use axum::body::Body;
+    use tower::ServiceExt;
+    let k = key(Algorithm::RS256);
+    let (_store, v) = validator(std::slice::from_ref(&k), 10_000);
+    let bearer = format!("Bearer {}", token(&k, 1));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let base = axum::Router::new().route("/orders", axum::routing::get(|| async { "ok" }));
+    let app = if layered {
+        base.layer(tokenlife_tower::TokenLifeLayer::new(v))
+    } else {
+        base
+    };
+    let call: Call = Box::new(move || {
+        let req = http::Request::get("/orders")
+            .header("authorization", &bearer)
+            .body(Body::empty())
+            .expect("request");
+        rt.block_on(app.clone().oneshot(req))
+            .expect("call")
+            .status()
+            .as_u16()
+    });
+    assert_eq!(call(), 200);
+    assert_eq!(call(), 200);
+    call
+}
+
+#[library_benchmark]
+#[bench::actix_bare(actix_app(false))]
+#[bench::actix_tokenlife(actix_app(true))]
+#[bench::axum_bare(axum_app(false))]
+#[bench::axum_tokenlife(axum_app(true))]
+fn adapter_request(call: Call) -> (u16, Call) {
+    (black_box(call()), call)
+}
+
 library_benchmark_group!(
     name = hot_path;
     benchmarks = validate_hit, validate_miss, bare_verify, revocation_hit, revocation_miss
 );
 
-main!(library_benchmark_groups = hot_path);
+library_benchmark_group!(
+    name = adapters;
+    benchmarks = adapter_request
+);
+
+main!(library_benchmark_groups = hot_path, adapters);

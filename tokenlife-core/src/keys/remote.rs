@@ -23,6 +23,7 @@
 //! use tokenlife_core::Validator;
 //! use tokenlife_core::keys::remote::RemoteKeys;
 //!
+//! # #[allow(dead_code)]
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let keys = RemoteKeys::issuer("https://idp.example.com/realms/main").build().await?;
 //! let validator = Validator::builder(keys.store().clone())
