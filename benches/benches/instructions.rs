@@ -135,7 +135,9 @@ fn actix_app(wrapped: bool) -> Call {
                 .uri("/orders")
                 .insert_header(("authorization", bearer.as_str()))
                 .to_request();
-            sys.block_on(test::call_service(&app, req)).status().as_u16()
+            sys.block_on(test::call_service(&app, req))
+                .status()
+                .as_u16()
         })
     } else {
         let app = sys.block_on(test::init_service(
@@ -146,7 +148,9 @@ fn actix_app(wrapped: bool) -> Call {
                 .uri("/orders")
                 .insert_header(("authorization", bearer.as_str()))
                 .to_request();
-            sys.block_on(test::call_service(&app, req)).status().as_u16()
+            sys.block_on(test::call_service(&app, req))
+                .status()
+                .as_u16()
         })
     };
     assert_eq!(call(), 200);

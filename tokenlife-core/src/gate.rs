@@ -58,21 +58,46 @@ pub fn bearer<'a>(authorization: impl IntoIterator<Item = &'a [u8]>) -> Found<'a
     if all.next().is_some() {
         return Found::Bad("more than one Authorization header");
     }
-    let Some(v) = visible_ascii(v) else {
-        return Found::Bad("malformed Authorization header");
+    // The scheme ends at the first space (a few bytes in); the token is what follows,
+    // without the spaces around it.
+    let Some(sp) = v.iter().position(|&b| b == b' ') else {
+        return match visible_ascii(v) {
+            None => Found::Bad("malformed Authorization header"),
+            Some(s) if s.eq_ignore_ascii_case("bearer") => Found::Bad("malformed bearer token"),
+            Some(_) => Found::None,
+        };
     };
-    match v.split_once(' ') {
-        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => {
-            let token = rest.trim_matches(' ');
-            if token.is_empty() || token.contains(' ') {
-                Found::Bad("malformed bearer token")
-            } else {
-                Found::Token(token)
-            }
-        }
-        None if v.eq_ignore_ascii_case("bearer") => Found::Bad("malformed bearer token"),
-        _ => Found::None,
+    if !v[..sp].eq_ignore_ascii_case(b"bearer") {
+        // Another scheme (Basic, …): not ours, if the header is well-formed at all.
+        return match visible_ascii(v) {
+            Some(_) => Found::None,
+            None => Found::Bad("malformed Authorization header"),
+        };
     }
+    let token = trim_spaces(&v[sp + 1..]);
+    // One pass over the token, no early exit: its smallest and largest byte (a min/max
+    // reduction the compiler vectorizes). Every byte visible ASCII, no space or tab. A
+    // token is hundreds of bytes, and this runs on every request.
+    let (lo, hi) = token
+        .iter()
+        .fold((u8::MAX, 0u8), |(lo, hi), &b| (lo.min(b), hi.max(b)));
+    if !token.is_empty() && lo > b' ' && hi < 127 {
+        return std::str::from_utf8(token).map_or(Found::None, Found::Token);
+    }
+    match visible_ascii(v) {
+        None => Found::Bad("malformed Authorization header"),
+        Some(_) => Found::Bad("malformed bearer token"),
+    }
+}
+
+fn trim_spaces(mut b: &[u8]) -> &[u8] {
+    while let [b' ', rest @ ..] = b {
+        b = rest;
+    }
+    while let [rest @ .., b' '] = b {
+        b = rest;
+    }
+    b
 }
 
 /// The whole value of a token header (`X-Api-Token: <token>`), from every value of it.
