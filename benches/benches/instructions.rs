@@ -124,6 +124,13 @@ fn actix_app(wrapped: bool) -> Call {
     let (_store, v) = validator(std::slice::from_ref(&k), 10_000);
     let bearer = format!("Bearer {}", token(&k, 1));
     let sys = actix_web::rt::System::new();
+    let req = move || {
+        test::TestRequest::get()
+            .uri("/orders")
+            .insert_header(("authorization", bearer.as_str()))
+            .to_request()
+    };
+    // The two apps are different types: one closure each, the same request.
     let call: Call = if wrapped {
         let app = sys.block_on(test::init_service(
             App::new()
@@ -131,11 +138,7 @@ fn actix_app(wrapped: bool) -> Call {
                 .route("/orders", web::get().to(orders)),
         ));
         Box::new(move || {
-            let req = test::TestRequest::get()
-                .uri("/orders")
-                .insert_header(("authorization", bearer.as_str()))
-                .to_request();
-            sys.block_on(test::call_service(&app, req))
+            sys.block_on(test::call_service(&app, req()))
                 .status()
                 .as_u16()
         })
@@ -144,11 +147,7 @@ fn actix_app(wrapped: bool) -> Call {
             App::new().route("/orders", web::get().to(orders)),
         ));
         Box::new(move || {
-            let req = test::TestRequest::get()
-                .uri("/orders")
-                .insert_header(("authorization", bearer.as_str()))
-                .to_request();
-            sys.block_on(test::call_service(&app, req))
+            sys.block_on(test::call_service(&app, req()))
                 .status()
                 .as_u16()
         })
