@@ -388,7 +388,9 @@ async fn main() -> Result<(), Error> {
         "publish",
         &gw,
         &http,
-        Arc::new(tokens[..usize::from(args.workers)].to_vec()),
+        // The guard needs evidence from several distinct clients (GuardPolicy::min_clients):
+        // every worker cycles through its share of 16 clients.
+        Arc::new(tokens[..usize::from(args.workers).max(16)].to_vec()),
         args.workers,
         "/keysets?label=bad-deploy&keep_signing=false",
         key,

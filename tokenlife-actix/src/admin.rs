@@ -138,6 +138,10 @@ fn admin_routes(scope: Scope, s: &AdminState) -> Scope {
             "/keysets/release/{version}",
             post(false, |s, c| s.release(c.param.as_deref().unwrap_or(""))),
         )
+        .route(
+            "/keysets/keys/{kid}/revoke",
+            post(false, |s, c| s.revoke_key(c.param.as_deref().unwrap_or(""))),
+        )
         .route("/keysets/rollback", post(false, |s, _| s.rollback()))
         .route(
             "/keysets/rollback/{version}",
@@ -209,7 +213,11 @@ fn handler(
                 headers,
                 peer,
                 query: req.uri().query().map(str::to_owned),
-                param: req.match_info().get("version").map(str::to_owned),
+                param: req
+                    .match_info()
+                    .get("version")
+                    .or_else(|| req.match_info().get("kid"))
+                    .map(str::to_owned),
                 caller,
                 body,
             };

@@ -136,6 +136,26 @@ enum AdminOp {
         /// The quarantined version.
         version: u64,
     },
+    /// Revoke a key as compromised: it leaves the keyset, and no rollback (manual,
+    /// automatic, fleet) trusts it again.
+    RevokeKey {
+        /// The key's kid.
+        kid: String,
+    },
+}
+
+/// `s` as one URL path segment (RFC 3986 unreserved characters kept, the rest
+/// percent-encoded).
+fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// How the command ends: the exit code and what it says on standard error.
@@ -380,6 +400,11 @@ fn admin(args: &AdminArgs) -> Result<ExitCode, Failure> {
             None,
         ),
         AdminOp::Release { version } => ("POST", format!("/keysets/release/{version}"), None),
+        AdminOp::RevokeKey { kid } => (
+            "POST",
+            format!("/keysets/keys/{}/revoke", path_segment(kid)),
+            None,
+        ),
     };
     let url = format!("{base}{path}");
     let mut req = match method {

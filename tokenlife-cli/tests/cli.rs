@@ -328,6 +328,29 @@ async fn admin_commands_drive_a_running_service() {
     assert_eq!(store.current().canary_share(), 50.0);
     assert_eq!(code(&run(cmd(&["abort"])).await), 0);
 
+    // A key revoked as compromised leaves the keyset, and no rollback brings it back.
+    let with_partner = store.publish(
+        Keyset::new([
+            testing::key("k1", Algorithm::ES256),
+            testing::key("partner L", Algorithm::ES256),
+        ])
+        .unwrap(),
+    );
+    let o = run(cmd(&["revoke-key", "partner L"])).await;
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(store.current().find("partner L").is_none());
+    assert_eq!(store.revoked_keys(), ["partner L"]);
+    store.rollback_to(with_partner).unwrap();
+    assert!(store.current().find("partner L").is_none());
+    assert!(store.current().find("k1").is_some());
+    // The last key left is not revoked: nothing changes.
+    let generation = store.generation();
+    let o = run(cmd(&["revoke-key", "k1"])).await;
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("kid_conflict"), "{}", stderr(&o));
+    assert_eq!(store.generation(), generation);
+    assert!(!store.is_key_revoked("k1"));
+
     // The wrong key is refused; an unreachable service is exit 3.
     let mut wrong = cmd(&["status"]);
     wrong[4] = "not-the-key".into();

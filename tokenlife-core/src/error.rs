@@ -384,6 +384,9 @@ pub enum KeyErrorKind {
     /// [`Keyset::MAX_JWKS_BYTES`]: crate::Keyset::MAX_JWKS_BYTES
     /// [`Keyset::MAX_JWKS_KEYS`]: crate::Keyset::MAX_JWKS_KEYS
     TooLarge,
+    /// A symmetric (`oct`, HMAC) key where only public keys are accepted: whoever can
+    /// read a JWKS could sign with it.
+    Symmetric,
 }
 
 impl KeyErrorKind {
@@ -399,6 +402,7 @@ impl KeyErrorKind {
             Self::NoSigningKey => "no usable signing key",
             Self::PrivateMaterial => "private key material where a public key was expected",
             Self::TooLarge => "JWKS document too large or with too many keys",
+            Self::Symmetric => "symmetric key where only public keys are accepted",
         }
     }
 }
@@ -502,6 +506,12 @@ pub enum KeysetErrorKind {
     /// `promote` asked for a clean shadow run over more validations than the candidate
     /// has seen so far ([`KeysetError::count`]).
     ShadowSampleTooSmall,
+    /// The change would trust a key revoked as compromised
+    /// ([`KeysetStore::revoke_key`](crate::KeysetStore::revoke_key); its kid in
+    /// [`KeysetError::kid`]) and no other key would be left to verify with.
+    KeyRevoked,
+    /// The list of revoked keys is full ([`KeysetStore::MAX_REVOKED_KEYS`](crate::KeysetStore::MAX_REVOKED_KEYS)).
+    TooManyRevokedKeys,
 }
 
 /// A keyset change (rollback, promote, stage) could not be made; the current keyset is
@@ -552,6 +562,13 @@ impl KeysetError {
         }
     }
 
+    pub(crate) fn key_revoked(kid: &str) -> Self {
+        Self {
+            kid: Some(kid.into()),
+            ..Self::new(KeysetErrorKind::KeyRevoked)
+        }
+    }
+
     /// Why.
     pub fn kind(&self) -> KeysetErrorKind {
         self.kind
@@ -562,7 +579,8 @@ impl KeysetError {
         self.version
     }
 
-    /// The conflicting key id, for [`KeysetErrorKind::KidConflict`].
+    /// The conflicting key id, for [`KeysetErrorKind::KidConflict`] and
+    /// [`KeysetErrorKind::KeyRevoked`].
     pub fn kid(&self) -> Option<&str> {
         self.kid.as_deref()
     }
@@ -611,6 +629,12 @@ impl fmt::Display for KeysetError {
                 "the shadow candidate has judged only {} token(s) so far",
                 self.count.unwrap_or(0)
             ),
+            KeysetErrorKind::KeyRevoked => write!(
+                f,
+                "key `{}` is revoked as compromised and no other key would be left",
+                self.kid.as_deref().unwrap_or("")
+            ),
+            KeysetErrorKind::TooManyRevokedKeys => f.write_str("too many revoked keys"),
         }
     }
 }

@@ -3,10 +3,21 @@
 //! The guard is an [`Observer`]: give it to the validator beside the monitor
 //! (`.observer((monitor, guard))`). It watches the validation outcomes of the keyset version
 //! that is current, in a window on the injected clock. When a new version becomes current
-//! (a publish, a promote), the one before it is remembered as the last good one. If the new
-//! version's key failures (unknown kid, bad signature, algorithm mismatch) reach
-//! [`GuardPolicy::max_bad_key_rate`] of at least [`GuardPolicy::min_sample`] validations
-//! within [`GuardPolicy::window`], the guard makes the last good version current again and
+//! (a publish, a promote), the one before it is remembered as the last good one.
+//!
+//! **Only evidence counts.** A failure is evidence of a bad deploy only when the token
+//! *verifies under the last good version* (a token that used to work, not yet expired)
+//! and its key was not revoked as compromised ([`KeysetStore::revoke_key`]): junk, forged
+//! and never-valid tokens are noise, whoever sends them, and change nothing — not even
+//! the sample. Evidence is counted per distinct client (the verified `sub`), and the guard
+//! needs [`GuardPolicy::min_clients`] of them: one client, or one leaked token replayed,
+//! cannot trip it. A key removed on purpose after a leak is removed with
+//! [`KeysetStore::revoke_key`], so no rollback — this guard's included — trusts it again.
+//!
+//! If the new version's key failures (unknown kid, bad signature, algorithm mismatch)
+//! reach [`GuardPolicy::max_bad_key_rate`] of at least [`GuardPolicy::min_sample`]
+//! validations within [`GuardPolicy::window`], from at least
+//! [`GuardPolicy::min_clients`] clients, the guard makes the last good version current again and
 //! quarantines the failing one in the [`KeysetStore`] (it cannot be made current again
 //! until an operator calls [`KeysetStore::release`]), and emits
 //! [`Event::KeysetRolledBack`] (the monitor turns it into an alert and an audit record).
@@ -22,25 +33,32 @@
 //! ```
 //! use tokenlife_core::rollout::{GuardPolicy, RolloutGuard};
 //! use tokenlife_core::{Algorithm, Keyset, KeysetStore, ManualClock, Validator, testing};
-//! # let key = testing::key("k1", Algorithm::ES256);
+//! # let key = std::sync::Arc::new(testing::key("k1", Algorithm::ES256));
 //! # let clock = ManualClock::at_unix(1_700_000_000);
-//! # let token = testing::sign(&key, &serde_json::json!({"iss": "i", "aud": "a", "exp": 1_700_000_900}));
-//! let store = KeysetStore::new(Keyset::new([key])?);
-//! let guard = RolloutGuard::new(store.clone(), GuardPolicy::default());
+//! # let token = |n: u32| testing::sign(&key, &serde_json::json!({"iss": "i", "aud": "a", "sub": format!("client-{n}"), "exp": 1_700_000_900}));
+//! let store = KeysetStore::new(Keyset::new([key.clone()])?);
+//! let guard = RolloutGuard::new(store.clone(), GuardPolicy::default()).with_clock(clock.clone());
 //! let validator = Validator::builder(store.clone())
 //!     .issuer("i").audience("a").clock(clock.clone())
 //!     .observer(guard.clone())
 //!     .build()?;
-//! validator.validate(&token)?;
+//! validator.validate(&token(0))?;
 //!
 //! // A deploy that lacks the key every client's token names.
 //! let broken = store.publish(Keyset::new([testing::key("other", Algorithm::ES256)])?);
+//! // One client retrying, however often, is not evidence of a bad deploy.
+//! for _ in 0..100 {
+//!     validator.validate(&token(0)).unwrap_err();
+//! }
+//! assert_eq!(store.current().version(), broken);
+//! // Failures from enough distinct clients are: with the sample already full, the
+//! // fifth distinct client trips it.
 //! let mut failed = 0;
-//! while store.current().version() == broken {
-//!     validator.validate(&token).unwrap_err();
+//! while store.current().version() == broken && failed < 1_000 {
+//!     validator.validate(&token(failed as u32 + 1)).unwrap_err();
 //!     failed += 1;
 //! }
-//! assert_eq!(failed, GuardPolicy::default().min_sample);
+//! assert_eq!(failed, GuardPolicy::default().min_clients - 1);
 //! assert_eq!(store.current().version(), 1);
 //! assert!(store.is_quarantined(broken));
 //! assert_eq!(guard.rollbacks(), 1);
@@ -52,10 +70,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
+
 use crate::clock::{Clock, SystemClock};
 use crate::error::ValidationErrorKind as Kind;
-use crate::keys::{Keyset, KeysetStore};
-use crate::observe::{Arm, Event, Observer, SharedObserver};
+use crate::keys::{Keyset, KeysetSnapshot, KeysetStore};
+use crate::observe::{Arm, Event, Observer, SharedObserver, TokenRef};
 
 /// What a candidate keyset would make of a live token: `Ok` with the kid of the key that
 /// would verify it, or the [`Kind`] it would be rejected with (`unknown_kid`,
@@ -103,8 +123,12 @@ pub fn check_kid(candidate: &Keyset, kid: &str, alg: jsonwebtoken::Algorithm) ->
 pub struct GuardPolicy {
     /// The window validations are counted in (default 60 s).
     pub window: Duration,
-    /// Validations of the new version needed before it can be judged (default 20).
+    /// Validations of the new version needed before it can be judged (default 20):
+    /// successes and evidence failures (tokens that verify under the last good version).
     pub min_sample: u64,
+    /// Distinct clients (verified subjects) whose evidence failures are needed before it
+    /// acts (default 5): one client, or one leaked token, never trips it alone.
+    pub min_clients: u64,
     /// Share of those that are key failures at which it is rolled back (default 0.5).
     pub max_bad_key_rate: f64,
     /// Share of those that fail for any reason (a missing token aside) at which it is
@@ -118,6 +142,7 @@ impl Default for GuardPolicy {
         Self {
             window: Duration::from_secs(60),
             min_sample: 20,
+            min_clients: 5,
             max_bad_key_rate: 0.5,
             max_failure_rate: None,
         }
@@ -125,11 +150,13 @@ impl Default for GuardPolicy {
 }
 
 impl GuardPolicy {
-    /// A policy with these thresholds; `max_bad_key_rate` is clamped to (0, 1].
+    /// A policy with these thresholds (and the default [`min_clients`](Self::min_clients));
+    /// `max_bad_key_rate` is clamped to (0, 1].
     pub fn new(window: Duration, min_sample: u64, max_bad_key_rate: f64) -> Self {
         Self {
             window: window.max(Duration::from_secs(1)),
             min_sample: min_sample.max(1),
+            min_clients: 5,
             max_bad_key_rate: if max_bad_key_rate.is_nan() {
                 1.0
             } else {
@@ -139,8 +166,17 @@ impl GuardPolicy {
         }
     }
 
+    /// The same policy, needing evidence from `n` distinct clients (at least 2: a single
+    /// client must never be able to trip the guard).
+    #[must_use]
+    pub fn with_min_clients(mut self, n: u64) -> Self {
+        self.min_clients = n.max(2);
+        self
+    }
+
     /// The same policy, also rolling back when this share of validations fails for any
-    /// reason (clamped to (0, 1]).
+    /// reason a deploy can cause (clamped to (0, 1]); expired, not-yet-valid and revoked
+    /// tokens are the clients' doing and never count.
     #[must_use]
     pub fn with_max_failure_rate(mut self, rate: f64) -> Self {
         self.max_failure_rate = Some(if rate.is_nan() {
@@ -181,6 +217,11 @@ struct Inner {
     rollbacks: AtomicU64,
     /// The last good version and the switch to a new watched version.
     switch: Mutex<Switch>,
+    /// The last good snapshot: what an evidence failure must verify under.
+    last_good: ArcSwapOption<KeysetSnapshot>,
+    /// Distinct clients (hashed verified subjects) with evidence failures in the window,
+    /// at most `min_clients` of them (no more are needed).
+    clients: Mutex<Vec<u64>>,
 }
 
 #[derive(Default)]
@@ -255,6 +296,8 @@ impl RolloutGuard {
                 canary_only: AtomicBool::new(false),
                 rollbacks: AtomicU64::new(0),
                 switch: Mutex::new(Switch::default()),
+                last_good: ArcSwapOption::empty(),
+                clients: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -275,7 +318,7 @@ impl RolloutGuard {
     }
 
     /// A validation judged by `version` (the slow path runs once per new version).
-    fn observe(&self, version: u64, arm: Arm, outcome: Result<(), Kind>) {
+    fn observe(&self, version: u64, arm: Arm, outcome: Result<(), Kind>, token: TokenRef<'_>) {
         let inner = &*self.inner;
         if inner.watched.load(Ordering::Acquire) != version && !self.switch_to(version) {
             return;
@@ -288,6 +331,34 @@ impl RolloutGuard {
         {
             return;
         }
+        let bad_key = matches!(
+            outcome,
+            Err(Kind::UnknownKid | Kind::BadSignature | Kind::AlgorithmMismatch)
+        );
+        let counts = match outcome {
+            Ok(()) => true,
+            Err(_) if bad_key => true,
+            // The clients' doing, never a deploy's.
+            Err(
+                Kind::MissingToken
+                | Kind::Expired
+                | Kind::NotYetValid
+                | Kind::Revoked
+                | Kind::RevocationsStale,
+            ) => false,
+            Err(_) => inner.policy.max_failure_rate.is_some(),
+        };
+        if !counts {
+            return;
+        }
+        // A failure counts only as evidence: a token the last good version trusts.
+        let client = match outcome {
+            Ok(()) => None,
+            Err(_) => match self.evidence(token) {
+                Some(client) => Some(client),
+                None => return,
+            },
+        };
         let now = inner.clock.unix_now();
         let window = inner.policy.window.as_secs().max(1);
         let start = inner.window_start.load(Ordering::Acquire);
@@ -300,24 +371,28 @@ impl RolloutGuard {
             inner.total.store(0, Ordering::Release);
             inner.bad_key.store(0, Ordering::Release);
             inner.failed.store(0, Ordering::Release);
-        }
-        if outcome == Err(Kind::MissingToken) {
-            return;
+            self.clients().clear();
         }
         let total = inner.total.fetch_add(1, Ordering::AcqRel) + 1;
-        let bad = match outcome {
-            Err(Kind::UnknownKid | Kind::BadSignature | Kind::AlgorithmMismatch) => {
-                inner.bad_key.fetch_add(1, Ordering::AcqRel) + 1
-            }
-            _ => inner.bad_key.load(Ordering::Acquire),
+        let Some(client) = client else {
+            return;
         };
-        let failed = if outcome.is_err() {
-            inner.failed.fetch_add(1, Ordering::AcqRel) + 1
+        let bad = if bad_key {
+            inner.bad_key.fetch_add(1, Ordering::AcqRel) + 1
         } else {
-            inner.failed.load(Ordering::Acquire)
+            inner.bad_key.load(Ordering::Acquire)
+        };
+        let failed = inner.failed.fetch_add(1, Ordering::AcqRel) + 1;
+        let distinct = {
+            let mut clients = self.clients();
+            let cap = usize::try_from(inner.policy.min_clients).unwrap_or(usize::MAX);
+            if clients.len() < cap && !clients.contains(&client) {
+                clients.push(client);
+            }
+            clients.len() as u64
         };
         #[allow(clippy::cast_precision_loss)]
-        let reason = if total < inner.policy.min_sample {
+        let reason = if total < inner.policy.min_sample || distinct < inner.policy.min_clients {
             None
         } else if bad as f64 >= inner.policy.max_bad_key_rate * total as f64 {
             Some(("bad_key_rate", bad))
@@ -335,6 +410,27 @@ impl RolloutGuard {
         {
             self.roll_back(version, why, count, total);
         }
+    }
+
+    /// The client a failed token is evidence from (a hash of its verified subject), if
+    /// it is evidence at all: it verifies under the last good version, has not expired,
+    /// and its key was not revoked as compromised.
+    fn evidence(&self, token: TokenRef<'_>) -> Option<u64> {
+        let inner = &*self.inner;
+        let good = inner.last_good.load_full()?;
+        let (key, sub, exp) = crate::validate::verified_parts(good.active(), token.expose())?;
+        if exp.is_some_and(|exp| exp < inner.clock.unix_now())
+            || inner.store.is_key_revoked(key.kid())
+        {
+            return None;
+        }
+        Some(xxhash_rust::xxh3::xxh3_64(
+            sub.unwrap_or_default().as_bytes(),
+        ))
+    }
+
+    fn clients(&self) -> std::sync::MutexGuard<'_, Vec<u64>> {
+        self.inner.clients.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Starts judging `version` if it is the store's current one; the version judged
@@ -358,7 +454,15 @@ impl RolloutGuard {
             && !inner.store.is_quarantined(watched)
         {
             switch.last_good = watched;
+            inner.last_good.store(
+                inner
+                    .store
+                    .history()
+                    .into_iter()
+                    .find(|s| s.version() == watched),
+            );
         }
+        self.clients().clear();
         inner.oks.store(0, Ordering::Relaxed);
         switch.watched_in_rollout = snap.candidate().is_some();
         inner
@@ -411,10 +515,11 @@ impl Observer for RolloutGuard {
             outcome,
             keyset_version,
             arm,
+            token,
             ..
         } = event
         {
-            self.observe(*keyset_version, *arm, outcome.map(|_| ()));
+            self.observe(*keyset_version, *arm, outcome.map(|_| ()), *token);
         }
     }
 }

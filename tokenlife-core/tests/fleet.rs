@@ -683,8 +683,15 @@ async fn the_guards_automatic_rollback_on_one_node_is_a_fleet_rollback() {
         .await;
         assert!(n.validator.validate(&blue).is_err());
     }
-    while store_a.current().version() == broken {
-        va.validate(&blue).unwrap_err();
+    // Clients of the blue key, each its own subject: evidence from many clients.
+    let mut i = 0;
+    while store_a.current().version() == broken && i < 1_000 {
+        let client = testing::sign(
+            &testing::key("k1", Algorithm::ES256),
+            &json!({"iss": common::ISS, "aud": common::AUD, "sub": format!("c{i}"), "exp": now() + 3_600}),
+        );
+        va.validate(&client).unwrap_err();
+        i += 1;
     }
     assert_eq!(guard.rollbacks(), 1);
     for n in [&b, &c] {
@@ -694,4 +701,181 @@ async fn the_guards_automatic_rollback_on_one_node_is_a_fleet_rollback() {
         .await;
         assert!(n.validator.validate(&blue).is_ok());
     }
+}
+
+/// Security review 3, HIGH 3: Redis restarts empty (the generation counter starts over
+/// at 1). The fleet's epoch changes, every node resets its generation, and a key removal
+/// made after the restart reaches every node — it is not ignored as "older news".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_redis_restarts_empty_keyset_changes_still_reach_every_node() {
+    let mut redis = Redis::start();
+    let port = redis.port();
+    let (a, b) = (
+        keyset_node(&redis.url(), "a", None),
+        keyset_node(&redis.url(), "b", None),
+    );
+    keysets_synced(&[&a, &b]).await;
+    let leaked = signed_by("partner-L");
+    // Several changes: the fleet generation climbs.
+    let with_l = Keyset::new([key(), testing::key("partner-L", Algorithm::ES256)]).unwrap();
+    for i in 0..3 {
+        let v = a
+            .store
+            .publish(with_l.clone().with_label(format!("with L {i}")));
+        eventually("b follows", || b.store.current().version() == v).await;
+    }
+    assert!(b.validator.validate(&leaked).is_ok());
+    let generation = b.fleet.status().keyset_generation;
+    assert!(generation >= 3, "{generation}");
+
+    redis.kill();
+    for n in [&a, &b] {
+        eventually("outage noticed", || !n.fleet.status().connected).await;
+    }
+    let _redis = Redis::on(port);
+    for n in [&a, &b] {
+        eventually("reconnected", || n.fleet.status().connected).await;
+    }
+    // The leaked key is removed on A after the restart.
+    let fixed = a
+        .store
+        .publish(Keyset::new([key()]).unwrap().with_label("L removed"));
+    eventually("the removal reached b", || {
+        b.store.current().version() == fixed
+    })
+    .await;
+    assert_eq!(
+        b.validator.validate(&leaked).unwrap_err().kind(),
+        K::UnknownKid
+    );
+    assert!(b.fleet.status().epoch_changes >= 1 || a.fleet.status().epoch_changes >= 1);
+}
+
+/// Security review 3, HIGH 1 across the fleet: a key revoked as compromised on one node
+/// is refused on every node, and a rollback on another node does not trust it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_revoked_on_one_node_is_refused_on_every_node_and_never_rolled_back_in() {
+    let redis = Redis::start();
+    let (a, b) = (
+        keyset_node(&redis.url(), "a", None),
+        keyset_node(&redis.url(), "b", None),
+    );
+    keysets_synced(&[&a, &b]).await;
+    let leaked = signed_by("partner-L");
+    let with_l = a
+        .store
+        .publish(Keyset::new([key(), testing::key("partner-L", Algorithm::ES256)]).unwrap());
+    eventually("b has L", || b.validator.validate(&leaked).is_ok()).await;
+    a.store.revoke_key("partner-L").unwrap();
+    eventually("b refuses L", || b.validator.validate(&leaked).is_err()).await;
+    eventually("b knows it is revoked", || {
+        b.store.is_key_revoked("partner-L")
+    })
+    .await;
+    // B's operator rolls back to the version that held L: L stays out, on every node.
+    b.store.rollback_to(with_l).unwrap();
+    assert!(b.store.current().find("partner-L").is_none());
+    assert!(b.validator.validate(&leaked).is_err());
+    assert!(b.validator.validate(&signed_by("k1")).is_ok());
+    let v = b.store.current().version();
+    eventually("a follows b", || a.store.current().version() == v).await;
+    assert!(a.validator.validate(&leaked).is_err());
+}
+
+/// A TCP relay to Redis that can go silent: bytes are swallowed both ways and no
+/// connection is closed (a NAT or load balancer that dropped the flow without a FIN).
+struct SilentRelay {
+    port: u16,
+    flowing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl SilentRelay {
+    async fn start(redis_port: u16) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let flowing = std::sync::Arc::new(AtomicBool::new(true));
+        let f = flowing.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", redis_port)).await
+                else {
+                    continue;
+                };
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                for (mut from, mut to) in [
+                    (
+                        Box::new(cr) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+                        Box::new(sw) as Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
+                    ),
+                    (Box::new(sr) as _, Box::new(cw) as _),
+                ] {
+                    let f = f.clone();
+                    tokio::spawn(async move {
+                        let mut buf = vec![0u8; 16 * 1024];
+                        loop {
+                            let n = match from.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => n,
+                            };
+                            if f.load(Ordering::Acquire) && to.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    });
+                }
+            }
+        });
+        Self { port, flowing }
+    }
+
+    fn set_flowing(&self, on: bool) {
+        self.flowing.store(on, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// Security review 3, HIGH 5: a subscriber cut off silently (no FIN, no error) stops
+/// hearing the fleet's heartbeat, counts itself disconnected, and fail-closed applies;
+/// when the path is back it reconnects and resyncs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silently_cut_subscriber_notices_by_the_heartbeat_and_fails_closed() {
+    use tokenlife_core::ManualClock;
+    let redis = Redis::start();
+    let relay = SilentRelay::start(redis.port()).await;
+    let clock = ManualClock::at_unix(now());
+    let fleet = RedisFleet::new(
+        FleetConfig::new(format!("redis://127.0.0.1:{}/", relay.port))
+            .node_id("cut")
+            .heartbeat(Duration::from_millis(50))
+            .fail_closed(Duration::from_secs(30))
+            .max_backoff(Duration::from_millis(50)),
+    )
+    .unwrap();
+    let list = RevocationList::builder()
+        .clock(clock.clone())
+        .backend(fleet.backend())
+        .build();
+    let _tasks = fleet.start(list.clone()).unwrap();
+    let v = Validator::builder(KeysetStore::new(Keyset::new([key()]).unwrap()))
+        .issuer(common::ISS)
+        .audience(common::AUD)
+        .clock(clock.clone())
+        .revocations(list.clone())
+        .build()
+        .unwrap();
+    eventually("synced", || fleet.status().connected).await;
+    let t = token("t", "u");
+    assert!(v.validate(&t).is_ok());
+
+    relay.set_flowing(false);
+    eventually("the silence noticed", || !fleet.status().connected).await;
+    assert!(fleet.status().heartbeats_missed >= 1);
+    clock.advance(Duration::from_secs(31));
+    assert_eq!(v.validate(&t).unwrap_err().kind(), K::RevocationsStale);
+
+    relay.set_flowing(true);
+    eventually("recovered", || v.validate(&t).is_ok()).await;
+    assert!(fleet.status().connected);
 }

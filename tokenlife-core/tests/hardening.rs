@@ -120,6 +120,38 @@ fn a_subject_revocation_that_lapses_does_not_bring_a_caught_family_back() {
     );
 }
 
+/// Review 3, HIGH 5: the cut-off of a subject revocation is compared with the start of
+/// the refresh family, not with its last renewal: a family renewed once after the
+/// cut-off (on this node, or on another before the revocation reached it) is still
+/// caught, and stays dead.
+#[test]
+fn a_family_renewed_after_the_cut_off_is_still_caught_by_the_subject_revocation() {
+    let w = world();
+    let pair = w.issuer.issue(TokenRequest::subject("alice")).unwrap();
+    w.clock.advance(Duration::from_secs(100));
+    let renewed = w
+        .issuer
+        .renew(pair.refresh_token.as_deref().unwrap())
+        .unwrap();
+    let refresh = renewed.refresh_token.clone().unwrap();
+    // Every token of alice issued up to T0 + 50: the family began at T0.
+    w.validator
+        .revocations()
+        .revoke_subject("alice", at(T0 + 50), at(T0 + 40 * DAY))
+        .unwrap();
+    assert_eq!(
+        w.issuer.renew(&refresh).unwrap_err().kind(),
+        RenewErrorKind::Revoked
+    );
+    assert!(w.issuer.inspect_refresh(&refresh).unwrap().is_none());
+    // A family that began after the cut-off is not caught.
+    let later = w.issuer.issue(TokenRequest::subject("alice")).unwrap();
+    w.clock.advance(Duration::from_secs(10));
+    w.issuer
+        .renew(later.refresh_token.as_deref().unwrap())
+        .unwrap();
+}
+
 /// Finding 1 through `Issuer::revoke_subject`: even if nobody presents the refresh token
 /// while the revocation holds, it holds until the token has expired.
 #[test]

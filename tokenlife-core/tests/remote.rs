@@ -573,3 +573,53 @@ async fn the_admin_status_shows_source_fetch_times_and_failures() {
         src["last_success"].as_u64().unwrap() + 5
     );
 }
+
+/// Security review 3, HIGH 4: a provider's JWKS that lists a symmetric `oct` key must not
+/// make its `k` (public to anyone who can read the JWKS) a signing secret. The key is
+/// skipped and reported; a token signed with it is refused.
+#[tokio::test]
+async fn a_symmetric_or_private_key_in_a_remote_jwks_is_skipped_never_trusted() {
+    use base64::Engine as _;
+    use tokenlife_core::jsonwebtoken::{EncodingKey, Header, encode};
+    let p = provider(&[("k1", Algorithm::ES256)]).await;
+    let secret = [7u8; 32];
+    let k = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
+    let mut jwks: Value = serde_json::from_str(&public_jwks(&[("k1", Algorithm::ES256)])).unwrap();
+    let arr = jwks["keys"].as_array_mut().unwrap();
+    arr.push(json!({"kty": "oct", "kid": "hmac", "alg": "HS256", "use": "sig", "k": k}));
+    p.edit(|s| s.jwks = jwks.to_string());
+    let clock = ManualClock::starting_now();
+    let keys = RemoteKeys::jwks(format!("{}/jwks", p.base))
+        .clock(clock.clone())
+        .build()
+        .await
+        .unwrap();
+    let status = keys.status();
+    assert_eq!(status.kids, ["k1"]);
+    assert_eq!(status.skipped.len(), 1, "{:?}", status.skipped);
+    assert_eq!(status.skipped[0].kid.as_deref(), Some("hmac"));
+    assert_eq!(status.skipped[0].reason, "Symmetric");
+    let now = clock.unix_now();
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some("hmac".into());
+    let forged = encode(
+        &header,
+        &json!({"iss": "https://idp", "aud": AUD, "sub": "admin", "scope": "everything", "exp": now + 600}),
+        &EncodingKey::from_secret(&secret),
+    )
+    .unwrap();
+    let v = validator(&keys, "https://idp", &clock);
+    assert_eq!(
+        v.validate(&forged).unwrap_err().kind(),
+        ValidationErrorKind::UnknownKid
+    );
+    // A JWKS of only a symmetric key has no usable key at all.
+    p.edit(|s| {
+        s.jwks =
+            json!({"keys": [{"kty": "oct", "kid": "hmac", "alg": "HS256", "k": k}]}).to_string();
+        s.etag = Some("\"v2\"".into());
+    });
+    let err = keys.refresh().await.unwrap_err();
+    assert_eq!(err.kind(), RemoteErrorKind::NoUsableKeys);
+    assert_eq!(keys.status().kids, ["k1"], "last good keys kept");
+}

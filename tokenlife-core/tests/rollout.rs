@@ -21,12 +21,30 @@ struct World {
     guard: RolloutGuard,
     validator: Validator,
     token: String,
+    clients: Vec<String>,
+}
+
+impl World {
+    /// The token of the `n`th distinct client (all signed by the first version's key).
+    fn client(&self, n: usize) -> &str {
+        &self.clients[n % self.clients.len()]
+    }
+}
+
+fn sub_token(key: &tokenlife_core::Key, sub: &str) -> String {
+    testing::sign(
+        key,
+        &json!({"iss": ISS, "aud": AUD, "sub": sub, "iat": T0, "exp": T0 + 900}),
+    )
 }
 
 fn world(policy: GuardPolicy, notify: Option<Monitor>) -> World {
     let key = testing::key("k1", Algorithm::ES256);
     let clock = ManualClock::at_unix(T0);
     let token = testing::sign(&key, &claims());
+    let clients = (0..64)
+        .map(|i| sub_token(&key, &format!("client-{i}")))
+        .collect();
     let store = KeysetStore::new(Keyset::new([key]).unwrap());
     let mut guard = RolloutGuard::new(store.clone(), policy).with_clock(clock.clone());
     if let Some(m) = notify.clone() {
@@ -49,6 +67,7 @@ fn world(policy: GuardPolicy, notify: Option<Monitor>) -> World {
         guard,
         validator,
         token,
+        clients,
     }
 }
 
@@ -62,7 +81,7 @@ fn a_broken_deploy_is_rolled_back_after_min_sample_failures_and_quarantined() {
     let bad = w.store.publish(broken());
     let mut failed = 0;
     while w.store.current().version() == bad && failed < 1_000 {
-        w.validator.validate(&w.token).unwrap_err();
+        w.validator.validate(w.client(failed)).unwrap_err();
         failed += 1;
     }
     assert_eq!(failed, 20, "the default policy acts at 20 failures");
@@ -110,13 +129,15 @@ fn a_failure_rate_policy_also_rolls_back_a_deploy_that_fails_claims() {
             .unwrap()
             .with_label("v2"),
     );
-    let wrong_aud = testing::sign(
-        &testing::key("k1", Algorithm::ES256),
-        &json!({"iss": ISS, "aud": "api://elsewhere", "sub": "u", "exp": T0 + 900}),
-    );
+    let wrong_aud = |n: usize| {
+        testing::sign(
+            &testing::key("k1", Algorithm::ES256),
+            &json!({"iss": ISS, "aud": "api://elsewhere", "sub": format!("u{n}"), "exp": T0 + 900}),
+        )
+    };
     let mut failed = 0;
     while w.store.current().version() == v2 && failed < 1_000 {
-        w.validator.validate(&wrong_aud).unwrap_err();
+        w.validator.validate(&wrong_aud(failed)).unwrap_err();
         failed += 1;
     }
     assert_eq!(failed, 20);
@@ -145,8 +166,10 @@ fn a_bad_deploy_an_operator_rolled_back_is_never_the_last_good_version() {
     assert_eq!(w.guard.watching(), (1, 1));
     // The next bad deploy is rolled back to v1, not to the first bad one.
     let bad2 = w.store.publish(broken());
-    while w.store.current().version() == bad2 {
-        w.validator.validate(&w.token).unwrap_err();
+    let mut n = 0;
+    while w.store.current().version() == bad2 && n < 1_000 {
+        w.validator.validate(w.client(n)).unwrap_err();
+        n += 1;
     }
     assert_eq!(w.store.current().version(), 1);
     assert_ne!(w.guard.watching().1, bad);
@@ -157,20 +180,20 @@ fn a_lapsed_window_forgets_old_failures() {
     let w = world(GuardPolicy::new(Duration::from_secs(10), 20, 0.5), None);
     let bad = w.store.publish(broken());
     // 15 failures, then the window lapses: the count starts over.
-    for _ in 0..15 {
-        w.validator.validate(&w.token).unwrap_err();
+    for n in 0..15 {
+        w.validator.validate(w.client(n)).unwrap_err();
     }
     w.clock.advance(Duration::from_secs(11));
-    for _ in 0..15 {
-        w.validator.validate(&w.token).unwrap_err();
+    for n in 15..30 {
+        w.validator.validate(w.client(n)).unwrap_err();
     }
     assert_eq!(
         w.store.current().version(),
         bad,
         "15 + 15 across two windows"
     );
-    for _ in 0..5 {
-        w.validator.validate(&w.token).unwrap_err();
+    for n in 30..35 {
+        w.validator.validate(w.client(n)).unwrap_err();
     }
     assert_eq!(w.store.current().version(), 1, "20 within one window");
 }
@@ -212,8 +235,10 @@ fn the_monitor_raises_the_alert_and_audits_the_rollback() {
         .build();
     let w = world(GuardPolicy::default(), Some(monitor));
     let bad = w.store.publish(broken());
-    while w.store.current().version() == bad {
-        w.validator.validate(&w.token).unwrap_err();
+    let mut n = 0;
+    while w.store.current().version() == bad && n < 1_000 {
+        w.validator.validate(w.client(n)).unwrap_err();
+        n += 1;
     }
     auditor.flush();
     let events: Vec<_> = events.try_iter().collect();
@@ -295,8 +320,10 @@ fn validations_never_observe_a_torn_swap() {
 fn quarantine_is_bounded_by_the_history() {
     let w = world(GuardPolicy::default(), None);
     let bad = w.store.publish(broken());
-    while w.store.current().version() == bad {
-        w.validator.validate(&w.token).unwrap_err();
+    let mut n = 0;
+    while w.store.current().version() == bad && n < 1_000 {
+        w.validator.validate(w.client(n)).unwrap_err();
+        n += 1;
     }
     assert!(w.store.is_quarantined(bad));
     for i in 0..=KeysetStore::DEFAULT_HISTORY {
@@ -311,4 +338,172 @@ fn quarantine_is_bounded_by_the_history() {
         w.store.rollback_to(bad).unwrap_err().kind(),
         KeysetErrorKind::UnknownVersion
     );
+}
+
+/// Security review 3, HIGH 1: junk is noise. Tokens that no version ever trusted — an
+/// unknown kid, random subjects, forged signatures — never count, however many, so they
+/// can neither roll back a good deploy nor abort a correct canary.
+#[test]
+fn junk_tokens_never_trip_the_guard_nor_abort_a_correct_canary() {
+    use tokenlife_core::jsonwebtoken::{EncodingKey, Header, encode};
+    let w = world(GuardPolicy::default(), None);
+    // A correct deploy: the same key and a new one.
+    let v2 = w.store.publish(
+        Keyset::new([
+            testing::key("k1", Algorithm::ES256),
+            testing::key("k9", Algorithm::ES256),
+        ])
+        .unwrap(),
+    );
+    w.validator.validate(w.client(1)).unwrap();
+    let stranger = testing::key("nope", Algorithm::ES256);
+    for i in 0..400 {
+        // Unknown kid, random subject, no credentials.
+        w.validator
+            .validate(&sub_token(&stranger, &format!("rnd-{i}")))
+            .unwrap_err();
+        // A known kid with a forged signature.
+        let mut h = Header::new(Algorithm::HS256);
+        h.kid = Some("k1".into());
+        let forged = encode(
+            &h,
+            &json!({"iss": ISS, "aud": AUD, "sub": format!("f-{i}"), "exp": T0 + 900}),
+            &EncodingKey::from_secret(b"guess"),
+        )
+        .unwrap();
+        w.validator.validate(&forged).unwrap_err();
+    }
+    assert_eq!(w.store.current().version(), v2);
+    assert_eq!(w.guard.rollbacks(), 0);
+    // A correct 10 % canary under the same flood is not aborted.
+    let canary = w
+        .store
+        .stage_canary(
+            Keyset::new([
+                testing::key("k1", Algorithm::ES256),
+                testing::key("k7", Algorithm::ES256),
+            ])
+            .unwrap(),
+            10.0,
+        )
+        .unwrap();
+    w.validator.validate(w.client(2)).unwrap();
+    for i in 0..400 {
+        w.validator
+            .validate(&sub_token(&stranger, &format!("canary-rnd-{i}")))
+            .unwrap_err();
+    }
+    assert_eq!(w.store.current().version(), canary);
+    assert!(!w.store.is_quarantined(canary));
+    assert_eq!(w.guard.rollbacks(), 0);
+}
+
+/// Security review 3, HIGH 1, the replay: v2 adds partner key L, v3 removes it after a
+/// leak. The attacker replays the leaked L token: one client, so never evidence enough —
+/// no rollback to v2, L stays refused, v3 is not quarantined.
+#[test]
+fn one_leaked_token_replayed_cannot_roll_back_its_keys_removal() {
+    let w = world(GuardPolicy::default(), None);
+    let partner = std::sync::Arc::new(testing::key("partner-L", Algorithm::ES256));
+    let k1 = std::sync::Arc::new(testing::key("k1", Algorithm::ES256));
+    w.store
+        .publish(Keyset::new([k1.clone(), partner.clone()]).unwrap());
+    w.validator.validate(w.client(0)).unwrap();
+    let leaked = sub_token(&partner, "partner-service");
+    w.validator.validate(&leaked).unwrap();
+    let v3 = w
+        .store
+        .publish(Keyset::new([k1.clone()]).unwrap().with_label("L removed"));
+    w.validator.validate(w.client(1)).unwrap();
+    for _ in 0..400 {
+        assert_eq!(
+            w.validator.validate(&leaked).unwrap_err().kind(),
+            tokenlife_core::ValidationErrorKind::UnknownKid
+        );
+    }
+    assert_eq!(w.store.current().version(), v3);
+    assert!(!w.store.is_quarantined(v3));
+    assert_eq!(w.guard.rollbacks(), 0);
+}
+
+/// Security review 3, HIGH 1, the deliberate removal: a key revoked as compromised is
+/// never evidence — even an attacker holding its private half and minting any number of
+/// subjects cannot trip the guard — and no rollback, manual or automatic, trusts it again.
+#[test]
+fn a_revoked_key_is_never_evidence_and_no_rollback_trusts_it_again() {
+    let w = world(GuardPolicy::default(), None);
+    let partner = std::sync::Arc::new(testing::key("partner-L", Algorithm::ES256));
+    let k1 = std::sync::Arc::new(testing::key("k1", Algorithm::ES256));
+    let v2 = w
+        .store
+        .publish(Keyset::new([k1.clone(), partner.clone()]).unwrap());
+    w.validator.validate(w.client(0)).unwrap();
+    let v3 = w.store.revoke_key("partner-L").unwrap();
+    assert!(v3 > v2);
+    assert_eq!(w.store.revoked_keys(), ["partner-L"]);
+    w.validator.validate(w.client(1)).unwrap();
+    for i in 0..200 {
+        w.validator
+            .validate(&sub_token(&partner, &format!("minted-{i}")))
+            .unwrap_err();
+    }
+    assert_eq!(w.store.current().version(), v3);
+    assert_eq!(w.guard.rollbacks(), 0);
+    // The operator's own rollback to v2 brings v2's other keys back, never L.
+    w.store.rollback_to(v2).unwrap();
+    assert!(w.store.current().find("partner-L").is_none());
+    assert!(w.validator.validate(&sub_token(&partner, "x")).is_err());
+    w.validator.validate(w.client(2)).unwrap();
+    // Nor does a publish that names it again, nor staging it.
+    w.store
+        .publish(Keyset::new([k1.clone(), partner.clone()]).unwrap());
+    assert!(w.store.current().find("partner-L").is_none());
+    assert_eq!(
+        w.store
+            .stage(Keyset::new([partner.clone()]).unwrap())
+            .unwrap_err()
+            .kind(),
+        KeysetErrorKind::KeyRevoked
+    );
+    // A keyset of nothing but the revoked key is refused, and nothing changes.
+    let before = w.store.current().version();
+    assert_eq!(
+        w.store
+            .try_publish(Keyset::new([partner.clone()]).unwrap())
+            .unwrap_err()
+            .kind(),
+        KeysetErrorKind::KeyRevoked
+    );
+    assert_eq!(w.store.current().version(), before);
+    // Revoking the only key left is refused: publish a replacement first.
+    assert_eq!(
+        w.store.revoke_key("k1").unwrap_err().kind(),
+        KeysetErrorKind::KeyRevoked
+    );
+    assert!(!w.store.is_key_revoked("k1"));
+}
+
+/// The guard's own rollback, to a last good version that held a key revoked since, makes
+/// current that version's keys without it.
+#[test]
+fn the_guards_rollback_never_restores_a_revoked_key() {
+    let w = world(GuardPolicy::default(), None);
+    let partner = std::sync::Arc::new(testing::key("partner-L", Algorithm::ES256));
+    let k1 = std::sync::Arc::new(testing::key("k1", Algorithm::ES256));
+    w.store
+        .publish(Keyset::new([k1.clone(), partner.clone()]).unwrap());
+    w.validator.validate(w.client(0)).unwrap();
+    w.store.revoke_key("partner-L").unwrap();
+    w.validator.validate(w.client(1)).unwrap();
+    // A bad deploy after it: every client fails; the guard rolls back.
+    let bad = w.store.publish(broken());
+    let mut n = 0;
+    while w.store.current().version() == bad && n < 1_000 {
+        w.validator.validate(w.client(n)).unwrap_err();
+        n += 1;
+    }
+    assert_eq!(w.guard.rollbacks(), 1);
+    assert!(w.store.current().find("k1").is_some());
+    assert!(w.store.current().find("partner-L").is_none());
+    assert!(w.validator.validate(&sub_token(&partner, "x")).is_err());
 }

@@ -68,6 +68,7 @@ pub fn admin_router(state: AdminState) -> Router {
         .route("/keysets/promote", post(promote))
         .route("/keysets/abort", post(abort))
         .route("/keysets/release/{version}", post(release))
+        .route("/keysets/keys/{kid}/revoke", post(revoke_key))
         .route("/keysets/rollback", post(rollback))
         .route("/keysets/rollback/{version}", post(rollback_to))
         .route("/tokens", post(mint))
@@ -198,6 +199,10 @@ async fn abort(State(s): State<AdminState>) -> Response {
 
 async fn release(State(s): State<AdminState>, Path(version): Path<String>) -> Response {
     respond(s.release(&version))
+}
+
+async fn revoke_key(State(s): State<AdminState>, Path(kid): Path<String>) -> Response {
+    respond(s.revoke_key(&kid))
 }
 
 async fn rollback(State(s): State<AdminState>) -> Response {

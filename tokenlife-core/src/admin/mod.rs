@@ -22,6 +22,7 @@
 //! | `POST /keysets/promote` | [`AdminState::promote`] (`?version=N&min_shadow_sample=M`) | [`Access::ADMIN`] |
 //! | `POST /keysets/abort` | [`AdminState::abort`]: drop the candidate | [`Access::ADMIN`] |
 //! | `POST /keysets/release/{version}` | [`AdminState::release`]: lift a quarantine | [`Access::ADMIN`] |
+//! | `POST /keysets/keys/{kid}/revoke` | [`AdminState::revoke_key`]: revoke a key as compromised, for good | [`Access::ADMIN`] |
 //! | `POST /keysets/rollback` | [`AdminState::rollback`]: one step | [`Access::ADMIN`] |
 //! | `POST /keysets/rollback/{version}` | [`AdminState::rollback_to`] | [`Access::ADMIN`] |
 //! | `POST /tokens` | [`AdminState::mint`]: JSON `{"subject", "scope"?, "refresh"?, "client"?}` | [`Access::ADMIN`] |
@@ -641,6 +642,14 @@ impl AdminState {
     /// `POST /keysets/release/{version}` (admin): lifts the rollout guard's quarantine.
     pub fn release(&self, version: &str) -> AdminResponse {
         done(release(self, version))
+    }
+
+    /// `POST /keysets/keys/{kid}/revoke` (admin): revokes the key `kid` as compromised
+    /// ([`KeysetStore::revoke_key`]): it leaves the current keyset, and no rollback,
+    /// automatic or manual, and no fleet message trusts it again. Answers the version
+    /// current afterwards; 409 `kid_conflict` if it is the last key left.
+    pub fn revoke_key(&self, kid: &str) -> AdminResponse {
+        done(revoke_key(self, kid))
     }
 
     /// `POST /keysets/rollback` (admin): one step back.
@@ -1402,20 +1411,21 @@ fn rollout(s: &AdminState) -> AdminResponse {
         let (watching, last_good) = g.watching();
         json!({"watching": watching, "last_good": last_good, "rollbacks": g.rollbacks()})
     });
-    json_response(
-        StatusCode::OK,
-        &json!({
-            "current": snap.version(),
-            "generation": store.generation(),
-            "label": snap.label(),
-            "signing_kid": snap.signing_kid(),
-            "rollout": candidate_json(&snap),
-            "quarantined": store.quarantined(),
-            "retirement": {"policy": policy.as_str(), "seconds": grace, "retired_kids": store.retired_kids()},
-            "guard": guard,
-        }),
-        &[],
-    )
+    let mut body = json!({
+        "current": snap.version(),
+        "generation": store.generation(),
+        "label": snap.label(),
+        "signing_kid": snap.signing_kid(),
+        "rollout": candidate_json(&snap),
+        "quarantined": store.quarantined(),
+        "retirement": {"policy": policy.as_str(), "seconds": grace, "retired_kids": store.retired_kids()},
+        "guard": guard,
+    });
+    let revoked = store.revoked_keys();
+    if !revoked.is_empty() {
+        body["revoked_keys"] = json!(revoked);
+    }
+    json_response(StatusCode::OK, &body, &[])
 }
 
 #[derive(Deserialize, Default)]
@@ -1608,10 +1618,24 @@ fn release(s: &AdminState, version: &str) -> ApiResult {
     ))
 }
 
+fn revoke_key(s: &AdminState, kid: &str) -> ApiResult {
+    if kid.is_empty() || kid.len() > 256 || kid.chars().any(char::is_control) {
+        return Err(ApiError::bad("kid must be 1 to 256 printable characters"));
+    }
+    keyset_change(
+        s,
+        AuditAction::KeyRevoked,
+        &format!("revoke key {kid:?} (compromised); current"),
+        |store| store.revoke_key(kid),
+    )
+}
+
 fn keyset_error(e: &KeysetError) -> ApiError {
     let (status, code) = match e.kind() {
         KeysetErrorKind::UnknownVersion => (StatusCode::NOT_FOUND, ErrorCode::UnknownVersion),
-        KeysetErrorKind::KidConflict => (StatusCode::CONFLICT, ErrorCode::KidConflict),
+        KeysetErrorKind::KidConflict | KeysetErrorKind::KeyRevoked => {
+            (StatusCode::CONFLICT, ErrorCode::KidConflict)
+        }
         KeysetErrorKind::Quarantined => (StatusCode::CONFLICT, ErrorCode::Quarantined),
         KeysetErrorKind::InvalidShare => (StatusCode::BAD_REQUEST, ErrorCode::InvalidShare),
         KeysetErrorKind::RolloutInProgress => (StatusCode::CONFLICT, ErrorCode::RolloutInProgress),

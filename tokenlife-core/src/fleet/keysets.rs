@@ -20,8 +20,10 @@ use crate::keys::{Keyset, KeysetSnapshot, KeysetStore, RolloutMode};
 /// Largest keyset state applied, in bytes (two JWKS at their limit, and the rest).
 pub(super) const MAX_STATE: usize = 2 * Keyset::MAX_JWKS_BYTES + 4096;
 
-/// Publishes a state under the next generation, in one step on the server.
+/// Publishes a state under the next generation, in one step on the server — only within
+/// the epoch the writer knows (`-1` otherwise: the writer learns the new epoch first).
 const PUBLISH_STATE: &str = r"
+if redis.call('GET', KEYS[3]) ~= ARGV[3] then return -1 end
 local g = redis.call('INCR', KEYS[1])
 redis.call('HSET', KEYS[2], 'gen', g, 'state', ARGV[1])
 redis.call('PUBLISH', ARGV[2], g .. '\n' .. ARGV[1])
@@ -45,6 +47,12 @@ struct StateWire {
     active: String,
     signing_kid: Option<String>,
     candidate: Option<CandidateWire>,
+    /// Kids revoked as compromised: every node refuses them from then on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    revoked: Vec<String>,
+    /// The fleet epoch the generation counts in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    epoch: Option<String>,
 }
 
 pub(super) fn channel(prefix: &str) -> String {
@@ -59,8 +67,58 @@ fn generation_key(prefix: &str) -> String {
     format!("{prefix}:keyset:gen")
 }
 
-fn wire(node: &str, snap: &KeysetSnapshot) -> StateWire {
+fn epoch_key(prefix: &str) -> String {
+    format!("{prefix}:keyset:epoch")
+}
+
+/// Learns the fleet's epoch, making one (`SET NX` of a random id) if Redis has none — a
+/// Redis that lost its data is a new epoch, never "older news". A new epoch resets this
+/// node's generation, so the states of the new epoch apply. Returns whether the epoch
+/// changed under a node that knew an earlier one.
+pub(super) async fn ensure_epoch(
+    inner: &Inner,
+    conn: &mut redis::aio::MultiplexedConnection,
+) -> redis::RedisResult<bool> {
+    let key = epoch_key(&inner.config.prefix);
+    let fresh = format!(
+        "{:016x}{:016x}",
+        crate::hash::random_u64(),
+        crate::hash::random_u64()
+    );
+    let epoch: String = redis::pipe()
+        .cmd("SET")
+        .arg(&key)
+        .arg(&fresh)
+        .arg("NX")
+        .ignore()
+        .cmd("GET")
+        .arg(&key)
+        .query_async::<(String,)>(conn)
+        .await?
+        .0;
+    let mut known = inner.epoch.lock().unwrap_or_else(|p| p.into_inner());
+    if known.as_deref() == Some(epoch.as_str()) {
+        return Ok(false);
+    }
+    let changed = known.is_some();
+    *known = Some(epoch);
+    inner.keyset_generation.store(0, Ordering::Release);
+    if changed {
+        inner.epoch_changes.fetch_add(1, Ordering::Relaxed);
+        ::metrics::counter!(super::metrics::EPOCH_CHANGES).increment(1);
+    }
+    Ok(changed)
+}
+
+fn wire(
+    node: &str,
+    snap: &KeysetSnapshot,
+    revoked: Vec<String>,
+    epoch: Option<String>,
+) -> StateWire {
     StateWire {
+        revoked,
+        epoch,
         v: 1,
         node: node.to_owned(),
         version: snap.version(),
@@ -124,16 +182,41 @@ pub(super) async fn writer(
                 }
             },
         };
-        let body = serde_json::to_string(&wire(&inner.config.node_id, &snap)).unwrap_or_default();
-        let sent: redis::RedisResult<u64> = script
+        let epoch = match inner.known_epoch() {
+            Some(e) => e,
+            None => {
+                if ensure_epoch(&inner, c).await.is_err() {
+                    conn = None;
+                    tokio::time::sleep(backoff).await;
+                    backoff = super::backoff_step(backoff, inner.config.max_backoff);
+                }
+                continue;
+            }
+        };
+        let revoked = inner
+            .keyset_store()
+            .map(|s| s.revoked_keys())
+            .unwrap_or_default();
+        let state = wire(&inner.config.node_id, &snap, revoked, Some(epoch.clone()));
+        let body = serde_json::to_string(&state).unwrap_or_default();
+        let sent: redis::RedisResult<i64> = script
             .key(generation_key(&prefix))
             .key(state_key(&prefix))
+            .key(epoch_key(&prefix))
             .arg(&body)
             .arg(channel(&prefix))
+            .arg(&epoch)
             .invoke_async(c)
             .await;
         match sent {
+            Ok(-1) => {
+                // Another epoch: learn it (the generation restarts) and publish in it.
+                if ensure_epoch(&inner, c).await.is_err() {
+                    conn = None;
+                }
+            }
             Ok(g) => {
+                let g = u64::try_from(g).unwrap_or(0);
                 inner.keyset_generation.fetch_max(g, Ordering::AcqRel);
                 pending = None;
                 backoff = std::time::Duration::from_millis(10);
@@ -153,33 +236,57 @@ pub(super) async fn resync(
     store: &KeysetStore,
     conn: &mut redis::aio::MultiplexedConnection,
 ) -> redis::RedisResult<()> {
+    let new_epoch = ensure_epoch(inner, conn).await?;
     let (generation, state): (Option<u64>, Option<Vec<u8>>) = redis::cmd("HMGET")
         .arg(state_key(&inner.config.prefix))
         .arg("gen")
         .arg("state")
         .query_async(conn)
         .await?;
-    if let (Some(g), Some(state)) = (generation, state) {
-        apply(inner, store, g, &state, true);
+    match (generation, state) {
+        (Some(g), Some(state)) => {
+            apply(inner, store, g, &state, true);
+        }
+        // Redis lost the fleet's state: this node's state becomes the new epoch's first.
+        _ if new_epoch => store.announce(),
+        _ => {}
     }
     Ok(())
 }
 
-/// A published message: `<generation>\n<state JSON>`.
-pub(super) fn handle_message(inner: &Inner, store: &KeysetStore, bytes: &[u8]) {
+/// A published message: `<generation>\n<state JSON>`. Returns `false` when it belongs
+/// to another epoch than this node's: the caller resyncs.
+pub(super) fn handle_message(inner: &Inner, store: &KeysetStore, bytes: &[u8]) -> bool {
     if bytes.len() > MAX_STATE {
-        return inner.drop_message("oversize");
+        inner.drop_message("oversize");
+        return true;
     }
     let Some(nl) = bytes.iter().position(|b| *b == b'\n') else {
-        return inner.drop_message("malformed");
+        inner.drop_message("malformed");
+        return true;
     };
     let Some(g) = std::str::from_utf8(&bytes[..nl])
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
     else {
-        return inner.drop_message("malformed");
+        inner.drop_message("malformed");
+        return true;
     };
-    apply(inner, store, g, &bytes[nl + 1..], false);
+    apply(inner, store, g, &bytes[nl + 1..], false)
+}
+
+/// Whether a state says the same as this node's current snapshot.
+fn same_as_current(store: &KeysetStore, w: &StateWire) -> bool {
+    let cur = store.current();
+    cur.active().to_public_jwks() == w.active
+        && cur.signing_kid() == w.signing_kid.as_deref()
+        && match (cur.candidate_parts(), &w.candidate) {
+            (None, None) => true,
+            (Some((ks, mode, share)), Some(c)) => {
+                ks.to_public_jwks() == c.jwks && mode.as_str() == c.mode && share == c.share
+            }
+            _ => false,
+        }
 }
 
 fn parse_jwks(text: &str) -> Result<Keyset, &'static str> {
@@ -207,27 +314,44 @@ fn parse_jwks(text: &str) -> Result<Keyset, &'static str> {
 }
 
 /// Applies a state of generation `g` if it is newer than the last one applied; drops it
-/// whole (counted) if any part of it is bad.
-fn apply(inner: &Inner, store: &KeysetStore, g: u64, state: &[u8], from_store: bool) {
+/// whole (counted) if any part of it is bad. Returns `false` for a state of another
+/// epoch than this node's (not applied: the node must resync).
+fn apply(inner: &Inner, store: &KeysetStore, g: u64, state: &[u8], from_store: bool) -> bool {
+    let dropped = |reason| {
+        inner.drop_message(reason);
+        true
+    };
     if state.len() > MAX_STATE {
-        return inner.drop_message("oversize");
+        return dropped("oversize");
     }
     let Ok(w) = serde_json::from_slice::<StateWire>(state) else {
-        return inner.drop_message("malformed");
+        return dropped("malformed");
     };
     if w.v != 1 {
-        return inner.drop_message("version");
+        return dropped("version");
     }
+    if let (Some(theirs), Some(ours)) = (&w.epoch, inner.known_epoch())
+        && *theirs != ours
+    {
+        return false;
+    }
+    let own = w.node == inner.config.node_id;
     if g <= inner.keyset_generation.load(Ordering::Acquire) {
-        return; // not newer: a late or repeated message
+        // Not newer: a late or repeated message. One that says something else than
+        // this node's keyset is counted: a node that stopped following shows.
+        if !own && !same_as_current(store, &w) {
+            inner.states_ignored.fetch_add(1, Ordering::Relaxed);
+            ::metrics::counter!(super::metrics::STATES_IGNORED).increment(1);
+        }
+        return true;
     }
-    if !from_store && w.node == inner.config.node_id {
+    if !from_store && own {
         inner.keyset_generation.fetch_max(g, Ordering::AcqRel);
-        return;
+        return true;
     }
     let active = match parse_jwks(&w.active) {
         Ok(ks) => ks,
-        Err(reason) => return inner.drop_message(reason),
+        Err(reason) => return dropped(reason),
     };
     let active = match w.label {
         Some(l) => active.with_label(l),
@@ -239,14 +363,14 @@ fn apply(inner: &Inner, store: &KeysetStore, g: u64, state: &[u8], from_store: b
             let mode = match c.mode.as_str() {
                 "canary" => RolloutMode::Canary,
                 "shadow" => RolloutMode::Shadow,
-                _ => return inner.drop_message("malformed"),
+                _ => return dropped("malformed"),
             };
             if c.share > 10_000 {
-                return inner.drop_message("malformed");
+                return dropped("malformed");
             }
             let ks = match parse_jwks(&c.jwks) {
                 Ok(ks) => ks,
-                Err(reason) => return inner.drop_message(reason),
+                Err(reason) => return dropped(reason),
             };
             let ks = match c.label {
                 Some(l) => ks.with_label(l),
@@ -259,8 +383,10 @@ fn apply(inner: &Inner, store: &KeysetStore, g: u64, state: &[u8], from_store: b
     // the newer.
     let prev = inner.keyset_generation.fetch_max(g, Ordering::AcqRel);
     if prev >= g {
-        return;
+        return true;
     }
+    store.merge_revoked(&w.revoked);
     store.apply_remote(w.version, active, w.signing_kid.as_deref(), candidate);
     inner.keysets_applied.fetch_add(1, Ordering::Relaxed);
+    true
 }

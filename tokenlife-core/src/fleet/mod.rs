@@ -78,6 +78,13 @@ pub mod metrics {
     pub const DROPPED: &str = "tokenlife_fleet_messages_dropped_total";
     /// Local revocations waiting to reach Redis.
     pub const REPLAY_QUEUE: &str = "tokenlife_fleet_replay_queue";
+    /// Keyset states not applied (an older generation) whose content differs from this
+    /// node's current keyset: a node that stopped following the fleet shows here.
+    pub const STATES_IGNORED: &str = "tokenlife_fleet_keyset_states_ignored_total";
+    /// Fleet epochs seen change (a Redis that lost its data, a failover).
+    pub const EPOCH_CHANGES: &str = "tokenlife_fleet_epoch_changes_total";
+    /// Subscriptions ended because no heartbeat (nor any message) came within the bound.
+    pub const HEARTBEAT_MISSED: &str = "tokenlife_fleet_heartbeat_missed_total";
 }
 
 /// A fleet's settings.
@@ -90,7 +97,11 @@ pub struct FleetConfig {
     max_queue: usize,
     max_backoff: Duration,
     fail_closed: Option<Duration>,
+    heartbeat: Duration,
 }
+
+/// Default interval of the fleet heartbeat.
+const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
 
 impl FleetConfig {
     /// Redis at `url` (`redis://host:port/db`), prefix `{tokenlife}`, a random node id.
@@ -102,7 +113,19 @@ impl FleetConfig {
             max_queue: DEFAULT_MAX_QUEUE,
             max_backoff: Duration::from_secs(1),
             fail_closed: None,
+            heartbeat: DEFAULT_HEARTBEAT,
         }
+    }
+
+    /// How often this node publishes a heartbeat on the fleet's channel (default 1 s,
+    /// at least 10 ms). A subscriber that hears nothing — no heartbeat from any node, no
+    /// message — for three intervals counts itself cut off (a connection a NAT or load
+    /// balancer dropped without a FIN looks alive to TCP): it reconnects and resyncs, and
+    /// fail-closed applies from then on. Every Redis connection also has TCP keepalive
+    /// and a user timeout of the same order.
+    pub fn heartbeat(mut self, interval: Duration) -> Self {
+        self.heartbeat = interval.max(Duration::from_millis(10));
+        self
     }
 
     /// Fail-closed: once this node has been cut off from the fleet (or not yet synced
@@ -177,6 +200,12 @@ pub struct FleetStatus {
     pub keyset_generation: u64,
     /// Keyset states received from other nodes and installed.
     pub keysets_applied: u64,
+    /// Keyset states not applied (not newer) whose content differed from this node's.
+    pub states_ignored: u64,
+    /// Times the fleet's epoch changed under this node (Redis lost its data).
+    pub epoch_changes: u64,
+    /// Subscriptions ended for want of a heartbeat.
+    pub heartbeats_missed: u64,
 }
 
 /// One revocation on the wire and in the store.
@@ -247,12 +276,21 @@ struct Inner {
     keyset_rx: Mutex<Option<tokio::sync::watch::Receiver<Option<Arc<KeysetSnapshot>>>>>,
     keyset_generation: AtomicU64,
     keysets_applied: AtomicU64,
+    /// The fleet epoch this node's keyset generation belongs to.
+    epoch: Mutex<Option<String>>,
+    states_ignored: AtomicU64,
+    epoch_changes: AtomicU64,
+    heartbeats_missed: AtomicU64,
 }
 
 impl Inner {
     fn drop_message(&self, reason: &'static str) {
         self.dropped.fetch_add(1, Ordering::Relaxed);
         ::metrics::counter!(metrics::DROPPED, "reason" => reason).increment(1);
+    }
+
+    fn known_epoch(&self) -> Option<String> {
+        self.epoch.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     fn keyset_store(&self) -> Option<KeysetStore> {
@@ -328,6 +366,7 @@ impl RevocationBackend for FleetBackend {
 pub struct FleetTasks {
     writer: tokio::task::JoinHandle<()>,
     subscriber: tokio::task::JoinHandle<()>,
+    heartbeat: tokio::task::JoinHandle<()>,
     keyset_writer: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -335,6 +374,7 @@ impl Drop for FleetTasks {
     fn drop(&mut self) {
         self.writer.abort();
         self.subscriber.abort();
+        self.heartbeat.abort();
         if let Some(k) = &self.keyset_writer {
             k.abort();
         }
@@ -347,8 +387,7 @@ impl RedisFleet {
     /// # Errors
     /// A URL the `redis` crate cannot use.
     pub fn new(config: FleetConfig) -> Result<Self, FleetError> {
-        let client =
-            redis::Client::open(config.url.as_str()).map_err(|source| FleetError { source })?;
+        let client = client(&config.url, config.heartbeat)?;
         let (tx, rx) = mpsc::channel(config.max_queue);
         Ok(Self {
             inner: Arc::new(Inner {
@@ -367,6 +406,10 @@ impl RedisFleet {
                 keyset_rx: Mutex::new(None),
                 keyset_generation: AtomicU64::new(0),
                 keysets_applied: AtomicU64::new(0),
+                epoch: Mutex::new(None),
+                states_ignored: AtomicU64::new(0),
+                epoch_changes: AtomicU64::new(0),
+                heartbeats_missed: AtomicU64::new(0),
             }),
         })
     }
@@ -419,9 +462,11 @@ impl RedisFleet {
             .take()
             .map(|rx| tokio::spawn(keysets::writer(self.inner.clone(), rx)));
         let subscriber = tokio::spawn(subscriber(self.inner.clone(), list));
+        let heartbeat = tokio::spawn(heartbeat(self.inner.clone()));
         Some(FleetTasks {
             writer,
             subscriber,
+            heartbeat,
             keyset_writer,
         })
     }
@@ -438,6 +483,9 @@ impl RedisFleet {
             syncs: i.syncs.load(Ordering::Relaxed),
             keyset_generation: i.keyset_generation.load(Ordering::Acquire),
             keysets_applied: i.keysets_applied.load(Ordering::Relaxed),
+            states_ignored: i.states_ignored.load(Ordering::Relaxed),
+            epoch_changes: i.epoch_changes.load(Ordering::Relaxed),
+            heartbeats_missed: i.heartbeats_missed.load(Ordering::Relaxed),
         }
     }
 
@@ -455,6 +503,60 @@ impl RedisFleet {
 
 fn channel(prefix: &str) -> String {
     format!("{prefix}:revocations")
+}
+
+fn heartbeat_channel(prefix: &str) -> String {
+    format!("{prefix}:heartbeat")
+}
+
+/// A client whose every connection has TCP keepalive and a user timeout in the order of
+/// the heartbeat bound: a peer that vanished without a FIN is noticed by the kernel too.
+fn client(url: &str, heartbeat: Duration) -> Result<redis::Client, FleetError> {
+    use redis::IntoConnectionInfo;
+    use redis::io::tcp::{TcpSettings, socket2::TcpKeepalive};
+    let info = url
+        .into_connection_info()
+        .map_err(|source| FleetError { source })?;
+    let idle = (heartbeat * 3).max(Duration::from_secs(1));
+    let tcp = TcpSettings::default()
+        .set_nodelay(true)
+        .set_keepalive(
+            TcpKeepalive::new()
+                .with_time(idle)
+                .with_interval(idle)
+                .with_retries(3),
+        )
+        .set_user_timeout(idle * 4);
+    redis::Client::open(info.set_tcp_settings(tcp)).map_err(|source| FleetError { source })
+}
+
+/// Publishes this node's heartbeat every interval (a PUBLISH, so every subscriber of the
+/// fleet hears that Redis still delivers).
+async fn heartbeat(inner: Arc<Inner>) {
+    let chan = heartbeat_channel(&inner.config.prefix);
+    let interval = inner.config.heartbeat;
+    let mut conn: Option<redis::aio::MultiplexedConnection> = None;
+    loop {
+        tokio::time::sleep(interval).await;
+        let c = match conn.as_mut() {
+            Some(c) => c,
+            None => match inner.client.get_multiplexed_async_connection().await {
+                Ok(c) => conn.insert(c),
+                Err(_) => continue,
+            },
+        };
+        let sent = tokio::time::timeout(
+            interval * 3,
+            redis::cmd("PUBLISH")
+                .arg(&chan)
+                .arg(&inner.config.node_id)
+                .query_async::<()>(c),
+        )
+        .await;
+        if !matches!(sent, Ok(Ok(()))) {
+            conn = None;
+        }
+    }
 }
 
 fn key(prefix: &str, kind: &str, id: &str) -> String {
@@ -603,32 +705,52 @@ async fn subscriber(inner: Arc<Inner>, list: RevocationList) {
     }
 }
 
+/// `fut`, or a timeout error after three heartbeat intervals (at least 1 s): one round
+/// trip to a Redis that went silent must not hold the subscriber forever.
+async fn bounded<T>(
+    inner: &Inner,
+    fut: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> redis::RedisResult<T> {
+    let bound = (inner.config.heartbeat * 3).max(Duration::from_secs(1));
+    match tokio::time::timeout(bound, fut).await {
+        Ok(r) => r,
+        Err(_) => {
+            Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "redis went silent").into())
+        }
+    }
+}
+
 async fn subscription(inner: &Inner, list: &RevocationList) -> redis::RedisResult<()> {
     let prefix = &inner.config.prefix;
     let keyset_store = inner.keyset_store();
     let keyset_channel = keysets::channel(prefix);
-    let mut pubsub = inner.client.get_async_pubsub().await?;
-    pubsub.subscribe(channel(prefix)).await?;
+    let mut pubsub = bounded(inner, inner.client.get_async_pubsub()).await?;
+    bounded(inner, pubsub.subscribe(channel(prefix))).await?;
+    let beat = heartbeat_channel(prefix);
+    bounded(inner, pubsub.subscribe(&beat)).await?;
     if keyset_store.is_some() {
-        pubsub.subscribe(&keyset_channel).await?;
+        bounded(inner, pubsub.subscribe(&keyset_channel)).await?;
     }
     // Subscribed first: whatever is published from now on arrives on the channel, and
     // whatever was stored before is read here.
-    let mut conn = inner.client.get_multiplexed_async_connection().await?;
+    let mut conn = bounded(inner, inner.client.get_multiplexed_async_connection()).await?;
     let pattern = format!("{prefix}:rev:*");
     let mut cursor: u64 = 0;
     loop {
-        let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(&mut conn)
-            .await?;
+        let (next, keys): (u64, Vec<Vec<u8>>) = bounded(
+            inner,
+            redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn),
+        )
+        .await?;
         if !keys.is_empty() {
             let values: Vec<Option<Vec<u8>>> =
-                redis::cmd("MGET").arg(&keys).query_async(&mut conn).await?;
+                bounded(inner, redis::cmd("MGET").arg(&keys).query_async(&mut conn)).await?;
             for v in values.into_iter().flatten() {
                 handle(inner, list, &v, true);
             }
@@ -639,7 +761,7 @@ async fn subscription(inner: &Inner, list: &RevocationList) -> redis::RedisResul
         }
     }
     if let Some(store) = &keyset_store {
-        keysets::resync(inner, store, &mut conn).await?;
+        bounded(inner, keysets::resync(inner, store, &mut conn)).await?;
     }
     let now = list.clock().unix_now();
     inner.last_sync.store(now, Ordering::Release);
@@ -653,15 +775,31 @@ async fn subscription(inner: &Inner, list: &RevocationList) -> redis::RedisResul
     #[allow(clippy::cast_precision_loss)]
     ::metrics::gauge!(metrics::LAST_SYNC).set(now as f64);
     let mut messages = pubsub.into_on_message();
-    while let Some(msg) = messages.next().await {
+    // Three heartbeat intervals of silence: the connection is dead, whatever TCP says.
+    let silence = inner.config.heartbeat * 3;
+    loop {
+        let Ok(next) = tokio::time::timeout(silence, messages.next()).await else {
+            inner.heartbeats_missed.fetch_add(1, Ordering::Relaxed);
+            ::metrics::counter!(metrics::HEARTBEAT_MISSED).increment(1);
+            return Ok(());
+        };
+        let Some(msg) = next else {
+            return Ok(());
+        };
+        let name = msg.get_channel_name();
+        if name == beat {
+            continue;
+        }
         match &keyset_store {
-            Some(store) if msg.get_channel_name() == keyset_channel => {
-                keysets::handle_message(inner, store, msg.get_payload_bytes());
+            Some(store) if name == keyset_channel => {
+                if !keysets::handle_message(inner, store, msg.get_payload_bytes()) {
+                    // Another epoch: this node's view is stale; resync from the start.
+                    return Ok(());
+                }
             }
             _ => handle(inner, list, msg.get_payload_bytes(), false),
         }
     }
-    Ok(())
 }
 
 /// Applies one message (from the channel, or a stored value during a resync), or counts

@@ -391,6 +391,7 @@ impl Issuer {
                     client: req.client.clone(),
                     claims: req.claims.clone(),
                     issued_at: now,
+                    family_started_at: now,
                     expires_at: now.saturating_add(inner.refresh_ttl),
                     used_at_ms: None,
                 };
@@ -545,7 +546,7 @@ impl Issuer {
             claims: rec.claims.clone(),
         };
         // Sign before marking: a signing failure leaves the token live.
-        let minted = self
+        let mut minted = self
             .mint(&req, Some(rec.family.clone()))
             .map_err(|e| RenewError {
                 kind: match e.kind() {
@@ -554,6 +555,10 @@ impl Issuer {
                 },
                 source: Some(Box::new(e)),
             })?;
+        if let Some((_, record)) = &mut minted.record {
+            // The family keeps its start: a subject cut-off after it still catches it.
+            record.family_started_at = rec.family_started_at;
+        }
         // The atomic step: of two concurrent renewals, one wins.
         match inner
             .refresh
@@ -621,7 +626,7 @@ impl Issuer {
             .check(
                 None,
                 Some(&rec.subject),
-                Some(rec.issued_at),
+                Some(rec.family_started_at),
                 Some(&rec.family),
                 now,
             )

@@ -31,6 +31,12 @@ pub struct RefreshRecord {
     pub claims: serde_json::Map<String, serde_json::Value>,
     /// Unix seconds.
     pub issued_at: u64,
+    /// When the family began (Unix seconds): the first token's `issued_at`, carried
+    /// through every renewal. A subject revocation's cut-off is compared with this, so a
+    /// family renewed after the cut-off is still caught. Records stored without it read
+    /// as 0 (older than any cut-off: caught, never let through).
+    #[serde(default)]
+    pub family_started_at: u64,
     /// Unix seconds.
     pub expires_at: u64,
     /// When it was used (rotated), Unix milliseconds; `None` while it is live.
@@ -53,6 +59,7 @@ impl RefreshRecord {
             client: None,
             claims: serde_json::Map::new(),
             issued_at,
+            family_started_at: issued_at,
             expires_at,
             used_at_ms: None,
         }

@@ -127,6 +127,59 @@ impl Keyset {
         })
     }
 
+    /// A JWKS from a party that must never gain signing power here (an identity
+    /// provider's discovery, another node of the fleet): like
+    /// [`from_jwks_json`](Self::from_jwks_json), but every key that could sign — a
+    /// symmetric `oct` key (its secret is the JWKS's `k`) or one with private material —
+    /// is skipped and reported in [`warnings`](Self::warnings)
+    /// ([`KeyErrorKind::Symmetric`], [`KeyErrorKind::PrivateMaterial`]). The keyset left
+    /// verifies only.
+    ///
+    /// ```
+    /// use tokenlife_core::Keyset;
+    /// use tokenlife_core::error::KeyErrorKind;
+    ///
+    /// let jwks = r#"{"keys":[{"kty":"oct","kid":"h","alg":"HS256","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}]}"#;
+    /// assert_eq!(Keyset::from_jwks_json(jwks)?.keys().len(), 1);
+    /// let err = Keyset::from_public_jwks_json(jwks).unwrap_err();
+    /// assert_eq!(err.kind(), KeyErrorKind::Empty);
+    /// # Ok::<(), tokenlife_core::error::KeyError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`from_jwks_json`](Self::from_jwks_json); [`KeyErrorKind::Empty`] when no
+    /// public key is left.
+    pub fn from_public_jwks_json(json: &str) -> Result<Self, KeyError> {
+        let all = Self::from_jwks_json(json)?;
+        let mut warnings: Vec<KeyError> = Vec::new();
+        let mut keys = Vec::with_capacity(all.keys.len());
+        for key in all.keys {
+            if key.is_symmetric() {
+                warnings.push(KeyError::new(KeyErrorKind::Symmetric).kid(Some(&key.kid)));
+            } else if key.can_sign() {
+                warnings.push(KeyError::new(KeyErrorKind::PrivateMaterial).kid(Some(&key.kid)));
+            } else {
+                keys.push(key);
+            }
+        }
+        for w in all.warnings.iter() {
+            warnings.push(KeyError::new(w.kind()).kid(w.key_id()));
+        }
+        if keys.is_empty() {
+            let mut err = KeyError::new(KeyErrorKind::Empty);
+            if let Some(first) = warnings.into_iter().next() {
+                err = err.source(first);
+            }
+            return Err(err);
+        }
+        Ok(Self {
+            keys,
+            signing_kid: None,
+            label: all.label,
+            warnings: warnings.into(),
+        })
+    }
+
     /// Sets the label shown in history and metrics (a deploy id, say).
     #[must_use]
     pub fn with_label(mut self, label: impl Into<String>) -> Self {

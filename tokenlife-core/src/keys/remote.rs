@@ -533,7 +533,7 @@ impl Fetcher {
         let body = self.body(res).await?;
         let text = std::str::from_utf8(&body)
             .map_err(|e| RemoteError::because(RemoteErrorKind::InvalidJson, e))?;
-        let keyset = Keyset::from_jwks_json(text).map_err(|e| {
+        let keyset = Keyset::from_public_jwks_json(text).map_err(|e| {
             let kind = match e.kind() {
                 KeyErrorKind::TooLarge => RemoteErrorKind::TooLarge,
                 KeyErrorKind::InvalidJson => RemoteErrorKind::InvalidJson,

@@ -331,6 +331,8 @@ struct RetiredKeys {
 const DEFAULT_HISTORY: usize = 16;
 /// Most retired keys remembered at once (the oldest go first).
 const MAX_RETIRED: usize = 64;
+/// Most keys revoked as compromised that a store remembers.
+const MAX_REVOKED: usize = 1024;
 
 /// The current keyset, swapped atomically, with a bounded history for rollback and staged
 /// rollouts (canary by traffic share, shadow).
@@ -350,6 +352,8 @@ struct StoreInner {
     listener: Mutex<Option<Listener>>,
     current: ArcSwap<KeysetSnapshot>,
     retired: ArcSwap<RetiredKeys>,
+    /// Kids revoked as compromised: never trusted again by any change.
+    revoked: ArcSwap<Vec<Box<str>>>,
     generation: AtomicU64,
     admin: Mutex<Admin>,
     clock: Arc<dyn Clock>,
@@ -448,6 +452,7 @@ impl KeysetStoreBuilder {
                 listener: Mutex::new(None),
                 current: ArcSwap::new(first.clone()),
                 retired: ArcSwap::from_pointee(RetiredKeys::default()),
+                revoked: ArcSwap::from_pointee(Vec::new()),
                 generation: AtomicU64::new(1),
                 admin: Mutex::new(Admin {
                     next_version: 2,
@@ -467,6 +472,33 @@ impl KeysetStoreBuilder {
 impl KeysetStore {
     /// Default number of snapshots kept for rollback.
     pub const DEFAULT_HISTORY: usize = DEFAULT_HISTORY;
+    /// Most keys revoked as compromised that a store remembers.
+    pub const MAX_REVOKED_KEYS: usize = MAX_REVOKED;
+}
+
+/// `keyset` without the keys whose kid is in `revoked`: `None` if it holds none of them,
+/// else the rest (`Err` with the first revoked kid if nothing is left).
+fn without_revoked(keyset: &Keyset, revoked: &[Box<str>]) -> Option<Result<Keyset, KeysetError>> {
+    let hit = keyset
+        .keys()
+        .find(|k| revoked.iter().any(|r| **r == *k.kid()))?;
+    let first = hit.kid().to_owned();
+    let keys: Vec<Arc<Key>> = keyset
+        .keys()
+        .filter(|k| !revoked.iter().any(|r| **r == *k.kid()))
+        .cloned()
+        .collect();
+    let Ok(mut next) = Keyset::new(keys) else {
+        return Some(Err(KeysetError::key_revoked(&first)));
+    };
+    next.signing_kid = keyset
+        .signing_kid
+        .clone()
+        .filter(|kid| next.get(kid).is_some());
+    Some(Ok(match keyset.label() {
+        Some(l) => next.with_label(l),
+        None => next,
+    }))
 }
 
 impl KeysetStore {
@@ -580,15 +612,7 @@ impl KeysetStore {
         self.inner.current.store(snap.clone());
         self.inner.generation.fetch_add(1, Ordering::AcqRel);
         if notify {
-            let listener = self
-                .inner
-                .listener
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone();
-            if let Some(l) = listener {
-                l(&snap);
-            }
+            self.notify(&snap);
         }
         if !removed.is_empty()
             && let Some(o) = &self.inner.observer
@@ -683,12 +707,29 @@ impl KeysetStore {
 
     /// Makes `keyset` current (signing and verifying) and returns its new version. Any
     /// rollout in progress is dropped with the old snapshot.
+    ///
+    /// Keys revoked as compromised ([`revoke_key`](Self::revoke_key)) are left out; if no
+    /// other key is left nothing changes and the current version is returned
+    /// ([`try_publish`](Self::try_publish) says so as an error).
     pub fn publish(&self, keyset: Keyset) -> u64 {
+        self.try_publish(keyset)
+            .unwrap_or_else(|_| self.current().version)
+    }
+
+    /// [`publish`](Self::publish), refusing a keyset that holds nothing but revoked keys.
+    ///
+    /// # Errors
+    /// [`KeysetErrorKind::KeyRevoked`]; nothing changes.
+    pub fn try_publish(&self, keyset: Keyset) -> Result<u64, KeysetError> {
         let mut admin = self.admin();
+        let keyset = match without_revoked(&keyset, &self.inner.revoked.load()) {
+            None => keyset,
+            Some(k) => k?,
+        };
         let snap = self.new_snapshot(&mut admin, keyset, None);
         let version = snap.version;
         self.install(&mut admin, snap, true);
-        version
+        Ok(version)
     }
 
     /// Stages `keyset` beside the current one, its keys verifying for every client while
@@ -737,6 +778,9 @@ impl KeysetStore {
         let cur = self.inner.current.load_full();
         if cur.candidate.is_some() {
             return Err(KeysetError::new(KeysetErrorKind::RolloutInProgress));
+        }
+        if let Some(k) = keyset.keys().find(|k| self.is_key_revoked(k.kid())) {
+            return Err(KeysetError::key_revoked(k.kid()));
         }
         if mode == RolloutMode::Canary {
             for key in keyset.keys() {
@@ -915,8 +959,12 @@ impl KeysetStore {
                 continue;
             }
             if let Some(snap) = admin.history.iter().find(|s| s.version == v).cloned() {
+                let Ok(snap) = self.admit(&mut admin, snap) else {
+                    continue;
+                };
+                let version = snap.version;
                 self.install(&mut admin, snap, false);
-                return Ok(v);
+                return Ok(version);
             }
         }
         Err(KeysetError::new(KeysetErrorKind::NoPrevious))
@@ -942,6 +990,7 @@ impl KeysetStore {
             .find(|s| s.version == version)
             .cloned()
             .ok_or_else(|| KeysetError::unknown_version(version))?;
+        let snap = self.admit(&mut admin, snap)?;
         self.install(&mut admin, snap, true);
         Ok(())
     }
@@ -964,6 +1013,7 @@ impl KeysetStore {
             .find(|s| s.version == to)
             .cloned()
             .ok_or_else(|| KeysetError::unknown_version(to))?;
+        let snap = self.admit(&mut admin, snap)?;
         if !admin.quarantined.contains(&from) {
             admin.quarantined.push(from);
         }
@@ -1026,7 +1076,10 @@ impl KeysetStore {
             .find(|s| s.version == version && matches(s))
             .cloned()
         {
-            self.install_as(&mut admin, snap, true, false);
+            // A revoked key is never trusted again, whatever a fleet message says.
+            if let Ok(snap) = self.admit(&mut admin, snap) {
+                self.install_as(&mut admin, snap, true, false);
+            }
             return;
         }
         // Our private halves of the same keys, from anything still in the history.
@@ -1068,7 +1121,202 @@ impl KeysetStore {
         while admin.history.len() > admin.limit {
             admin.history.pop_front();
         }
-        self.install_as(&mut admin, snap, true, false);
+        if let Ok(snap) = self.admit(&mut admin, snap) {
+            self.install_as(&mut admin, snap, true, false);
+        }
+    }
+
+    /// The active keyset and candidate of `snap` without revoked keys, if it holds any:
+    /// `None` when it holds none.
+    fn scrubbed(
+        &self,
+        snap: &KeysetSnapshot,
+    ) -> Option<Result<(Keyset, Option<Candidate>), KeysetError>> {
+        let revoked = self.inner.revoked.load();
+        if revoked.is_empty() {
+            return None;
+        }
+        let active = without_revoked(&snap.active, &revoked);
+        let candidate = snap
+            .candidate
+            .as_ref()
+            .and_then(|c| without_revoked(&c.keyset, &revoked).map(|ks| (c, ks)));
+        if active.is_none() && candidate.is_none() {
+            return None;
+        }
+        let active = match active {
+            None => snap.active.clone(),
+            Some(Ok(ks)) => ks,
+            Some(Err(e)) => return Some(Err(e)),
+        };
+        let candidate = match candidate {
+            None => snap.candidate.clone(),
+            // A candidate left with no key is dropped: the rollout has nothing to test.
+            Some((_, Err(_))) => None,
+            Some((c, Ok(keyset))) => Some(Candidate {
+                keyset,
+                shadow: Arc::default(),
+                ..c.clone()
+            }),
+        };
+        Some(Ok((active, candidate)))
+    }
+
+    /// `snap` as it may be made current: itself, or — if it holds a revoked key — a new
+    /// snapshot (a new version) of the same keys without it.
+    ///
+    /// # Errors
+    /// [`KeysetErrorKind::KeyRevoked`] if no active key would be left.
+    fn admit(
+        &self,
+        admin: &mut Admin,
+        snap: Arc<KeysetSnapshot>,
+    ) -> Result<Arc<KeysetSnapshot>, KeysetError> {
+        match self.scrubbed(&snap) {
+            None => Ok(snap),
+            Some(Err(e)) => Err(e),
+            Some(Ok((active, candidate))) => Ok(self.new_snapshot(admin, active, candidate)),
+        }
+    }
+
+    /// Revokes the key `kid` as compromised (a leaked partner key, say): it leaves the
+    /// current keyset at once (a new version, if the current one held it), its tokens get
+    /// no retirement grace, and from now on no change — publish, stage, promote, a manual
+    /// rollback, the rollout guard's automatic rollback, a fleet message — makes it trusted
+    /// again: a snapshot that still holds it is made current without it (as a new
+    /// version). The [`RolloutGuard`](crate::rollout::RolloutGuard) never counts its tokens
+    /// as evidence of a bad deploy. In fleet mode the revocation travels with the keyset
+    /// state. Returns the version current afterwards. Revoking a kid twice is a no-op.
+    ///
+    /// ```
+    /// use tokenlife_core::{Algorithm, Keyset, KeysetStore, testing};
+    ///
+    /// let main = std::sync::Arc::new(testing::key("main", Algorithm::ES256));
+    /// let partner = std::sync::Arc::new(testing::key("partner-L", Algorithm::ES256));
+    /// let store = KeysetStore::new(Keyset::new([main.clone()])?);
+    /// let with_partner = store.publish(Keyset::new([main.clone(), partner])?);
+    /// let v = store.revoke_key("partner-L")?;
+    /// assert!(store.current().find("partner-L").is_none());
+    /// // Rolling back to the version that trusted it does not trust it again.
+    /// store.rollback_to(with_partner)?;
+    /// assert!(store.current().find("partner-L").is_none());
+    /// assert!(store.current().find("main").is_some());
+    /// assert!(store.current().version() > v);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`KeysetErrorKind::KeyRevoked`] if the current keyset would be left with no key
+    /// (publish a replacement first), [`KeysetErrorKind::TooManyRevokedKeys`] past
+    /// [`Self::MAX_REVOKED_KEYS`]. Nothing changes.
+    pub fn revoke_key(&self, kid: &str) -> Result<u64, KeysetError> {
+        let mut admin = self.admin();
+        let before = self.inner.revoked.load_full();
+        let known = before.iter().any(|k| **k == *kid);
+        if !known && before.len() >= MAX_REVOKED {
+            return Err(KeysetError::new(KeysetErrorKind::TooManyRevokedKeys));
+        }
+        let cur = self.inner.current.load_full();
+        // Checked before anything changes: the current keyset must keep a key.
+        let mut with: Vec<Box<str>> = before.iter().cloned().collect();
+        if !known {
+            with.push(kid.into());
+        }
+        if let Some(Err(e)) = without_revoked(&cur.active, &with) {
+            return Err(e);
+        }
+        self.inner.revoked.store(Arc::new(with));
+        self.forget_retired(kid);
+        match self.scrubbed(&cur) {
+            Some(Ok((active, candidate))) => {
+                let snap = self.new_snapshot(&mut admin, active, candidate);
+                let version = snap.version;
+                self.install(&mut admin, snap, true);
+                Ok(version)
+            }
+            _ => {
+                // Nothing to take out of the current keyset: tell the fleet all the same.
+                if !known {
+                    self.notify(&cur);
+                }
+                Ok(cur.version)
+            }
+        }
+    }
+
+    /// The kids revoked as compromised ([`revoke_key`](Self::revoke_key)), oldest first.
+    pub fn revoked_keys(&self) -> Vec<String> {
+        self.inner
+            .revoked
+            .load()
+            .iter()
+            .map(|k| k.to_string())
+            .collect()
+    }
+
+    /// Whether `kid` was revoked as compromised.
+    pub fn is_key_revoked(&self, kid: &str) -> bool {
+        self.inner.revoked.load().iter().any(|k| **k == *kid)
+    }
+
+    /// Adds kids another node revoked (fleet mode); beyond the bound the rest are
+    /// ignored. Returns whether any was new. The current keyset is not changed here:
+    /// the state that carried them is installed (scrubbed) next.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn merge_revoked(&self, kids: &[String]) -> bool {
+        let _admin = self.admin();
+        let before = self.inner.revoked.load_full();
+        let mut with: Vec<Box<str>> = before.iter().cloned().collect();
+        for kid in kids {
+            if with.len() >= MAX_REVOKED {
+                break;
+            }
+            if !kid.is_empty() && kid.len() <= 256 && !with.iter().any(|k| **k == **kid) {
+                with.push(kid.as_str().into());
+                self.forget_retired(kid);
+            }
+        }
+        let grew = with.len() != before.len();
+        if grew {
+            self.inner.revoked.store(Arc::new(with));
+        }
+        grew
+    }
+
+    /// Drops `kid` from the retired keys: no grace for it.
+    fn forget_retired(&self, kid: &str) {
+        let prev = self.inner.retired.load_full();
+        if prev.keys.iter().any(|r| r.key.kid() == kid) {
+            self.inner.retired.store(Arc::new(RetiredKeys {
+                policy: prev.policy,
+                keys: prev
+                    .keys
+                    .iter()
+                    .filter(|r| r.key.kid() != kid)
+                    .cloned()
+                    .collect(),
+            }));
+        }
+    }
+
+    /// Tells the listener of the current snapshot again (fleet mode: a Redis that lost
+    /// the fleet's state gets this node's).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn announce(&self) {
+        let _admin = self.admin();
+        self.notify(&self.inner.current.load_full());
+    }
+
+    fn notify(&self, snap: &Arc<KeysetSnapshot>) {
+        let listener = self
+            .inner
+            .listener
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(l) = listener {
+            l(snap);
+        }
     }
 
     /// The versions the rollout guard quarantined, oldest first.

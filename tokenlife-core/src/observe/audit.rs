@@ -67,6 +67,8 @@ pub enum AuditAction {
     KeysetShare,
     /// A quarantined keyset version was released.
     KeysetReleased,
+    /// A key was revoked as compromised (never trusted again).
+    KeyRevoked,
     /// A keyset change removed keys (`reason`: the retirement policy).
     KeysRetired,
     /// A fetch of remote keys ended (`reason`: its outcome; `detail`: the source and any
@@ -90,6 +92,7 @@ impl AuditAction {
             | Self::KeysetAborted
             | Self::KeysetShare
             | Self::KeysetReleased
+            | Self::KeyRevoked
             | Self::KeysRetired
             | Self::RemoteKeys => true,
             Self::Admin | Self::TokenRevoked => outcome == "ok",

@@ -39,6 +39,12 @@ impl<'a> TokenRef<'a> {
         Fingerprint::compute(key, self.0)
     }
 
+    /// The token itself, for the crate's own observers that must verify it (the rollout
+    /// guard's evidence check); never logged, never stored.
+    pub(crate) fn expose(&self) -> &'a str {
+        self.0
+    }
+
     /// The token's length in bytes.
     pub fn len(&self) -> usize {
         self.0.len()

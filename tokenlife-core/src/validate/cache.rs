@@ -1,107 +1,77 @@
-//! The verified-token cache: a papaya map from the token's seeded 128-bit hash to its
-//! verified entry, bounded, with every expiry on the injected clock.
+//! The verified-token cache: a quick_cache `sync::Cache` from the token's seeded 128-bit
+//! hash to its verified entry, with every expiry on the injected clock.
 //!
-//! Chosen by measurement against moka and quick_cache (BENCHMARKS.md, "verified-token
-//! cache"): papaya's reads take no lock and write nothing shared, so a hit costs a hash
-//! probe on one thread or two; moka's read path records the access in its channel and
-//! deques, quick_cache takes a shard read lock. What papaya lacks, this module adds:
-//!
-//! - expiry: each entry holds its `expires_at` (Unix seconds: the token's `exp` plus
-//!   leeway, or the cache TTL, whichever is sooner); a lookup past it is a miss;
-//! - a bound: an insert into a full cache first sweeps (at most once a second) the
-//!   lapsed entries, then, if still over the bound, drops entries in table order (the
-//!   order of the seeded hashes: no caller can pick which) down to 15/16 of it. A cache
-//!   that cannot make room skips the insert: the token is verified again next time,
-//!   never wrongly accepted.
+//! Bounded by construction: quick_cache holds at most `capacity` entries in tables sized
+//! once, and makes room with its CLOCK-Pro policy on every insert into a full shard, so
+//! no churn of distinct tokens — organic traffic at scale, or one OAuth client minting
+//! tokens — can grow it or send it into a resize (security review 3, HIGH 2: the papaya
+//! map this replaced grew to gigabytes in a resize loop under ~100 k distinct live
+//! tokens per TTL). Eviction is the policy's, over seeded hashes: no caller picks a
+//! victim, and an evicted token is verified again, never wrongly accepted. A hit takes a
+//! shard's read lock (BENCHMARKS.md, "verified-token cache": the churn rows are why).
+//! Each entry holds its `expires_at` (Unix seconds: the token's `exp` plus leeway, or the
+//! cache TTL, whichever is sooner); a lookup past it is a miss.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::hash::Prehashed;
 
+type Map<V> = quick_cache::sync::Cache<
+    u128,
+    (u64, Arc<V>),
+    quick_cache::UnitWeighter,
+    Prehashed,
+    quick_cache::sync::DefaultLifecycle<u128, (u64, Arc<V>)>,
+>;
+
 /// A bounded map of verified entries with expiry on the caller's clock.
 pub(super) struct VerifiedCache<V> {
-    map: papaya::HashMap<u128, (u64, Arc<V>), Prehashed>,
-    capacity: usize,
-    last_sweep: AtomicU64,
+    map: Map<V>,
 }
 
 impl<V: Send + Sync + 'static> VerifiedCache<V> {
     pub(super) fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
         Self {
-            map: papaya::HashMap::builder()
-                .capacity(capacity.min(1024))
-                .hasher(Prehashed)
-                // The inserting request finishes a resize (at most until the bound is
-                // reached); hits never help copy nor search two tables.
-                .resize_mode(papaya::ResizeMode::Blocking)
-                .build(),
-            capacity,
-            last_sweep: AtomicU64::new(0),
+            map: Map::with(
+                capacity,
+                capacity as u64,
+                quick_cache::UnitWeighter,
+                Prehashed,
+                quick_cache::sync::DefaultLifecycle::default(),
+            ),
         }
     }
 
     /// The live entry under `hash` at `now`.
     #[inline]
     pub(super) fn get(&self, hash: u128, now: u64) -> Option<Arc<V>> {
-        let guard = self.map.guard();
-        match self.map.get(&hash, &guard) {
-            Some((expires_at, v)) if now < *expires_at => Some(v.clone()),
+        match self.map.get(&hash) {
+            Some((expires_at, v)) if now < expires_at => Some(v),
             _ => None,
         }
     }
 
-    /// Caches `value` under `hash` until `expires_at`, making room if the cache is full.
+    /// Caches `value` under `hash` until `expires_at` (the policy evicts if full).
     pub(super) fn insert(&self, hash: u128, value: Arc<V>, expires_at: u64, now: u64) {
         if expires_at <= now {
             return;
         }
-        if self.map.len() >= self.capacity && !self.make_room(now) {
-            return;
-        }
-        self.map.pin().insert(hash, (expires_at, value));
+        self.map.insert(hash, (expires_at, value));
     }
 
     /// Removes the entry under `hash` if `stale` says it is the one to go.
     pub(super) fn remove_if(&self, hash: u128, stale: impl Fn(&V) -> bool) {
-        let map = self.map.pin();
-        if map.get(&hash).is_some_and(|(_, v)| stale(v)) {
-            map.remove(&hash);
-        }
+        self.map.remove_if(&hash, |(_, v)| stale(v));
     }
 
     pub(super) fn clear(&self) {
-        self.map.pin().clear();
+        self.map.clear();
     }
 
-    #[cfg(test)]
+    /// Entries held now.
     pub(super) fn len(&self) -> usize {
         self.map.len()
-    }
-
-    /// Sweeps lapsed entries, then trims to 15/16 of the bound. At most once a second;
-    /// returns whether there is room now.
-    fn make_room(&self, now: u64) -> bool {
-        let last = self.last_sweep.load(Ordering::Relaxed);
-        if now <= last
-            || self
-                .last_sweep
-                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
-                .is_err()
-        {
-            return self.map.len() < self.capacity;
-        }
-        let map = self.map.pin();
-        map.retain(|_, (expires_at, _)| now < *expires_at);
-        let target = self.capacity - self.capacity / 16;
-        let excess = map.len().saturating_sub(target.min(self.capacity - 1));
-        if excess > 0 {
-            let victims: Vec<u128> = map.keys().take(excess).copied().collect();
-            for k in victims {
-                map.remove(&k);
-            }
-        }
-        map.len() < self.capacity
     }
 }
 
@@ -126,23 +96,12 @@ mod tests {
         for i in 0..64u128 {
             c.insert(i, Arc::new(i), 1_000, 10);
         }
-        assert_eq!(c.len(), 64);
-        // Full, nothing lapsed: the sweep trims to 15/16 and the new entry goes in.
-        c.insert(1_000, Arc::new(1_000), 1_000, 11);
-        assert!(c.len() <= 64, "{}", c.len());
-        assert!(c.get(1_000, 11).is_some());
-        // Within the same second no second sweep runs: a full cache skips the insert.
-        for i in 2_000..2_100u128 {
+        for i in 1_000..10_000u128 {
             c.insert(i, Arc::new(i), 1_000, 11);
+            assert!(c.len() <= 64, "{}", c.len());
         }
-        assert!(c.len() <= 64, "{}", c.len());
-        // Later, lapsed entries make room first.
-        for i in 3_000..3_010u128 {
-            c.insert(i, Arc::new(i), 20, 12);
-        }
-        assert!(c.len() <= 64);
-        c.insert(4_000, Arc::new(4_000), 1_000, 30);
-        assert!(c.get(4_000, 30).is_some());
-        assert!(c.len() <= 64);
+        // The newest entry is in: a full cache keeps caching.
+        c.insert(20_000, Arc::new(20_000), 1_000, 12);
+        assert!(c.get(20_000, 12).is_some());
     }
 }

@@ -34,6 +34,8 @@ use crate::revoke::{RevocationList, RevokedBy};
 const DEFAULT_MAX_TOKEN_SIZE: usize = 8 * 1024;
 /// Default number of verified tokens kept in the cache.
 const DEFAULT_CACHE_CAPACITY: u64 = 100_000;
+/// Largest verified-token cache (its tables are sized once, at build).
+const MAX_CACHE_CAPACITY: u64 = 1 << 24;
 /// Default longest time a verified token stays cached (it never outlives its `exp`).
 const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(600);
 
@@ -252,6 +254,25 @@ pub(crate) fn key_check(keyset: &Keyset, token: &str) -> Result<Arc<Key>, Valida
     Ok(key.clone())
 }
 
+/// What the rollout guard takes as evidence that a token really was trusted: the key of
+/// `keyset` that verifies its signature, with the token's `sub` and `exp` (read only once
+/// the signature holds). `None` for a token that `keyset` does not verify.
+pub(crate) fn verified_parts(
+    keyset: &Keyset,
+    token: &str,
+) -> Option<(Arc<Key>, Option<String>, Option<u64>)> {
+    #[derive(serde::Deserialize)]
+    struct Parts {
+        sub: Option<String>,
+        exp: Option<u64>,
+    }
+    let key = key_check(keyset, token).ok()?;
+    let (_, p64, _) = segments(token).ok()?;
+    let payload = URL_SAFE_NO_PAD.decode(p64).ok()?;
+    let parts: Parts = serde_json::from_slice(&payload).ok()?;
+    Some((key, parts.sub, parts.exp))
+}
+
 /// Validates bearer tokens against a [`KeysetStore`]. Cheap to clone; clones share the
 /// cache, the keyset store and the revocation list.
 ///
@@ -383,6 +404,14 @@ impl Validator {
         if let Some(cache) = &self.inner.cache {
             cache.clear();
         }
+    }
+
+    /// Verifications cached now (at most the configured capacity, whatever the churn).
+    pub fn cached(&self) -> usize {
+        self.inner
+            .cache
+            .as_ref()
+            .map_or(0, cache::VerifiedCache::len)
     }
 
     /// Validates a bearer token (the part after `Bearer `).
@@ -954,7 +983,8 @@ impl ValidatorBuilder {
         self
     }
 
-    /// Verified-token cache size in entries (default 100 000); 0 turns the cache off.
+    /// Verified-token cache size in entries (default 100 000, at most 2^24); 0 turns the
+    /// cache off. A hard bound: churn of distinct tokens evicts, never grows it.
     pub fn cache_capacity(mut self, entries: u64) -> Self {
         self.cache_capacity = entries;
         self
@@ -991,7 +1021,9 @@ impl ValidatorBuilder {
         crate::crypto::ensure_provider();
         let has = |n: &str| self.required.iter().any(|r| r == n);
         let cache = (self.cache_capacity > 0).then(|| {
-            cache::VerifiedCache::new(usize::try_from(self.cache_capacity).unwrap_or(usize::MAX))
+            cache::VerifiedCache::new(
+                usize::try_from(self.cache_capacity.min(MAX_CACHE_CAPACITY)).unwrap_or(usize::MAX),
+            )
         });
         let revocations = self.revocations.unwrap_or_else(|| {
             let b = RevocationList::builder().clock_arc(self.clock.clone());
