@@ -74,3 +74,14 @@ pub fn rss_bytes() -> u64 {
         })
         .map_or(0, |pages| pages * 4096)
 }
+
+/// The `p` quantile (0–1) of sorted durations (nearest rank).
+pub fn percentile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration {
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}

@@ -10,33 +10,14 @@
 
 use std::time::{Duration, Instant};
 
+use benches::percentile;
+
 use serde_json::json;
 use tokenlife_core::jsonwebtoken::{EncodingKey, Header, encode};
 use tokenlife_core::{Algorithm, Clock, Key, Keyset, KeysetStore, ManualClock, Validator};
 
 const ISS: &str = "https://auth.example.com";
 const AUD: &str = "api://orders";
-
-fn rss() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|p| p.parse::<u64>().ok())
-        })
-        .map_or(0, |pages| pages * 4096)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
-}
 
 fn main() {
     let capacity: u64 = std::env::args()
@@ -57,12 +38,11 @@ fn main() {
     let enc = EncodingKey::from_secret(&secret);
     let mut header = Header::new(Algorithm::HS256);
     header.kid = Some("h".into());
-    let base = rss();
+    let base = benches::rss_bytes();
     println!("capacity {capacity}, two threads, clock +1 s every 1,000 validations");
     println!("| distinct tokens | × capacity | entries held | RSS growth | p50 | p99 |");
     println!("| --- | --- | --- | --- | --- | --- |");
-    let mut round = 0u64;
-    for times in [1u64, 10] {
+    for (round, times) in [1u64, 10].into_iter().enumerate() {
         let per_thread = times * capacity / 2;
         let now = clock.unix_now();
         let tokens: Vec<Vec<String>> = (0..2u64)
@@ -80,8 +60,7 @@ fn main() {
                     .collect()
             })
             .collect();
-        round += 1;
-        let before = rss();
+        let before = benches::rss_bytes();
         let mut times_all: Vec<Duration> = std::thread::scope(|s| {
             let handles: Vec<_> = tokens
                 .iter()
@@ -113,8 +92,8 @@ fn main() {
             "| {} | {times}× | {} | {:.1} MiB (since start {:.1} MiB) | {:.2} µs | {:.2} µs |",
             2 * per_thread,
             validator.cached(),
-            rss().saturating_sub(before) as f64 / 1_048_576.0,
-            rss().saturating_sub(base) as f64 / 1_048_576.0,
+            benches::rss_bytes().saturating_sub(before) as f64 / 1_048_576.0,
+            benches::rss_bytes().saturating_sub(base) as f64 / 1_048_576.0,
             percentile(&times_all, 0.5).as_secs_f64() * 1e6,
             percentile(&times_all, 0.99).as_secs_f64() * 1e6,
         );

@@ -13,18 +13,9 @@ use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
+use benches::percentile;
 use tokenlife_core::fleet::{FleetConfig, RedisFleet};
 use tokenlife_core::{Algorithm, Keyset, KeysetStore, RevocationList, Validator, testing};
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
-}
 
 fn validator(list: RevocationList) -> (Validator, String) {
     let key = testing::key("k1", Algorithm::ES256);
