@@ -25,6 +25,7 @@ const AUD: &str = "api://orders";
 #[derive(Default)]
 struct Script {
     issuer_in_doc: Option<String>,
+    jwks_uri_in_doc: Option<String>,
     jwks: String,
     etag: Option<String>,
     cache_control: Option<String>,
@@ -52,14 +53,16 @@ impl Provider {
 }
 
 async fn discovery(State(p): State<Provider>) -> Response {
-    let issuer = p
-        .script
-        .lock()
-        .unwrap()
-        .issuer_in_doc
-        .clone()
-        .unwrap_or_else(|| p.base.clone());
-    axum::Json(json!({"issuer": issuer, "jwks_uri": format!("{}/jwks", p.base)})).into_response()
+    let (issuer, jwks_uri) = {
+        let s = p.script.lock().unwrap();
+        (
+            s.issuer_in_doc.clone().unwrap_or_else(|| p.base.clone()),
+            s.jwks_uri_in_doc
+                .clone()
+                .unwrap_or_else(|| format!("{}/jwks", p.base)),
+        )
+    };
+    axum::Json(json!({"issuer": issuer, "jwks_uri": jwks_uri})).into_response()
 }
 
 async fn jwks(State(p): State<Provider>, headers: HeaderMap) -> Response {
@@ -622,4 +625,39 @@ async fn a_symmetric_or_private_key_in_a_remote_jwks_is_skipped_never_trusted() 
     let err = keys.refresh().await.unwrap_err();
     assert_eq!(err.kind(), RemoteErrorKind::NoUsableKeys);
     assert_eq!(keys.status().kids, ["k1"], "last good keys kept");
+}
+
+/// Security review 3, MEDIUM 10: the discovery document cannot send the gateway to any
+/// host (SSRF at start and on every refresh) nor downgrade it to plain http. Its
+/// `jwks_uri` must be on the issuer's origin or one the operator allowed; `http://` only
+/// to loopback or with an explicit opt-in.
+#[tokio::test]
+async fn discovery_cannot_point_the_jwks_fetch_at_another_host_or_plain_http() {
+    let idp = provider(&[("k1", Algorithm::ES256)]).await;
+    let elsewhere = provider(&[("k1", Algorithm::ES256)]).await;
+    idp.edit(|s| s.jwks_uri_in_doc = Some(format!("{}/jwks", elsewhere.base)));
+    let err = RemoteKeys::issuer(&idp.base).build().await.unwrap_err();
+    assert_eq!(err.kind(), RemoteErrorKind::ForeignOrigin);
+    assert_eq!(elsewhere.hits(), 0, "nothing fetched from the other host");
+    // The operator may allow that origin.
+    let keys = RemoteKeys::issuer(&idp.base)
+        .allow_jwks_origin(&elsewhere.base)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(keys.status().kids, ["k1"]);
+    assert_eq!(elsewhere.hits(), 1);
+    // Plain http off loopback is refused before any connection, unless opted in.
+    idp.edit(|s| s.jwks_uri_in_doc = Some("http://keys.example.net/jwks".into()));
+    let err = RemoteKeys::issuer(&idp.base).build().await.unwrap_err();
+    assert_eq!(err.kind(), RemoteErrorKind::InsecureUrl);
+    for url in ["http://idp.example.net/jwks", "http://10.0.0.1/jwks"] {
+        let err = RemoteKeys::jwks(url).build().await.unwrap_err();
+        assert_eq!(err.kind(), RemoteErrorKind::InsecureUrl, "{url}");
+    }
+    let err = RemoteKeys::jwks("file:///etc/passwd")
+        .build()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), RemoteErrorKind::InvalidUrl);
 }

@@ -1265,7 +1265,14 @@ fn revoke_jti(s: &AdminState, b: Body<'_>) -> ApiResult {
 fn revoke_subject(s: &AdminState, b: Body<'_>) -> ApiResult {
     let body: SubjectBody = json_body(b)?;
     check_id(&body.subject)?;
-    let issued_before = body.issued_before.unwrap_or(s.now());
+    let now = s.now();
+    let issued_before = body.issued_before.unwrap_or(now);
+    // A cut-off beyond any token's life is a typo, and past SystemTime's range a panic.
+    if issued_before > now.saturating_add(MAX_CUT_OFF_AHEAD_SECS) {
+        return Err(ApiError::bad(
+            "`issued_before` is more than ten years ahead",
+        ));
+    }
     let asked = s.until(body.until)?;
     let covered = match &s.inner.issuer {
         Some(issuer) => Some(
@@ -1304,6 +1311,9 @@ fn revoke_family(s: &AdminState, b: Body<'_>) -> ApiResult {
         "family",
     )
 }
+
+/// How far ahead a subject revocation's cut-off may lie (ten years).
+const MAX_CUT_OFF_AHEAD_SECS: u64 = 10 * 365 * 86_400;
 
 fn unix_time(secs: u64) -> std::time::SystemTime {
     std::time::UNIX_EPOCH + Duration::from_secs(secs)

@@ -90,6 +90,13 @@ pub enum RemoteErrorKind {
     NoUsableKeys,
     /// A discovery document whose `issuer` is not the issuer asked for.
     IssuerMismatch,
+    /// Plain `http://` to a host that is not loopback, without
+    /// [`RemoteKeysBuilder::allow_insecure_http`].
+    InsecureUrl,
+    /// A discovery document's `jwks_uri` on another origin than the issuer's, not in
+    /// [`RemoteKeysBuilder::allow_jwks_origin`] (whoever controls the document must not
+    /// point the gateway at an arbitrary host).
+    ForeignOrigin,
 }
 
 impl RemoteErrorKind {
@@ -104,6 +111,8 @@ impl RemoteErrorKind {
             Self::InvalidJson => "invalid_json",
             Self::NoUsableKeys => "no_usable_keys",
             Self::IssuerMismatch => "issuer_mismatch",
+            Self::InsecureUrl => "insecure_url",
+            Self::ForeignOrigin => "foreign_origin",
         }
     }
 }
@@ -235,6 +244,37 @@ pub struct RemoteKeysBuilder {
     clock: Arc<dyn Clock>,
     history: usize,
     observer: Option<Arc<dyn Observer>>,
+    allow_http: bool,
+    jwks_origins: Vec<String>,
+}
+
+/// The origin of an http(s) URL (`scheme://host:port`, the port made explicit), after the
+/// scheme check: `https`, or `http` to a loopback host (or anywhere when `allow_http`).
+fn checked_origin(url: &str, allow_http: bool) -> Result<String, RemoteError> {
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| RemoteError::because(RemoteErrorKind::InvalidUrl, e))?;
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| RemoteError::new(RemoteErrorKind::InvalidUrl))?
+        .to_ascii_lowercase();
+    match parsed.scheme() {
+        "https" => {}
+        "http" => {
+            let bare = host.trim_start_matches('[').trim_end_matches(']');
+            let loopback = bare == "localhost"
+                || bare
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if !loopback && !allow_http {
+                return Err(RemoteError::new(RemoteErrorKind::InsecureUrl));
+            }
+        }
+        _ => return Err(RemoteError::new(RemoteErrorKind::InvalidUrl)),
+    }
+    let port = parsed
+        .port_or_known_default()
+        .ok_or_else(|| RemoteError::new(RemoteErrorKind::InvalidUrl))?;
+    Ok(format!("{}://{host}:{port}", parsed.scheme()))
 }
 
 impl std::fmt::Debug for RemoteKeysBuilder {
@@ -261,7 +301,26 @@ impl RemoteKeysBuilder {
             clock: Arc::new(SystemClock),
             history: 16,
             observer: None,
+            allow_http: false,
+            jwks_origins: Vec::new(),
         }
+    }
+
+    /// Accepts plain `http://` URLs to hosts other than loopback (default: only `https`,
+    /// and `http` to 127.0.0.0/8, `::1` or `localhost`). Keys fetched in the clear can be
+    /// replaced by anyone on the path: for a lab only.
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_http = allow;
+        self
+    }
+
+    /// Accepts a discovery document's `jwks_uri` on this origin too (`https://keys.example.com`)
+    /// besides the issuer's own (the default: only the issuer's origin).
+    pub fn allow_jwks_origin(mut self, origin: &str) -> Self {
+        if let Ok(o) = checked_origin(&format!("{}/", origin.trim_end_matches('/')), true) {
+            self.jwks_origins.push(o);
+        }
+        self
     }
 
     /// Reports every fetch as [`Event::RemoteKeys`] to `observer`: a
@@ -327,9 +386,7 @@ impl RemoteKeysBuilder {
         let url = match &self.source {
             Source::Jwks(u) | Source::Issuer(u) => u,
         };
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
-            return Err(RemoteError::new(RemoteErrorKind::InvalidUrl));
-        }
+        checked_origin(url, self.allow_http)?;
         let client = match self.client {
             Some(c) => c,
             None => reqwest::Client::builder()
@@ -341,6 +398,8 @@ impl RemoteKeysBuilder {
             client,
             timeout: self.timeout,
             max_bytes: self.max_bytes,
+            allow_http: self.allow_http,
+            jwks_origins: self.jwks_origins.clone(),
         };
         let jwks_uri = match &self.source {
             Source::Jwks(u) => u.clone(),
@@ -435,6 +494,9 @@ struct Fetcher {
     client: reqwest::Client,
     timeout: Duration,
     max_bytes: usize,
+    allow_http: bool,
+    /// Origins a discovered `jwks_uri` may be on besides the issuer's.
+    jwks_origins: Vec<String>,
 }
 
 enum Fetched {
@@ -504,8 +566,14 @@ impl Fetcher {
             if doc.issuer != issuer {
                 return Err(RemoteError::new(RemoteErrorKind::IssuerMismatch));
             }
-            if !(doc.jwks_uri.starts_with("https://") || doc.jwks_uri.starts_with("http://")) {
-                return Err(RemoteError::new(RemoteErrorKind::InvalidUrl));
+            // The document is the provider's word, but not a licence to send the
+            // gateway anywhere: https (or loopback), and the issuer's own origin or one
+            // the operator allowed.
+            let origin = checked_origin(&doc.jwks_uri, self.allow_http)?;
+            if origin != checked_origin(issuer, self.allow_http)?
+                && !self.jwks_origins.contains(&origin)
+            {
+                return Err(RemoteError::new(RemoteErrorKind::ForeignOrigin));
             }
             return Ok(doc.jwks_uri);
         }
