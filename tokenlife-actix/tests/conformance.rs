@@ -658,11 +658,26 @@ fn script(t: &Tokens) -> Vec<Step> {
         .basic("demo-client", "wrong")
         .form("token=x"),
         get("jwks", "/admin/.well-known/jwks.json", 200),
-        // Failed authentications are throttled per address: the eighth failure above
-        // (counting the wrong secrets) is followed by 429 for everyone from that address.
+        // Failed authentications are throttled per (address, presented identity): the
+        // eighth bearer failure from this address (one above, with a managed token) is
+        // followed by 429 for the admin key from here — and for nobody else.
         post("admin, wrong key 1", "/admin/keysets/rollback", 401).bearer("nope"),
         post("admin, wrong key 2", "/admin/keysets/rollback", 401).bearer("nope"),
+        post("admin, wrong key 3", "/admin/keysets/rollback", 401).bearer("nope"),
+        post("admin, wrong key 4", "/admin/keysets/rollback", 401).bearer("nope"),
+        post("admin, wrong key 5", "/admin/keysets/rollback", 401).bearer("nope"),
+        post("admin, wrong key 6", "/admin/keysets/rollback", 401).bearer("nope"),
+        post("admin, wrong key 7", "/admin/keysets/rollback", 401).bearer("nope"),
         post("throttled", "/admin/keysets/rollback", 429).admin(),
+        // Security review 3, MEDIUM 6: a resource server sharing the address keeps its
+        // valid credential.
+        post(
+            "resource server after admin throttle",
+            "/admin/introspect",
+            400,
+        )
+        .basic("orders-api", "orders-api-secret-0123456789")
+        .form(""),
         // The API itself is not throttled by admin failures.
         get("API after admin throttle", "/api/orders", 200).bearer(&t.valid),
     ]

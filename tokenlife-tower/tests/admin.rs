@@ -1043,16 +1043,41 @@ async fn failed_authentication_is_audited_and_throttled() {
             .unwrap()
             <= 60
     );
-    // Client-secret guesses on /token count too (same address).
+    // Security review 3, MEDIUM 6: the lockout is of that identity from that address. A
+    // client sharing the address (a proxy) keeps its valid credential.
     let res = http
         .post(format!("{admin}/token"))
-        .basic_auth("demo-client", Some("guess"))
+        .basic_auth("demo-client", Some("demo-secret"))
         .header("content-type", FORM)
         .body("grant_type=client_credentials")
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 429);
+    assert_eq!(
+        res.status(),
+        200,
+        "a valid client is not refused for others' failures"
+    );
+    // Client-secret guesses on /token are throttled per client id (the form's id too).
+    for expect in [401, 401, 401, 429] {
+        let res = http
+            .post(format!("{admin}/token"))
+            .header("content-type", FORM)
+            .body("grant_type=client_credentials&client_id=demo-client&client_secret=guess")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), expect);
+    }
+    let res = http
+        .post(format!("{admin}/token"))
+        .basic_auth("demo-client", Some("demo-secret"))
+        .header("content-type", FORM)
+        .body("grant_type=client_credentials")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429, "that identity from that address waits");
     // After the window, the right key works again.
     f.clock.advance(std::time::Duration::from_secs(61));
     let res = http

@@ -30,7 +30,7 @@
 //! The admin credential is its own static key (`Authorization: Bearer <admin key>`),
 //! never one of the tokens it manages; clients and resource servers authenticate with
 //! HTTP Basic. Failed attempts are audited, counted (`tokenlife_admin_auth_failures_total`)
-//! and throttled per client address (429 with `Retry-After`). Errors are JSON
+//! and throttled per client address and presented identity (429 with `Retry-After`). Errors are JSON
 //! `{"error", "error_description"}` with an [`ErrorCode`]; a refused request changes no
 //! state. Every action is an [`Event::Admin`] for the validator's observer. Reads
 //! (introspection, RFC 7009's look at the token) go through
@@ -178,52 +178,81 @@ struct Client {
     scope: Option<String>,
 }
 
-/// Failed authentications per client address in a fixed window on the validator's clock.
-/// Bounded: past `MAX_TRACKED` addresses, new ones share one bucket.
+/// Failed authentications per (client address, presented identity) in a fixed window on
+/// the validator's clock: one party guessing a secret — behind a proxy, everyone shares
+/// an address — locks out that identity from that address only, never another client's
+/// or the admin's valid credential (security review 3, MEDIUM 6). The identity is the
+/// Basic client id, or "the admin key" for a bearer; it is hashed with a seed of this
+/// process, so no client id can be chosen to collide with another's. Bounded: past
+/// `MAX_TRACKED` buckets, new ones share one.
 struct Throttle {
     max_failures: u32,
     window: u64,
-    by_addr: Mutex<HashMap<IpAddr, (u64, u32)>>,
+    seed: u64,
+    by_addr: Mutex<HashMap<Bucket, (u64, u32)>>,
 }
+
+/// A throttle bucket: the client address and the presented identity's seeded hash.
+type Bucket = (IpAddr, u64);
 
 const MAX_TRACKED: usize = 10_000;
 const SHARED_BUCKET: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
 
+/// Who a request claims to be, before anything is checked.
+enum Identity<'a> {
+    /// A bearer (the admin key).
+    Bearer,
+    /// A client or resource-server id (Basic, or the token form's `client_id`).
+    Id(&'a str),
+    /// No credentials.
+    None,
+}
+
 impl Throttle {
-    /// The address table; a panic elsewhere cannot leave it half-changed (each change is
-    /// one entry), so a poisoned lock is still usable.
-    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, (u64, u32)>> {
+    /// The bucket of `ip` presenting `identity`.
+    fn bucket(&self, ip: IpAddr, identity: &Identity<'_>) -> Bucket {
+        let h = match identity {
+            Identity::Bearer => xxhash_rust::xxh3::xxh3_64_with_seed(b"\0bearer", self.seed),
+            Identity::Id(id) => xxhash_rust::xxh3::xxh3_64_with_seed(id.as_bytes(), self.seed),
+            Identity::None => 0,
+        };
+        (ip, h)
+    }
+
+    /// The table; a panic elsewhere cannot leave it half-changed (each change is one
+    /// entry), so a poisoned lock is still usable.
+    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<Bucket, (u64, u32)>> {
         self.by_addr.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn bucket(map: &mut HashMap<IpAddr, (u64, u32)>, ip: IpAddr, now: u64, window: u64) -> IpAddr {
-        if map.contains_key(&ip) || map.len() < MAX_TRACKED {
-            return ip;
+    fn slot(map: &mut HashMap<Bucket, (u64, u32)>, key: Bucket, now: u64, window: u64) -> Bucket {
+        if map.contains_key(&key) || map.len() < MAX_TRACKED {
+            return key;
         }
         map.retain(|_, (start, _)| start.saturating_add(window) > now);
         if map.len() < MAX_TRACKED {
-            ip
+            key
         } else {
-            SHARED_BUCKET
+            (SHARED_BUCKET, 0)
         }
     }
 
-    /// Seconds to wait, if `ip` has used up its failures in this window.
-    fn blocked(&self, ip: IpAddr, now: u64) -> Option<u64> {
+    /// Seconds to wait, if this bucket has used up its failures in this window.
+    fn blocked(&self, key: Bucket, now: u64) -> Option<u64> {
         let map = self.table();
-        let key = if map.contains_key(&ip) {
-            ip
+        let key = if map.contains_key(&key) {
+            key
         } else {
-            SHARED_BUCKET
+            (SHARED_BUCKET, 0)
         };
         let (start, count) = *map.get(&key)?;
         let end = start.saturating_add(self.window);
         (count >= self.max_failures && now < end).then(|| end - now)
     }
 
-    fn failed(&self, ip: IpAddr, now: u64) {
+    fn failed(&self, key: Bucket, now: u64) {
         let mut map = self.table();
-        let key = Self::bucket(&mut map, ip, now, self.window);
+        let key = Self::slot(&mut map, key, now, self.window);
         let entry = map.entry(key).or_insert((now, 0));
         if entry.0.saturating_add(self.window) <= now {
             *entry = (now, 0);
@@ -233,6 +262,17 @@ impl Throttle {
 
     fn tracked(&self) -> usize {
         self.table().len()
+    }
+}
+
+/// The identity the headers claim (Bearer, or a Basic id), unchecked.
+fn claimed_identity(headers: &HeaderMap) -> (Identity<'static>, Option<String>) {
+    if bearer(headers).is_some() {
+        return (Identity::Bearer, None);
+    }
+    match basic_credentials(headers) {
+        Some((id, _)) => (Identity::None, Some(id)),
+        None => (Identity::None, None),
     }
 }
 
@@ -444,6 +484,7 @@ impl AdminStateBuilder {
                 max_body: self.max_body,
                 default_until: self.default_until,
                 throttle: Throttle {
+                    seed: crate::hash::random_u64(),
                     max_failures: self.max_failures,
                     window: self.failure_window.as_secs().max(1),
                     by_addr: Mutex::new(HashMap::new()),
@@ -512,13 +553,16 @@ impl AdminState {
         access: Access,
     ) -> Result<Caller, Box<AdminResponse>> {
         let ip = peer.unwrap_or(SHARED_BUCKET);
-        if let Some(wait) = self.inner.throttle.blocked(ip, self.now()) {
+        let (identity, id) = claimed_identity(headers);
+        let identity = id.as_deref().map_or(identity, Identity::Id);
+        let bucket = self.inner.throttle.bucket(ip, &identity);
+        if let Some(wait) = self.inner.throttle.blocked(bucket, self.now()) {
             return Err(Box::new(throttled(wait)));
         }
         match self.caller(headers, access) {
             Some(caller) => Ok(caller),
             None => {
-                self.auth_failed(ip, "admin_auth");
+                self.auth_failed(bucket, "admin_auth");
                 Err(Box::new(
                     ApiError {
                         challenge: Some(access.realm),
@@ -669,15 +713,7 @@ impl AdminState {
 }
 
 fn throttled(wait: u64) -> AdminResponse {
-    let mut res = ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        ErrorCode::SlowDown,
-        "too many failed authentications; retry later",
-    )
-    .into_response();
-    res.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(wait));
-    res
+    ApiError::throttled(wait).into_response()
 }
 
 /// An RFC-style JSON error.
@@ -687,6 +723,7 @@ struct ApiError {
     error: ErrorCode,
     description: String,
     challenge: Option<&'static str>,
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -696,6 +733,19 @@ impl ApiError {
             error,
             description: description.into(),
             challenge: None,
+            retry_after: None,
+        }
+    }
+
+    /// 429 with `Retry-After`: too many failed authentications.
+    fn throttled(wait: u64) -> Self {
+        Self {
+            retry_after: Some(wait),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::SlowDown,
+                "too many failed authentications; retry later",
+            )
         }
     }
 
@@ -721,6 +771,10 @@ impl ApiError {
         if let Some(c) = self.challenge {
             res.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(c));
+        }
+        if let Some(wait) = self.retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(wait));
         }
         res
     }
@@ -840,9 +894,10 @@ impl AdminState {
     }
 
     /// A failed authentication: counted, audited, throttled.
-    fn auth_failed(&self, ip: IpAddr, what: &'static str) {
+    fn auth_failed(&self, bucket: Bucket, what: &'static str) {
         let now = self.now();
-        self.inner.throttle.failed(ip, now);
+        let ip = bucket.0;
+        self.inner.throttle.failed(bucket, now);
         self.inner.auth_failures.increment(1);
         if let Some(o) = self.inner.validator.observer() {
             o.on_event(&Event::Admin {
@@ -940,10 +995,14 @@ fn token_client<'a>(
     let Some((id, secret)) = presented else {
         return Ok(None);
     };
+    let bucket = s.inner.throttle.bucket(ip, &Identity::Id(&id));
+    if let Some(wait) = s.inner.throttle.blocked(bucket, s.now()) {
+        return Err(ApiError::throttled(wait));
+    }
     match s.client(&id, &secret) {
         Some(c) => Ok(Some(c)),
         None => {
-            s.auth_failed(ip, "client_auth");
+            s.auth_failed(bucket, "client_auth");
             Err(invalid_client("unknown client or bad secret"))
         }
     }
@@ -951,7 +1010,13 @@ fn token_client<'a>(
 
 fn token(s: &AdminState, headers: &HeaderMap, peer: Option<IpAddr>, b: Body<'_>) -> ApiResult {
     let ip = peer.unwrap_or(SHARED_BUCKET);
-    if let Some(wait) = s.inner.throttle.blocked(ip, s.now()) {
+    // The Basic identity, before the body is read (a form's client_id is checked after).
+    if let (_, Some(id)) = claimed_identity(headers)
+        && let Some(wait) = s
+            .inner
+            .throttle
+            .blocked(s.inner.throttle.bucket(ip, &Identity::Id(&id)), s.now())
+    {
         return Ok(throttled(wait));
     }
     let form: TokenForm = form_body(b)?;
@@ -1746,23 +1811,30 @@ mod tests {
         let t = Throttle {
             max_failures: 2,
             window: 60,
+            seed: 7,
             by_addr: Mutex::new(HashMap::new()),
         };
+        let at = |ip: IpAddr| t.bucket(ip, &Identity::Bearer);
         for i in 0..(MAX_TRACKED as u32 + 5_000) {
-            t.failed(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)), 100);
+            t.failed(at(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i))), 100);
         }
         assert!(t.tracked() <= MAX_TRACKED + 1, "{}", t.tracked());
         // The first addresses are tracked on their own; an address past the bound shares
         // the bucket (which is now full of failures).
         let first = IpAddr::V4(Ipv4Addr::from(0x0a00_0000));
-        assert_eq!(t.blocked(first, 100), None);
-        t.failed(first, 100);
-        assert_eq!(t.blocked(first, 100), Some(60));
+        assert_eq!(t.blocked(at(first), 100), None);
+        t.failed(at(first), 100);
+        assert_eq!(t.blocked(at(first), 100), Some(60));
         let late = IpAddr::V4(Ipv4Addr::from(0x0b00_0000));
-        assert!(t.blocked(late, 100).is_some());
+        assert!(t.blocked(at(late), 100).is_some());
         // After the window, lapsed entries make room again.
-        t.failed(late, 200);
+        t.failed(at(late), 200);
         assert!(t.tracked() <= MAX_TRACKED + 1);
-        assert_eq!(t.blocked(late, 200), None);
+        assert_eq!(t.blocked(at(late), 200), None);
+        // Another identity from the same address has a bucket of its own.
+        assert_eq!(
+            t.blocked(t.bucket(first, &Identity::Id("client")), 100),
+            None
+        );
     }
 }
