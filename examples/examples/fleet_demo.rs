@@ -61,7 +61,7 @@ async fn run_node(redis: String, node: &[String]) -> Result<(), Error> {
         external_issuers: Vec::new(),
         unknown_kid_cooldown: Duration::from_secs(60),
         fleet: Some(FleetSettings {
-            redis_url: redis,
+            redis_url: Secret::new(redis),
             prefix: prefix.clone(),
             node_id: name.clone(),
         }),

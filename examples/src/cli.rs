@@ -147,7 +147,7 @@ impl Cli {
             external_issuers: args.issuers,
             unknown_kid_cooldown: Duration::from_secs(args.unknown_kid_cooldown),
             fleet: args.redis.map(|redis_url| FleetSettings {
-                redis_url,
+                redis_url: Secret::new(redis_url),
                 prefix: args.fleet_prefix,
                 node_id: args.node_id,
             }),

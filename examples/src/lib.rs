@@ -120,8 +120,8 @@ pub struct GatewayConfig {
 /// Where a gateway's fleet lives.
 #[derive(Debug, Clone)]
 pub struct FleetSettings {
-    /// `redis://host:port/`.
-    pub redis_url: String,
+    /// `redis://host:port/` (a password in it never shows in `Debug`).
+    pub redis_url: Secret,
     /// Key and channel prefix, with a `{hash tag}`.
     pub prefix: String,
     /// This node's name.
@@ -274,14 +274,14 @@ pub async fn parts(config: &GatewayConfig) -> Result<Parts, Box<dyn std::error::
     let (revocations, refresh_store, fleet) = match &config.fleet {
         Some(f) => {
             let fleet = RedisFleet::new(
-                FleetConfig::new(&f.redis_url)
+                FleetConfig::new(f.redis_url.expose())
                     .prefix(&f.prefix)
                     .node_id(&f.node_id),
             )?;
             fleet.share_keysets(&store);
             let list = RevocationList::builder().backend(fleet.backend()).build();
             let tasks = fleet.start(list.clone());
-            let refresh = RedisRefreshStore::new(&f.redis_url)?.prefix(&f.prefix);
+            let refresh = RedisRefreshStore::new(f.redis_url.expose())?.prefix(&f.prefix);
             (list, Some(refresh), Some((fleet, tasks)))
         }
         None => (RevocationList::new(), None, None),

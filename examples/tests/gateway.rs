@@ -250,8 +250,15 @@ async fn capped(framework: Framework) {
 /// Finding 13: secrets never show in `Debug`.
 #[test]
 fn secrets_are_redacted_in_debug() {
-    let c = config(ServeLimits::default());
+    let mut c = config(ServeLimits::default());
+    // Security review 3, LOW 17: a Redis password too.
+    c.fleet = Some(examples::FleetSettings {
+        redis_url: examples::Secret::new("redis://:redis-pw-1@127.0.0.1:6379/"),
+        prefix: "{t}".into(),
+        node_id: "n".into(),
+    });
     let shown = format!("{c:?}");
+    assert!(!shown.contains("redis-pw-1"), "{shown}");
     assert!(
         !shown.contains("adm\"") && !shown.contains("sec\""),
         "{shown}"

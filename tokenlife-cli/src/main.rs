@@ -73,14 +73,11 @@ struct AdminArgs {
     /// Base URL of the service's admin routes (`http://127.0.0.1:9090`).
     #[arg(long, env = "TOKENLIFE_ADMIN_URL", value_name = "URL")]
     url: String,
-    /// The admin key (better from the environment than the command line).
-    #[arg(
-        long,
-        env = "TOKENLIFE_ADMIN_KEY",
-        hide_env_values = true,
-        value_name = "KEY"
-    )]
-    key: String,
+    /// A file holding the admin key. Without it the key comes from the environment
+    /// (`TOKENLIFE_ADMIN_KEY`); it is never taken on the command line, where other users
+    /// of the machine can read it.
+    #[arg(long = "key-file", value_name = "FILE")]
+    key_file: Option<PathBuf>,
     /// Seconds to wait for the service.
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     timeout: u64,
@@ -335,7 +332,24 @@ fn check(args: &CheckArgs) -> Result<ExitCode, Failure> {
     })
 }
 
+/// The admin key: from `--key-file`, else `TOKENLIFE_ADMIN_KEY`.
+fn admin_key(args: &AdminArgs) -> Result<zeroize::Zeroizing<String>, Failure> {
+    let key = match &args.key_file {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| Failure::Input(format!("--key-file {}: {e}", path.display())))?,
+        None => std::env::var("TOKENLIFE_ADMIN_KEY").map_err(|_| {
+            Failure::Input("the admin key: --key-file FILE or TOKENLIFE_ADMIN_KEY".into())
+        })?,
+    };
+    let key = zeroize::Zeroizing::new(key.trim().to_owned());
+    if key.is_empty() {
+        return Err(Failure::Input("the admin key is empty".into()));
+    }
+    Ok(key)
+}
+
 fn admin(args: &AdminArgs) -> Result<ExitCode, Failure> {
+    let key = admin_key(args)?;
     let base = args.url.trim_end_matches('/');
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(args.timeout.max(1)))
@@ -411,7 +425,7 @@ fn admin(args: &AdminArgs) -> Result<ExitCode, Failure> {
         "GET" => client.get(&url),
         _ => client.post(&url),
     }
-    .bearer_auth(&args.key);
+    .bearer_auth(key.as_str());
     if let Some(b) = body {
         req = req.header("content-type", "application/json").body(b);
     }

@@ -275,8 +275,10 @@ async fn admin_commands_drive_a_running_service() {
     let (url, store) = service().await;
     let d = dir("admin");
     let green = write(&d, "green.json", &jwks(&[("green", Algorithm::ES256)]));
+    let key_file = write(&d, "admin.key", &format!("{ADMIN_KEY}\n"));
+    let wrong_key = write(&d, "wrong.key", "not-the-key");
     let cmd = |rest: &[&str]| {
-        let mut v: Vec<String> = ["admin", "--url", &url, "--key", ADMIN_KEY]
+        let mut v: Vec<String> = ["admin", "--url", &url, "--key-file", &key_file]
             .iter()
             .map(|s| (*s).to_owned())
             .collect();
@@ -353,7 +355,7 @@ async fn admin_commands_drive_a_running_service() {
 
     // The wrong key is refused; an unreachable service is exit 3.
     let mut wrong = cmd(&["status"]);
-    wrong[4] = "not-the-key".into();
+    wrong[4] = wrong_key.clone();
     let o = run(wrong).await;
     assert_eq!(code(&o), 1);
     assert!(stderr(&o).contains("401"), "{}", stderr(&o));
@@ -361,12 +363,32 @@ async fn admin_commands_drive_a_running_service() {
         "admin".into(),
         "--url".into(),
         "http://127.0.0.1:9".into(),
-        "--key".into(),
-        "k".into(),
+        "--key-file".into(),
+        key_file.clone(),
         "--timeout".into(),
         "2".into(),
         "status".into(),
     ])
     .await;
     assert_eq!(code(&o), 3, "{}", stderr(&o));
+    // Security review 3, LOW 17: the key is never taken on the command line.
+    let o = run(vec![
+        "admin".into(),
+        "--url".into(),
+        url.clone(),
+        "--key".into(),
+        ADMIN_KEY.into(),
+        "status".into(),
+    ])
+    .await;
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    let o = run(vec![
+        "admin".into(),
+        "--url".into(),
+        url.clone(),
+        "status".into(),
+    ])
+    .await;
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(stderr(&o).contains("TOKENLIFE_ADMIN_KEY"), "{}", stderr(&o));
 }

@@ -879,3 +879,14 @@ async fn a_silently_cut_subscriber_notices_by_the_heartbeat_and_fails_closed() {
     eventually("recovered", || v.validate(&t).is_ok()).await;
     assert!(fleet.status().connected);
 }
+
+/// Security review 3, LOW 17: the Redis password never shows in `Debug`.
+#[test]
+fn the_redis_password_never_shows_in_debug() {
+    let c = FleetConfig::new("redis://user:s3cret-pw@127.0.0.1:6379/0");
+    let shown = format!("{c:?}");
+    assert!(!shown.contains("s3cret-pw"), "{shown}");
+    assert!(shown.contains("127.0.0.1:6379"), "{shown}");
+    let fleet = RedisFleet::new(c).unwrap();
+    assert!(!format!("{fleet:?}").contains("s3cret-pw"));
+}

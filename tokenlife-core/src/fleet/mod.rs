@@ -87,8 +87,8 @@ pub mod metrics {
     pub const HEARTBEAT_MISSED: &str = "tokenlife_fleet_heartbeat_missed_total";
 }
 
-/// A fleet's settings.
-#[derive(Debug, Clone)]
+/// A fleet's settings. Its `Debug` never shows the URL's password.
+#[derive(Clone)]
 #[must_use]
 pub struct FleetConfig {
     url: String,
@@ -98,6 +98,30 @@ pub struct FleetConfig {
     max_backoff: Duration,
     fail_closed: Option<Duration>,
     heartbeat: Duration,
+}
+
+/// `url` with any password (or user) replaced by `***`.
+fn redacted_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl fmt::Debug for FleetConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FleetConfig")
+            .field("url", &redacted_url(&self.url))
+            .field("prefix", &self.prefix)
+            .field("node_id", &self.node_id)
+            .field("max_queue", &self.max_queue)
+            .field("max_backoff", &self.max_backoff)
+            .field("fail_closed", &self.fail_closed)
+            .field("heartbeat", &self.heartbeat)
+            .finish()
+    }
 }
 
 /// Default interval of the fleet heartbeat.
