@@ -1295,3 +1295,92 @@ async fn rollout_operations_and_their_bad_input_through_the_admin_api() {
         assert!(actions.contains(&a), "{a:?} audited");
     }
 }
+
+/// An audit sink that waits while the test holds its gate (a stalled stdout consumer).
+struct Stalled(std::sync::Arc<std::sync::Mutex<()>>);
+
+impl tokenlife_core::observe::audit::AuditSink for Stalled {
+    fn write(&mut self, _: &tokenlife_core::observe::audit::AuditEvent) {
+        drop(self.0.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+}
+
+/// Security review 3, MEDIUM 8: with the audit consumer stalled, no request thread waits
+/// on audit I/O — 2,000 introspections from a resource server all answer (they are
+/// traffic, not control events) — and once the control lane is full an admin action is
+/// refused with 503 and changes nothing, then works again when the sink moves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_audit_sink_never_blocks_requests_and_admin_actions_fail_visibly() {
+    use tokenlife_core::observe::audit::{AuditEvent, Auditor};
+    use tokenlife_core::{KeysetStore, Monitor, Validator};
+    let gate = std::sync::Arc::new(std::sync::Mutex::new(()));
+    let held = gate.lock().unwrap();
+    let monitor = Monitor::builder()
+        .auditor(Auditor::builder().sink(Stalled(gate.clone())).build())
+        .build();
+    let store = KeysetStore::new(Keyset::new([testing::key("k1", Algorithm::ES256)]).unwrap());
+    let validator = Validator::builder(store.clone())
+        .issuer(ISS)
+        .audience(AUD)
+        .monitor(monitor.clone())
+        .build()
+        .unwrap();
+    let state = AdminState::builder(validator.clone())
+        .admin_key(ADMIN_KEY)
+        .resource_server("orders-api", "orders-api-secret-0123456789")
+        .build()
+        .unwrap();
+    let admin = serve(admin::router(state)).await;
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .unwrap();
+    for i in 0..2_000 {
+        let res = http
+            .post(format!("{admin}/introspect"))
+            .basic_auth("orders-api", Some("orders-api-secret-0123456789"))
+            .header("content-type", FORM)
+            .body(format!("token=junk-{i}"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("introspection #{i} did not answer: {e}"));
+        assert_eq!(res.status(), 200);
+    }
+    // Fill the control lane (the sink still stalled): emitting never blocks.
+    let auditor = monitor.auditor().unwrap();
+    for i in 0..Auditor::CONTROL_QUEUE as u64 {
+        auditor.emit(AuditEvent::new(AuditAction::KeysetRollback, i));
+    }
+    let res = http
+        .post(format!("{admin}/revocations/jti"))
+        .bearer_auth(ADMIN_KEY)
+        .header("content-type", "application/json")
+        .body(json!({"jti": "while-stalled"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    assert!(!validator.revocations().is_jti_revoked("while-stalled"));
+    let before = store.current().version();
+    let res = http
+        .post(format!("{admin}/keysets/rollback"))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    assert_eq!(store.current().version(), before);
+    // The sink moves: admin actions work again.
+    drop(held);
+    auditor.flush();
+    let res = http
+        .post(format!("{admin}/revocations/jti"))
+        .bearer_auth(ADMIN_KEY)
+        .header("content-type", "application/json")
+        .body(json!({"jti": "after"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(validator.revocations().is_jti_revoked("after"));
+}

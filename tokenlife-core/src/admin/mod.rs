@@ -1114,6 +1114,7 @@ fn unauthorized_client(why: &str) -> ApiError {
 /// family cannot be revoked alone (`unsupported_token_type`). The audit says what was
 /// done. Reads go through `Validator::inspect`: no alert, no API counters.
 fn revoke(s: &AdminState, caller: &Caller, b: Body<'_>) -> ApiResult {
+    audit_ready(s)?;
     let form: TokenOnly = form_body(b)?;
     let token = form.token()?;
     let fp = s.inner.validator.fingerprint(token);
@@ -1137,7 +1138,10 @@ fn revoke(s: &AdminState, caller: &Caller, b: Body<'_>) -> ApiResult {
             Err(_) => "invalid token, nothing to revoke",
         }
     };
-    s.audit(AuditAction::Admin, format!("revoke token {fp}: {done}"));
+    s.audit(
+        AuditAction::ClientRequest,
+        format!("revoke token {fp}: {done}"),
+    );
     Ok(http::Response::new(Vec::new()))
 }
 
@@ -1219,7 +1223,7 @@ fn introspect(s: &AdminState, b: Body<'_>) -> ApiResult {
         }
     };
     s.audit(
-        AuditAction::Admin,
+        AuditAction::ClientRequest,
         format!("introspect token {}", s.inner.validator.fingerprint(token)),
     );
     Ok(json_response(
@@ -1319,6 +1323,7 @@ fn check_id(id: &str) -> Result<(), ApiError> {
 }
 
 fn revoke_jti(s: &AdminState, b: Body<'_>) -> ApiResult {
+    audit_ready(s)?;
     let body: JtiBody = json_body(b)?;
     let until = s.until(body.until)?;
     apply_revocation(s, RevocationTarget::Jti(body.jti), until, "jti")
@@ -1328,6 +1333,7 @@ fn revoke_jti(s: &AdminState, b: Body<'_>) -> ApiResult {
 /// issuer, through it: refresh tokens are covered too, and the revocation is kept until
 /// every token it covers has expired, whatever `until` asked.
 fn revoke_subject(s: &AdminState, b: Body<'_>) -> ApiResult {
+    audit_ready(s)?;
     let body: SubjectBody = json_body(b)?;
     check_id(&body.subject)?;
     let now = s.now();
@@ -1357,6 +1363,7 @@ fn revoke_subject(s: &AdminState, b: Body<'_>) -> ApiResult {
 /// A whole family. With an issuer, the one family-revocation path: refresh store and
 /// revocation list, for the family's whole life.
 fn revoke_family(s: &AdminState, b: Body<'_>) -> ApiResult {
+    audit_ready(s)?;
     let body: FamilyBody = json_body(b)?;
     check_id(&body.family)?;
     let asked = s.until(body.until)?;
@@ -1591,6 +1598,7 @@ fn query<T: for<'de> Deserialize<'de>>(q: Option<&str>) -> Result<T, ApiError> {
 /// neither, the publish is refused (409 `no_signing_key`) rather than leaving `/token`
 /// broken.
 fn publish(s: &AdminState, q: Option<&str>, b: Body<'_>) -> ApiResult {
+    audit_ready(s)?;
     let q: PublishQuery = query(q)?;
     let ks = public_keyset(b)?;
     let store = s.inner.validator.keyset_store();
@@ -1629,6 +1637,7 @@ fn publish(s: &AdminState, q: Option<&str>, b: Body<'_>) -> ApiResult {
 /// clients, 0 by default: its keys verify for everyone, the current keys sign) or a
 /// shadow (`mode=shadow`: judged beside the current keys, affecting no response).
 fn stage(s: &AdminState, q: Option<&str>, b: Body<'_>) -> ApiResult {
+    audit_ready(s)?;
     if q.is_some_and(|q| q.split('&').any(|p| p.starts_with("keep_signing="))) {
         return Err(ApiError::bad("keep_signing applies to publish only"));
     }
@@ -1662,6 +1671,7 @@ fn stage(s: &AdminState, q: Option<&str>, b: Body<'_>) -> ApiResult {
 }
 
 fn share(s: &AdminState, q: Option<&str>) -> ApiResult {
+    audit_ready(s)?;
     let q: ShareQuery = query(q)?;
     let share = q.share.ok_or_else(|| ApiError::bad("missing share"))?;
     let store = s.inner.validator.keyset_store();
@@ -1675,6 +1685,7 @@ fn share(s: &AdminState, q: Option<&str>) -> ApiResult {
 }
 
 fn release(s: &AdminState, version: &str) -> ApiResult {
+    audit_ready(s)?;
     let version: u64 = version
         .parse()
         .map_err(|_| ApiError::bad("version must be a number"))?;
@@ -1722,6 +1733,20 @@ fn keyset_error(e: &KeysetError) -> ApiError {
     ApiError::new(status, code, e.to_string())
 }
 
+/// Refuses (503) an operation that would change state while its audit event could not be
+/// queued (a stalled audit sink has filled the control lane): nothing changes unaudited,
+/// and nothing waits on audit I/O.
+fn audit_ready(s: &AdminState) -> Result<(), ApiError> {
+    match s.inner.validator.observer() {
+        Some(o) if !o.audit_ready() => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::TemporarilyUnavailable,
+            "the audit trail is not keeping up; nothing was changed",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// A keyset change that names the version it leads to: change, audit, answer.
 fn keyset_change(
     s: &AdminState,
@@ -1729,6 +1754,7 @@ fn keyset_change(
     verb: &str,
     change: impl FnOnce(&KeysetStore) -> Result<u64, KeysetError>,
 ) -> ApiResult {
+    audit_ready(s)?;
     let v = change(s.inner.validator.keyset_store()).map_err(|e| keyset_error(&e))?;
     s.audit(action, format!("{verb} v{v}"));
     Ok(json_response(StatusCode::OK, &json!({"version": v}), &[]))
@@ -1772,6 +1798,7 @@ struct MintBody {
 }
 
 fn mint(s: &AdminState, b: Body<'_>) -> ApiResult {
+    audit_ready(s)?;
     let body: MintBody = json_body(b)?;
     let issuer = s.inner.issuer.as_ref().ok_or_else(|| {
         ApiError::new(

@@ -8,9 +8,13 @@
 //! - the *traffic* lane (validations, issues, renewals, alerts, failed authentications):
 //!   a bounded queue that never blocks the caller; when it is full the event is dropped
 //!   and counted;
-//! - the *control* lane (keyset changes, successful admin actions and revocations):
-//!   never dropped. Its queue is bounded too, and a caller blocks while it is full, so a
-//!   flood of bad tokens can never push a rollback out of the audit trail.
+//! - the *control* lane (keyset changes, successful admin actions and revocations): a
+//!   queue of its own, so a flood of bad tokens can never push a rollback out of the
+//!   audit trail. It never blocks either (no request thread waits on audit I/O): the
+//!   admin operations ask [`Auditor::control_ready`] (through
+//!   [`Observer::audit_ready`](crate::Observer::audit_ready)) before they change anything
+//!   and answer 503 while a stalled sink has filled it; what still finds it full is
+//!   counted ([`Auditor::control_dropped`]).
 //!
 //! # Examples
 //!
@@ -78,6 +82,9 @@ pub enum AuditAction {
     ShadowRegression,
     /// An admin request (see `detail`).
     Admin,
+    /// An OAuth client's or resource server's request (RFC 7009 revoke, RFC 7662
+    /// introspect): traffic, never the control lane — any client can send these.
+    ClientRequest,
 }
 
 impl AuditAction {
@@ -326,6 +333,9 @@ enum Msg {
 pub struct Auditor {
     traffic: SyncSender<Msg>,
     control: SyncSender<Msg>,
+    /// Control events queued and not yet written.
+    control_queued: Arc<AtomicU64>,
+    control_dropped: Arc<AtomicU64>,
     dropped: Arc<AtomicU64>,
     subjects: bool,
     on_drop: metrics::Counter,
@@ -342,13 +352,15 @@ impl fmt::Debug for Auditor {
 /// Default capacity of the traffic lane's queue.
 const DEFAULT_QUEUE: usize = 4096;
 
-/// Capacity of the control lane's queue (callers block while it is full).
+/// Capacity of the control lane's queue.
 const CONTROL_QUEUE: usize = 1024;
+/// Room kept in the control lane for what follows an admin action (its own events).
+const CONTROL_HEADROOM: u64 = 16;
 
 impl Auditor {
     /// Default capacity of the traffic lane's queue.
     pub const DEFAULT_QUEUE: usize = DEFAULT_QUEUE;
-    /// Capacity of the control lane's queue (callers block while it is full).
+    /// Capacity of the control lane's queue.
     pub const CONTROL_QUEUE: usize = CONTROL_QUEUE;
 
     /// Starts an auditor.
@@ -372,16 +384,20 @@ impl Auditor {
         )
     }
 
-    /// Queues an event. A traffic event is dropped and counted when its queue is full
-    /// (never blocks); a control event ([`AuditAction::is_control`]) is never dropped
-    /// and waits for room.
+    /// Queues an event; never blocks. A traffic event is dropped and counted when its
+    /// queue is full; a control event ([`AuditAction::is_control`]) goes on the control
+    /// lane, which the admin operations keep from filling ([`control_ready`](Self::control_ready));
+    /// one that still finds it full is dropped and counted in
+    /// [`control_dropped`](Self::control_dropped).
     pub fn emit(&self, mut event: AuditEvent) {
         if !self.subjects {
             event.subject = None;
         }
         if event.action.is_control(event.outcome) {
-            // Err only if the lane's thread is gone (it never exits while we live).
-            if self.control.send(Msg::Event(Box::new(event))).is_err() {
+            self.control_queued.fetch_add(1, Ordering::AcqRel);
+            if self.control.try_send(Msg::Event(Box::new(event))).is_err() {
+                self.control_queued.fetch_sub(1, Ordering::AcqRel);
+                self.control_dropped.fetch_add(1, Ordering::Relaxed);
                 self.count_drop();
             }
             return;
@@ -408,23 +424,41 @@ impl Auditor {
         }
     }
 
-    /// Traffic events dropped so far because their queue was full.
+    /// Events dropped so far because their queue was full (both lanes).
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Control events dropped because the control lane was full (a sink stalled long
+    /// enough for the admin operations' check to be raced past).
+    pub fn control_dropped(&self) -> u64 {
+        self.control_dropped.load(Ordering::Relaxed)
+    }
+
+    /// Whether the control lane has room for an admin action's events: while a stalled
+    /// sink keeps it full, admin operations refuse (503) instead of acting unaudited.
+    pub fn control_ready(&self) -> bool {
+        self.control_queued.load(Ordering::Acquire) + CONTROL_HEADROOM <= CONTROL_QUEUE as u64
     }
 }
 
 type Sinks = Arc<std::sync::Mutex<Vec<Box<dyn AuditSink>>>>;
 
-/// One lane's thread: hands each event to every sink.
-fn lane(name: &str, rx: Receiver<Msg>, sinks: Sinks) {
+/// One lane's thread: hands each event to every sink (counting down `queued`, the
+/// control lane's count, after each).
+fn lane(name: &str, rx: Receiver<Msg>, sinks: Sinks, queued: Option<Arc<AtomicU64>>) {
     std::thread::Builder::new()
         .name(name.into())
         .spawn(move || {
             let lock = || sinks.lock().unwrap_or_else(|p| p.into_inner());
             while let Ok(msg) = rx.recv() {
                 match msg {
-                    Msg::Event(e) => lock().iter_mut().for_each(|s| s.write(&e)),
+                    Msg::Event(e) => {
+                        lock().iter_mut().for_each(|s| s.write(&e));
+                        if let Some(q) = &queued {
+                            q.fetch_sub(1, Ordering::AcqRel);
+                        }
+                    }
                     Msg::Flush(ack) => {
                         lock().iter_mut().for_each(|s| s.flush());
                         let _ = ack.send(());
@@ -490,11 +524,19 @@ impl AuditorBuilder {
         let (traffic, traffic_rx) = mpsc::sync_channel::<Msg>(self.capacity);
         let (control, control_rx) = mpsc::sync_channel::<Msg>(CONTROL_QUEUE);
         let sinks: Sinks = Arc::new(std::sync::Mutex::new(self.sinks));
-        lane("tokenlife-audit", traffic_rx, sinks.clone());
-        lane("tokenlife-audit-control", control_rx, sinks);
+        let control_queued = Arc::new(AtomicU64::new(0));
+        lane("tokenlife-audit", traffic_rx, sinks.clone(), None);
+        lane(
+            "tokenlife-audit-control",
+            control_rx,
+            sinks,
+            Some(control_queued.clone()),
+        );
         Auditor {
             traffic,
             control,
+            control_queued,
+            control_dropped: Arc::new(AtomicU64::new(0)),
             dropped: Arc::new(AtomicU64::new(0)),
             subjects: self.subjects,
             on_drop: metrics::counter!(super::metrics::AUDIT_DROPPED),
@@ -571,6 +613,30 @@ mod tests {
             drop(self.0.lock().unwrap());
             self.1.lock().unwrap().push(e.action);
         }
+    }
+
+    /// Security review 3, MEDIUM 8: a stalled sink never blocks the caller, on either
+    /// lane; the control lane says when it has no room, and what finds it full is
+    /// counted.
+    #[test]
+    fn a_stalled_sink_never_blocks_and_the_control_lane_says_when_it_is_full() {
+        let gate = Arc::new(Mutex::new(()));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let held = gate.lock().unwrap();
+        let a = Auditor::builder()
+            .sink(Recording(gate.clone(), seen.clone()))
+            .capacity(4)
+            .build();
+        assert!(a.control_ready());
+        // Far more control events than the lane holds: every call returns.
+        for i in 0..(CONTROL_QUEUE as u64 * 3) {
+            a.emit(AuditEvent::new(AuditAction::KeysetRollback, i));
+        }
+        assert!(!a.control_ready());
+        assert!(a.control_dropped() > 0);
+        drop(held);
+        a.flush();
+        assert!(a.control_ready(), "room again once the sink moves");
     }
 
     /// Finding 11: a flood of traffic events cannot push admin and keyset events out.

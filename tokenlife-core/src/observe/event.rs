@@ -332,6 +332,14 @@ pub trait Observer: Send + Sync + 'static {
     fn time_validation(&self) -> bool {
         false
     }
+
+    /// Whether an audit event of the control lane emitted now would be kept: the admin
+    /// operations ask before they change anything and answer 503 while it is `false`
+    /// (a stalled audit sink), so no admin action goes unaudited and no request thread
+    /// waits on audit I/O. The default is always.
+    fn audit_ready(&self) -> bool {
+        true
+    }
 }
 
 /// Observes nothing.
@@ -352,6 +360,10 @@ impl<A: Observer, B: Observer> Observer for (A, B) {
         let b = self.1.time_validation();
         a || b
     }
+
+    fn audit_ready(&self) -> bool {
+        self.0.audit_ready() && self.1.audit_ready()
+    }
 }
 
 impl<O: Observer + ?Sized> Observer for Arc<O> {
@@ -361,6 +373,10 @@ impl<O: Observer + ?Sized> Observer for Arc<O> {
 
     fn time_validation(&self) -> bool {
         (**self).time_validation()
+    }
+
+    fn audit_ready(&self) -> bool {
+        (**self).audit_ready()
     }
 }
 

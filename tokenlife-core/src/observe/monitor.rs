@@ -333,6 +333,13 @@ impl Monitor {
 }
 
 impl Observer for Monitor {
+    fn audit_ready(&self) -> bool {
+        self.inner
+            .auditor
+            .as_ref()
+            .is_none_or(super::audit::Auditor::control_ready)
+    }
+
     fn time_validation(&self) -> bool {
         let every = self.inner.sample;
         if every == 0 {
