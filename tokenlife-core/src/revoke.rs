@@ -420,6 +420,11 @@ impl RevocationList {
         None
     }
 
+    /// Most entries the list holds.
+    pub fn capacity(&self) -> u64 {
+        self.inner.capacity
+    }
+
     /// Number of entries (all kinds), lapsed ones included until the next sweep.
     pub fn len(&self) -> u64 {
         (self.inner.jti.map.len() + self.inner.subject.map.len() + self.inner.family.map.len())

@@ -1384,3 +1384,95 @@ async fn a_stalled_audit_sink_never_blocks_requests_and_admin_actions_fail_visib
     assert_eq!(res.status(), 200);
     assert!(validator.revocations().is_jti_revoked("after"));
 }
+
+/// Security review 3, MEDIUM 9: an OAuth client cannot fill the revocation list by
+/// minting and revoking its own tokens. Each client has a quota per window (429
+/// `slow_down` past it), and clients never take the last tenth of the list, which stays
+/// for admin revocations (and refresh-token reuse and the fleet).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oauth_client_cannot_fill_the_revocation_list() {
+    use tokenlife_core::{Issuer, KeysetStore, ManualClock, RevocationList, Validator};
+    let clock = ManualClock::starting_now();
+    let store = KeysetStore::new(Keyset::new([testing::key("k1", Algorithm::ES256)]).unwrap());
+    let list = RevocationList::builder()
+        .clock(clock.clone())
+        .capacity(20)
+        .build();
+    let validator = Validator::builder(store.clone())
+        .issuer(ISS)
+        .audience(AUD)
+        .clock(clock.clone())
+        .revocations(list.clone())
+        .build()
+        .unwrap();
+    let issuer = Issuer::builder(store)
+        .issuer(ISS)
+        .audience(AUD)
+        .clock(clock.clone())
+        .revocations(list.clone())
+        .build()
+        .unwrap();
+    let state = AdminState::builder(validator)
+        .issuer(issuer)
+        .admin_key(ADMIN_KEY)
+        .client("demo-client", "demo-secret", Some("orders:read"))
+        .client_revocation_quota(5, std::time::Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let admin = serve(admin::router(state)).await;
+    let http = reqwest::Client::new();
+    let post = |path: &'static str, body: String| {
+        http.post(format!("{admin}{path}"))
+            .header("content-type", FORM)
+            .basic_auth("demo-client", Some("demo-secret"))
+            .body(body)
+    };
+    let mint_and_revoke = || async {
+        let res = post("/token", "grant_type=client_credentials".into())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let body: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+        let token = body["access_token"].as_str().unwrap().to_owned();
+        post("/revoke", format!("token={token}"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    for _ in 0..5 {
+        assert_eq!(mint_and_revoke().await, 200);
+    }
+    assert_eq!(list.len(), 5);
+    assert_eq!(mint_and_revoke().await, 429, "the client's quota");
+    assert_eq!(list.len(), 5, "nothing added past the quota");
+    // The admin is not held to it.
+    for i in 0..13 {
+        let res = http
+            .post(format!("{admin}/revocations/jti"))
+            .bearer_auth(ADMIN_KEY)
+            .header("content-type", "application/json")
+            .body(json!({"jti": format!("admin-{i}")}).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    assert_eq!(list.len(), 18);
+    // A new window: the quota is back, but the last tenth of the list is not the
+    // clients' to take.
+    clock.advance(std::time::Duration::from_secs(3601));
+    assert_eq!(mint_and_revoke().await, 503);
+    assert_eq!(list.len(), 18);
+    let res = http
+        .post(format!("{admin}/revocations/jti"))
+        .bearer_auth(ADMIN_KEY)
+        .header("content-type", "application/json")
+        .body(json!({"jti": "admin-last"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "the admin's headroom");
+}

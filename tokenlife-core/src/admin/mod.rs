@@ -287,6 +287,9 @@ struct Inner {
     guard: Option<RolloutGuard>,
     key_sources: Vec<KeySource>,
     throttle: Throttle,
+    /// RFC 7009 revocations per client in the current window: (window start, count).
+    client_revocations: Mutex<HashMap<String, (u64, u32)>>,
+    client_quota: (u32, u64),
     auth_failures: metrics::Counter,
 }
 
@@ -323,6 +326,7 @@ impl AdminState {
             default_until: Duration::from_secs(86_400),
             max_failures: 10,
             failure_window: Duration::from_secs(60),
+            client_quota: (1_000, Duration::from_secs(3600)),
             empty: None,
             guard: None,
             key_sources: Vec::new(),
@@ -347,6 +351,7 @@ pub struct AdminStateBuilder {
     default_until: Duration,
     max_failures: u32,
     failure_window: Duration,
+    client_quota: (u32, Duration),
     /// The first credential given empty, refused at build.
     empty: Option<&'static str>,
     guard: Option<RolloutGuard>,
@@ -449,6 +454,15 @@ impl AdminStateBuilder {
         self
     }
 
+    /// Revocation-list entries each OAuth client may add through RFC 7009 `/revoke`
+    /// within `window` (default 1,000 per hour); past it, 429 `slow_down`. Whatever the
+    /// quotas, clients never take the last tenth of the list's capacity: that headroom is
+    /// kept for admin revocations, refresh-token reuse and the fleet.
+    pub fn client_revocation_quota(mut self, max: u32, window: Duration) -> Self {
+        self.client_quota = (max, window);
+        self
+    }
+
     /// The state.
     ///
     /// # Errors
@@ -489,6 +503,8 @@ impl AdminStateBuilder {
                     window: self.failure_window.as_secs().max(1),
                     by_addr: Mutex::new(HashMap::new()),
                 },
+                client_revocations: Mutex::new(HashMap::new()),
+                client_quota: (self.client_quota.0, self.client_quota.1.as_secs().max(1)),
                 auth_failures: metrics::counter!(crate::observe::metrics::ADMIN_AUTH_FAILURES),
             }),
         })
@@ -1145,6 +1161,40 @@ fn revoke(s: &AdminState, caller: &Caller, b: Body<'_>) -> ApiResult {
     Ok(http::Response::new(Vec::new()))
 }
 
+/// Whether `client` may add one more revocation-list entry through RFC 7009: within its
+/// quota for the window, and never into the tenth of the list kept for admin
+/// revocations, refresh-token reuse and the fleet (security review 3, MEDIUM 9).
+fn client_revocation_allowed(s: &AdminState, client: &str) -> Result<(), ApiError> {
+    let list = s.inner.validator.revocations();
+    let reserve = list.capacity() / 10;
+    if list.len().saturating_add(reserve) >= list.capacity() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::TemporarilyUnavailable,
+            "the revocation list's room for client revocations is used up",
+        ));
+    }
+    let (max, window) = s.inner.client_quota;
+    let now = s.now();
+    let mut map = s
+        .inner
+        .client_revocations
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    // Keyed by authenticated client ids only: as many entries as configured clients.
+    let entry = map.entry(client.to_owned()).or_insert((now, 0));
+    if entry.0.saturating_add(window) <= now {
+        *entry = (now, 0);
+    }
+    if entry.1 >= max {
+        let mut e = ApiError::throttled(entry.0.saturating_add(window) - now);
+        e.description = "this client's revocation quota is used up; retry later".into();
+        return Err(e);
+    }
+    entry.1 += 1;
+    Ok(())
+}
+
 fn revoke_access(
     s: &AdminState,
     v: &crate::Verified,
@@ -1164,6 +1214,11 @@ fn revoke_access(
     let leeway = s.inner.validator.leeway().as_secs();
     let until = c.exp.unwrap_or(0).saturating_add(leeway).saturating_add(60);
     let list = s.inner.validator.revocations();
+    if let Some(client) = caller.client()
+        && (c.jti.is_some() || c.family.is_some())
+    {
+        client_revocation_allowed(s, client)?;
+    }
     if let Some(jti) = &c.jti {
         list.revoke(Revocation {
             target: RevocationTarget::Jti(jti.clone()),
