@@ -890,3 +890,94 @@ fn the_redis_password_never_shows_in_debug() {
     let fleet = RedisFleet::new(c).unwrap();
     assert!(!format!("{fleet:?}").contains("s3cret-pw"));
 }
+
+/// Security review 3, MEDIUM 11: a narrower revocation of the same subject made later on
+/// another node never weakens the stored one: Redis keeps the merge (the later cut-off,
+/// the longer `until`), so a late joiner still rejects what the stronger one covers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_narrower_revocation_never_weakens_the_stored_one() {
+    let redis = Redis::start();
+    let (a, b) = (node(&redis.url(), "a"), node(&redis.url(), "b"));
+    synced(&[&a, &b]).await;
+    let t = token("t-merge", "mallory"); // iat = now - 10
+    let wide = SystemTime::now();
+    a.list
+        .revoke_subject("mallory", wide, wide + Duration::from_secs(3_600))
+        .unwrap();
+    eventually("b has the wide one", || b.validator.validate(&t).is_err()).await;
+    // B revokes the same subject again, narrower (an older cut-off) and shorter.
+    b.list
+        .revoke_subject(
+            "mallory",
+            wide - Duration::from_secs(100),
+            wide + Duration::from_secs(600),
+        )
+        .unwrap();
+    // Let B's write land, then a node joins and reads the store.
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let k = a.fleet.key_of(&Revocation {
+        target: RevocationTarget::Subject {
+            subject: "mallory".into(),
+            issued_before: 0,
+        },
+        until: 0,
+    });
+    // Queued counts it from the revoke call until the writer's pipeline succeeded.
+    eventually("b's write reached Redis", || b.fleet.status().queued == 0).await;
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&k)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(ttl > 3_000, "the longer until stays: ttl {ttl}");
+    let c = node(&redis.url(), "c");
+    synced(&[&c]).await;
+    assert_eq!(c.validator.validate(&t).unwrap_err().kind(), K::Revoked);
+    assert_eq!(a.validator.validate(&t).unwrap_err().kind(), K::Revoked);
+    assert_eq!(b.validator.validate(&t).unwrap_err().kind(), K::Revoked);
+}
+
+/// Security review 3, MEDIUM 11, the other half: every node re-stores every live
+/// revocation it knows after a resync, not only its own — when the node that made one is
+/// gone and Redis restarts empty, a survivor refills it for late joiners.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_survivor_refills_a_redis_restarted_empty_with_revocations_others_made() {
+    let mut redis = Redis::start();
+    let port = redis.port();
+    let (a, b) = (node(&redis.url(), "a"), node(&redis.url(), "b"));
+    synced(&[&a, &b]).await;
+    let t = token("made-by-a", "u");
+    a.list.revoke_jti("made-by-a", until()).unwrap();
+    eventually("b has it", || b.validator.validate(&t).is_err()).await;
+    drop(a); // the node that made it is gone
+    redis.kill();
+    eventually("outage noticed", || !b.fleet.status().connected).await;
+    let _redis = Redis::on(port);
+    let syncs = b.fleet.status().syncs;
+    eventually("b resynced", || {
+        b.fleet.status().connected && b.fleet.status().syncs > syncs
+    })
+    .await;
+    let k = b.fleet.key_of(&Revocation {
+        target: RevocationTarget::Jti("made-by-a".into()),
+        until: 0,
+    });
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    eventually("b re-stored it", || {
+        redis::cmd("EXISTS")
+            .arg(&k)
+            .query::<bool>(&mut conn)
+            .unwrap_or(false)
+    })
+    .await;
+    let c = node(&redis.url(), "c");
+    synced(&[&c]).await;
+    assert_eq!(c.validator.validate(&t).unwrap_err().kind(), K::Revoked);
+}

@@ -37,7 +37,7 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::error::Error as StdError;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -65,6 +65,40 @@ const MAX_MESSAGE: usize = 4096;
 const DEFAULT_MAX_QUEUE: usize = 100_000;
 /// Most revocations sent in one pipeline.
 const BATCH: usize = 256;
+
+/// Stores a revocation merged with the one already stored under its key: the later
+/// `issued_before` and the later `until` win, so a narrower revocation made later (on
+/// another node) never weakens a stronger one, and a late joiner reads the union. The
+/// TTL is the merged entry's remaining life. KEYS[1] the key; ARGV the body, `until`,
+/// `issued_before` (-1: none), now.
+const MERGE_REVOCATION: &str = r"
+local body = ARGV[1]
+local u = tonumber(ARGV[2])
+local ib = tonumber(ARGV[3])
+local now = tonumber(ARGV[4])
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local ok, old = pcall(cjson.decode, cur)
+  if ok and type(old) == 'table' then
+    local ou = tonumber(old['until']) or 0
+    local oib = tonumber(old['issued_before'])
+    local mu = math.max(u, ou)
+    local mib = ib
+    if oib and oib > mib then mib = oib end
+    if mu == ou and (ib < 0 or mib == oib) then
+      return 0
+    end
+    local new = cjson.decode(body)
+    new['until'] = mu
+    if ib >= 0 then new['issued_before'] = mib end
+    body = cjson.encode(new)
+    u = mu
+  end
+end
+if u <= now then return 0 end
+redis.call('SET', KEYS[1], body, 'EX', u - now)
+return 1
+";
 
 /// Metric names of fleet mode.
 pub mod metrics {
@@ -300,6 +334,10 @@ struct Inner {
     keyset_rx: Mutex<Option<tokio::sync::watch::Receiver<Option<Arc<KeysetSnapshot>>>>>,
     keyset_generation: AtomicU64,
     keysets_applied: AtomicU64,
+    /// Live revocations received from the fleet (by kind and id; bounded): re-stored
+    /// after every resync with this node's own, so a Redis that lost its data is refilled
+    /// by any node that survived, not only by the one that made each revocation.
+    received: Mutex<HashMap<(String, String), Revocation>>,
     /// The fleet epoch this node's keyset generation belongs to.
     epoch: Mutex<Option<String>>,
     states_ignored: AtomicU64,
@@ -430,6 +468,7 @@ impl RedisFleet {
                 keyset_rx: Mutex::new(None),
                 keyset_generation: AtomicU64::new(0),
                 keysets_applied: AtomicU64::new(0),
+                received: Mutex::new(HashMap::new()),
                 epoch: Mutex::new(None),
                 states_ignored: AtomicU64::new(0),
                 epoch_changes: AtomicU64::new(0),
@@ -610,7 +649,7 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Revocation>, list: Rev
                     Some(r) => pending.push_back(r),
                     None => return,
                 },
-                () = inner.resynced.notified() => reassert = !mine.is_empty(),
+                () = inner.resynced.notified() => reassert = true,
             }
         }
         while pending.len() < inner.config.max_queue {
@@ -625,7 +664,7 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Revocation>, list: Rev
             None => match inner.client.get_multiplexed_async_connection().await {
                 Ok(c) => {
                     backoff = Duration::from_millis(10);
-                    reassert = !mine.is_empty();
+                    reassert = true;
                     conn.insert(c)
                 }
                 Err(_) => {
@@ -638,19 +677,35 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Revocation>, list: Rev
         let now = list.clock().unix_now();
         if reassert {
             mine.retain(|r| r.until > now);
+            // What others made is stored again (merged, never weakened), not published:
+            // the nodes that are up hold it already.
+            let theirs: Vec<Revocation> = {
+                let mut received = inner.received.lock().unwrap_or_else(|p| p.into_inner());
+                received.retain(|_, r| r.until > now);
+                received.values().cloned().collect()
+            };
             let mut ok = true;
-            for chunk in mine.chunks(BATCH) {
+            for chunk in theirs.chunks(BATCH) {
                 let mut pipe = redis::pipe();
                 for r in chunk {
                     let w = Wire::from_revocation(&inner.config.node_id, r);
                     let body = serde_json::to_string(&w).unwrap_or_default();
-                    pipe.cmd("SET")
-                        .arg(key(&prefix, &w.kind, &w.id))
-                        .arg(&body)
-                        .arg("NX")
-                        .arg("EX")
-                        .arg(r.until.saturating_sub(now).max(1))
-                        .ignore();
+                    merge_cmd(&mut pipe, &key(&prefix, &w.kind, &w.id), &body, &w, now);
+                }
+                if pipe.query_async::<()>(c).await.is_err() {
+                    ok = false;
+                    break;
+                }
+            }
+            for chunk in mine.chunks(BATCH) {
+                if !ok {
+                    break;
+                }
+                let mut pipe = redis::pipe();
+                for r in chunk {
+                    let w = Wire::from_revocation(&inner.config.node_id, r);
+                    let body = serde_json::to_string(&w).unwrap_or_default();
+                    merge_cmd(&mut pipe, &key(&prefix, &w.kind, &w.id), &body, &w, now);
                     pipe.cmd("PUBLISH").arg(&chan).arg(&body).ignore();
                 }
                 if pipe.query_async::<()>(c).await.is_err() {
@@ -674,12 +729,7 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Revocation>, list: Rev
             let w = Wire::from_revocation(&inner.config.node_id, r);
             let body = serde_json::to_string(&w).unwrap_or_default();
             if r.until > now {
-                pipe.cmd("SET")
-                    .arg(key(&prefix, &w.kind, &w.id))
-                    .arg(&body)
-                    .arg("EX")
-                    .arg(r.until - now)
-                    .ignore();
+                merge_cmd(&mut pipe, &key(&prefix, &w.kind, &w.id), &body, &w, now);
             }
             pipe.cmd("PUBLISH").arg(&chan).arg(&body).ignore();
         }
@@ -699,6 +749,45 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Revocation>, list: Rev
             }
         }
     }
+}
+
+/// Keeps a received revocation for re-storing after a resync (merged with one of the same
+/// id; bounded like this node's own).
+fn remember(inner: &Inner, r: Revocation) {
+    let w = Wire::from_revocation("", &r);
+    let mut received = inner.received.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(old) = received.get_mut(&(w.kind.clone(), w.id.clone())) {
+        old.until = old.until.max(r.until);
+        if let (
+            RevocationTarget::Subject {
+                issued_before: a, ..
+            },
+            RevocationTarget::Subject {
+                issued_before: b, ..
+            },
+        ) = (&mut old.target, &r.target)
+        {
+            *a = (*a).max(*b);
+        }
+    } else if received.len() < inner.config.max_queue.saturating_mul(10) {
+        received.insert((w.kind, w.id), r);
+    }
+}
+
+/// Adds the merge of one revocation into its stored entry to `pipe`.
+fn merge_cmd(pipe: &mut redis::Pipeline, key: &str, body: &str, w: &Wire, now: u64) {
+    pipe.cmd("EVAL")
+        .arg(MERGE_REVOCATION)
+        .arg(1)
+        .arg(key)
+        .arg(body)
+        .arg(w.until)
+        .arg(
+            w.issued_before
+                .map_or(-1, |i| i64::try_from(i).unwrap_or(i64::MAX)),
+        )
+        .arg(now)
+        .ignore();
 }
 
 fn set_queued(inner: &Inner, n: usize) {
@@ -849,6 +938,7 @@ fn handle(inner: &Inner, list: &RevocationList, bytes: &[u8], from_store: bool) 
         Ok(()) => {
             inner.applied.fetch_add(1, Ordering::Relaxed);
             ::metrics::counter!(metrics::APPLIED).increment(1);
+            remember(inner, revocation);
         }
         Err(e) if e.kind() == RevocationErrorKind::Full => drop("full"),
         Err(_) => drop("invalid"),
