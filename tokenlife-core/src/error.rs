@@ -645,7 +645,8 @@ impl StdError for KeysetError {}
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum RevocationErrorKind {
-    /// The identifier was empty or longer than the limit; nothing was recorded.
+    /// The identifier was empty, longer than the limit or held a control character;
+    /// nothing was recorded.
     InvalidId,
     /// The list holds its capacity of live entries; nothing was added.
     Full,

@@ -216,7 +216,9 @@ impl RevocationList {
     }
 
     fn check_id(id: &str) -> Result<(), RevocationError> {
-        if id.is_empty() || id.len() > MAX_ID_LEN {
+        // No control characters: JSON escapes each as six bytes, and an id must fit a
+        // fleet message once encoded (at most twice its length: `"` and `\`).
+        if id.is_empty() || id.len() > MAX_ID_LEN || id.bytes().any(|b| b < 0x20) {
             return Err(RevocationError::new(RevocationErrorKind::InvalidId));
         }
         Ok(())

@@ -981,3 +981,23 @@ async fn a_survivor_refills_a_redis_restarted_empty_with_revocations_others_made
     synced(&[&c]).await;
     assert_eq!(c.validator.validate(&t).unwrap_err().kind(), K::Revoked);
 }
+
+/// Security review 3, LOW 15: an id that JSON escaping would blow past the fleet's
+/// message size is refused when the revocation is made (control characters), and the
+/// longest id of the most-escaped printable kind still reaches every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_revocation_that_is_accepted_fits_a_fleet_message() {
+    let redis = Redis::start();
+    let (a, b) = (node(&redis.url(), "a"), node(&redis.url(), "b"));
+    synced(&[&a, &b]).await;
+    let controls = "\u{1}".repeat(700);
+    assert_eq!(
+        a.list.revoke_jti(&controls, until()).unwrap_err().kind(),
+        RevocationErrorKind::InvalidId
+    );
+    assert!(!a.list.is_jti_revoked(&controls));
+    let quotes = "\"".repeat(RevocationList::MAX_ID_LEN);
+    a.list.revoke_jti(&quotes, until()).unwrap();
+    eventually("the escaped id reached b", || b.list.is_jti_revoked(&quotes)).await;
+    assert_eq!(b.fleet.status().dropped, 0);
+}
