@@ -2,9 +2,11 @@
 //! type).
 //!
 //! Both read what [`TokenLife`](crate::TokenLife) put in the request extensions, so they
-//! cost no second validation. Use `Option<Token>` / `Option<Claims<T>>` on routes under an
-//! [`optional`](crate::TokenLife::optional) middleware: actix-web answers `None` when the
-//! extractor fails, so an `Option<Claims<T>>` whose claims do not fit `T` is `None` too.
+//! cost no second validation. On routes under an [`optional`](crate::TokenLife::optional)
+//! middleware use `Option<Token>` and [`MaybeClaims<T>`]: actix-web's own `Option<…>`
+//! answers `None` whenever the extractor fails, so an `Option<Claims<T>>` whose claims do
+//! not fit `T` would treat a verified caller as anonymous; `MaybeClaims<T>` is `None` only
+//! without a token and 401 on claims that do not fit, as axum's `Option<Claims<T>>`.
 
 use std::fmt;
 use std::future::{Ready, ready};
@@ -91,6 +93,29 @@ impl<T: DeserializeOwned> FromRequest for Claims<T> {
             Some(v) => v
                 .deserialize_claims()
                 .map(Claims)
+                .map_err(|_| AuthRejection::InvalidClaims),
+        })
+    }
+}
+
+/// The claims of the request's token if it has one: `MaybeClaims(None)` without a token
+/// (an [`optional`](crate::TokenLife::optional) middleware let it through), 401 when the
+/// token's claims do not fit `T` — never "anonymous" for a verified caller whose claims
+/// are not what the handler expects (actix-web's `Option<Claims<T>>` would be).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MaybeClaims<T>(pub Option<T>);
+
+impl<T: DeserializeOwned> FromRequest for MaybeClaims<T> {
+    type Error = AuthRejection;
+    type Future = Ready<Result<Self, AuthRejection>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let ext = req.extensions();
+        ready(match ext.get::<Verified>() {
+            None => Ok(Self(None)),
+            Some(v) => v
+                .deserialize_claims()
+                .map(|c| Self(Some(c)))
                 .map_err(|_| AuthRejection::InvalidClaims),
         })
     }

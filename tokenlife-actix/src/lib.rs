@@ -44,7 +44,7 @@ pub mod admin;
 mod extract;
 mod middleware;
 
-pub use extract::{AuthRejection, Claims, Token};
+pub use extract::{AuthRejection, Claims, MaybeClaims, Token};
 pub use middleware::{
     ExtractFn, Renderer, ResponseFuture, TokenLife, TokenLifeMiddleware, TokenSource,
 };

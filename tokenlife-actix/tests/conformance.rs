@@ -35,6 +35,13 @@ struct Fixture {
     _fleet: Option<(RedisFleet, FleetTasks)>,
 }
 
+/// Claims a handler insists on: the tokens of the suite have no `level`.
+#[derive(serde::Deserialize)]
+struct Typed {
+    sub: String,
+    level: u8,
+}
+
 async fn fixture(clock: &ManualClock, redis: Option<(&str, &str)>) -> Fixture {
     let store = KeysetStore::builder(
         Keyset::new([testing::key("k1", Algorithm::ES256)])
@@ -149,6 +156,13 @@ mod axum_app {
         }
     }
 
+    async fn typed(c: Option<Claims<super::Typed>>) -> String {
+        match c {
+            Some(Claims(c)) => format!("level {} for {}", c.level, c.sub),
+            None => "anonymous".to_owned(),
+        }
+    }
+
     pub(super) async fn serve(f: &Fixture) -> String {
         let v = &f.validator;
         let api = Router::new()
@@ -164,6 +178,7 @@ mod axum_app {
             .layer(TokenLifeLayer::new(v.clone()).require_scope("orders:write"));
         let optional = Router::new()
             .route("/optional/whoami", get(whoami))
+            .route("/optional/typed", get(typed))
             .layer(TokenLifeLayer::new(v.clone()).optional());
         let custom = Router::new().route("/custom/orders", get(orders)).layer(
             TokenLifeLayer::new(v.clone())
@@ -236,6 +251,13 @@ mod actix_app {
         })
     }
 
+    async fn typed(c: tokenlife_actix::MaybeClaims<super::Typed>) -> HttpResponse {
+        text(match c.0 {
+            Some(c) => format!("level {} for {}", c.level, c.sub),
+            None => "anonymous".to_owned(),
+        })
+    }
+
     pub(super) fn serve(f: &Fixture) -> String {
         let v = f.validator.clone();
         let admin = f.admin.clone();
@@ -275,7 +297,8 @@ mod actix_app {
                 .service(
                     web::scope("/optional")
                         .wrap(TokenLife::new(v.clone()).optional())
-                        .route("/whoami", web::get().to(whoami)),
+                        .route("/whoami", web::get().to(whoami))
+                        .route("/typed", web::get().to(typed)),
                 )
                 .service(
                     web::scope("/custom")
@@ -491,6 +514,15 @@ fn script(t: &Tokens) -> Vec<Step> {
         get("optional, no token", "/optional/whoami", 200),
         get("optional, valid token", "/optional/whoami", 200).bearer(&t.valid),
         get("optional, bad token", "/optional/whoami", 401).bearer(&t.expired),
+        // Security review 3, LOW 18: a verified token whose claims do not fit the
+        // handler's type is a 401, never "anonymous" (actix: MaybeClaims).
+        get("optional typed, no token", "/optional/typed", 200),
+        get(
+            "optional typed, claims that do not fit",
+            "/optional/typed",
+            401,
+        )
+        .bearer(&t.valid),
         get("optional, malformed header", "/optional/whoami", 400)
             .header("authorization", "Bearer"),
         get("custom body, no token", "/custom/orders", 401),

@@ -998,6 +998,9 @@ async fn every_revocation_that_is_accepted_fits_a_fleet_message() {
     assert!(!a.list.is_jti_revoked(&controls));
     let quotes = "\"".repeat(RevocationList::MAX_ID_LEN);
     a.list.revoke_jti(&quotes, until()).unwrap();
-    eventually("the escaped id reached b", || b.list.is_jti_revoked(&quotes)).await;
+    eventually("the escaped id reached b", || {
+        b.list.is_jti_revoked(&quotes)
+    })
+    .await;
     assert_eq!(b.fleet.status().dropped, 0);
 }
