@@ -172,14 +172,19 @@ impl Cli {
             "  admin  {}  (admin key below; /metrics and /.well-known/jwks.json are open)",
             gw.admin_url
         );
+        // Secrets are shown only when generated here (nobody else knows them); from the
+        // environment or a file they stay where the operator put them.
         if self.admin_generated {
-            eprintln!("  admin key (generated) {}", gw.config.admin_key.expose());
+            eprintln!(
+                "  export TOKENLIFE_ADMIN_KEY={}   # generated",
+                gw.config.admin_key.expose()
+            );
         }
         if self.client_generated {
             eprintln!(
-                "  demo client {} / (generated) {}",
-                gw.config.client_id,
-                gw.config.client_secret.expose()
+                "  export TOKENLIFE_CLIENT_SECRET={}   # generated, for client {}",
+                gw.config.client_secret.expose(),
+                gw.config.client_id
             );
         }
         eprintln!(

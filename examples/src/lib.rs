@@ -491,14 +491,15 @@ async fn futures_join(a: actix_web::dev::Server, b: actix_web::dev::Server) {
 }
 
 impl Gateway {
-    /// The curl lines that walk through the gateway, ready to paste into a shell.
+    /// The curl lines that walk through the gateway, ready to paste into a shell where
+    /// `TOKENLIFE_ADMIN_KEY` and `TOKENLIFE_CLIENT_SECRET` are set: the secrets themselves
+    /// are never printed (the banner shows them once only when it generated them).
     pub fn curl_lines(&self) -> String {
         let (api, admin, c) = (&self.api_url, &self.admin_url, &self.config);
-        let key = c.admin_key.expose();
+        let key = "$TOKENLIFE_ADMIN_KEY";
         let get_token = format!(
-            "TOKEN=$(curl -s -u {}:{} -d grant_type=client_credentials {admin}/token | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')",
+            "TOKEN=$(curl -s -u \"{}:$TOKENLIFE_CLIENT_SECRET\" -d grant_type=client_credentials {admin}/token | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')",
             c.client_id,
-            c.client_secret.expose()
         );
         format!(
             "\

@@ -61,7 +61,15 @@ async fn walkthrough(gw: Gateway) {
     assert!(
         lines.contains(&gw.api_url)
             && lines.contains(&gw.admin_url)
-            && lines.contains("-u demo-client:sec")
+            && lines.contains("-u \"demo-client:$TOKENLIFE_CLIENT_SECRET\"")
+            && lines.contains("Bearer $TOKENLIFE_ADMIN_KEY"),
+        "{lines}"
+    );
+    // Security review 3, earlier finding 10: secrets that came from the environment or a
+    // file are never printed.
+    assert!(
+        !lines.contains(":sec") && !lines.contains("Bearer adm\""),
+        "{lines}"
     );
     let (api, admin) = (&gw.api_url, &gw.admin_url);
     let http = reqwest::Client::new();

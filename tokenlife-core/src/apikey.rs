@@ -380,13 +380,22 @@ impl ApiKeys {
 
 /// Builds [`ApiKeys`].
 #[must_use]
-#[derive(Debug)]
 pub struct ApiKeysBuilder {
     prefix: String,
     pepper: Option<[u8; 32]>,
     capacity: usize,
     clock: Arc<dyn Clock>,
     observer: Option<SharedObserver>,
+}
+
+impl fmt::Debug for ApiKeysBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKeysBuilder")
+            .field("prefix", &self.prefix)
+            .field("pepper", &self.pepper.map(|_| "[redacted]"))
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ApiKeysBuilder {

@@ -889,6 +889,10 @@ fn the_redis_password_never_shows_in_debug() {
     assert!(shown.contains("127.0.0.1:6379"), "{shown}");
     let fleet = RedisFleet::new(c).unwrap();
     assert!(!format!("{fleet:?}").contains("s3cret-pw"));
+    // LOW 21: no TLS to Redis in this build; a rediss:// URL is refused at once, never
+    // silently sent in the clear.
+    let err = RedisFleet::new(FleetConfig::new("rediss://:pw@127.0.0.1:6380/")).unwrap_err();
+    assert!(!err.to_string().contains("pw@"), "{err}");
 }
 
 /// Security review 3, MEDIUM 11: a narrower revocation of the same subject made later on

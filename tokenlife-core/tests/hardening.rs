@@ -513,6 +513,21 @@ fn secrets_never_show_in_debug_or_the_public_jwks() {
     let shown = format!("{hmac:?}");
     assert!(!shown.contains("65, 65") && !shown.contains("AAAA") && !shown.contains("QUFB"));
 
+    // Review 3, earlier finding 10: the builders with their keys set.
+    for shown in [
+        format!("{:?}", ApiKeys::builder().pepper([0x5a; 32])),
+        format!(
+            "{:?}",
+            tokenlife_core::Monitor::builder().fingerprint_key([0x5a; 32])
+        ),
+    ] {
+        assert!(
+            !shown.contains("90, 90") && !shown.contains("0x5a"),
+            "{shown}"
+        );
+        assert!(shown.contains("[redacted]"), "{shown}");
+    }
+
     let w = world();
     let pair = w.issuer.issue(TokenRequest::subject("s")).unwrap();
     let refresh = pair.refresh_token.clone().unwrap();

@@ -598,13 +598,26 @@ impl Observer for Monitor {
 
 /// Builds a [`Monitor`].
 #[must_use]
-#[derive(Debug)]
 pub struct MonitorBuilder {
     clock: Arc<dyn Clock>,
     fingerprint_key: Option<[u8; 32]>,
     auditor: Option<Auditor>,
     policy: AlertPolicy,
     sample: u32,
+}
+
+impl fmt::Debug for MonitorBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MonitorBuilder")
+            .field(
+                "fingerprint_key",
+                &self.fingerprint_key.map(|_| "[redacted]"),
+            )
+            .field("auditor", &self.auditor)
+            .field("policy", &self.policy)
+            .field("sample", &self.sample)
+            .finish_non_exhaustive()
+    }
 }
 
 impl MonitorBuilder {
