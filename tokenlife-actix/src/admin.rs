@@ -84,9 +84,15 @@ fn oauth_routes(scope: Scope, s: &AdminState) -> Scope {
         )
         .route(
             "/introspect",
-            web::post().to(handler(s, Some(Access::INTROSPECT), true, |s, c| {
-                s.introspect(c.body.clone())
-            })),
+            web::post().to(handler(
+                s,
+                Some(Access::INTROSPECT),
+                true,
+                |s, c| match &c.caller {
+                    Some(caller) => s.introspect(caller, c.body.clone()),
+                    None => unreachable_caller(),
+                },
+            )),
         )
 }
 

@@ -149,8 +149,12 @@ async fn revoke(
     respond(s.revoke(&caller, body(&b)))
 }
 
-async fn introspect(State(s): State<AdminState>, b: Body) -> Response {
-    respond(s.introspect(body(&b)))
+async fn introspect(
+    State(s): State<AdminState>,
+    Extension(caller): Extension<Caller>,
+    b: Body,
+) -> Response {
+    respond(s.introspect(&caller, body(&b)))
 }
 
 async fn revoke_jti(State(s): State<AdminState>, b: Body) -> Response {

@@ -823,6 +823,22 @@ async fn client_binding_and_separate_credentials() {
         )
         .await;
     assert_eq!((s, body["active"].as_bool()), (200, Some(true)));
+    // Security review 3, LOW 20: a resource server learns nothing of refresh tokens
+    // (whose they are, their scope); the admin does.
+    let rt2 = pair2["refresh_token"].as_str().unwrap();
+    let (s, body) = e
+        .post_basic(
+            "/introspect",
+            format!("token={rt2}"),
+            "orders-api",
+            "rs-secret",
+        )
+        .await;
+    assert_eq!((s, body.clone()), (200, json!({"active": false})));
+    let (s, body) = e
+        .post("/introspect", FORM, format!("token={rt2}"), true)
+        .await;
+    assert_eq!((s, body["active"].as_bool()), (200, Some(true)));
     let (s, _) = e
         .post_basic(
             "/introspect",

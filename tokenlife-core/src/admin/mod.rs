@@ -616,8 +616,12 @@ impl AdminState {
     }
 
     /// `POST /introspect` (RFC 7662), for a caller [`Access::INTROSPECT`] let in.
-    pub fn introspect(&self, body: Body<'_>) -> AdminResponse {
-        done(introspect(self, body))
+    /// Refresh tokens are the issuer's business: only the admin learns about them; a
+    /// resource server is told `{"active": false}` (it never receives refresh tokens,
+    /// and must not learn whose they are). Access tokens are introspected for the
+    /// validator's own audience only (what [`Validator::inspect`] accepts).
+    pub fn introspect(&self, caller: &Caller, body: Body<'_>) -> AdminResponse {
+        done(introspect(self, caller, body))
     }
 
     /// `POST /revocations/jti` (admin).
@@ -902,11 +906,20 @@ impl AdminState {
         None
     }
 
+    /// The client with this id and secret. Every client's id and secret are compared
+    /// (ids in constant time), so the answer's timing does not say which ids exist.
     fn client(&self, id: &str, secret: &str) -> Option<&Client> {
-        self.inner
-            .clients
-            .iter()
-            .find(|c| c.id == id && c.secret.matches(secret))
+        let presented = blake3::hash(id.as_bytes());
+        let mut found = None;
+        for c in &self.inner.clients {
+            // blake3::Hash's == is constant-time; both checks run for every client.
+            let id_ok = blake3::hash(c.id.as_bytes()) == presented;
+            let secret_ok = c.secret.matches(secret);
+            if id_ok && secret_ok {
+                found = Some(c);
+            }
+        }
+        found
     }
 
     /// A failed authentication: counted, audited, throttled.
@@ -1248,13 +1261,15 @@ fn revoke_access(
     ))
 }
 
-fn introspect(s: &AdminState, b: Body<'_>) -> ApiResult {
+fn introspect(s: &AdminState, caller: &Caller, b: Body<'_>) -> ApiResult {
     let form: TokenOnly = form_body(b)?;
     let token = form.token()?;
     let body = if is_refresh_token(token) {
         let info = match &s.inner.issuer {
-            Some(issuer) => issuer.inspect_refresh(token).map_err(|e| unavailable(&e))?,
-            None => None,
+            Some(issuer) if caller.is_admin() => {
+                issuer.inspect_refresh(token).map_err(|e| unavailable(&e))?
+            }
+            _ => None,
         };
         match info {
             Some(r) => {
