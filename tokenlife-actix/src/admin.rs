@@ -202,32 +202,39 @@ fn handler(
                 },
                 None => None,
             };
-            let bytes;
-            let body: Body<'_> = if read_body {
+            let body: Result<actix_web::web::Bytes, BodyRejection> = if read_body {
                 match payload.to_bytes_limited(state.max_body()).await {
-                    Ok(Ok(b)) => {
-                        bytes = b;
-                        Ok(&bytes[..])
-                    }
+                    Ok(Ok(b)) => Ok(b),
                     Ok(Err(_)) => Err(BodyRejection::unreadable()),
                     Err(_) => Err(BodyRejection::too_large()),
                 }
             } else {
-                Ok(&[][..])
+                Ok(actix_web::web::Bytes::new())
             };
-            let call = Call {
-                headers,
-                peer,
-                query: req.uri().query().map(str::to_owned),
-                param: req
-                    .match_info()
-                    .get("version")
-                    .or_else(|| req.match_info().get("kid"))
-                    .map(str::to_owned),
-                caller,
-                body,
-            };
-            respond(op(&state, &call))
+            let query = req.uri().query().map(str::to_owned);
+            let param = req
+                .match_info()
+                .get("version")
+                .or_else(|| req.match_info().get("kid"))
+                .map(str::to_owned);
+            // On the blocking pool: an operation may wait on a store (a refresh grant on
+            // Redis), and no async worker — the API's included — may wait with it.
+            let answer = web::block(move || {
+                let call = Call {
+                    headers,
+                    peer,
+                    query,
+                    param,
+                    caller,
+                    body: body.as_deref().map_err(Clone::clone),
+                };
+                op(&state, &call)
+            })
+            .await;
+            match answer {
+                Ok(res) => respond(res),
+                Err(_) => respond(unreachable_caller()),
+            }
         })
     }
 }

@@ -133,12 +133,21 @@ async fn jwks(State(s): State<AdminState>) -> Response {
     respond(s.jwks())
 }
 
+/// Runs an operation that may wait on a store (the refresh store on Redis) on tokio's
+/// blocking pool: no async worker — the API listener's included — waits with it.
+async fn blocking(op: impl FnOnce() -> AdminResponse + Send + 'static) -> Response {
+    match tokio::task::spawn_blocking(op).await {
+        Ok(res) => respond(res),
+        Err(_) => axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
 async fn token(
     State(s): State<AdminState>,
     parts: axum::http::request::Parts,
     b: Body,
 ) -> Response {
-    respond(s.token(&parts.headers, peer(&parts.extensions), body(&b)))
+    blocking(move || s.token(&parts.headers, peer(&parts.extensions), body(&b))).await
 }
 
 async fn revoke(
@@ -146,7 +155,7 @@ async fn revoke(
     Extension(caller): Extension<Caller>,
     b: Body,
 ) -> Response {
-    respond(s.revoke(&caller, body(&b)))
+    blocking(move || s.revoke(&caller, body(&b))).await
 }
 
 async fn introspect(
@@ -162,11 +171,11 @@ async fn revoke_jti(State(s): State<AdminState>, b: Body) -> Response {
 }
 
 async fn revoke_subject(State(s): State<AdminState>, b: Body) -> Response {
-    respond(s.revoke_subject(body(&b)))
+    blocking(move || s.revoke_subject(body(&b))).await
 }
 
 async fn revoke_family(State(s): State<AdminState>, b: Body) -> Response {
-    respond(s.revoke_family(body(&b)))
+    blocking(move || s.revoke_family(body(&b))).await
 }
 
 async fn keysets(State(s): State<AdminState>) -> Response {
@@ -218,5 +227,5 @@ async fn rollback_to(State(s): State<AdminState>, Path(version): Path<String>) -
 }
 
 async fn mint(State(s): State<AdminState>, b: Body) -> Response {
-    respond(s.mint(body(&b)))
+    blocking(move || s.mint(body(&b))).await
 }

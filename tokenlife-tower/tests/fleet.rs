@@ -264,3 +264,109 @@ async fn one_node_answers_the_same_on_the_in_memory_and_the_redis_backend() {
     );
     assert_eq!(fleet, memory);
 }
+
+/// Security review 3, MEDIUM 7: refresh grants on a Redis that stopped answering
+/// (`CLIENT PAUSE`) never hold the async workers: the API's `/healthz` answers while they
+/// wait, and past `max_concurrent_grants` further grants are answered 503 at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_grants_on_a_stalled_redis_never_stall_the_api() {
+    use tokenlife_core::fleet::RedisRefreshStore;
+    let redis = RedisServer::start();
+    let store = KeysetStore::new(Keyset::new([testing::key("k1", Algorithm::ES256)]).unwrap());
+    let validator = Validator::builder(store.clone())
+        .issuer(ISS)
+        .audience(AUD)
+        .build()
+        .unwrap();
+    let issuer = Issuer::builder(store)
+        .issuer(ISS)
+        .audience(AUD)
+        .refresh_store(
+            RedisRefreshStore::new(&redis.url())
+                .unwrap()
+                .timeout(Duration::from_secs(2)),
+        )
+        .build()
+        .unwrap();
+    let refresh: Vec<String> = (0..6)
+        .map(|i| {
+            issuer
+                .issue(TokenRequest::subject(format!("u{i}")).client("c"))
+                .unwrap()
+                .refresh_token
+                .unwrap()
+        })
+        .collect();
+    let state = AdminState::builder(validator.clone())
+        .issuer(issuer)
+        .client("c", "client-secret", None)
+        .max_concurrent_grants(2)
+        .build()
+        .unwrap();
+    let api = serve(
+        Router::new()
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/orders", get(|| async { "orders" }))
+            .layer(TokenLifeLayer::new(validator).skip_path("/healthz")),
+    )
+    .await;
+    let admin = serve(admin::router(state)).await;
+    // Redis stops answering for three seconds.
+    let paused = std::process::Command::new("redis-cli")
+        .args([
+            "-p",
+            &redis.port().to_string(),
+            "CLIENT",
+            "PAUSE",
+            "3000",
+            "ALL",
+        ])
+        .output()
+        .expect("redis-cli (installed with redis-server)");
+    assert!(paused.status.success());
+    let http = reqwest::Client::new();
+    // The order answers arrive in: an admitted grant (waiting on Redis) must answer after
+    // the API's health check, never before it.
+    let order = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let grants: Vec<_> = refresh
+        .iter()
+        .map(|rt| {
+            let req = http
+                .post(format!("{admin}/token"))
+                .basic_auth("c", Some("client-secret"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!("grant_type=refresh_token&refresh_token={rt}"));
+            let order = order.clone();
+            tokio::spawn(async move {
+                let res = req.send().await.unwrap();
+                let at = order.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let retry = res
+                    .headers()
+                    .get("retry-after")
+                    .map(|v| v.to_str().unwrap().to_owned());
+                (res.status().as_u16(), retry, at)
+            })
+        })
+        .collect();
+    // Four refusals mean two grants are in flight, waiting on Redis (bounded wait).
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while order.load(std::sync::atomic::Ordering::SeqCst) < 4 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let health = http.get(format!("{api}/healthz")).send().await.unwrap();
+    let health_at = order.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(health.status(), 200);
+    let mut refused = 0;
+    for g in grants {
+        let (status, retry, at) = g.await.unwrap();
+        if status == 503 && retry.as_deref() == Some("1") {
+            refused += 1;
+        } else {
+            assert!(
+                at > health_at,
+                "a grant waiting on Redis ({status}) answered before the API's health check"
+            );
+        }
+    }
+    assert!(refused >= 4, "{refused} grants refused past the bound of 2");
+}

@@ -290,6 +290,9 @@ struct Inner {
     /// RFC 7009 revocations per client in the current window: (window start, count).
     client_revocations: Mutex<HashMap<String, (u64, u32)>>,
     client_quota: (u32, u64),
+    /// Token requests in progress, and the most allowed.
+    grants: std::sync::atomic::AtomicUsize,
+    max_grants: usize,
     auth_failures: metrics::Counter,
 }
 
@@ -327,6 +330,7 @@ impl AdminState {
             max_failures: 10,
             failure_window: Duration::from_secs(60),
             client_quota: (1_000, Duration::from_secs(3600)),
+            max_grants: 64,
             empty: None,
             guard: None,
             key_sources: Vec::new(),
@@ -352,6 +356,7 @@ pub struct AdminStateBuilder {
     max_failures: u32,
     failure_window: Duration,
     client_quota: (u32, Duration),
+    max_grants: usize,
     /// The first credential given empty, refused at build.
     empty: Option<&'static str>,
     guard: Option<RolloutGuard>,
@@ -454,6 +459,14 @@ impl AdminStateBuilder {
         self
     }
 
+    /// Token requests (`POST /token`) served at once (default 64): they may wait on the
+    /// refresh store (Redis), so past this bound they are answered 503 with
+    /// `Retry-After: 1` at once rather than queued behind a slow store.
+    pub fn max_concurrent_grants(mut self, n: usize) -> Self {
+        self.max_grants = n.max(1);
+        self
+    }
+
     /// Revocation-list entries each OAuth client may add through RFC 7009 `/revoke`
     /// within `window` (default 1,000 per hour); past it, 429 `slow_down`. Whatever the
     /// quotas, clients never take the last tenth of the list's capacity: that headroom is
@@ -505,6 +518,8 @@ impl AdminStateBuilder {
                 },
                 client_revocations: Mutex::new(HashMap::new()),
                 client_quota: (self.client_quota.0, self.client_quota.1.as_secs().max(1)),
+                grants: std::sync::atomic::AtomicUsize::new(0),
+                max_grants: self.max_grants,
                 auth_failures: metrics::counter!(crate::observe::metrics::ADMIN_AUTH_FAILURES),
             }),
         })
@@ -1037,7 +1052,33 @@ fn token_client<'a>(
     }
 }
 
+/// One of the bounded token-request slots; freed on drop.
+struct GrantSlot<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for GrantSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+fn grant_slot(s: &AdminState) -> Result<GrantSlot<'_>, ApiError> {
+    let grants = &s.inner.grants;
+    if grants.fetch_add(1, std::sync::atomic::Ordering::AcqRel) >= s.inner.max_grants {
+        grants.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        return Err(ApiError {
+            retry_after: Some(1),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::TemporarilyUnavailable,
+                "too many token requests in progress; retry shortly",
+            )
+        });
+    }
+    Ok(GrantSlot(grants))
+}
+
 fn token(s: &AdminState, headers: &HeaderMap, peer: Option<IpAddr>, b: Body<'_>) -> ApiResult {
+    let _slot = grant_slot(s)?;
     let ip = peer.unwrap_or(SHARED_BUCKET);
     // The Basic identity, before the body is read (a form's client_id is checked after).
     if let (_, Some(id)) = claimed_identity(headers)
