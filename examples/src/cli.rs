@@ -63,6 +63,9 @@ struct Args {
     /// Most open connections per listener.
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_connections: u64,
+    /// Most open connections from one client address (axum gateway).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections_per_address: u64,
     /// Do not print audit events.
     #[arg(long)]
     quiet: bool,
@@ -139,6 +142,8 @@ impl Cli {
                 header_read_timeout: Duration::from_secs(args.header_timeout),
                 request_timeout: Duration::from_secs(args.request_timeout),
                 max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+                max_connections_per_address: usize::try_from(args.max_connections_per_address)
+                    .unwrap_or(usize::MAX),
             },
             signing_key_pem: match &args.signing_key_file {
                 Some(path) => Some(Secret::new(std::fs::read_to_string(path)?)),

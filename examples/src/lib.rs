@@ -69,6 +69,10 @@ pub struct ServeLimits {
     pub request_timeout: Duration,
     /// Most open connections; further ones wait in the accept queue.
     pub max_connections: usize,
+    /// Most open connections from one client address (axum gateway; default 64): one
+    /// client dripping requests cannot hold every slot. Past it, a new connection from
+    /// that address is closed at once.
+    pub max_connections_per_address: usize,
 }
 
 impl Default for ServeLimits {
@@ -77,6 +81,7 @@ impl Default for ServeLimits {
             header_read_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             max_connections: 1024,
+            max_connections_per_address: 64,
         }
     }
 }
@@ -148,12 +153,37 @@ pub async fn serve(listener: TcpListener, app: Router, limits: ServeLimits) {
         request_timeout(req, next, limits.request_timeout)
     }));
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let per_address: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>> =
+        Arc::default();
     loop {
         let Ok(permit) = slots.clone().acquire_owned().await else {
             return;
         };
         let Ok((stream, addr)) = listener.accept().await else {
             continue;
+        };
+        // One address's share of the slots (the map holds only open connections).
+        let ip = addr.ip();
+        {
+            let mut open = per_address.lock().unwrap_or_else(|p| p.into_inner());
+            let n = open.entry(ip).or_insert(0);
+            if *n >= limits.max_connections_per_address.max(1) {
+                drop(stream);
+                continue;
+            }
+            *n += 1;
+        }
+        let release = {
+            let per_address = per_address.clone();
+            move || {
+                let mut open = per_address.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(n) = open.get_mut(&ip) {
+                    *n -= 1;
+                    if *n == 0 {
+                        open.remove(&ip);
+                    }
+                }
+            }
         };
         let app = app.clone();
         let svc = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
@@ -173,6 +203,7 @@ pub async fn serve(listener: TcpListener, app: Router, limits: ServeLimits) {
                 .header_read_timeout(limits.header_read_timeout)
                 .serve_connection(TokioIo::new(stream), svc);
             let _ = conn.await;
+            release();
             drop(permit);
         });
     }

@@ -273,3 +273,66 @@ fn secrets_are_redacted_in_debug() {
     );
     assert!(shown.contains("[redacted]"));
 }
+
+/// Security review 3, MEDIUM 12: a client that drips a `/token` body (anyone may call it)
+/// is answered 408 once the admin body deadline passes, on both gateways — it does not
+/// hold its connection for the whole request timeout.
+#[tokio::test]
+async fn a_dripped_token_body_is_answered_408() {
+    for framework in [Framework::Axum, Framework::Actix] {
+        let gw = start(framework, config(ServeLimits::default())).await;
+        let addr = gw.admin_url.trim_start_matches("http://").to_owned();
+        let mut slow = TcpStream::connect(&addr).await.unwrap();
+        slow.write_all(
+            b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+              Content-Length: 100\r\nConnection: close\r\n\r\ngrant_type",
+        )
+        .await
+        .unwrap();
+        // Bounded well past the 3 s body deadline, well short of the 30 s request one.
+        let seen = read_until_closed(&mut slow, Duration::from_secs(15)).await;
+        let seen = seen.unwrap_or_else(|| panic!("{framework:?}: no answer to a dripped body"));
+        assert!(seen.starts_with("HTTP/1.1 408"), "{framework:?}: {seen}");
+        assert!(seen.contains("request body not received in time"), "{seen}");
+    }
+}
+
+/// Security review 3, MEDIUM 12: one address cannot hold every connection slot of the
+/// axum gateway: past its share, its new connections are closed, while another address
+/// is still served.
+#[tokio::test]
+async fn one_address_cannot_hold_every_connection_slot() {
+    let gw = start(
+        Framework::Axum,
+        config(ServeLimits {
+            max_connections: 8,
+            max_connections_per_address: 2,
+            ..ServeLimits::default()
+        }),
+    )
+    .await;
+    let addr: std::net::SocketAddr = gw.api_url.trim_start_matches("http://").parse().unwrap();
+    let from = |ip: [u8; 4]| async move {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket
+            .bind((std::net::Ipv4Addr::from(ip), 0).into())
+            .unwrap();
+        socket.connect(addr).await.unwrap()
+    };
+    let _held = [from([127, 0, 0, 1]).await, from([127, 0, 0, 1]).await];
+    let mut third = from([127, 0, 0, 1]).await;
+    let _ = third
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await;
+    let seen = read_until_closed(&mut third, Duration::from_secs(10)).await;
+    assert_eq!(seen.as_deref(), Some(""), "closed without an answer");
+    let mut other = from([127, 0, 0, 2]).await;
+    other
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let served = read_until_closed(&mut other, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(served.starts_with("HTTP/1.1 200"), "{served}");
+}

@@ -203,10 +203,12 @@ fn handler(
                 None => None,
             };
             let body: Result<actix_web::web::Bytes, BodyRejection> = if read_body {
-                match payload.to_bytes_limited(state.max_body()).await {
-                    Ok(Ok(b)) => Ok(b),
-                    Ok(Err(_)) => Err(BodyRejection::unreadable()),
-                    Err(_) => Err(BodyRejection::too_large()),
+                let read = payload.to_bytes_limited(state.max_body());
+                match actix_web::rt::time::timeout(state.body_timeout(), read).await {
+                    Ok(Ok(Ok(b))) => Ok(b),
+                    Ok(Ok(Err(_))) => Err(BodyRejection::unreadable()),
+                    Ok(Err(_)) => Err(BodyRejection::too_large()),
+                    Err(_) => Err(BodyRejection::timed_out()),
                 }
             } else {
                 Ok(actix_web::web::Bytes::new())

@@ -14,7 +14,6 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
 use axum::http::Uri;
 use axum::middleware::{self, Next};
@@ -112,22 +111,34 @@ fn respond(res: AdminResponse) -> Response {
     res.map(axum::body::Body::from).into_response()
 }
 
-/// The body as read, or axum's rejection (413 past the limit) in core's terms.
-fn body(b: &Result<Bytes, BytesRejection>) -> Result<&[u8], BodyRejection> {
-    match b {
-        Ok(b) => Ok(b),
-        // Past the limit: the core's words, so every adapter answers alike.
-        Err(r) if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
-            Err(BodyRejection::too_large())
-        }
-        Err(r) => Err(BodyRejection {
-            status: r.status(),
-            message: r.body_text(),
-        }),
+/// The request body, read up to the state's size limit within its deadline
+/// ([`AdminState::body_timeout`]: a dripped body is a 408, not a held connection), or
+/// why not, in the core's words so every adapter answers alike.
+struct Body(Result<Bytes, BodyRejection>);
+
+impl axum::extract::FromRequest<AdminState> for Body {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request(req: Request, s: &AdminState) -> Result<Self, Self::Rejection> {
+        let limited = http_body_util::Limited::new(req.into_body(), s.max_body());
+        let read = http_body_util::BodyExt::collect(limited);
+        Ok(Self(
+            match tokio::time::timeout(s.body_timeout(), read).await {
+                Ok(Ok(collected)) => Ok(collected.to_bytes()),
+                Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+                    Err(BodyRejection::too_large())
+                }
+                Ok(Err(_)) => Err(BodyRejection::unreadable()),
+                Err(_) => Err(BodyRejection::timed_out()),
+            },
+        ))
     }
 }
 
-type Body = Result<Bytes, BytesRejection>;
+/// The body as read, or why not.
+fn body(b: &Body) -> Result<&[u8], BodyRejection> {
+    b.0.as_deref().map_err(Clone::clone)
+}
 
 async fn jwks(State(s): State<AdminState>) -> Response {
     respond(s.jwks())

@@ -112,6 +112,15 @@ impl BodyRejection {
         }
     }
 
+    /// A body not delivered within [`AdminState::body_timeout`] (a slow drip holding a
+    /// connection): 408, in the same words whichever adapter read it.
+    pub fn timed_out() -> Self {
+        Self {
+            status: StatusCode::REQUEST_TIMEOUT,
+            message: "request body not received in time".into(),
+        }
+    }
+
     /// A body the connection failed to deliver: 400.
     pub fn unreadable() -> Self {
         Self {
@@ -283,6 +292,7 @@ struct Inner {
     clients: Vec<Client>,
     resource_servers: Vec<(String, Secret)>,
     max_body: usize,
+    body_timeout: Duration,
     default_until: Duration,
     guard: Option<RolloutGuard>,
     key_sources: Vec<KeySource>,
@@ -326,6 +336,7 @@ impl AdminState {
             clients: Vec::new(),
             resource_servers: Vec::new(),
             max_body: DEFAULT_MAX_BODY,
+            body_timeout: Duration::from_secs(3),
             default_until: Duration::from_secs(86_400),
             max_failures: 10,
             failure_window: Duration::from_secs(60),
@@ -352,6 +363,7 @@ pub struct AdminStateBuilder {
     clients: Vec<Client>,
     resource_servers: Vec<(String, Secret)>,
     max_body: usize,
+    body_timeout: Duration,
     default_until: Duration,
     max_failures: u32,
     failure_window: Duration,
@@ -443,6 +455,15 @@ impl AdminStateBuilder {
         self
     }
 
+    /// Longest time the adapters wait for a request body once the headers are in
+    /// (default 3 s; bodies here are at most [`max_body`](Self::max_body), 64 KiB by
+    /// default): a client dripping a body — to `/token`, which anyone may call — is
+    /// answered 408 instead of holding its connection.
+    pub fn body_timeout(mut self, timeout: Duration) -> Self {
+        self.body_timeout = timeout.max(Duration::from_millis(10));
+        self
+    }
+
     /// How long a revocation without `until` is kept (default one day). With an issuer,
     /// subject and family revocations are kept at least until every token they cover
     /// has expired, whatever is asked.
@@ -509,6 +530,7 @@ impl AdminStateBuilder {
                 clients: self.clients,
                 resource_servers: self.resource_servers,
                 max_body: self.max_body,
+                body_timeout: self.body_timeout,
                 default_until: self.default_until,
                 throttle: Throttle {
                     seed: crate::hash::random_u64(),
@@ -568,6 +590,12 @@ impl AdminState {
     /// [`BodyRejection`].
     pub fn max_body(&self) -> usize {
         self.inner.max_body
+    }
+
+    /// Longest wait for a request body; past it, answer 408 through
+    /// [`BodyRejection::timed_out`].
+    pub fn body_timeout(&self) -> Duration {
+        self.inner.body_timeout
     }
 
     /// Authenticates a request for an operation that needs `access`, from its headers
