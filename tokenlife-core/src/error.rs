@@ -59,6 +59,12 @@ pub enum ValidationErrorKind {
     /// Fleet mode, fail-closed: this node has been cut off from the fleet's revocations for
     /// longer than its bound, so it cannot tell whether the token was revoked. 503; retry.
     RevocationsStale,
+    /// The keys of this token's issuer are past their staleness bound (an identity
+    /// provider unreachable, or serving no usable key, for longer than the remote key
+    /// source's `max_staleness`; see
+    /// [`KeysetStore::set_fresh_until`](crate::KeysetStore::set_fresh_until)): they may no
+    /// longer be the issuer's. 503; retry.
+    KeysStale,
 }
 
 const _: () = {
@@ -71,7 +77,7 @@ const _: () = {
 
 impl ValidationErrorKind {
     /// Every kind, in declaration order.
-    pub const ALL: [ValidationErrorKind; 18] = [
+    pub const ALL: [ValidationErrorKind; 19] = [
         Self::MissingToken,
         Self::TooLarge,
         Self::Malformed,
@@ -90,6 +96,7 @@ impl ValidationErrorKind {
         Self::WrongType,
         Self::KeyRetired,
         Self::RevocationsStale,
+        Self::KeysStale,
     ];
 
     /// Position in [`Self::ALL`]: an exhaustive `match` (a new kind does not compile
@@ -114,6 +121,7 @@ impl ValidationErrorKind {
             Self::WrongType => 15,
             Self::KeyRetired => 16,
             Self::RevocationsStale => 17,
+            Self::KeysStale => 18,
         }
     }
 
@@ -127,7 +135,7 @@ impl ValidationErrorKind {
     /// for [`Self::RevocationsStale`] (a server-side condition, not the token's fault).
     pub fn bearer_error(self) -> Option<BearerError> {
         match self {
-            Self::MissingToken | Self::RevocationsStale => None,
+            Self::MissingToken | Self::RevocationsStale | Self::KeysStale => None,
             Self::InsufficientScope => Some(BearerError::InsufficientScope),
             _ => Some(BearerError::InvalidToken),
         }
@@ -138,7 +146,7 @@ impl ValidationErrorKind {
     pub fn status(self) -> u16 {
         match self {
             Self::InsufficientScope => 403,
-            Self::RevocationsStale => 503,
+            Self::RevocationsStale | Self::KeysStale => 503,
             _ => 401,
         }
     }
@@ -165,6 +173,7 @@ impl ValidationErrorKind {
             Self::WrongType => "wrong_type",
             Self::KeyRetired => "key_retired",
             Self::RevocationsStale => "revocations_stale",
+            Self::KeysStale => "keys_stale",
         }
     }
 
@@ -189,6 +198,7 @@ impl ValidationErrorKind {
             Self::WrongType => "wrong token type",
             Self::KeyRetired => "the key that signed this token was retired: renew the token",
             Self::RevocationsStale => "revocation state unavailable: retry later",
+            Self::KeysStale => "the issuer's keys are unavailable: retry later",
         }
     }
 }

@@ -661,3 +661,58 @@ async fn discovery_cannot_point_the_jwks_fetch_at_another_host_or_plain_http() {
         .unwrap_err();
     assert_eq!(err.kind(), RemoteErrorKind::InvalidUrl);
 }
+
+/// Security review 3, LOW 19: remote keys age out. A provider unreachable — or serving no
+/// usable key — for longer than `max_staleness` makes its tokens a 503 `keys_stale`
+/// instead of trusting keys it may have withdrawn; one good fetch restores them. And the
+/// unknown-kid cooldown cannot be set to zero (every junk kid would be a fetch).
+#[tokio::test]
+async fn remote_keys_age_out_after_max_staleness_and_the_cooldown_has_a_floor() {
+    let p = provider(&[("k1", Algorithm::ES256)]).await;
+    let clock = ManualClock::starting_now();
+    let keys = RemoteKeys::jwks(format!("{}/jwks", p.base))
+        .clock(clock.clone())
+        .max_staleness(Duration::from_secs(3_600))
+        .unknown_kid_cooldown(Duration::ZERO)
+        .build()
+        .await
+        .unwrap();
+    let v = validator(&keys, "https://idp", &clock);
+    let t = |clock: &ManualClock| token("https://idp", "k1", Algorithm::ES256, clock.unix_now());
+    v.validate(&t(&clock)).unwrap();
+    // The provider fails from now on: the last keys serve until the bound.
+    p.edit(|s| s.status = Some(502));
+    clock.advance(Duration::from_secs(1_800));
+    keys.refresh().await.unwrap_err();
+    v.validate(&t(&clock)).unwrap();
+    clock.advance(Duration::from_secs(1_801));
+    keys.refresh().await.unwrap_err();
+    let err = v.validate(&t(&clock)).unwrap_err();
+    assert_eq!(err.kind(), ValidationErrorKind::KeysStale);
+    assert_eq!((err.status(), err.rfc6750_code()), (503, None));
+    // A JWKS with no usable key is no better.
+    p.edit(|s| {
+        s.status = None;
+        s.jwks = r#"{"keys":[]}"#.into();
+        s.etag = Some("\"empty\"".into());
+    });
+    keys.refresh().await.unwrap_err();
+    assert_eq!(
+        v.validate(&t(&clock)).unwrap_err().kind(),
+        ValidationErrorKind::KeysStale
+    );
+    // One good fetch restores the source.
+    p.edit(|s| {
+        s.jwks = public_jwks(&[("k1", Algorithm::ES256)]);
+        s.etag = Some("\"back\"".into());
+    });
+    keys.refresh().await.unwrap();
+    v.validate(&t(&clock)).unwrap();
+    // Cooldown 0 was raised to the floor: two unknown kids in the same second wake one
+    // refresh.
+    for kid in ["junk-1", "junk-2"] {
+        let junk = token("https://idp", kid, Algorithm::ES256, clock.unix_now());
+        assert!(v.validate(&junk).is_err());
+    }
+    assert_eq!(keys.status().unknown_kid_refreshes, 1);
+}

@@ -240,6 +240,7 @@ pub struct RemoteKeysBuilder {
     max_refresh: Duration,
     default_refresh: Duration,
     cooldown: Duration,
+    max_staleness: Duration,
     max_bytes: usize,
     clock: Arc<dyn Clock>,
     history: usize,
@@ -297,6 +298,7 @@ impl RemoteKeysBuilder {
             max_refresh: Duration::from_secs(24 * 3600),
             default_refresh: Duration::from_secs(600),
             cooldown: Duration::from_secs(60),
+            max_staleness: Duration::from_secs(24 * 3600),
             max_bytes: Keyset::MAX_JWKS_BYTES,
             clock: Arc::new(SystemClock),
             history: 16,
@@ -356,7 +358,19 @@ impl RemoteKeysBuilder {
     /// After an unknown `kid` wakes a refresh, how long further unknown kids wake none
     /// (default 60 s).
     pub fn unknown_kid_cooldown(mut self, cooldown: Duration) -> Self {
-        self.cooldown = cooldown;
+        // At least a second: with none, every unknown kid (anyone can send one) would
+        // be a fetch from the provider.
+        self.cooldown = cooldown.max(Duration::from_secs(1));
+        self
+    }
+
+    /// How long the last keys stay trusted without a successful fetch (default 24 h):
+    /// past it — the provider unreachable, or serving no usable key — this source's
+    /// tokens are answered 503 [`keys_stale`](crate::ValidationErrorKind::KeysStale)
+    /// until a fetch succeeds again, rather than trusting keys the provider may have
+    /// withdrawn.
+    pub fn max_staleness(mut self, max: Duration) -> Self {
+        self.max_staleness = max.max(Duration::from_secs(1));
         self
     }
 
@@ -427,6 +441,7 @@ impl RemoteKeysBuilder {
             max: self.max_refresh,
             default: self.default_refresh,
             cooldown: self.cooldown,
+            max_staleness: self.max_staleness,
         };
         report_skipped(&keyset, &mut status);
         status.kids = keyset.keys().map(|k| k.kid.to_string()).collect();
@@ -438,6 +453,7 @@ impl RemoteKeysBuilder {
             .history(self.history)
             .clock(ClockRef(self.clock.clone()))
             .build();
+        store.set_fresh_until(now.saturating_add(policy.max_staleness.as_secs()));
         metrics::counter!(names::FETCHES, "outcome" => "updated").increment(1);
         if let Some(o) = &self.observer {
             o.on_event(&Event::RemoteKeys {
@@ -482,6 +498,7 @@ struct Policy {
     max: Duration,
     default: Duration,
     cooldown: Duration,
+    max_staleness: Duration,
 }
 
 impl Policy {
@@ -768,6 +785,9 @@ impl RemoteKeys {
         match &result {
             Ok(r) => {
                 s.last_success = Some(now);
+                self.inner
+                    .store
+                    .set_fresh_until(now.saturating_add(self.inner.policy.max_staleness.as_secs()));
                 s.last_error = None;
                 s.last_error_detail = None;
                 s.consecutive_failures = 0;
@@ -910,6 +930,7 @@ mod tests {
             max: Duration::from_secs(3600),
             default: Duration::from_secs(600),
             cooldown: Duration::from_secs(60),
+            max_staleness: Duration::from_secs(86_400),
         };
         assert_eq!(
             p.next(Some(Duration::from_secs(5))),

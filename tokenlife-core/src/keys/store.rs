@@ -354,6 +354,8 @@ struct StoreInner {
     retired: ArcSwap<RetiredKeys>,
     /// Kids revoked as compromised: never trusted again by any change.
     revoked: ArcSwap<Vec<Box<str>>>,
+    /// Unix seconds until which the keys count as current (`u64::MAX`: always).
+    fresh_until: AtomicU64,
     generation: AtomicU64,
     admin: Mutex<Admin>,
     clock: Arc<dyn Clock>,
@@ -453,6 +455,7 @@ impl KeysetStoreBuilder {
                 current: ArcSwap::new(first.clone()),
                 retired: ArcSwap::from_pointee(RetiredKeys::default()),
                 revoked: ArcSwap::from_pointee(Vec::new()),
+                fresh_until: AtomicU64::new(u64::MAX),
                 generation: AtomicU64::new(1),
                 admin: Mutex::new(Admin {
                     next_version: 2,
@@ -540,6 +543,21 @@ impl KeysetStore {
     /// rollbacks, which reinstall an older version): it orders changes across a fleet.
     pub fn generation(&self) -> u64 {
         self.inner.generation.load(Ordering::Acquire)
+    }
+
+    /// Sets until when (Unix seconds) these keys count as current: past it, every token
+    /// they would verify is answered
+    /// [`ValidationErrorKind::KeysStale`](crate::ValidationErrorKind::KeysStale) (503).
+    /// A remote key source moves it forward on every successful fetch, so keys an
+    /// identity provider stopped confirming age out. `u64::MAX` (the default): always.
+    pub fn set_fresh_until(&self, unix: u64) {
+        self.inner.fresh_until.store(unix, Ordering::Release);
+    }
+
+    /// Whether the keys count as current at `now` (Unix seconds).
+    #[inline]
+    pub fn is_fresh(&self, now: u64) -> bool {
+        now < self.inner.fresh_until.load(Ordering::Acquire)
     }
 
     /// The retirement policy in force.

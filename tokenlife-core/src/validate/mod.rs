@@ -558,6 +558,9 @@ impl Validator {
         if !inner.revocations.is_fresh(now) {
             return Err(Kind::RevocationsStale.into());
         }
+        if !inner.store.is_fresh(now) {
+            return Err(Kind::KeysStale.into());
+        }
         if let Some(by) = inner.revocations.check(
             claims.jti.as_deref(),
             claims.sub.as_deref(),
