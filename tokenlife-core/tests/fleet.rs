@@ -960,8 +960,8 @@ async fn a_survivor_refills_a_redis_restarted_empty_with_revocations_others_made
     drop(a); // the node that made it is gone
     redis.kill();
     eventually("outage noticed", || !b.fleet.status().connected).await;
-    let _redis = Redis::on(port);
     let syncs = b.fleet.status().syncs;
+    let _redis = Redis::on(port);
     eventually("b resynced", || {
         b.fleet.status().connected && b.fleet.status().syncs > syncs
     })

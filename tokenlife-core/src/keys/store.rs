@@ -1127,6 +1127,10 @@ impl KeysetStore {
             share,
             shadow: Arc::default(),
         });
+        // A version number this node may already have given other keys is never reused
+        // (the verified-token cache trusts an entry of the current version): such a
+        // state gets a version of its own.
+        let version = version.max(admin.next_version);
         let snap = Arc::new(KeysetSnapshot {
             version,
             created_at: self.inner.clock.now(),
@@ -1365,6 +1369,38 @@ mod tests {
 
     fn ks(kid: &str, byte: u8) -> Keyset {
         Keyset::new([Key::hmac(kid, Algorithm::HS256, &[byte; 32]).unwrap()]).unwrap()
+    }
+
+    /// Security review 3, LOW 13: a fleet state numbered like a local version that held
+    /// other keys gets a version of its own, so no cached verification of the old keys
+    /// passes for the new snapshot.
+    #[test]
+    fn a_remote_state_never_reuses_a_local_version_number() {
+        use jsonwebtoken::{EncodingKey, Header, encode};
+        let store = KeysetStore::new(ks("a", 1));
+        let validator = crate::Validator::builder(store.clone())
+            .issuer("i")
+            .audience("x")
+            .build()
+            .unwrap();
+        let v2 = store.publish(ks("b", 2));
+        let mut h = Header::new(Algorithm::HS256);
+        h.kid = Some("b".into());
+        let token = encode(
+            &h,
+            &serde_json::json!({"iss": "i", "aud": "x", "exp": 4_000_000_000u64}),
+            &EncodingKey::from_secret(&[2; 32]),
+        )
+        .unwrap();
+        validator.validate(&token).unwrap();
+        assert!(validator.validate(&token).unwrap().from_cache());
+        // Another node's state claims version 2 with other keys.
+        store.apply_remote(v2, ks("c", 3), None, None);
+        assert_ne!(store.current().version(), v2);
+        assert_eq!(
+            validator.validate(&token).unwrap_err().kind(),
+            crate::ValidationErrorKind::UnknownKid
+        );
     }
 
     #[test]
