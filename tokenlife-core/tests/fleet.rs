@@ -700,6 +700,16 @@ async fn the_guards_automatic_rollback_on_one_node_is_a_fleet_rollback() {
         })
         .await;
         assert!(n.validator.validate(&blue).is_ok());
+        // Security review 3, LOW 14: the quarantine travels too.
+        assert!(
+            n.store.is_quarantined(broken),
+            "{:?}",
+            n.store.quarantined()
+        );
+        assert_eq!(
+            n.store.rollback_to(broken).unwrap_err().kind(),
+            tokenlife_core::error::KeysetErrorKind::Quarantined
+        );
     }
 }
 

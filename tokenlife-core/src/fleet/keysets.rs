@@ -53,6 +53,9 @@ struct StateWire {
     /// The fleet epoch the generation counts in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     epoch: Option<String>,
+    /// Versions the rollout guard quarantined on the publishing node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    quarantined: Vec<u64>,
 }
 
 pub(super) fn channel(prefix: &str) -> String {
@@ -115,10 +118,12 @@ fn wire(
     snap: &KeysetSnapshot,
     revoked: Vec<String>,
     epoch: Option<String>,
+    quarantined: Vec<u64>,
 ) -> StateWire {
     StateWire {
         revoked,
         epoch,
+        quarantined,
         v: 1,
         node: node.to_owned(),
         version: snap.version(),
@@ -193,11 +198,17 @@ pub(super) async fn writer(
                 continue;
             }
         };
-        let revoked = inner
+        let (revoked, quarantined) = inner
             .keyset_store()
-            .map(|s| s.revoked_keys())
+            .map(|s| (s.revoked_keys(), s.quarantined()))
             .unwrap_or_default();
-        let state = wire(&inner.config.node_id, &snap, revoked, Some(epoch.clone()));
+        let state = wire(
+            &inner.config.node_id,
+            &snap,
+            revoked,
+            Some(epoch.clone()),
+            quarantined,
+        );
         let body = serde_json::to_string(&state).unwrap_or_default();
         let sent: redis::RedisResult<i64> = script
             .key(generation_key(&prefix))
@@ -387,6 +398,8 @@ fn apply(inner: &Inner, store: &KeysetStore, g: u64, state: &[u8], from_store: b
     }
     store.merge_revoked(&w.revoked);
     store.apply_remote(w.version, active, w.signing_kid.as_deref(), candidate);
+    // After the state is in: the version it left is no longer current here either.
+    store.merge_quarantine(&w.quarantined);
     inner.keysets_applied.fetch_add(1, Ordering::Relaxed);
     true
 }

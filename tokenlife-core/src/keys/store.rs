@@ -1341,6 +1341,22 @@ impl KeysetStore {
         }
     }
 
+    /// Quarantines the versions another node's guard quarantined (fleet mode): those of
+    /// them this node's history holds, unless current. Nothing else changes.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn merge_quarantine(&self, versions: &[u64]) {
+        let mut admin = self.admin();
+        let current = self.inner.current.load().version;
+        for v in versions {
+            if *v != current
+                && !admin.quarantined.contains(v)
+                && admin.history.iter().any(|s| s.version == *v)
+            {
+                admin.quarantined.push(*v);
+            }
+        }
+    }
+
     /// The versions the rollout guard quarantined, oldest first.
     pub fn quarantined(&self) -> Vec<u64> {
         self.admin().quarantined.clone()
