@@ -53,6 +53,8 @@ struct Entry {
     claims: RegisteredClaims,
     key: Arc<Key>,
     version: u64,
+    /// The instance of the snapshot that verified it (never reused, unlike `version`).
+    snapshot: u64,
     /// The arm of `version` that verified it.
     arm: Arm,
     /// Unix seconds from which the entry is no longer served from the cache.
@@ -595,7 +597,7 @@ impl Validator {
     /// or its key still verifies for the token's arm (or is retired within its grace).
     #[inline]
     fn still_holds(&self, e: &Entry, snap: &KeysetSnapshot, now: u64, arm: &mut Arm) -> bool {
-        if e.version == snap.version() && e.arm != Arm::Retired {
+        if e.snapshot == snap.instance() && e.arm != Arm::Retired {
             *arm = e.arm;
             return true;
         }
@@ -736,6 +738,7 @@ impl Validator {
             claims,
             key,
             version: snap.version(),
+            snapshot: snap.instance(),
             arm: *arm,
             cache_until,
         }))
