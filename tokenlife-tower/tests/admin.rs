@@ -1326,6 +1326,9 @@ impl tokenlife_core::observe::audit::AuditSink for Stalled {
 /// traffic, not control events) — and once the control lane is full an admin action is
 /// refused with 503 and changes nothing, then works again when the sink moves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// The guard is the stalled sink's gate, held across the requests on purpose; only the
+// audit thread waits on it.
+#[allow(clippy::await_holding_lock)]
 async fn a_stalled_audit_sink_never_blocks_requests_and_admin_actions_fail_visibly() {
     use tokenlife_core::observe::audit::{AuditEvent, Auditor};
     use tokenlife_core::{KeysetStore, Monitor, Validator};

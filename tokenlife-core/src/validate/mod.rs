@@ -52,10 +52,10 @@ struct Entry {
     payload: Box<[u8]>,
     claims: RegisteredClaims,
     key: Arc<Key>,
-    version: u64,
-    /// The instance of the snapshot that verified it (never reused, unlike `version`).
+    /// The instance of the snapshot that verified it (never reused, unlike a version
+    /// number).
     snapshot: u64,
-    /// The arm of `version` that verified it.
+    /// The arm of that snapshot that verified it.
     arm: Arm,
     /// Unix seconds from which the entry is no longer served from the cache.
     cache_until: u64,
@@ -737,7 +737,6 @@ impl Validator {
             payload: payload.into_boxed_slice(),
             claims,
             key,
-            version: snap.version(),
             snapshot: snap.instance(),
             arm: *arm,
             cache_until,
