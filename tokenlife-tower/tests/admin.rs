@@ -686,6 +686,23 @@ async fn subject_revocation_over_http_stops_renewal() {
         .await;
     assert_eq!(s, 200);
     assert_eq!(revoked() - before, 1, "one revocation, counted once");
+    // Security review 3, earlier finding 12: the audit record names the actor and the
+    // target.
+    let admin_events: Vec<_> =
+        e.f.audit_events()
+            .into_iter()
+            .filter(|ev| ev.action == AuditAction::Admin && ev.outcome == "ok")
+            .collect();
+    let rec = admin_events
+        .iter()
+        .find(|ev| {
+            ev.detail
+                .as_deref()
+                .is_some_and(|d| d.starts_with("revoke subject"))
+        })
+        .expect("the subject revocation is audited");
+    assert_eq!(rec.client.as_deref(), Some("admin"));
+    assert_eq!(rec.subject.as_deref(), Some("alice"));
     let now = e.f.validator.clock().unix_now();
     assert!(body["until"].as_u64().unwrap() >= now + 30 * DAY, "{body}");
     assert_eq!(e.orders(pair["access_token"].as_str().unwrap()).await, 401);

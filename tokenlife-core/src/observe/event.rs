@@ -292,8 +292,11 @@ pub enum Event<'a> {
         detail: Option<&'a str>,
         /// Why a request was refused (`bad_credentials`, …).
         failure: Option<&'static str>,
-        /// The caller's address, for refused requests.
+        /// Who: the caller's address for refused requests; for accepted ones the actor
+        /// (`admin`, or the OAuth client's or resource server's id).
         client: Option<&'a str>,
+        /// The subject the action concerned (a subject revocation), where there is one.
+        subject: Option<&'a str>,
         /// The current keyset version afterwards.
         keyset_version: Option<u64>,
     },

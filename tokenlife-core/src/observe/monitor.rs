@@ -578,9 +578,12 @@ impl Observer for Monitor {
                 detail,
                 failure,
                 client,
+                subject,
                 keyset_version,
             } => {
-                let mut e = AuditEvent::new(action, self.now()).client(client);
+                let mut e = AuditEvent::new(action, self.now())
+                    .client(client)
+                    .subject(subject);
                 if let Some(f) = failure {
                     e = e.failure(f);
                 }
