@@ -295,6 +295,110 @@ fn a_failed_renewal_can_be_retried_without_counting_as_reuse() {
     w.validator.validate(&renewed.access_token).unwrap();
 }
 
+/// A refresh store whose writes fail while `down` (a Redis that went away mid-renewal):
+/// the mark succeeds, then storing the new record and taking the mark back both fail.
+#[derive(Debug)]
+struct Flaky {
+    inner: tokenlife_core::issue::MemoryRefreshStore,
+    down: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl tokenlife_core::issue::RefreshStore for Flaky {
+    fn insert(
+        &self,
+        id: [u8; 32],
+        record: tokenlife_core::issue::RefreshRecord,
+    ) -> Result<(), tokenlife_core::issue::RefreshStoreError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(tokenlife_core::issue::RefreshStoreError::backend(
+                "redis gone",
+            ));
+        }
+        self.inner.insert(id, record)
+    }
+    fn get(
+        &self,
+        id: &[u8; 32],
+    ) -> Result<
+        Option<tokenlife_core::issue::RefreshRecord>,
+        tokenlife_core::issue::RefreshStoreError,
+    > {
+        self.inner.get(id)
+    }
+    fn mark_used(
+        &self,
+        id: &[u8; 32],
+        at_ms: u64,
+    ) -> Result<
+        Option<tokenlife_core::issue::RefreshRecord>,
+        tokenlife_core::issue::RefreshStoreError,
+    > {
+        self.inner.mark_used(id, at_ms)
+    }
+    fn unmark_used(
+        &self,
+        id: &[u8; 32],
+        at_ms: u64,
+    ) -> Result<(), tokenlife_core::issue::RefreshStoreError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(tokenlife_core::issue::RefreshStoreError::backend(
+                "redis gone",
+            ));
+        }
+        self.inner.unmark_used(id, at_ms)
+    }
+    fn revoke_family(
+        &self,
+        family: &str,
+        until: u64,
+    ) -> Result<(), tokenlife_core::issue::RefreshStoreError> {
+        self.inner.revoke_family(family, until)
+    }
+    fn is_family_revoked(
+        &self,
+        family: &str,
+    ) -> Result<bool, tokenlife_core::issue::RefreshStoreError> {
+        self.inner.is_family_revoked(family)
+    }
+}
+
+/// Security review 3, earlier finding 4: when the store fails twice in a renewal (the
+/// new record, then taking the mark back), the client's retry is still a renewal once the
+/// store is back — never "reuse" that revokes the family.
+#[test]
+fn a_renewal_whose_undo_failed_too_is_retried_not_called_reuse() {
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clock = ManualClock::at_unix(T0);
+    let store = KeysetStore::new(Keyset::new([testing::key("k1", Algorithm::ES256)]).unwrap());
+    let issuer = Issuer::builder(store)
+        .issuer(ISS)
+        .audience(AUD)
+        .clock(clock.clone())
+        .reuse_grace(Duration::ZERO)
+        .refresh_store(Flaky {
+            inner: MemoryRefreshStore::new(1_000, Arc::new(clock.clone())),
+            down: down.clone(),
+        })
+        .build()
+        .unwrap();
+    let pair = issuer.issue(TokenRequest::subject("me")).unwrap();
+    let refresh = pair.refresh_token.clone().unwrap();
+    down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let err = issuer.renew(&refresh).unwrap_err();
+    assert_eq!(err.kind(), RenewErrorKind::Store);
+    // Still down: the retry is an outage again, not reuse.
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(
+        issuer.renew(&refresh).unwrap_err().kind(),
+        RenewErrorKind::Store
+    );
+    // The store is back: the same token renews.
+    down.store(false, std::sync::atomic::Ordering::SeqCst);
+    clock.advance(Duration::from_secs(1));
+    let renewed = issuer.renew(&refresh).unwrap();
+    assert!(renewed.refresh_token.is_some());
+}
+
 /// Finding 4, the signing side: no signing key means the token is not spent.
 #[test]
 fn a_renewal_without_a_signing_key_leaves_the_token_live() {

@@ -239,7 +239,14 @@ struct Inner {
     observer: Option<SharedObserver>,
     jti_prefix: String,
     jti_counter: AtomicU64,
+    /// Marks this issuer put on refresh tokens and failed to take back (the store failed
+    /// twice in a row): token id → the mark's time. A retry that finds exactly that mark
+    /// takes it back first instead of calling the token reused. Bounded.
+    pending_unmarks: std::sync::Mutex<std::collections::HashMap<[u8; 32], u64>>,
 }
+
+/// Most pending un-marks remembered (each a failed renewal during a store outage).
+const MAX_PENDING_UNMARKS: usize = 10_000;
 
 impl fmt::Debug for Issuer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -535,6 +542,10 @@ impl Issuer {
             ));
         }
         let now_ms = unix_millis(&*inner.clock);
+        let mut rec = rec;
+        if rec.is_used() && self.take_back_failed_mark(&id, &rec)? {
+            rec.used_at_ms = None;
+        }
         if rec.is_used() {
             return Err(self.retired(refresh_token, &rec, now_ms));
         }
@@ -582,6 +593,12 @@ impl Issuer {
             let mut err = RenewError::store(e);
             if let Err(undo) = inner.refresh.unmark_used(&id, now_ms) {
                 err.source = Some(Box::new(undo));
+                // The store failed again: remember the mark, so this node's retry takes
+                // it back instead of calling the token reused.
+                let mut pending = self.pending_unmarks();
+                if pending.len() < MAX_PENDING_UNMARKS {
+                    pending.insert(id, now_ms);
+                }
             }
             return Err(self.refused(refresh_token, err, Some(&rec)));
         }
@@ -593,6 +610,38 @@ impl Issuer {
             client: rec.client.as_deref(),
         });
         Ok(minted.pair)
+    }
+
+    fn pending_unmarks(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<[u8; 32], u64>> {
+        self.inner
+            .pending_unmarks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether `rec`'s mark is one this issuer failed to take back after a failed
+    /// renewal, and is now taken back. `Err` when the store still fails (the retry is an
+    /// outage, not reuse).
+    fn take_back_failed_mark(
+        &self,
+        id: &[u8; 32],
+        rec: &RefreshRecord,
+    ) -> Result<bool, RenewError> {
+        let Some(at_ms) = self.pending_unmarks().get(id).copied() else {
+            return Ok(false);
+        };
+        if rec.used_at_ms != Some(at_ms) {
+            self.pending_unmarks().remove(id);
+            return Ok(false);
+        }
+        self.inner
+            .refresh
+            .unmark_used(id, at_ms)
+            .map_err(RenewError::store)?;
+        self.pending_unmarks().remove(id);
+        Ok(true)
     }
 
     /// Refuses a live-looking record whose family or subject was revoked (revoking the
@@ -943,6 +992,7 @@ impl IssuerBuilder {
                 observer: self.observer,
                 jti_prefix: format!("{prefix}."),
                 jti_counter: AtomicU64::new(0),
+                pending_unmarks: std::sync::Mutex::default(),
             }),
         })
     }
