@@ -1512,3 +1512,59 @@ async fn an_oauth_client_cannot_fill_the_revocation_list() {
         .unwrap();
     assert_eq!(res.status(), 200, "the admin's headroom");
 }
+
+/// Security review 3, earlier finding 3: a jti revocation without `until` lasts at least
+/// as long as the issuer's access tokens live, not a fixed day.
+#[tokio::test]
+async fn a_jti_revocation_outlives_the_issuers_access_tokens_by_default() {
+    use tokenlife_core::{Issuer, KeysetStore, ManualClock, TokenRequest, Validator};
+    let clock = ManualClock::starting_now();
+    let store = KeysetStore::new(Keyset::new([testing::key("k1", Algorithm::ES256)]).unwrap());
+    let validator = Validator::builder(store.clone())
+        .issuer(ISS)
+        .audience(AUD)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let issuer = Issuer::builder(store)
+        .issuer(ISS)
+        .audience(AUD)
+        .clock(clock.clone())
+        .access_ttl(std::time::Duration::from_secs(3 * 86_400))
+        .revocations(validator.revocations().clone())
+        .build()
+        .unwrap();
+    let pair = issuer.issue(TokenRequest::subject("u")).unwrap();
+    let jti = validator
+        .validate(&pair.access_token)
+        .unwrap()
+        .claims()
+        .jti
+        .clone()
+        .unwrap();
+    let state = AdminState::builder(validator.clone())
+        .issuer(issuer)
+        .admin_key(ADMIN_KEY)
+        .build()
+        .unwrap();
+    let admin = serve(admin::router(state)).await;
+    let res = reqwest::Client::new()
+        .post(format!("{admin}/revocations/jti"))
+        .bearer_auth(ADMIN_KEY)
+        .header("content-type", "application/json")
+        .body(json!({"jti": jti}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    let now = tokenlife_core::Clock::unix_now(&clock);
+    assert!(
+        body["until"].as_u64().unwrap() >= now + 3 * 86_400,
+        "{body}"
+    );
+    // Two days on (past the old one-day default), the token is still refused.
+    clock.advance(std::time::Duration::from_secs(2 * 86_400));
+    validator.revocations().run_pending_tasks();
+    assert!(validator.validate(&pair.access_token).is_err());
+}

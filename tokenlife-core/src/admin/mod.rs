@@ -1510,7 +1510,16 @@ fn check_id(id: &str) -> Result<(), ApiError> {
 fn revoke_jti(s: &AdminState, b: Body<'_>) -> ApiResult {
     audit_ready(s)?;
     let body: JtiBody = json_body(b)?;
-    let until = s.until(body.until)?;
+    // Without an `until`, at least as long as any access token of the issuer can live
+    // (plus leeway): a default shorter than the token's life would let it come back.
+    let until = match (body.until, &s.inner.issuer) {
+        (None, Some(issuer)) => {
+            let life =
+                issuer.access_lifetime() + s.inner.validator.leeway() + Duration::from_secs(60);
+            s.until(None)?.max(s.now().saturating_add(life.as_secs()))
+        }
+        (asked, _) => s.until(asked)?,
+    };
     apply_revocation(s, RevocationTarget::Jti(body.jti), until, "jti")
 }
 

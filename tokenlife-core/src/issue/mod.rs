@@ -315,6 +315,11 @@ impl Issuer {
         Duration::from_secs(self.inner.refresh_ttl.max(self.inner.access_ttl))
     }
 
+    /// The lifetime of the access tokens this issuer mints.
+    pub fn access_lifetime(&self) -> Duration {
+        Duration::from_secs(self.inner.access_ttl)
+    }
+
     /// The revocation list the issuer consults and writes.
     pub fn revocations(&self) -> &RevocationList {
         &self.inner.revocations
