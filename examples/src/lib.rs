@@ -313,6 +313,8 @@ pub async fn parts(config: &GatewayConfig) -> Result<Parts, Box<dyn std::error::
             let list = RevocationList::builder().backend(fleet.backend()).build();
             let tasks = fleet.start(list.clone());
             let refresh = RedisRefreshStore::new(f.redis_url.expose())?.prefix(&f.prefix);
+            // An evicting Redis could forget a revoked family: refuse to start on one.
+            refresh.check_eviction_policy()?;
             (list, Some(refresh), Some((fleet, tasks)))
         }
         None => (RevocationList::new(), None, None),

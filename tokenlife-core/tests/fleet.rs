@@ -1018,3 +1018,35 @@ async fn every_revocation_that_is_accepted_fits_a_fleet_message() {
     .await;
     assert_eq!(b.fleet.status().dropped, 0);
 }
+
+/// Security review 3, earlier finding 2: the refresh store refuses a Redis whose eviction
+/// policy could drop its keys (a revoked family's marker, a retired record).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_refresh_store_refuses_an_evicting_redis() {
+    use tokenlife_core::fleet::RedisRefreshStore;
+    let redis = Redis::start();
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let store = RedisRefreshStore::new(&redis.url()).unwrap();
+    let check = |store: RedisRefreshStore| {
+        tokio::task::spawn_blocking(move || (store.check_eviction_policy(), store))
+    };
+    let (ok, store) = check(store).await.unwrap();
+    ok.unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-policy")
+        .arg("allkeys-lru")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let (refused, _) = check(store).await.unwrap();
+    let err = refused.unwrap_err();
+    assert!(
+        format!("{err} {:?}", std::error::Error::source(&err)).contains("allkeys-lru"),
+        "{err:?}"
+    );
+}

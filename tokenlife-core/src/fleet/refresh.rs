@@ -89,6 +89,46 @@ impl RedisRefreshStore {
         self
     }
 
+    /// Checks that Redis will not evict this store's keys to make room: an `allkeys-*`
+    /// `maxmemory-policy` could drop a family-revocation marker (a stolen family would
+    /// come back) or a retired record (reuse would go unseen). With `noeviction` (or a
+    /// `volatile-*` policy, which evicts only keys with a TTL — these all have one, so
+    /// prefer `noeviction`) a full Redis refuses writes instead: renewals fail with a
+    /// store error (503) and nothing is forgotten. Call it at start. A Redis that refuses
+    /// `CONFIG GET` (managed services often do) passes: its policy is the operator's to
+    /// check.
+    ///
+    /// # Errors
+    /// [`RefreshStoreErrorKind::Backend`](crate::issue::RefreshStoreErrorKind::Backend)
+    /// naming the policy when it may evict these keys, or when Redis is unreachable.
+    pub fn check_eviction_policy(&self) -> Result<(), RefreshStoreError> {
+        let policy: Option<Vec<String>> = self.with_conn(|c| {
+            match redis::cmd("CONFIG")
+                .arg("GET")
+                .arg("maxmemory-policy")
+                .query::<Vec<String>>(c)
+            {
+                Ok(v) => Ok(Some(v)),
+                // CONFIG disabled or not allowed: nothing to check here.
+                Err(e)
+                    if e.kind()
+                        == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) =>
+                {
+                    Ok(None)
+                }
+                Err(e) => Err(e),
+            }
+        })?;
+        match policy.as_deref() {
+            Some([_, p]) if p.starts_with("allkeys") || p.starts_with("volatile") => {
+                Err(RefreshStoreError::backend(format!(
+                    "Redis maxmemory-policy {p} may evict refresh state; use noeviction"
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn record_key(&self, id: &[u8; 32]) -> String {
         let mut hex = String::with_capacity(64);
         for b in id {
