@@ -127,7 +127,8 @@ pub struct GuardPolicy {
     /// successes and evidence failures (tokens that verify under the last good version).
     pub min_sample: u64,
     /// Distinct clients (verified subjects) whose evidence failures are needed before it
-    /// acts (default 5): one client, or one leaked token, never trips it alone.
+    /// acts (default 5, at least 2 whatever is set): one client, or one leaked token,
+    /// never trips it alone.
     pub min_clients: u64,
     /// Share of those that are key failures at which it is rolled back (default 0.5).
     pub max_bad_key_rate: f64,
@@ -276,10 +277,12 @@ impl RolloutGuard {
 
     fn build(
         store: KeysetStore,
-        policy: GuardPolicy,
+        mut policy: GuardPolicy,
         clock: Arc<dyn Clock>,
         observer: Option<SharedObserver>,
     ) -> Self {
+        // The field is public: whatever was set, one client never suffices.
+        policy.min_clients = policy.min_clients.max(2);
         Self {
             inner: Arc::new(Inner {
                 store,

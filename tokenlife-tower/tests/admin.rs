@@ -1387,15 +1387,7 @@ async fn a_stalled_audit_sink_never_blocks_requests_and_admin_actions_fail_visib
     for i in 0..Auditor::CONTROL_QUEUE as u64 {
         auditor.emit(AuditEvent::new(AuditAction::KeysetRollback, i));
     }
-    let res = http
-        .post(format!("{admin}/revocations/jti"))
-        .bearer_auth(ADMIN_KEY)
-        .header("content-type", "application/json")
-        .body(json!({"jti": "while-stalled"}).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 503);
+    assert_eq!(admin_revoke_jti(&http, &admin, "while-stalled").await, 503);
     assert!(!validator.revocations().is_jti_revoked("while-stalled"));
     let before = store.current().version();
     let res = http
@@ -1409,15 +1401,7 @@ async fn a_stalled_audit_sink_never_blocks_requests_and_admin_actions_fail_visib
     // The sink moves: admin actions work again.
     drop(held);
     auditor.flush();
-    let res = http
-        .post(format!("{admin}/revocations/jti"))
-        .bearer_auth(ADMIN_KEY)
-        .header("content-type", "application/json")
-        .body(json!({"jti": "after"}).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    assert_eq!(admin_revoke_jti(&http, &admin, "after").await, 200);
     assert!(validator.revocations().is_jti_revoked("after"));
 }
 
@@ -1486,15 +1470,10 @@ async fn an_oauth_client_cannot_fill_the_revocation_list() {
     assert_eq!(list.len(), 5, "nothing added past the quota");
     // The admin is not held to it.
     for i in 0..13 {
-        let res = http
-            .post(format!("{admin}/revocations/jti"))
-            .bearer_auth(ADMIN_KEY)
-            .header("content-type", "application/json")
-            .body(json!({"jti": format!("admin-{i}")}).to_string())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200);
+        assert_eq!(
+            admin_revoke_jti(&http, &admin, format!("admin-{i}")).await,
+            200
+        );
     }
     assert_eq!(list.len(), 18);
     // A new window: the quota is back, but the last tenth of the list is not the
@@ -1502,15 +1481,11 @@ async fn an_oauth_client_cannot_fill_the_revocation_list() {
     clock.advance(std::time::Duration::from_secs(3601));
     assert_eq!(mint_and_revoke().await, 503);
     assert_eq!(list.len(), 18);
-    let res = http
-        .post(format!("{admin}/revocations/jti"))
-        .bearer_auth(ADMIN_KEY)
-        .header("content-type", "application/json")
-        .body(json!({"jti": "admin-last"}).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200, "the admin's headroom");
+    assert_eq!(
+        admin_revoke_jti(&http, &admin, "admin-last").await,
+        200,
+        "the admin's headroom"
+    );
 }
 
 /// Security review 3, earlier finding 3: a jti revocation without `until` lasts at least
@@ -1567,4 +1542,17 @@ async fn a_jti_revocation_outlives_the_issuers_access_tokens_by_default() {
     clock.advance(std::time::Duration::from_secs(2 * 86_400));
     validator.revocations().run_pending_tasks();
     assert!(validator.validate(&pair.access_token).is_err());
+}
+
+/// `POST /revocations/jti` as the admin (JSON `{"jti"}`); the status.
+async fn admin_revoke_jti(http: &reqwest::Client, admin: &str, jti: impl AsRef<str>) -> u16 {
+    http.post(format!("{admin}/revocations/jti"))
+        .bearer_auth(ADMIN_KEY)
+        .header("content-type", "application/json")
+        .body(json!({"jti": jti.as_ref()}).to_string())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
 }
