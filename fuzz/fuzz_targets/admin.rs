@@ -59,7 +59,10 @@ fn world() -> &'static World {
             .build()
             .unwrap();
         World {
+            // The admin routes bound body reads with tokio's timer (as a server's runtime
+            // has it).
             rt: tokio::runtime::Builder::new_current_thread()
+                .enable_time()
                 .build()
                 .unwrap(),
             app: admin::router(state),

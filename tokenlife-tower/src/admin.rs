@@ -25,6 +25,11 @@ use tokenlife_core::admin::{Access, AdminResponse, BodyRejection, Caller};
 pub use tokenlife_core::admin::{AdminState, AdminStateBuilder};
 
 /// Both routers in one: the client-facing OAuth routes and the privileged admin routes.
+///
+/// The routes bound every body read with tokio's timer
+/// ([`AdminStateBuilder::body_timeout`]) and run store-bound operations on tokio's
+/// blocking pool: serve them on a runtime with the time driver (what `#[tokio::main]`
+/// and `axum::serve` set up).
 pub fn router(state: AdminState) -> Router {
     oauth_router(state.clone()).merge(admin_router(state))
 }
