@@ -31,6 +31,17 @@ impl World {
     }
 }
 
+/// The world's own key and a partner key `partner-L` (the one that leaks).
+fn k1_and_partner() -> (
+    std::sync::Arc<tokenlife_core::Key>,
+    std::sync::Arc<tokenlife_core::Key>,
+) {
+    (
+        std::sync::Arc::new(testing::key("k1", Algorithm::ES256)),
+        std::sync::Arc::new(testing::key("partner-L", Algorithm::ES256)),
+    )
+}
+
 fn sub_token(key: &tokenlife_core::Key, sub: &str) -> String {
     testing::sign(
         key,
@@ -404,8 +415,7 @@ fn junk_tokens_never_trip_the_guard_nor_abort_a_correct_canary() {
 #[test]
 fn one_leaked_token_replayed_cannot_roll_back_its_keys_removal() {
     let w = world(GuardPolicy::default(), None);
-    let partner = std::sync::Arc::new(testing::key("partner-L", Algorithm::ES256));
-    let k1 = std::sync::Arc::new(testing::key("k1", Algorithm::ES256));
+    let (k1, partner) = k1_and_partner();
     w.store
         .publish(Keyset::new([k1.clone(), partner.clone()]).unwrap());
     w.validator.validate(w.client(0)).unwrap();
@@ -432,8 +442,7 @@ fn one_leaked_token_replayed_cannot_roll_back_its_keys_removal() {
 #[test]
 fn a_revoked_key_is_never_evidence_and_no_rollback_trusts_it_again() {
     let w = world(GuardPolicy::default(), None);
-    let partner = std::sync::Arc::new(testing::key("partner-L", Algorithm::ES256));
-    let k1 = std::sync::Arc::new(testing::key("k1", Algorithm::ES256));
+    let (k1, partner) = k1_and_partner();
     let v2 = w
         .store
         .publish(Keyset::new([k1.clone(), partner.clone()]).unwrap());
@@ -488,8 +497,7 @@ fn a_revoked_key_is_never_evidence_and_no_rollback_trusts_it_again() {
 #[test]
 fn the_guards_rollback_never_restores_a_revoked_key() {
     let w = world(GuardPolicy::default(), None);
-    let partner = std::sync::Arc::new(testing::key("partner-L", Algorithm::ES256));
-    let k1 = std::sync::Arc::new(testing::key("k1", Algorithm::ES256));
+    let (k1, partner) = k1_and_partner();
     w.store
         .publish(Keyset::new([k1.clone(), partner.clone()]).unwrap());
     w.validator.validate(w.client(0)).unwrap();

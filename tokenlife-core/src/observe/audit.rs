@@ -615,18 +615,27 @@ mod tests {
         }
     }
 
+    /// An auditor (traffic queue of 4) whose one sink records actions and waits while
+    /// the gate is held.
+    type Seen = Arc<Mutex<Vec<AuditAction>>>;
+
+    fn gated_auditor() -> (Arc<Mutex<()>>, Seen, Auditor) {
+        let gate = Arc::new(Mutex::new(()));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let a = Auditor::builder()
+            .sink(Recording(gate.clone(), seen.clone()))
+            .capacity(4)
+            .build();
+        (gate, seen, a)
+    }
+
     /// Security review 3, MEDIUM 8: a stalled sink never blocks the caller, on either
     /// lane; the control lane says when it has no room, and what finds it full is
     /// counted.
     #[test]
     fn a_stalled_sink_never_blocks_and_the_control_lane_says_when_it_is_full() {
-        let gate = Arc::new(Mutex::new(()));
-        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (gate, _seen, a) = gated_auditor();
         let held = gate.lock().unwrap();
-        let a = Auditor::builder()
-            .sink(Recording(gate.clone(), seen.clone()))
-            .capacity(4)
-            .build();
         assert!(a.control_ready());
         // Far more control events than the lane holds: every call returns.
         for i in 0..(CONTROL_QUEUE as u64 * 3) {
@@ -642,13 +651,8 @@ mod tests {
     /// Finding 11: a flood of traffic events cannot push admin and keyset events out.
     #[test]
     fn control_events_survive_a_flood_of_traffic() {
-        let gate = Arc::new(Mutex::new(()));
-        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (gate, seen, a) = gated_auditor();
         let held = gate.lock().unwrap();
-        let a = Auditor::builder()
-            .sink(Recording(gate.clone(), seen.clone()))
-            .capacity(4)
-            .build();
         for i in 0..10_000 {
             a.emit(AuditEvent::new(AuditAction::ValidationFailed, i).failure("bad_signature"));
             if i % 1000 == 0 {
