@@ -94,27 +94,56 @@ impl Default for AlertPolicy {
 }
 
 /// A fixed window counter: counts within the current window, says when the threshold is
-/// first reached in it.
+/// first reached in it. The window's number and its count share one atomic word (number in
+/// the high 32 bits, count in the low 32), so a window's reset and its hits are one
+/// compare-and-swap: no hit is lost to a reset, none counts in the wrong window, and
+/// exactly one hit per window crosses the threshold, however many threads race.
 #[derive(Debug, Default)]
 struct Window {
-    epoch: AtomicU64,
-    count: AtomicU64,
+    state: AtomicU64,
 }
 
 impl Window {
-    /// Counts one event at `now`; true exactly when this event reaches `threshold`.
+    /// Counts one event at `now`; true exactly when this event makes the window's count
+    /// reach `threshold` (a threshold of 0 counts as 1).
     fn hit(&self, now: u64, window: u64, threshold: u64) -> bool {
-        let epoch = now / window.max(1) + 1;
-        let seen = self.epoch.load(Ordering::Acquire);
-        if seen != epoch
-            && self
-                .epoch
-                .compare_exchange(seen, epoch, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-        {
-            self.count.store(0, Ordering::Release);
+        // Window numbers are compared, never ordered: 32 bits wrap harmlessly.
+        let epoch = (now / window.max(1)).wrapping_add(1) & 0xffff_ffff;
+        let threshold = threshold.clamp(1, u64::from(u32::MAX));
+        let mut seen = self.state.load(Ordering::Acquire);
+        loop {
+            let count = if seen >> 32 == epoch {
+                seen & 0xffff_ffff
+            } else {
+                0
+            };
+            if count >= threshold {
+                // Already alerted in this window: nothing left to count.
+                return false;
+            }
+            let next = (epoch << 32) | (count + 1);
+            match self
+                .state
+                .compare_exchange_weak(seen, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return count + 1 == threshold,
+                Err(now_seen) => seen = now_seen,
+            }
         }
-        self.count.fetch_add(1, Ordering::AcqRel) + 1 == threshold
+    }
+}
+
+/// The key a client's burst is counted under: its address, with an IPv6 address cut to
+/// its /64 — the block one host or one customer gets, so stepping through the addresses of
+/// one's own /64 does not start a fresh count each time. Anything that is not an address
+/// (a client id) is its own key.
+fn burst_key(client: &str) -> std::borrow::Cow<'_, str> {
+    match client.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            std::borrow::Cow::Owned(format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3]))
+        }
+        _ => std::borrow::Cow::Borrowed(client),
     }
 }
 
@@ -175,7 +204,7 @@ impl Detector {
             alerts.push(AlertKind::FailureSpike);
         }
         if bad_key && let Some(client) = client {
-            let w = self.client_window(client);
+            let w = self.client_window(&burst_key(client));
             if w.hit(
                 now,
                 self.policy.burst_window.as_secs(),
@@ -201,6 +230,70 @@ mod tests {
         assert!(!w.hit(130, 60, 3));
         assert!(!w.hit(130, 60, 3));
         assert!(w.hit(131, 60, 3));
+    }
+
+    /// Two threads hammering one window across many window changes: each window alerts
+    /// exactly once — a reset never loses the hits around it, never double-counts a
+    /// window, and a window that opens with the old window's count still high does not
+    /// alert on its first hit.
+    #[test]
+    fn racing_threads_get_exactly_one_alert_per_window() {
+        const WINDOWS: u64 = 2_000;
+        const PER_THREAD: u64 = 3;
+        let w = Window::default();
+        let barrier = std::sync::Barrier::new(2);
+        let alerts: Vec<Vec<u64>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..2)
+                .map(|_| {
+                    let (w, barrier) = (&w, &barrier);
+                    s.spawn(move || {
+                        let mut fired = Vec::new();
+                        for win in 0..WINDOWS {
+                            barrier.wait();
+                            for _ in 0..PER_THREAD {
+                                if w.hit(win * 10, 10, 2 * PER_THREAD) {
+                                    fired.push(win);
+                                }
+                            }
+                        }
+                        fired
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut all: Vec<u64> = alerts.concat();
+        all.sort_unstable();
+        assert_eq!(all, (0..WINDOWS).collect::<Vec<_>>());
+    }
+
+    /// One host stepping through the addresses of its IPv6 /64 is one client; IPv4
+    /// addresses and distinct /64s stay apart.
+    #[test]
+    fn an_ipv6_burst_is_counted_per_64() {
+        let d = Detector::new(AlertPolicy {
+            burst_threshold: 20,
+            ..AlertPolicy::default()
+        });
+        let mut fired = Vec::new();
+        for i in 0..20u32 {
+            fired.extend(d.failure(0, Some(&format!("2001:db8:1:2::{i:x}")), true));
+        }
+        assert_eq!(fired, [AlertKind::BadSignatureBurst]);
+        for i in 0..20u32 {
+            assert!(
+                d.failure(0, Some(&format!("2001:db8:1:{i:x}::1")), true)
+                    .iter()
+                    .all(|a| *a != AlertKind::BadSignatureBurst)
+            );
+            assert!(
+                d.failure(0, Some(&format!("10.0.0.{i}")), true)
+                    .iter()
+                    .all(|a| *a != AlertKind::BadSignatureBurst)
+            );
+        }
+        assert_eq!(burst_key("::ffff:10.0.0.1"), "::ffff:10.0.0.1");
+        assert_eq!(burst_key("client-7"), "client-7");
     }
 
     /// 10× the bound of distinct clients, from two threads, with the clock moving: the
