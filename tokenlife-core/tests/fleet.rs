@@ -1019,6 +1019,65 @@ async fn every_revocation_that_is_accepted_fits_a_fleet_message() {
     assert_eq!(b.fleet.status().dropped, 0);
 }
 
+/// Security review 3, earlier finding 2 (Redis half): one holder renewing in a loop keeps
+/// its live token and its last retired ones in Redis, not one key per renewal; the newest
+/// retired token is still reuse on another node, the oldest is unknown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_holder_renewing_in_a_loop_holds_a_bounded_share_of_redis() {
+    use tokenlife_core::TokenRequest;
+    use tokenlife_core::issue::{DEFAULT_RETIRED_PER_FAMILY, RenewErrorKind};
+    let redis = Redis::start();
+    let clock = tokenlife_core::ManualClock::at_unix(now());
+    let (a, b) = (
+        issuer_node(&redis.url(), "a", &clock),
+        issuer_node(&redis.url(), "b", &clock),
+    );
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let renewals = DEFAULT_RETIRED_PER_FAMILY * 10;
+    let issuers = (a.issuer.clone(), b.issuer.clone());
+    let (current, spent) = tokio::task::spawn_blocking(move || {
+        let mut current = issuers
+            .0
+            .issue(TokenRequest::subject("holder"))
+            .unwrap()
+            .refresh_token
+            .unwrap();
+        let mut spent = Vec::new();
+        for i in 0..renewals {
+            let node = if i % 2 == 0 { &issuers.0 } else { &issuers.1 };
+            let next = node.renew(&current).unwrap().refresh_token.unwrap();
+            spent.push(std::mem::replace(&mut current, next));
+        }
+        (current, spent)
+    })
+    .await
+    .unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("{tokenlife}:rt:*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), DEFAULT_RETIRED_PER_FAMILY + 1, "{}", keys.len());
+    clock.advance(Duration::from_secs(5));
+    let issuers = (a.issuer.clone(), b.issuer.clone());
+    let (old, recent, live) = tokio::task::spawn_blocking(move || {
+        let old = issuers.1.renew(&spent[0]).unwrap_err().kind();
+        let live = issuers.0.renew(&current).is_ok();
+        clock.advance(Duration::from_secs(5));
+        let recent = issuers.1.renew(spent.last().unwrap()).unwrap_err().kind();
+        (old, recent, live)
+    })
+    .await
+    .unwrap();
+    assert_eq!(old, RenewErrorKind::Unknown);
+    assert!(live, "an unknown old token is not reuse");
+    assert_eq!(recent, RenewErrorKind::Reused);
+}
+
 /// Security review 3, earlier finding 2: the refresh store refuses a Redis whose eviction
 /// policy could drop its keys (a revoked family's marker, a retired record).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -225,6 +225,68 @@ fn a_full_refresh_store_refuses_and_keeps_every_live_token() {
     w.issuer.issue(TokenRequest::subject("u4")).unwrap();
 }
 
+/// Review 3, earlier finding 2: one holder renewing in a loop — 10× the store's capacity
+/// of renewals, the clock moving — keeps a bounded share of the store (its live token and
+/// its last retired ones); everyone else can still sign in; a recently retired token is
+/// still caught as reuse, an old one is refused as unknown.
+#[test]
+fn one_holder_renewing_in_a_loop_cannot_fill_the_refresh_store() {
+    use tokenlife_core::issue::DEFAULT_RETIRED_PER_FAMILY;
+    const CAP: usize = 100;
+    let clock = ManualClock::at_unix(T0);
+    let store = Arc::new(MemoryRefreshStore::new(CAP, Arc::new(clock.clone())));
+    // The issuer and its store on one clock (`clock`), which the test moves.
+    let w = world_with({
+        let (store, clock) = (store.clone(), clock.clone());
+        move |b| b.clock(clock).refresh_store(store)
+    });
+    // Two holders, one per thread, renewing 5× the capacity each.
+    let bound = 2 * (DEFAULT_RETIRED_PER_FAMILY + 1);
+    let runs: Vec<(String, Vec<String>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = ["holder-a", "holder-b"]
+            .into_iter()
+            .map(|who| {
+                let (w, store, clock) = (&w, &store, &clock);
+                s.spawn(move || {
+                    let mut current = w
+                        .issuer
+                        .issue(TokenRequest::subject(who))
+                        .unwrap()
+                        .refresh_token
+                        .unwrap();
+                    let mut spent = Vec::new();
+                    for _ in 0..CAP * 5 {
+                        clock.advance(Duration::from_secs(1));
+                        let next = w.issuer.renew(&current).unwrap().refresh_token.unwrap();
+                        spent.push(std::mem::replace(&mut current, next));
+                        assert!(store.len() <= bound, "{}", store.len());
+                    }
+                    (current, spent)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let (current, spent) = &runs[0];
+    // Everyone else still gets tokens.
+    for i in 0..CAP - bound {
+        w.issuer
+            .issue(TokenRequest::subject(format!("u{i}")))
+            .unwrap();
+    }
+    // An old retired token is unknown; a recent one is reuse and kills the family.
+    let old = w.issuer.renew(&spent[0]).unwrap_err();
+    assert_eq!(old.kind(), RenewErrorKind::Unknown, "{old:?}");
+    assert!(
+        w.issuer.renew(current).is_ok(),
+        "an unknown token is not reuse"
+    );
+    let recent = spent.last().unwrap();
+    clock.advance(Duration::from_secs(60));
+    let reuse = w.issuer.renew(recent).unwrap_err();
+    assert_eq!(reuse.kind(), RenewErrorKind::Reused, "{reuse:?}");
+}
+
 /// Finding 2, directly on the store: `insert` on a full store is an error, not a silent
 /// drop.
 #[test]

@@ -6,16 +6,32 @@ use std::fmt;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::issue::{RefreshRecord, RefreshStore, RefreshStoreError};
+use crate::issue::{DEFAULT_RETIRED_PER_FAMILY, RefreshRecord, RefreshStore, RefreshStoreError};
 
 /// `mark_used` in one step on the server: of two nodes renewing the same refresh token at
 /// once, exactly one sees it unused. The record (immutable JSON) and its `used` mark are
-/// two fields of one hash.
+/// two fields of one hash. A record it retires is listed under its family
+/// (`ARGV[3]` .. family, a list expiring with the newest of them); past `ARGV[2]` retired
+/// records the family's oldest still-retired one is deleted, so one holder renewing in a
+/// loop holds a bounded share of Redis. `ARGV[4]`: the retired slack in seconds.
 const MARK_USED: &str = r"
 local rec = redis.call('HGET', KEYS[1], 'rec')
 if not rec then return false end
 local prev = redis.call('HGET', KEYS[1], 'used')
-if not prev then redis.call('HSET', KEYS[1], 'used', ARGV[1]) end
+if not prev then
+  redis.call('HSET', KEYS[1], 'used', ARGV[1])
+  local ok, r = pcall(cjson.decode, rec)
+  if ok and type(r) == 'table' and type(r['family']) == 'string' then
+    local list = ARGV[3] .. r['family']
+    redis.call('RPUSH', list, KEYS[1])
+    local exp = tonumber(r['expires_at'])
+    if exp then redis.call('EXPIREAT', list, math.floor(exp) + tonumber(ARGV[4])) end
+    while redis.call('LLEN', list) > tonumber(ARGV[2]) do
+      local old = redis.call('LPOP', list)
+      if redis.call('HEXISTS', old, 'used') == 1 then redis.call('DEL', old) end
+    end
+  end
+end
 return {rec, prev or ''}
 ";
 
@@ -35,10 +51,13 @@ const RETIRED_SLACK_SECS: u64 = 60;
 /// the token endpoint's path only, each round trip bounded by the timeout given (default
 /// 2 s), on one connection re-opened after a failure. Keys:
 /// `{prefix}:rt:<hex of the token hash>` (a hash: `rec`, `used`) with an absolute expiry,
-/// `{prefix}:fam:<family>` for revoked families.
+/// `{prefix}:fam:<family>` for revoked families, `{prefix}:retired:<family>` listing a
+/// family's retired records (at most [`DEFAULT_RETIRED_PER_FAMILY`] by default, see
+/// [`RedisRefreshStore::retired_per_family`]).
 pub struct RedisRefreshStore {
     client: redis::Client,
     prefix: String,
+    retired_per_family: usize,
     timeout: Duration,
     conn: Mutex<Option<redis::Connection>>,
     mark: redis::Script,
@@ -68,6 +87,7 @@ impl RedisRefreshStore {
         Ok(Self {
             client,
             prefix: "{tokenlife}".into(),
+            retired_per_family: DEFAULT_RETIRED_PER_FAMILY,
             timeout: Duration::from_secs(2),
             conn: Mutex::new(None),
             mark: redis::Script::new(MARK_USED),
@@ -79,6 +99,15 @@ impl RedisRefreshStore {
     #[must_use]
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
+        self
+    }
+
+    /// Keeps at most `n` (≥ 1) retired records per family (default
+    /// [`DEFAULT_RETIRED_PER_FAMILY`], as the in-memory store); an older retired token is
+    /// then refused as unknown rather than caught as reuse.
+    #[must_use]
+    pub fn retired_per_family(mut self, n: usize) -> Self {
+        self.retired_per_family = n.max(1);
         self
     }
 
@@ -226,8 +255,15 @@ impl RefreshStore for RedisRefreshStore {
         at_ms: u64,
     ) -> Result<Option<RefreshRecord>, RefreshStoreError> {
         let key = self.record_key(id);
-        let found: Option<(Vec<u8>, Vec<u8>)> =
-            self.with_conn(|c| self.mark.key(&key).arg(at_ms).invoke(c))?;
+        let found: Option<(Vec<u8>, Vec<u8>)> = self.with_conn(|c| {
+            self.mark
+                .key(&key)
+                .arg(at_ms)
+                .arg(self.retired_per_family)
+                .arg(format!("{}:retired:", self.prefix))
+                .arg(RETIRED_SLACK_SECS)
+                .invoke(c)
+        })?;
         found
             .map(|(rec, prev)| Self::parse(&rec, Some(&prev)))
             .transpose()

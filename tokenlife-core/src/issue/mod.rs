@@ -71,7 +71,8 @@ mod store;
 pub use error::{IssueError, IssueErrorKind, RenewError, RenewErrorKind};
 use store::RETIRED_SLACK_SECS;
 pub use store::{
-    MemoryRefreshStore, RefreshRecord, RefreshStore, RefreshStoreError, RefreshStoreErrorKind,
+    DEFAULT_RETIRED_PER_FAMILY, MemoryRefreshStore, RefreshRecord, RefreshStore, RefreshStoreError,
+    RefreshStoreErrorKind,
 };
 
 /// Prefix of every refresh token.

@@ -174,16 +174,55 @@ pub trait RefreshStore: Send + Sync + fmt::Debug + 'static {
     fn is_family_revoked(&self, family: &str) -> Result<bool, RefreshStoreError>;
 }
 
+/// A shared store: the issuer holds one handle, the application another (to read
+/// [`MemoryRefreshStore::len`], or to sweep).
+impl<S: RefreshStore + ?Sized> RefreshStore for Arc<S> {
+    fn insert(&self, id: [u8; 32], record: RefreshRecord) -> Result<(), RefreshStoreError> {
+        (**self).insert(id, record)
+    }
+    fn get(&self, id: &[u8; 32]) -> Result<Option<RefreshRecord>, RefreshStoreError> {
+        (**self).get(id)
+    }
+    fn mark_used(
+        &self,
+        id: &[u8; 32],
+        at_ms: u64,
+    ) -> Result<Option<RefreshRecord>, RefreshStoreError> {
+        (**self).mark_used(id, at_ms)
+    }
+    fn unmark_used(&self, id: &[u8; 32], at_ms: u64) -> Result<(), RefreshStoreError> {
+        (**self).unmark_used(id, at_ms)
+    }
+    fn revoke_family(&self, family: &str, until: u64) -> Result<(), RefreshStoreError> {
+        (**self).revoke_family(family, until)
+    }
+    fn is_family_revoked(&self, family: &str) -> Result<bool, RefreshStoreError> {
+        (**self).is_family_revoked(family)
+    }
+}
+
 /// A retired record is kept this long past its expiry, so that reuse stays detectable
 /// while a clock-skewed client may still present it.
 pub(super) const RETIRED_SLACK_SECS: u64 = 60;
 
+/// How many retired (rotated) refresh tokens of one family are kept for reuse detection,
+/// by default. A family's older retired tokens are forgotten: presented, they are refused
+/// as unknown (`invalid_grant`) rather than caught as reuse. Without this bound, one holder
+/// renewing in a loop would fill the store for everyone with its own retired tokens.
+pub const DEFAULT_RETIRED_PER_FAMILY: usize = 16;
+
 /// Bounded, expiring in-memory refresh store: lock-free maps (papaya), every expiry on
 /// the injected clock. When full after lapsed records are swept, `insert` fails with
 /// [`RefreshStoreErrorKind::Full`](crate::issue::RefreshStoreErrorKind::Full): a live record is never dropped.
+/// Each family keeps at most [`DEFAULT_RETIRED_PER_FAMILY`] retired records (see
+/// [`MemoryRefreshStore::retired_per_family`]), so one holder renewing in a loop holds a
+/// bounded share of the store.
 pub struct MemoryRefreshStore {
     records: papaya::HashMap<[u8; 32], RefreshRecord>,
     families: papaya::HashMap<String, u64>,
+    /// Each family's retired records, oldest first (ids of `records`).
+    retired: papaya::HashMap<String, Arc<std::sync::Mutex<std::collections::VecDeque<[u8; 32]>>>>,
+    retired_per_family: usize,
     capacity: usize,
     last_sweep: AtomicU64,
     clock: Arc<dyn Clock>,
@@ -209,10 +248,20 @@ impl MemoryRefreshStore {
         Self {
             records: papaya::HashMap::new(),
             families: papaya::HashMap::new(),
+            retired: papaya::HashMap::new(),
+            retired_per_family: DEFAULT_RETIRED_PER_FAMILY,
             capacity,
             last_sweep: AtomicU64::new(0),
             clock,
         }
+    }
+
+    /// Keeps at most `n` (≥ 1) retired records per family (default
+    /// [`DEFAULT_RETIRED_PER_FAMILY`]); the oldest goes when a renewal retires one more.
+    #[must_use]
+    pub fn retired_per_family(mut self, n: usize) -> Self {
+        self.retired_per_family = n.max(1);
+        self
     }
 
     /// Records held (lapsed ones until the next sweep).
@@ -234,6 +283,32 @@ impl MemoryRefreshStore {
             .pin()
             .retain(|_, r| r.expires_at.saturating_add(RETIRED_SLACK_SECS) >= now);
         self.families.pin().retain(|_, until| *until >= now);
+        let records = self.records.pin();
+        self.retired.pin().retain(|_, ids| {
+            let mut ids = ids.lock().unwrap_or_else(|p| p.into_inner());
+            ids.retain(|id| records.contains_key(id));
+            !ids.is_empty()
+        });
+    }
+
+    /// Files `id` (just retired) under its family, and forgets the family's oldest
+    /// retired record beyond the bound.
+    fn retire(&self, id: [u8; 32], family: &str) {
+        let list = self
+            .retired
+            .pin()
+            .get_or_insert_with(family.to_owned(), Arc::default)
+            .clone();
+        let mut ids = list.lock().unwrap_or_else(|p| p.into_inner());
+        ids.push_back(id);
+        while ids.len() > self.retired_per_family {
+            let Some(old) = ids.pop_front() else { break };
+            // Only a record still retired goes (an undone renewal made it live again).
+            self.records
+                .pin()
+                .remove_if(&old, |_, r| r.is_used() && r.family == family)
+                .ok();
+        }
     }
 
     /// Makes room when `len()` is at capacity: sweeps (at most once a second, so a full
@@ -284,7 +359,10 @@ impl RefreshStore for MemoryRefreshStore {
             }),
             None => papaya::Operation::Abort(None),
         }) {
-            papaya::Compute::Updated { old: (_, old), .. } => Some(old.clone()),
+            papaya::Compute::Updated { old: (_, old), .. } => {
+                self.retire(*id, &old.family);
+                Some(old.clone())
+            }
             papaya::Compute::Aborted(before) => before,
             papaya::Compute::Inserted(..) | papaya::Compute::Removed(..) => None,
         };
