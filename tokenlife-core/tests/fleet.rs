@@ -9,6 +9,9 @@
 mod common;
 
 use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
@@ -363,6 +366,15 @@ struct IssuerNode {
 
 fn issuer_node(url: &str, name: &str, clock: &tokenlife_core::ManualClock) -> IssuerNode {
     use tokenlife_core::fleet::RedisRefreshStore;
+    issuer_node_on(url, name, clock, RedisRefreshStore::new(url).unwrap())
+}
+
+fn issuer_node_on(
+    url: &str,
+    name: &str,
+    clock: &tokenlife_core::ManualClock,
+    refresh: impl tokenlife_core::issue::RefreshStore,
+) -> IssuerNode {
     let fleet = RedisFleet::new(
         FleetConfig::new(url)
             .node_id(name)
@@ -387,7 +399,7 @@ fn issuer_node(url: &str, name: &str, clock: &tokenlife_core::ManualClock) -> Is
         .audience(common::AUD)
         .clock(clock.clone())
         .revocations(list.clone())
-        .refresh_store(RedisRefreshStore::new(url).unwrap())
+        .refresh_store(refresh)
         .build()
         .unwrap();
     IssuerNode {
@@ -1017,6 +1029,174 @@ async fn every_revocation_that_is_accepted_fits_a_fleet_message() {
     })
     .await;
     assert_eq!(b.fleet.status().dropped, 0);
+}
+
+/// A node's view of a real Redis that goes away right after a renewal's mark (the
+/// successor is never stored, the mark is never taken back), and a hook run just before
+/// the commit (another node acting meanwhile).
+struct CutAfterMark {
+    inner: tokenlife_core::fleet::RedisRefreshStore,
+    cut_next_mark: AtomicBool,
+    down: AtomicBool,
+    before_commit: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl std::fmt::Debug for CutAfterMark {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CutAfterMark").finish_non_exhaustive()
+    }
+}
+
+impl CutAfterMark {
+    fn new(url: &str) -> Self {
+        Self {
+            inner: tokenlife_core::fleet::RedisRefreshStore::new(url).unwrap(),
+            cut_next_mark: AtomicBool::new(false),
+            down: AtomicBool::new(false),
+            before_commit: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn up(&self) -> Result<(), tokenlife_core::issue::RefreshStoreError> {
+        if self.down.load(SeqCst) {
+            Err(tokenlife_core::issue::RefreshStoreError::backend(
+                "connection reset",
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl tokenlife_core::issue::RefreshStore for CutAfterMark {
+    fn insert(
+        &self,
+        id: [u8; 32],
+        record: tokenlife_core::issue::RefreshRecord,
+    ) -> Result<(), tokenlife_core::issue::RefreshStoreError> {
+        self.up()?;
+        self.inner.insert(id, record)
+    }
+    fn get(
+        &self,
+        id: &[u8; 32],
+    ) -> Result<
+        Option<tokenlife_core::issue::RefreshRecord>,
+        tokenlife_core::issue::RefreshStoreError,
+    > {
+        self.up()?;
+        self.inner.get(id)
+    }
+    fn mark_used(
+        &self,
+        id: &[u8; 32],
+        at_ms: u64,
+    ) -> Result<
+        Option<tokenlife_core::issue::RefreshRecord>,
+        tokenlife_core::issue::RefreshStoreError,
+    > {
+        self.up()?;
+        let before = self.inner.mark_used(id, at_ms);
+        if self.cut_next_mark.swap(false, SeqCst) {
+            self.down.store(true, SeqCst);
+        }
+        before
+    }
+    fn unmark_used(
+        &self,
+        id: &[u8; 32],
+        at_ms: u64,
+    ) -> Result<(), tokenlife_core::issue::RefreshStoreError> {
+        self.up()?;
+        self.inner.unmark_used(id, at_ms)
+    }
+    fn commit_renewal(
+        &self,
+        old: &[u8; 32],
+        at_ms: u64,
+        new_id: [u8; 32],
+        record: tokenlife_core::issue::RefreshRecord,
+    ) -> Result<bool, tokenlife_core::issue::RefreshStoreError> {
+        let hook = self
+            .before_commit
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(hook) = hook {
+            hook();
+        }
+        self.up()?;
+        self.inner.commit_renewal(old, at_ms, new_id, record)
+    }
+    fn revoke_family(
+        &self,
+        family: &str,
+        until: u64,
+    ) -> Result<(), tokenlife_core::issue::RefreshStoreError> {
+        self.up()?;
+        self.inner.revoke_family(family, until)
+    }
+    fn is_family_revoked(
+        &self,
+        family: &str,
+    ) -> Result<bool, tokenlife_core::issue::RefreshStoreError> {
+        self.up()?;
+        self.inner.is_family_revoked(family)
+    }
+}
+
+/// Security review 3, earlier finding 4, across nodes: node A marks a refresh token used,
+/// then loses Redis before storing the successor or taking the mark back. The client's
+/// retry on node B is "in flight" (`Rotated`) within the grace and a renewal after it —
+/// never "reuse" that kills the family. And a renewal taken back by B while A was still
+/// going cannot fork the family: A's late commit stores nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_cut_off_after_its_mark_is_retried_on_another_node_not_called_reuse() {
+    use tokenlife_core::TokenRequest;
+    use tokenlife_core::issue::RenewErrorKind;
+    let redis = Redis::start();
+    let clock = tokenlife_core::ManualClock::at_unix(now());
+    let cut = Arc::new(CutAfterMark::new(&redis.url()));
+    let a = issuer_node_on(&redis.url(), "a", &clock, cut.clone());
+    let b = issuer_node(&redis.url(), "b", &clock);
+    let (ia, ib) = (a.issuer.clone(), b.issuer.clone());
+    let (cut2, clock2) = (cut.clone(), clock.clone());
+    tokio::task::spawn_blocking(move || {
+        let (cut, clock) = (cut2, clock2);
+        let rt = ia
+            .issue(TokenRequest::subject("carol"))
+            .unwrap()
+            .refresh_token
+            .unwrap();
+        cut.cut_next_mark.store(true, SeqCst);
+        assert_eq!(ia.renew(&rt).unwrap_err().kind(), RenewErrorKind::Store);
+        // Retried on B at once: the renewal may still be in flight.
+        assert_eq!(ib.renew(&rt).unwrap_err().kind(), RenewErrorKind::Rotated);
+        // Past the grace: it failed; B renews, the family lives.
+        clock.advance(Duration::from_secs(3));
+        let renewed = ib.renew(&rt).unwrap();
+        assert!(ib.renew(renewed.refresh_token.as_deref().unwrap()).is_ok());
+
+        // A renewal on A that B takes back before A commits: exactly one successor.
+        cut.down.store(false, SeqCst);
+        let rt = ia
+            .issue(TokenRequest::subject("dave"))
+            .unwrap()
+            .refresh_token
+            .unwrap();
+        let taken = Arc::new(std::sync::Mutex::new(None));
+        let (ib2, rt2, taken2, clock3) = (ib.clone(), rt.clone(), taken.clone(), clock.clone());
+        *cut.before_commit.lock().unwrap() = Some(Box::new(move || {
+            clock3.advance(Duration::from_secs(3));
+            *taken2.lock().unwrap() = Some(ib2.renew(&rt2));
+        }));
+        let late = ia.renew(&rt).unwrap_err();
+        assert_eq!(late.kind(), RenewErrorKind::Rotated, "{late:?}");
+        let won = taken.lock().unwrap().take().unwrap().unwrap();
+        assert!(ib.renew(won.refresh_token.as_deref().unwrap()).is_ok());
+    })
+    .await
+    .unwrap();
 }
 
 /// Security review 3, earlier finding 2 (Redis half): one holder renewing in a loop keeps

@@ -18,8 +18,9 @@ const MARK_USED: &str = r"
 local rec = redis.call('HGET', KEYS[1], 'rec')
 if not rec then return false end
 local prev = redis.call('HGET', KEYS[1], 'used')
+local pending = redis.call('HGET', KEYS[1], 'pending')
 if not prev then
-  redis.call('HSET', KEYS[1], 'used', ARGV[1])
+  redis.call('HSET', KEYS[1], 'used', ARGV[1], 'pending', '1')
   local ok, r = pcall(cjson.decode, rec)
   if ok and type(r) == 'table' and type(r['family']) == 'string' then
     local list = ARGV[3] .. r['family']
@@ -32,14 +33,28 @@ if not prev then
     end
   end
 end
-return {rec, prev or ''}
+return {rec, prev or '', pending or ''}
 ";
 
 /// `unmark_used` only if the mark is the one made at `at_ms`.
 const UNMARK_USED: &str = r"
 if redis.call('HGET', KEYS[1], 'used') == ARGV[1] then
-  redis.call('HDEL', KEYS[1], 'used')
+  redis.call('HDEL', KEYS[1], 'used', 'pending')
 end
+return 1
+";
+
+/// `commit_renewal`: the successor (`KEYS[2]`: `rec` = `ARGV[2]`, expiring at `ARGV[3]`)
+/// is stored and the old mark confirmed (`pending` dropped) in one step, only if the old
+/// record (`KEYS[1]`) still carries the pending mark made at `ARGV[1]`.
+const COMMIT_RENEWAL: &str = r"
+if redis.call('HGET', KEYS[1], 'used') ~= ARGV[1] or redis.call('HEXISTS', KEYS[1], 'pending') == 0 then
+  return 0
+end
+redis.call('HDEL', KEYS[1], 'pending')
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[2], 'rec', ARGV[2])
+redis.call('EXPIREAT', KEYS[2], ARGV[3])
 return 1
 ";
 
@@ -50,7 +65,10 @@ const RETIRED_SLACK_SECS: u64 = 60;
 /// A [`RefreshStore`] on Redis (feature `redis`). Synchronous, as the trait is: it runs on
 /// the token endpoint's path only, each round trip bounded by the timeout given (default
 /// 2 s), on one connection re-opened after a failure. Keys:
-/// `{prefix}:rt:<hex of the token hash>` (a hash: `rec`, `used`) with an absolute expiry,
+/// `{prefix}:rt:<hex of the token hash>` (a hash: `rec`, `used`, and `pending` while the
+/// renewal that marked it has not stored its successor — two-phase, so a renewal cut off
+/// half-way on one node is retried on any other, never taken for reuse) with an absolute
+/// expiry,
 /// `{prefix}:fam:<family>` for revoked families, `{prefix}:retired:<family>` listing a
 /// family's retired records (at most [`DEFAULT_RETIRED_PER_FAMILY`] by default, see
 /// [`RedisRefreshStore::retired_per_family`]).
@@ -62,6 +80,7 @@ pub struct RedisRefreshStore {
     conn: Mutex<Option<redis::Connection>>,
     mark: redis::Script,
     unmark: redis::Script,
+    commit: redis::Script,
 }
 
 impl fmt::Debug for RedisRefreshStore {
@@ -92,6 +111,7 @@ impl RedisRefreshStore {
             conn: Mutex::new(None),
             mark: redis::Script::new(MARK_USED),
             unmark: redis::Script::new(UNMARK_USED),
+            commit: redis::Script::new(COMMIT_RENEWAL),
         })
     }
 
@@ -196,8 +216,13 @@ impl RedisRefreshStore {
         result.map_err(backend)
     }
 
-    fn parse(rec: &[u8], used: Option<&[u8]>) -> Result<RefreshRecord, RefreshStoreError> {
+    fn parse(
+        rec: &[u8],
+        used: Option<&[u8]>,
+        pending: Option<&[u8]>,
+    ) -> Result<RefreshRecord, RefreshStoreError> {
         let mut r: RefreshRecord = serde_json::from_slice(rec).map_err(backend)?;
+        r.renewal_pending = matches!(pending, Some(p) if !p.is_empty());
         r.used_at_ms = match used {
             None | Some(b"") => None,
             Some(u) => Some(
@@ -239,14 +264,17 @@ impl RefreshStore for RedisRefreshStore {
 
     fn get(&self, id: &[u8; 32]) -> Result<Option<RefreshRecord>, RefreshStoreError> {
         let key = self.record_key(id);
-        let (rec, used): (Option<Vec<u8>>, Option<Vec<u8>>) = self.with_conn(|c| {
+        type Fields = (Option<Vec<u8>>, Option<Vec<u8>>, Option<Vec<u8>>);
+        let (rec, used, pending): Fields = self.with_conn(|c| {
             redis::cmd("HMGET")
                 .arg(&key)
                 .arg("rec")
                 .arg("used")
+                .arg("pending")
                 .query(c)
         })?;
-        rec.map(|r| Self::parse(&r, used.as_deref())).transpose()
+        rec.map(|r| Self::parse(&r, used.as_deref(), pending.as_deref()))
+            .transpose()
     }
 
     fn mark_used(
@@ -255,7 +283,7 @@ impl RefreshStore for RedisRefreshStore {
         at_ms: u64,
     ) -> Result<Option<RefreshRecord>, RefreshStoreError> {
         let key = self.record_key(id);
-        let found: Option<(Vec<u8>, Vec<u8>)> = self.with_conn(|c| {
+        let found: Option<(Vec<u8>, Vec<u8>, Vec<u8>)> = self.with_conn(|c| {
             self.mark
                 .key(&key)
                 .arg(at_ms)
@@ -265,7 +293,7 @@ impl RefreshStore for RedisRefreshStore {
                 .invoke(c)
         })?;
         found
-            .map(|(rec, prev)| Self::parse(&rec, Some(&prev)))
+            .map(|(rec, prev, pending)| Self::parse(&rec, Some(&prev), Some(&pending)))
             .transpose()
     }
 
@@ -273,6 +301,31 @@ impl RefreshStore for RedisRefreshStore {
         let key = self.record_key(id);
         self.with_conn(|c| self.unmark.key(&key).arg(at_ms).invoke::<i64>(c))
             .map(|_| ())
+    }
+
+    fn commit_renewal(
+        &self,
+        old: &[u8; 32],
+        at_ms: u64,
+        new_id: [u8; 32],
+        record: RefreshRecord,
+    ) -> Result<bool, RefreshStoreError> {
+        let (old_key, new_key) = (self.record_key(old), self.record_key(&new_id));
+        let mut stored = record;
+        stored.used_at_ms = None;
+        stored.renewal_pending = false;
+        let json = serde_json::to_string(&stored).map_err(backend)?;
+        let expire_at = stored.expires_at.saturating_add(RETIRED_SLACK_SECS);
+        self.with_conn(|c| {
+            self.commit
+                .key(&old_key)
+                .key(&new_key)
+                .arg(at_ms)
+                .arg(&json)
+                .arg(expire_at)
+                .invoke::<i64>(c)
+        })
+        .map(|done| done == 1)
     }
 
     fn revoke_family(&self, family: &str, until: u64) -> Result<(), RefreshStoreError> {

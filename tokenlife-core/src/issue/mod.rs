@@ -407,6 +407,7 @@ impl Issuer {
                     family_started_at: now,
                     expires_at: now.saturating_add(inner.refresh_ttl),
                     used_at_ms: None,
+                    renewal_pending: false,
                 };
                 let id = refresh_id(&refresh);
                 (Some(refresh), Some((id, record)))
@@ -549,6 +550,23 @@ impl Issuer {
         }
         let now_ms = unix_millis(&*inner.clock);
         let mut rec = rec;
+        if let (Some(used), true) = (rec.used_at_ms, rec.renewal_pending) {
+            // A renewal (on any node) marked it and has not stored a successor: in flight
+            // within the grace; past it, that renewal failed and the mark goes back.
+            if now_ms.saturating_sub(used) < inner.reuse_grace_ms.max(1_000) {
+                return Err(self.refused(
+                    refresh_token,
+                    RenewError::new(RenewErrorKind::Rotated),
+                    Some(&rec),
+                ));
+            }
+            inner
+                .refresh
+                .unmark_used(&id, used)
+                .map_err(RenewError::store)?;
+            rec.used_at_ms = None;
+            rec.renewal_pending = false;
+        }
         if rec.is_used() && self.take_back_failed_mark(&id, &rec)? {
             rec.used_at_ms = None;
         }
@@ -592,9 +610,24 @@ impl Issuer {
                 ));
             }
         }
-        if let Some((new_id, record)) = &minted.record
-            && let Err(e) = inner.refresh.insert(*new_id, record.clone())
-        {
+        let committed = match &minted.record {
+            Some((new_id, record)) => {
+                inner
+                    .refresh
+                    .commit_renewal(&id, now_ms, *new_id, record.clone())
+            }
+            None => Ok(true),
+        };
+        if let Ok(false) = committed {
+            // Another node took the mark back (it judged this renewal failed) and may
+            // have renewed: one wins, as in any race; nothing was stored here.
+            return Err(self.refused(
+                refresh_token,
+                RenewError::new(RenewErrorKind::Rotated),
+                Some(&rec),
+            ));
+        }
+        if let Err(e) = committed {
             // Put the mark back so the client's retry is a renewal, not reuse.
             let mut err = RenewError::store(e);
             if let Err(undo) = inner.refresh.unmark_used(&id, now_ms) {

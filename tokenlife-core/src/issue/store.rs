@@ -41,6 +41,12 @@ pub struct RefreshRecord {
     pub expires_at: u64,
     /// When it was used (rotated), Unix milliseconds; `None` while it is live.
     pub used_at_ms: Option<u64>,
+    /// The mark was made by a renewal whose successor is not yet stored
+    /// ([`RefreshStore::commit_renewal`] not done): if it stays so past the reuse grace,
+    /// that renewal failed, and any node takes the mark back instead of calling a retry
+    /// reuse. Stores without two-phase renewals never set it.
+    #[serde(skip)]
+    pub renewal_pending: bool,
 }
 
 impl RefreshRecord {
@@ -62,6 +68,7 @@ impl RefreshRecord {
             family_started_at: issued_at,
             expires_at,
             used_at_ms: None,
+            renewal_pending: false,
         }
     }
 
@@ -162,6 +169,25 @@ pub trait RefreshStore: Send + Sync + fmt::Debug + 'static {
     /// # Errors
     /// Storage failure.
     fn unmark_used(&self, id: &[u8; 32], at_ms: u64) -> Result<(), RefreshStoreError>;
+    /// Completes a renewal: stores the successor `record` under `new_id`, if and only if
+    /// `old` still carries the mark made at `at_ms`, and confirms that mark. `Ok(false)`:
+    /// the mark was taken back meanwhile (another node found the renewal failed), nothing
+    /// was stored. A store whose `mark_used` is two-phase (sets
+    /// [`RefreshRecord::renewal_pending`]) does both in one atomic step; the default only
+    /// inserts.
+    ///
+    /// # Errors
+    /// As for [`insert`](Self::insert).
+    fn commit_renewal(
+        &self,
+        old: &[u8; 32],
+        at_ms: u64,
+        new_id: [u8; 32],
+        record: RefreshRecord,
+    ) -> Result<bool, RefreshStoreError> {
+        let _ = (old, at_ms);
+        self.insert(new_id, record).map(|()| true)
+    }
     /// Revokes a family until `until` (Unix seconds).
     ///
     /// # Errors
@@ -192,6 +218,15 @@ impl<S: RefreshStore + ?Sized> RefreshStore for Arc<S> {
     }
     fn unmark_used(&self, id: &[u8; 32], at_ms: u64) -> Result<(), RefreshStoreError> {
         (**self).unmark_used(id, at_ms)
+    }
+    fn commit_renewal(
+        &self,
+        old: &[u8; 32],
+        at_ms: u64,
+        new_id: [u8; 32],
+        record: RefreshRecord,
+    ) -> Result<bool, RefreshStoreError> {
+        (**self).commit_renewal(old, at_ms, new_id, record)
     }
     fn revoke_family(&self, family: &str, until: u64) -> Result<(), RefreshStoreError> {
         (**self).revoke_family(family, until)
