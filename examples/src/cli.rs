@@ -63,7 +63,7 @@ struct Args {
     /// Most open connections per listener.
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_connections: u64,
-    /// Most open connections from one client address (axum gateway).
+    /// Most open connections from one client address.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_connections_per_address: u64,
     /// Do not print audit events.

@@ -69,9 +69,9 @@ pub struct ServeLimits {
     pub request_timeout: Duration,
     /// Most open connections; further ones wait in the accept queue.
     pub max_connections: usize,
-    /// Most open connections from one client address (axum gateway; default 64): one
-    /// client dripping requests cannot hold every slot. Past it, a new connection from
-    /// that address is closed at once.
+    /// Most open connections from one client address (default 64): one client dripping
+    /// requests cannot hold every slot. Past it, a new connection from that address is
+    /// closed at once (axum: before it is served; actix-web: shut down in `on_connect`).
     pub max_connections_per_address: usize,
 }
 
@@ -153,8 +153,7 @@ pub async fn serve(listener: TcpListener, app: Router, limits: ServeLimits) {
         request_timeout(req, next, limits.request_timeout)
     }));
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let per_address: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>> =
-        Arc::default();
+    let per_address = AddressSlots::new(limits.max_connections_per_address);
     loop {
         let Ok(permit) = slots.clone().acquire_owned().await else {
             return;
@@ -162,28 +161,10 @@ pub async fn serve(listener: TcpListener, app: Router, limits: ServeLimits) {
         let Ok((stream, addr)) = listener.accept().await else {
             continue;
         };
-        // One address's share of the slots (the map holds only open connections).
-        let ip = addr.ip();
-        {
-            let mut open = per_address.lock().unwrap_or_else(|p| p.into_inner());
-            let n = open.entry(ip).or_insert(0);
-            if *n >= limits.max_connections_per_address.max(1) {
-                drop(stream);
-                continue;
-            }
-            *n += 1;
-        }
-        let release = {
-            let per_address = per_address.clone();
-            move || {
-                let mut open = per_address.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(n) = open.get_mut(&ip) {
-                    *n -= 1;
-                    if *n == 0 {
-                        open.remove(&ip);
-                    }
-                }
-            }
+        // One address's share of the slots: past it, closed at once.
+        let Some(slot) = per_address.take(addr.ip()) else {
+            drop(stream);
+            continue;
         };
         let app = app.clone();
         let svc = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
@@ -203,9 +184,83 @@ pub async fn serve(listener: TcpListener, app: Router, limits: ServeLimits) {
                 .header_read_timeout(limits.header_read_timeout)
                 .serve_connection(TokioIo::new(stream), svc);
             let _ = conn.await;
-            release();
+            drop(slot);
             drop(permit);
         });
+    }
+}
+
+/// Open connections per client address, each at most `max`: the map holds only
+/// addresses with an open connection, so it is bounded by the connection cap.
+#[derive(Debug, Clone)]
+struct AddressSlots {
+    open: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+    max: usize,
+}
+
+/// One open connection's place in its address's share; given back on drop.
+#[derive(Debug)]
+struct AddressSlot {
+    slots: AddressSlots,
+    ip: std::net::IpAddr,
+}
+
+impl AddressSlots {
+    fn new(max: usize) -> Self {
+        Self {
+            open: Arc::default(),
+            max: max.max(1),
+        }
+    }
+
+    /// A slot for a new connection from `ip`, or `None` when that address holds its share.
+    fn take(&self, ip: std::net::IpAddr) -> Option<AddressSlot> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(ip).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot {
+            slots: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut open = self.slots.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// actix-web's `on_connect` for [`ServeLimits::max_connections_per_address`]: a
+/// connection past its address's share is shut down before a byte is read; the others
+/// carry their slot in the connection's data, given back when actix drops it.
+fn actix_address_cap(
+    slots: AddressSlots,
+) -> impl Fn(&dyn std::any::Any, &mut actix_web::dev::Extensions) + Send + Sync + 'static {
+    move |conn, data| {
+        let Some(stream) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() else {
+            return;
+        };
+        let Ok(peer) = stream.peer_addr() else {
+            return;
+        };
+        match slots.take(peer.ip()) {
+            Some(slot) => {
+                data.insert(slot);
+            }
+            None => {
+                let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Both);
+            }
+        }
     }
 }
 
@@ -488,7 +543,8 @@ pub async fn start_actix(config: GatewayConfig) -> Result<Gateway, Box<dyn std::
             )
             .service(tokenlife_actix::admin::scope("", state.clone()))
     });
-    // One worker each, actix's header-read timeout and connection cap (per worker).
+    // One worker each, actix's header-read timeout and connection cap (per worker), and
+    // the per-address share.
     macro_rules! limited {
         ($server:expr) => {
             $server
@@ -496,6 +552,9 @@ pub async fn start_actix(config: GatewayConfig) -> Result<Gateway, Box<dyn std::
                 .disable_signals()
                 .client_request_timeout(limits.header_read_timeout)
                 .max_connections(limits.max_connections)
+                .on_connect(actix_address_cap(AddressSlots::new(
+                    limits.max_connections_per_address,
+                )))
         };
     }
     let api = limited!(api).listen(api_listener)?.run();

@@ -297,13 +297,19 @@ async fn a_dripped_token_body_is_answered_408() {
     }
 }
 
-/// Security review 3, MEDIUM 12: one address cannot hold every connection slot of the
-/// axum gateway: past its share, its new connections are closed, while another address
-/// is still served.
+/// Security review 3, MEDIUM 12: one address cannot hold every connection slot of
+/// either gateway: past its share, its new connections are closed, while another address
+/// is still served, and a slot comes back when its connection closes.
 #[tokio::test]
 async fn one_address_cannot_hold_every_connection_slot() {
+    for framework in [Framework::Axum, Framework::Actix] {
+        one_address_cannot_hold_every_connection_slot_on(framework).await;
+    }
+}
+
+async fn one_address_cannot_hold_every_connection_slot_on(framework: Framework) {
     let gw = start(
-        Framework::Axum,
+        framework,
         config(ServeLimits {
             max_connections: 8,
             max_connections_per_address: 2,
@@ -319,13 +325,35 @@ async fn one_address_cannot_hold_every_connection_slot() {
             .unwrap();
         socket.connect(addr).await.unwrap()
     };
-    let _held = [from([127, 0, 0, 1]).await, from([127, 0, 0, 1]).await];
+    let mut held = vec![from([127, 0, 0, 1]).await, from([127, 0, 0, 1]).await];
     let mut third = from([127, 0, 0, 1]).await;
     let _ = third
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .await;
     let seen = read_until_closed(&mut third, Duration::from_secs(10)).await;
-    assert_eq!(seen.as_deref(), Some(""), "closed without an answer");
+    assert_eq!(
+        seen.as_deref(),
+        Some(""),
+        "{framework:?}: closed without an answer"
+    );
+    // A held connection closes: its address gets the slot back.
+    drop(held.pop());
+    let mut again = None;
+    for _ in 0..100 {
+        let mut next = from([127, 0, 0, 1]).await;
+        let _ = next
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await;
+        match read_until_closed(&mut next, Duration::from_secs(10)).await {
+            Some(s) if s.starts_with("HTTP/1.1 200") => {
+                again = Some(s);
+                break;
+            }
+            // The close may not have reached the server yet.
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    assert!(again.is_some(), "{framework:?}: the slot never came back");
     let mut other = from([127, 0, 0, 2]).await;
     other
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -334,5 +362,8 @@ async fn one_address_cannot_hold_every_connection_slot() {
     let served = read_until_closed(&mut other, Duration::from_secs(10))
         .await
         .unwrap();
-    assert!(served.starts_with("HTTP/1.1 200"), "{served}");
+    assert!(
+        served.starts_with("HTTP/1.1 200"),
+        "{framework:?}: {served}"
+    );
 }
