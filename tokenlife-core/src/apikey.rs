@@ -174,6 +174,12 @@ impl ApiKeys {
         }
     }
 
+    /// The pepper (tests only).
+    #[cfg(test)]
+    pub(crate) fn pepper_for_tests(&self) -> [u8; 32] {
+        self.inner.pepper
+    }
+
     fn hash(&self, secret: &str) -> blake3::Hash {
         blake3::keyed_hash(&self.inner.pepper, secret.as_bytes())
     }

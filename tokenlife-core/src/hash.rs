@@ -21,7 +21,17 @@ pub(crate) fn random_u64() -> u64 {
 pub(crate) fn random_key() -> [u8; 32] {
     let mut key = [0u8; 32];
     getrandom::fill(&mut key).expect("OS random source");
+    #[cfg(test)]
+    LAST_OS_KEY.set(Some(key));
     key
+}
+
+#[cfg(test)]
+thread_local! {
+    /// The last key [`random_key`] drew on this thread: tests check that a secret a
+    /// builder made up is exactly an OS draw, not something derived from a weaker source.
+    pub(crate) static LAST_OS_KEY: std::cell::Cell<Option<[u8; 32]>> =
+        const { std::cell::Cell::new(None) };
 }
 
 /// Builds [`Folding`] hashers: for `u128` keys that are already seeded hashes, so a second
@@ -56,5 +66,51 @@ impl Hasher for Folding {
         {
             self.0 ^= (v as u64) ^ ((v >> 64) as u64).rotate_left(32);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LAST_OS_KEY;
+
+    /// Review 3's "test that cannot fail": two fingerprint keys differing proves nothing
+    /// (a `RandomState` derivation differs too). Each secret a builder makes up is the
+    /// very key drawn from the OS source — the fingerprint key of a `Monitor` and of a
+    /// `Validator` without one, and an API-key pepper — and a given key is never replaced.
+    #[test]
+    fn made_up_secrets_are_os_draws() {
+        let os = || LAST_OS_KEY.get().expect("no OS draw");
+        let m = crate::Monitor::builder().build();
+        assert_eq!(m.fingerprint_key(), os());
+
+        let store = crate::KeysetStore::new(
+            crate::Keyset::new([crate::Key::hmac("h", crate::Algorithm::HS256, &[7; 32]).unwrap()])
+                .unwrap(),
+        );
+        let v = crate::Validator::builder(store.clone())
+            .issuer("i")
+            .audience("a")
+            .build()
+            .unwrap();
+        assert_eq!(
+            v.fingerprint("t"),
+            crate::fingerprint::Fingerprint::compute(&os(), "t")
+        );
+        // A monitor's key is the validator's, with no new draw.
+        let v = crate::Validator::builder(store)
+            .issuer("i")
+            .audience("a")
+            .monitor(m.clone())
+            .build()
+            .unwrap();
+        assert_eq!(
+            v.fingerprint("t"),
+            crate::fingerprint::Fingerprint::compute(&m.fingerprint_key(), "t")
+        );
+
+        let keys = crate::apikey::ApiKeys::builder().build();
+        assert_eq!(keys.pepper_for_tests(), os());
+        let given = crate::apikey::ApiKeys::builder().pepper([9; 32]).build();
+        assert_eq!(given.pepper_for_tests(), [9; 32]);
     }
 }
