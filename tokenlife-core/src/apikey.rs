@@ -191,7 +191,7 @@ impl ApiKeys {
     /// [`ApiKeyErrorKind::Random`] if the OS random source fails,
     /// [`ApiKeyErrorKind::InvalidTtl`] for a zero lifetime or one over [`crate::Issuer::MAX_TTL`].
     pub fn issue(&self, client: &str, ttl: Duration) -> Result<(String, ApiKeyInfo), ApiKeyError> {
-        if ttl.as_secs() == 0 || ttl > crate::Issuer::MAX_TTL {
+        if ttl.as_secs() == 0 || ttl > crate::clock::MAX_TTL {
             return Err(ApiKeyError::new(ApiKeyErrorKind::InvalidTtl));
         }
         let now = self.inner.clock.unix_now();

@@ -109,3 +109,7 @@ mod manual {
         }
     }
 }
+
+/// Longest token lifetime accepted at build time (ten years), for issued tokens and API
+/// keys alike: larger values would overflow time arithmetic.
+pub(crate) const MAX_TTL: std::time::Duration = std::time::Duration::from_secs(10 * 366 * 86400);

@@ -33,7 +33,8 @@
 use std::sync::Arc;
 
 use crate::error::{BearerError, Challenge};
-use crate::{ValidationError, ValidationErrorKind, Verified};
+use crate::error::{ValidationError, ValidationErrorKind};
+use crate::validate::Verified;
 
 /// What a token source found in a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

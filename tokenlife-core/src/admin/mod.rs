@@ -72,18 +72,19 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::error::ValidationErrorKind;
 use crate::error::{
     ConfigError, ErrorCode, KeyErrorKind, KeysetError, KeysetErrorKind, RevocationError,
     RevocationErrorKind,
 };
 use crate::issue::{IssueError, RenewErrorKind};
+use crate::issue::{Issuer, TokenPair, TokenRequest};
 use crate::keys::{Keyset, KeysetSnapshot, KeysetStore, RolloutMode};
 use crate::observe::Event;
 use crate::observe::audit::AuditAction;
 use crate::revoke::{Revocation, RevocationTarget};
 use crate::rollout::RolloutGuard;
 use crate::validate::Validator;
-use crate::{Issuer, TokenPair, TokenRequest, ValidationErrorKind};
 
 /// What every operation answers: status, headers, body bytes. Adapters turn it into
 /// their own response type.
@@ -1216,7 +1217,7 @@ impl TokenOnly {
 }
 
 fn is_refresh_token(token: &str) -> bool {
-    token.starts_with(crate::Issuer::REFRESH_PREFIX)
+    token.starts_with(Issuer::REFRESH_PREFIX)
 }
 
 fn unauthorized_client(why: &str) -> ApiError {
@@ -1296,7 +1297,7 @@ fn client_revocation_allowed(s: &AdminState, client: &str) -> Result<(), ApiErro
 
 fn revoke_access(
     s: &AdminState,
-    v: &crate::Verified,
+    v: &crate::validate::Verified,
     caller: &Caller,
 ) -> Result<&'static str, ApiError> {
     if let Some(client) = caller.client() {
@@ -1391,7 +1392,7 @@ fn introspect(s: &AdminState, caller: &Caller, b: Body<'_>) -> ApiResult {
     ))
 }
 
-fn access_introspection(v: &crate::Verified) -> Value {
+fn access_introspection(v: &crate::validate::Verified) -> Value {
     let c = v.claims();
     let mut out = json!({"active": true, "token_type": "access_token"});
     let o = out.as_object_mut().expect("object");
@@ -1501,7 +1502,7 @@ fn apply_revocation(
 }
 
 fn check_id(id: &str) -> Result<(), ApiError> {
-    if id.is_empty() || id.len() > crate::RevocationList::MAX_ID_LEN {
+    if id.is_empty() || id.len() > crate::revoke::RevocationList::MAX_ID_LEN {
         return Err(ApiError::bad("empty or over-long identifier"));
     }
     Ok(())

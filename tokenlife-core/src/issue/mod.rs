@@ -92,9 +92,7 @@ const RESERVED_CLAIMS: [&str; 10] = [
     "client_id",
 ];
 
-/// Longest access or refresh lifetime accepted at build time (ten years): larger values
-/// would overflow time arithmetic.
-const MAX_TTL: Duration = Duration::from_secs(10 * 366 * 86400);
+use crate::clock::MAX_TTL;
 
 fn random_b64(bytes: usize) -> Result<String, IssueError> {
     let mut buf = vec![0u8; bytes];
@@ -380,12 +378,7 @@ impl Issuer {
         };
         let token = jsonwebtoken::encode(&header, &claims, enc)
             .map_err(|e| IssueError::with_source(IssueErrorKind::Signing, e))?;
-        Ok((
-            token,
-            snap.version(),
-            key.kid().to_owned(),
-            crate::validate::alg_str(key.algorithm()),
-        ))
+        Ok((token, snap.version(), key.kid().to_owned(), key.alg_name()))
     }
 
     /// Signs the access token and, with a family, makes the refresh token and its
@@ -776,7 +769,7 @@ impl Issuer {
     /// # Errors
     /// [`RevocationErrorKind::InvalidId`] for an empty or over-long family; a store failure.
     pub fn revoke_family(&self, family: &str) -> Result<SystemTime, RenewError> {
-        if family.is_empty() || family.len() > crate::RevocationList::MAX_ID_LEN {
+        if family.is_empty() || family.len() > RevocationList::MAX_ID_LEN {
             return Err(RenewError {
                 kind: RenewErrorKind::Malformed,
                 source: Some(Box::new(RevocationError::new(

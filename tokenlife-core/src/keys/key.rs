@@ -233,6 +233,18 @@ impl Key {
         self.alg
     }
 
+    /// The JOSE name of its algorithm, as a token's `alg` header carries it
+    /// (`"ES256"`).
+    ///
+    /// ```
+    /// # use tokenlife_core::{Algorithm, Key};
+    /// let k = Key::hmac("h", Algorithm::HS256, &[7; 32]).unwrap();
+    /// assert_eq!(k.alg_name(), "HS256");
+    /// ```
+    pub fn alg_name(&self) -> &'static str {
+        alg_name(self.alg)
+    }
+
     /// Whether this key holds private (or symmetric) material and can sign.
     pub fn can_sign(&self) -> bool {
         self.encoding.is_some()
@@ -260,5 +272,23 @@ impl Key {
     /// The private signing material, for the issuer.
     pub(crate) fn encoding_key(&self) -> Option<&EncodingKey> {
         self.encoding.as_ref()
+    }
+}
+
+/// The JOSE name of an algorithm (`"ES256"`).
+fn alg_name(alg: Algorithm) -> &'static str {
+    match alg {
+        Algorithm::HS256 => "HS256",
+        Algorithm::HS384 => "HS384",
+        Algorithm::HS512 => "HS512",
+        Algorithm::ES256 => "ES256",
+        Algorithm::ES384 => "ES384",
+        Algorithm::RS256 => "RS256",
+        Algorithm::RS384 => "RS384",
+        Algorithm::RS512 => "RS512",
+        Algorithm::PS256 => "PS256",
+        Algorithm::PS384 => "PS384",
+        Algorithm::PS512 => "PS512",
+        _ => "EdDSA",
     }
 }

@@ -44,7 +44,7 @@ mod claims;
 mod header;
 
 pub use claims::RegisteredClaims;
-use header::{Header, alg_name, json_object, typ_matches, verify_signature};
+use header::{Header, json_object, typ_matches, verify_signature};
 
 /// One verified token, shared between the cache and the `Verified` values handed out.
 struct Entry {
@@ -173,11 +173,6 @@ fn cache_key(token: &str, seed: u64) -> u128 {
     xxhash_rust::xxh3::xxh3_128_with_seed(&buf[..8 + tail.len()], seed)
 }
 
-/// The JOSE name of an algorithm (`"ES256"`).
-pub(crate) fn alg_str(alg: Algorithm) -> &'static str {
-    alg_name(alg)
-}
-
 /// The `sub` claim of an unverified payload, for choosing a canary arm (`None` if it
 /// cannot be read: the active arm judges, and the usual checks reject what is broken).
 fn peek_subject(p64: &str) -> Option<String> {
@@ -240,16 +235,14 @@ pub(crate) fn key_check(keyset: &Keyset, token: &str) -> Result<Arc<Key>, Valida
             .get(kid)
             .ok_or_else(|| ValidationError::with_field(Kind::UnknownKid, "kid"))?,
         None => {
-            let mut of_alg = keyset
-                .keys()
-                .filter(|k| alg_name(k.algorithm()) == header.alg);
+            let mut of_alg = keyset.keys().filter(|k| k.alg_name() == header.alg);
             match (of_alg.next(), of_alg.next()) {
                 (Some(k), None) => k,
                 _ => return Err(ValidationError::with_field(Kind::UnknownKid, "kid")),
             }
         }
     };
-    if alg_name(key.algorithm()) != header.alg {
+    if key.alg_name() != header.alg {
         return Err(ValidationError::with_field(Kind::AlgorithmMismatch, "alg"));
     }
     verify_signature(sig, message, key)?;
@@ -704,7 +697,7 @@ impl Validator {
         let key = match header.kid.as_deref() {
             Some(kid) => {
                 let key = self.key_for(snap, kid, now, arm)?;
-                if alg_name(key.algorithm()) != header.alg {
+                if key.alg_name() != header.alg {
                     return Err(ValidationError::with_field(Kind::AlgorithmMismatch, "alg"));
                 }
                 verify_signature(sig, message, &key)?;
@@ -759,7 +752,7 @@ impl Validator {
                 _ => None,
             }
         }
-        let of_alg = |k: &&Arc<Key>| alg_name(k.algorithm()) == alg;
+        let of_alg = |k: &&Arc<Key>| k.alg_name() == alg;
         let active = if arm == Arm::Canary {
             None
         } else {
