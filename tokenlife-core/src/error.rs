@@ -6,7 +6,8 @@
 use std::error::Error as StdError;
 use std::fmt;
 
-type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+/// The boxed source of an error, one alias for the crate.
+pub(crate) type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
 /// A boxed cause as `Error::source` returns it (every error here keeps its cause so).
 pub(crate) fn as_source<'a>(

@@ -1289,3 +1289,14 @@ async fn the_refresh_store_refuses_an_evicting_redis() {
         "{err:?}"
     );
 }
+
+/// The fleet's setup error has the crate's one error shape: an opaque struct with a kind.
+#[test]
+fn a_url_redis_cannot_use_is_a_typed_error() {
+    use tokenlife_core::fleet::FleetErrorKind;
+    let err = RedisFleet::new(FleetConfig::new("smtp://127.0.0.1/")).unwrap_err();
+    assert_eq!(err.kind(), FleetErrorKind::InvalidUrl);
+    assert!(err.to_string().starts_with("bad Redis settings"), "{err}");
+    let err = tokenlife_core::fleet::RedisRefreshStore::new("not a url").unwrap_err();
+    assert_eq!(err.kind(), FleetErrorKind::InvalidUrl);
+}

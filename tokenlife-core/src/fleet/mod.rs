@@ -220,10 +220,25 @@ impl FleetConfig {
     }
 }
 
-/// The fleet could not be set up.
+/// The fleet could not be set up: an opaque error with a [`FleetErrorKind`].
 #[derive(Debug)]
 pub struct FleetError {
     source: redis::RedisError,
+}
+
+/// Why the fleet could not be set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FleetErrorKind {
+    /// A URL the Redis client cannot use (scheme, host, database, TLS not built in).
+    InvalidUrl,
+}
+
+impl FleetError {
+    /// Why.
+    pub fn kind(&self) -> FleetErrorKind {
+        FleetErrorKind::InvalidUrl
+    }
 }
 
 impl fmt::Display for FleetError {

@@ -6,7 +6,7 @@ use std::fmt;
 use super::store::{RefreshStoreError, RefreshStoreErrorKind};
 use crate::error::ErrorCode;
 
-type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+use crate::error::BoxError;
 
 /// Why issuing failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,7 +1,6 @@
 //! Refresh-token state: [`RefreshRecord`], the [`RefreshStore`] trait and the bounded
 //! in-memory [`MemoryRefreshStore`].
 
-use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
 
-type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+use crate::error::BoxError;
 
 /// A stored refresh token (by hash; the token itself is never stored).
 ///

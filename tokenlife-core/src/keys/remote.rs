@@ -46,7 +46,7 @@ use crate::error::{KeyErrorKind, ValidationErrorKind};
 use crate::keys::{Keyset, KeysetStore};
 use crate::observe::{Event, Observer};
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use crate::error::BoxError;
 
 /// The metrics remote keys emit.
 pub mod names {

@@ -149,16 +149,31 @@ pub fn is_allowed(from: Option<TokenState>, to: TokenState) -> bool {
     )
 }
 
-/// A transition the table forbids.
+/// A transition the table forbids: an opaque error, as every error of the crate, with
+/// accessors for what was attempted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("illegal lifecycle transition for {kind:?}: {from:?} -> {to:?}")]
 pub struct IllegalTransition {
+    kind: TokenKind,
+    from: Option<TokenState>,
+    to: TokenState,
+}
+
+impl IllegalTransition {
     /// The token kind.
-    pub kind: TokenKind,
-    /// From.
-    pub from: Option<TokenState>,
-    /// To.
-    pub to: TokenState,
+    pub fn token_kind(&self) -> TokenKind {
+        self.kind
+    }
+
+    /// The state it was in (`None`: a token not seen before).
+    pub fn from(&self) -> Option<TokenState> {
+        self.from
+    }
+
+    /// The state it was to move to.
+    pub fn to(&self) -> TokenState {
+        self.to
+    }
 }
 
 /// One recorded transition.
