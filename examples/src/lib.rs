@@ -357,12 +357,18 @@ pub async fn parts(config: &GatewayConfig) -> Result<Parts, Box<dyn std::error::
         None => Key::generate("gw-1", Algorithm::ES256)?,
     };
     let store = KeysetStore::new(Keyset::new([signing])?.with_label("boot"));
+    let mut auditor = Auditor::builder();
+    if config.audit_stdout {
+        auditor = auditor.json_lines(std::io::stdout());
+    }
+    let monitor = Monitor::builder().auditor(auditor.build()).build();
     let (revocations, refresh_store, fleet) = match &config.fleet {
         Some(f) => {
             let fleet = RedisFleet::new(
                 FleetConfig::new(f.redis_url.expose())
                     .prefix(&f.prefix)
-                    .node_id(&f.node_id),
+                    .node_id(&f.node_id)
+                    .observer(monitor.clone()),
             )?;
             fleet.share_keysets(&store);
             let list = RevocationList::builder().backend(fleet.backend()).build();
@@ -374,11 +380,6 @@ pub async fn parts(config: &GatewayConfig) -> Result<Parts, Box<dyn std::error::
         }
         None => (RevocationList::new(), None, None),
     };
-    let mut auditor = Auditor::builder();
-    if config.audit_stdout {
-        auditor = auditor.json_lines(std::io::stdout());
-    }
-    let monitor = Monitor::builder().auditor(auditor.build()).build();
     // Rolls a keyset deploy that breaks validation back by itself (and alerts).
     let guard = RolloutGuard::new(store.clone(), GuardPolicy::default()).notify(monitor.clone());
     let mut validator = Validator::builder(store.clone())

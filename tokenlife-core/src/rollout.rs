@@ -491,14 +491,6 @@ impl RolloutGuard {
         }
         if let Ok(true) = inner.store.rollback_from(from, to) {
             inner.rollbacks.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(
-                from,
-                to,
-                reason,
-                failures,
-                sample,
-                "automatic keyset rollback"
-            );
             if let Some(o) = &inner.observer {
                 o.on_event(&Event::KeysetRolledBack {
                     from,

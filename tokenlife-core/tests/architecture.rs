@@ -50,14 +50,21 @@ fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The code of a file as the build without tests sees it: comment lines dropped, and
+/// The code of a file as the build without tests sees it: comment lines blanked, and
 /// everything from its `#[cfg(test)]` module on (by convention the last item).
 fn code(text: &str) -> String {
     let text = text
         .find("#[cfg(test)]\nmod ")
         .map_or(text, |at| &text[..at]);
+    // Comment lines become empty lines, so line numbers stay the file's.
     text.lines()
-        .filter(|l| !l.trim_start().starts_with("//"))
+        .map(|l| {
+            if l.trim_start().starts_with("//") {
+                ""
+            } else {
+                l
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -163,6 +170,43 @@ fn every_import_in_core_is_one_the_architecture_allows() {
         problems.is_empty(),
         "ARCHITECTURE.md and the code disagree:\n{}",
         problems.join("\n")
+    );
+}
+
+/// Every emission is an event: outside `observe`, the core never calls the `metrics` or
+/// `tracing` facades (the domain emits `Event`s; the `Monitor` turns them into metrics,
+/// audit lines and alerts).
+#[test]
+fn only_observe_emits_metrics_or_traces() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    let mut found = Vec::new();
+    for file in &files {
+        if module_of(&src, file).as_deref() == Some("observe") {
+            continue;
+        }
+        let text = code(&std::fs::read_to_string(file).expect("readable"));
+        for facade in ["metrics::", "tracing::"] {
+            for (at, _) in text.match_indices(facade) {
+                // `observe::metrics::NAME` (a name, not a call) is the observer's business.
+                if text[..at].ends_with("observe::")
+                    || text[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_')
+                {
+                    continue;
+                }
+                let line = text[..at].matches('\n').count() + 1;
+                found.push(format!(
+                    "{}:{line}: {facade}",
+                    file.strip_prefix(&src).unwrap().display()
+                ));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "emissions outside observe:\n{}",
+        found.join("\n")
     );
 }
 

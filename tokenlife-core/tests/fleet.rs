@@ -222,7 +222,12 @@ async fn nodes_keep_validating_through_an_outage_and_lose_no_revocation() {
     );
     synced(&[&a, &b, &c]).await;
     a.list.revoke_jti("before", until()).unwrap();
-    eventually("before reached c", || c.list.is_jti_revoked("before")).await;
+    for n in [&b, &c] {
+        eventually("before reached every node", || {
+            n.list.is_jti_revoked("before")
+        })
+        .await;
+    }
 
     redis.kill();
     for n in [&a, &b, &c] {
@@ -1299,4 +1304,105 @@ fn a_url_redis_cannot_use_is_a_typed_error() {
     assert!(err.to_string().starts_with("bad Redis settings"), "{err}");
     let err = tokenlife_core::fleet::RedisRefreshStore::new("not a url").unwrap_err();
     assert_eq!(err.kind(), FleetErrorKind::InvalidUrl);
+}
+
+/// Every fleet happening is an event for the node's observer (no metric is emitted from
+/// `fleet`): synced, a revocation applied, a message dropped, disconnected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_happenings_reach_the_observer_as_events() {
+    use tokenlife_core::observe::{Event, FleetDrop, FleetEvent, from_fn};
+    let mut redis = Redis::start();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<FleetEvent>::new()));
+    let fleet = RedisFleet::new(
+        FleetConfig::new(redis.url())
+            .node_id("watched")
+            .max_backoff(Duration::from_millis(50))
+            .observer(from_fn({
+                let seen = seen.clone();
+                move |e| {
+                    if let Event::Fleet(f) = e {
+                        seen.lock().unwrap().push(*f);
+                    }
+                }
+            })),
+    )
+    .unwrap();
+    let list = RevocationList::builder().backend(fleet.backend()).build();
+    let _tasks = fleet.start(list.clone()).unwrap();
+    let a = node(&redis.url(), "a");
+    let has = |want: fn(&FleetEvent) -> bool| {
+        let seen = seen.clone();
+        move || seen.lock().unwrap().iter().any(want)
+    };
+    eventually(
+        "synced",
+        has(|e| matches!(e, FleetEvent::Synced { at } if *at > 0)),
+    )
+    .await;
+    eventually("a synced", || a.fleet.status().connected).await;
+    a.list.revoke_jti("j-1", until()).unwrap();
+    eventually("applied", has(|e| *e == FleetEvent::RevocationApplied)).await;
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg(fleet.channel())
+        .arg("not json")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    eventually(
+        "dropped",
+        has(|e| *e == FleetEvent::Dropped(FleetDrop::Malformed)),
+    )
+    .await;
+    redis.kill();
+    eventually("disconnected", has(|e| *e == FleetEvent::Disconnected)).await;
+}
+
+/// The Monitor turns fleet events into the `tokenlife_fleet_*` metrics.
+#[test]
+fn the_monitor_counts_fleet_events() {
+    use metrics_util::debugging::DebuggingRecorder;
+    use tokenlife_core::observe::metrics as m;
+    use tokenlife_core::observe::{Event, FleetDrop, FleetEvent, Observer};
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    metrics::with_local_recorder(&recorder, || {
+        let monitor = tokenlife_core::Monitor::builder().build();
+        for e in [
+            FleetEvent::Synced { at: 1_700_000_000 },
+            FleetEvent::RevocationApplied,
+            FleetEvent::RevocationApplied,
+            FleetEvent::Dropped(FleetDrop::Oversize),
+            FleetEvent::Queued(7),
+            FleetEvent::KeysetStateIgnored,
+            FleetEvent::EpochChanged,
+            FleetEvent::HeartbeatMissed,
+            FleetEvent::Disconnected,
+        ] {
+            monitor.on_event(&Event::Fleet(e));
+        }
+    });
+    let snap = snapshotter.snapshot().into_vec();
+    // `labels value`, as the debugging recorder shows them.
+    let value = |name: &str| {
+        snap.iter()
+            .find(|(k, _, _, _)| k.key().name() == name)
+            .map(|(k, _, _, v)| {
+                let labels: Vec<&str> = k.key().labels().map(|l| l.value()).collect();
+                format!("{labels:?} {v:?}")
+            })
+            .unwrap_or_else(|| panic!("{name} not emitted"))
+    };
+    assert_eq!(value(m::FLEET_CONNECTED), "[] Gauge(0.0)");
+    assert_eq!(value(m::FLEET_LAST_SYNC), "[] Gauge(1700000000.0)");
+    assert_eq!(value(m::FLEET_APPLIED), "[] Counter(2)");
+    assert_eq!(value(m::FLEET_DROPPED), r#"["oversize"] Counter(1)"#);
+    assert_eq!(value(m::FLEET_REPLAY_QUEUE), "[] Gauge(7.0)");
+    assert_eq!(value(m::FLEET_STATES_IGNORED), "[] Counter(1)");
+    assert_eq!(value(m::FLEET_EPOCH_CHANGES), "[] Counter(1)");
+    assert_eq!(value(m::FLEET_HEARTBEAT_MISSED), "[] Counter(1)");
 }

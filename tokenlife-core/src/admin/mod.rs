@@ -29,7 +29,7 @@
 //!
 //! The admin credential is its own static key (`Authorization: Bearer <admin key>`),
 //! never one of the tokens it manages; clients and resource servers authenticate with
-//! HTTP Basic. Failed attempts are audited, counted (`tokenlife_admin_auth_failures_total`)
+//! HTTP Basic. Failed attempts are reported as events (the Monitor audits and counts them, `tokenlife_admin_auth_failures_total`)
 //! and throttled per client address and presented identity (429 with `Retry-After`). Errors are JSON
 //! `{"error", "error_description"}` with an [`ErrorCode`]; a refused request changes no
 //! state. Every action is an [`Event::Admin`] for the validator's observer. Reads
@@ -312,7 +312,6 @@ struct Inner {
     /// Token requests in progress, and the most allowed.
     grants: std::sync::atomic::AtomicUsize,
     max_grants: usize,
-    auth_failures: metrics::Counter,
 }
 
 /// What the admin and OAuth routers work on. Cheap to clone.
@@ -551,7 +550,6 @@ impl AdminStateBuilder {
                 client_quota: (self.client_quota.0, self.client_quota.1.as_secs().max(1)),
                 grants: std::sync::atomic::AtomicUsize::new(0),
                 max_grants: self.max_grants,
-                auth_failures: metrics::counter!(crate::observe::metrics::ADMIN_AUTH_FAILURES),
             }),
         })
     }
@@ -979,7 +977,6 @@ impl AdminState {
         let now = self.now();
         let ip = bucket.0;
         self.inner.throttle.failed(bucket, now);
-        self.inner.auth_failures.increment(1);
         if let Some(o) = self.inner.validator.observer() {
             o.on_event(&Event::Admin {
                 action: AuditAction::Admin,

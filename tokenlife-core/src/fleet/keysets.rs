@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use super::Inner;
 use crate::error::KeyErrorKind;
 use crate::keys::{Keyset, KeysetSnapshot, KeysetStore, RolloutMode};
+use crate::observe::{FleetDrop, FleetEvent};
 
 /// Largest keyset state applied, in bytes (two JWKS at their limit, and the rest).
 pub(super) const MAX_STATE: usize = 2 * Keyset::MAX_JWKS_BYTES + 4096;
@@ -108,7 +109,7 @@ pub(super) async fn ensure_epoch(
     inner.keyset_generation.store(0, Ordering::Release);
     if changed {
         inner.epoch_changes.fetch_add(1, Ordering::Relaxed);
-        ::metrics::counter!(super::metrics::EPOCH_CHANGES).increment(1);
+        inner.emit(FleetEvent::EpochChanged);
     }
     Ok(changed)
 }
@@ -269,18 +270,18 @@ pub(super) async fn resync(
 /// to another epoch than this node's: the caller resyncs.
 pub(super) fn handle_message(inner: &Inner, store: &KeysetStore, bytes: &[u8]) -> bool {
     if bytes.len() > MAX_STATE {
-        inner.drop_message("oversize");
+        inner.drop_message(FleetDrop::Oversize);
         return true;
     }
     let Some(nl) = bytes.iter().position(|b| *b == b'\n') else {
-        inner.drop_message("malformed");
+        inner.drop_message(FleetDrop::Malformed);
         return true;
     };
     let Some(g) = std::str::from_utf8(&bytes[..nl])
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
     else {
-        inner.drop_message("malformed");
+        inner.drop_message(FleetDrop::Malformed);
         return true;
     };
     apply(inner, store, g, &bytes[nl + 1..], false)
@@ -300,14 +301,14 @@ fn same_as_current(store: &KeysetStore, w: &StateWire) -> bool {
         }
 }
 
-fn parse_jwks(text: &str) -> Result<Keyset, &'static str> {
+fn parse_jwks(text: &str) -> Result<Keyset, FleetDrop> {
     let ks = Keyset::from_jwks_json(text).map_err(|e| {
         if e.entry_error()
             .is_some_and(|k| k.kind() == KeyErrorKind::PrivateMaterial)
         {
-            "private"
+            FleetDrop::PrivateMaterial
         } else {
-            "malformed"
+            FleetDrop::Malformed
         }
     })?;
     if ks
@@ -316,10 +317,10 @@ fn parse_jwks(text: &str) -> Result<Keyset, &'static str> {
         .any(|w| w.kind() == KeyErrorKind::PrivateMaterial)
         || ks.keys().any(|k| k.can_sign() || k.is_symmetric())
     {
-        return Err("private");
+        return Err(FleetDrop::PrivateMaterial);
     }
     if !ks.warnings().is_empty() {
-        return Err("malformed");
+        return Err(FleetDrop::Malformed);
     }
     Ok(ks)
 }
@@ -333,13 +334,13 @@ fn apply(inner: &Inner, store: &KeysetStore, g: u64, state: &[u8], from_store: b
         true
     };
     if state.len() > MAX_STATE {
-        return dropped("oversize");
+        return dropped(FleetDrop::Oversize);
     }
     let Ok(w) = serde_json::from_slice::<StateWire>(state) else {
-        return dropped("malformed");
+        return dropped(FleetDrop::Malformed);
     };
     if w.v != 1 {
-        return dropped("version");
+        return dropped(FleetDrop::Version);
     }
     if let (Some(theirs), Some(ours)) = (&w.epoch, inner.known_epoch())
         && *theirs != ours
@@ -352,7 +353,7 @@ fn apply(inner: &Inner, store: &KeysetStore, g: u64, state: &[u8], from_store: b
         // this node's keyset is counted: a node that stopped following shows.
         if !own && !same_as_current(store, &w) {
             inner.states_ignored.fetch_add(1, Ordering::Relaxed);
-            ::metrics::counter!(super::metrics::STATES_IGNORED).increment(1);
+            inner.emit(FleetEvent::KeysetStateIgnored);
         }
         return true;
     }
@@ -374,10 +375,10 @@ fn apply(inner: &Inner, store: &KeysetStore, g: u64, state: &[u8], from_store: b
             let mode = match c.mode.as_str() {
                 "canary" => RolloutMode::Canary,
                 "shadow" => RolloutMode::Shadow,
-                _ => return dropped("malformed"),
+                _ => return dropped(FleetDrop::Malformed),
             };
             if c.share > 10_000 {
-                return dropped("malformed");
+                return dropped(FleetDrop::Malformed);
             }
             let ks = match parse_jwks(&c.jwks) {
                 Ok(ks) => ks,

@@ -57,6 +57,7 @@ use crate::keys::{KeysetSnapshot, KeysetStore};
 
 use crate::error::RevocationErrorKind;
 use crate::hash::random_u64;
+use crate::observe::{Event, FleetDrop, FleetEvent, Observer, SharedObserver};
 use crate::revoke::{Revocation, RevocationBackend, RevocationList, RevocationTarget};
 
 /// Largest message applied from the channel or the store, in bytes.
@@ -100,27 +101,6 @@ redis.call('SET', KEYS[1], body, 'EX', u - now)
 return 1
 ";
 
-/// Metric names of fleet mode.
-pub mod metrics {
-    /// 1 while the subscriber is connected and in sync, else 0.
-    pub const CONNECTED: &str = "tokenlife_fleet_connected";
-    /// Unix time of the last full sync (a resync on connect).
-    pub const LAST_SYNC: &str = "tokenlife_fleet_last_sync_timestamp_seconds";
-    /// Revocations received from the fleet and applied.
-    pub const APPLIED: &str = "tokenlife_fleet_messages_applied_total";
-    /// Messages dropped, by `reason` (`oversize`, `malformed`, `version`, `invalid`, `full`).
-    pub const DROPPED: &str = "tokenlife_fleet_messages_dropped_total";
-    /// Local revocations waiting to reach Redis.
-    pub const REPLAY_QUEUE: &str = "tokenlife_fleet_replay_queue";
-    /// Keyset states not applied (an older generation) whose content differs from this
-    /// node's current keyset: a node that stopped following the fleet shows here.
-    pub const STATES_IGNORED: &str = "tokenlife_fleet_keyset_states_ignored_total";
-    /// Fleet epochs seen change (a Redis that lost its data, a failover).
-    pub const EPOCH_CHANGES: &str = "tokenlife_fleet_epoch_changes_total";
-    /// Subscriptions ended because no heartbeat (nor any message) came within the bound.
-    pub const HEARTBEAT_MISSED: &str = "tokenlife_fleet_heartbeat_missed_total";
-}
-
 /// A fleet's settings. Its `Debug` never shows the URL's password.
 #[derive(Clone)]
 #[must_use]
@@ -132,6 +112,7 @@ pub struct FleetConfig {
     max_backoff: Duration,
     fail_closed: Option<Duration>,
     heartbeat: Duration,
+    observer: Option<SharedObserver>,
 }
 
 /// `url` with any password (or user) replaced by `***`.
@@ -154,6 +135,7 @@ impl fmt::Debug for FleetConfig {
             .field("max_backoff", &self.max_backoff)
             .field("fail_closed", &self.fail_closed)
             .field("heartbeat", &self.heartbeat)
+            .field("observer", &self.observer)
             .finish()
     }
 }
@@ -172,7 +154,18 @@ impl FleetConfig {
             max_backoff: Duration::from_secs(1),
             fail_closed: None,
             heartbeat: DEFAULT_HEARTBEAT,
+            observer: None,
         }
+    }
+
+    /// Where this node's fleet happenings go, as [`Event::Fleet`]: connected and synced,
+    /// disconnected, heartbeat missed, revocations applied, messages dropped, the replay
+    /// queue's length, ignored keyset states, epoch changes. The [`Monitor`](crate::observe::Monitor)
+    /// turns them into the `tokenlife_fleet_*` metrics; without an observer they are
+    /// only in [`RedisFleet::status`].
+    pub fn observer(mut self, observer: impl Observer) -> Self {
+        self.observer = Some(SharedObserver::new(observer));
+        self
     }
 
     /// How often this node publishes a heartbeat on the fleet's channel (default 1 s,
@@ -361,9 +354,15 @@ struct Inner {
 }
 
 impl Inner {
-    fn drop_message(&self, reason: &'static str) {
+    fn drop_message(&self, reason: FleetDrop) {
         self.dropped.fetch_add(1, Ordering::Relaxed);
-        ::metrics::counter!(metrics::DROPPED, "reason" => reason).increment(1);
+        self.emit(FleetEvent::Dropped(reason));
+    }
+
+    fn emit(&self, event: FleetEvent) {
+        if let Some(o) = &self.config.observer {
+            o.on_event(&Event::Fleet(event));
+        }
     }
 
     fn known_epoch(&self) -> Option<String> {
@@ -807,8 +806,7 @@ fn merge_cmd(pipe: &mut redis::Pipeline, key: &str, body: &str, w: &Wire, now: u
 
 fn set_queued(inner: &Inner, n: usize) {
     inner.queued.store(n as u64, Ordering::Relaxed);
-    #[allow(clippy::cast_precision_loss)]
-    ::metrics::gauge!(metrics::REPLAY_QUEUE).set(n as f64);
+    inner.emit(FleetEvent::Queued(n as u64));
 }
 
 /// Subscribes, resyncs, then applies messages until the connection ends; again and again.
@@ -824,7 +822,7 @@ async fn subscriber(inner: Arc<Inner>, list: RevocationList) {
             list.set_fresh_until(list.clock().unix_now().saturating_add(bound.as_secs()));
         }
         inner.connected.store(false, Ordering::Release);
-        ::metrics::gauge!(metrics::CONNECTED).set(0.0);
+        inner.emit(FleetEvent::Disconnected);
         if inner.syncs.load(Ordering::Relaxed) != synced_before {
             backoff = Duration::from_millis(10);
         }
@@ -899,16 +897,14 @@ async fn subscription(inner: &Inner, list: &RevocationList) -> redis::RedisResul
         list.set_fresh_until(u64::MAX);
     }
     inner.resynced.notify_one();
-    ::metrics::gauge!(metrics::CONNECTED).set(1.0);
-    #[allow(clippy::cast_precision_loss)]
-    ::metrics::gauge!(metrics::LAST_SYNC).set(now as f64);
+    inner.emit(FleetEvent::Synced { at: now });
     let mut messages = pubsub.into_on_message();
     // Three heartbeat intervals of silence: the connection is dead, whatever TCP says.
     let silence = inner.config.heartbeat * 3;
     loop {
         let Ok(next) = tokio::time::timeout(silence, messages.next()).await else {
             inner.heartbeats_missed.fetch_add(1, Ordering::Relaxed);
-            ::metrics::counter!(metrics::HEARTBEAT_MISSED).increment(1);
+            inner.emit(FleetEvent::HeartbeatMissed);
             return Ok(());
         };
         let Some(msg) = next else {
@@ -933,29 +929,29 @@ async fn subscription(inner: &Inner, list: &RevocationList) -> redis::RedisResul
 /// Applies one message (from the channel, or a stored value during a resync), or counts
 /// it dropped: nothing is applied from a message that is not whole and valid.
 fn handle(inner: &Inner, list: &RevocationList, bytes: &[u8], from_store: bool) {
-    let drop = |reason: &'static str| inner.drop_message(reason);
+    let drop = |reason: FleetDrop| inner.drop_message(reason);
     if bytes.len() > MAX_MESSAGE {
-        return drop("oversize");
+        return drop(FleetDrop::Oversize);
     }
     let Ok(wire) = serde_json::from_slice::<Wire>(bytes) else {
-        return drop("malformed");
+        return drop(FleetDrop::Malformed);
     };
     if wire.v != 1 {
-        return drop("version");
+        return drop(FleetDrop::Version);
     }
     if !from_store && wire.node == inner.config.node_id {
         return; // our own, applied when it was made
     }
     let Some(revocation) = wire.into_revocation() else {
-        return drop("malformed");
+        return drop(FleetDrop::Malformed);
     };
     match list.apply(&revocation) {
         Ok(()) => {
             inner.applied.fetch_add(1, Ordering::Relaxed);
-            ::metrics::counter!(metrics::APPLIED).increment(1);
+            inner.emit(FleetEvent::RevocationApplied);
             remember(inner, revocation);
         }
-        Err(e) if e.kind() == RevocationErrorKind::Full => drop("full"),
-        Err(_) => drop("invalid"),
+        Err(e) if e.kind() == RevocationErrorKind::Full => drop(FleetDrop::Full),
+        Err(_) => drop(FleetDrop::Invalid),
     }
 }

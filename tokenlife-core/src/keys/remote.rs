@@ -48,17 +48,6 @@ use crate::observe::{Event, Observer};
 
 use crate::error::BoxError;
 
-/// The metrics remote keys emit.
-pub mod names {
-    /// Fetches of the JWKS, by `outcome`: `updated`, `unchanged`, `not_modified`, or
-    /// the [`RemoteErrorKind`](super::RemoteErrorKind) of a failure.
-    pub const FETCHES: &str = "tokenlife_remote_fetches_total";
-    /// JWKS entries skipped as unusable.
-    pub const KEYS_SKIPPED: &str = "tokenlife_remote_keys_skipped_total";
-    /// Unknown kids seen during the cooldown, which woke no refresh.
-    pub const UNKNOWN_KID_SUPPRESSED: &str = "tokenlife_remote_unknown_kid_suppressed_total";
-}
-
 /// Where the keys come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -454,7 +443,6 @@ impl RemoteKeysBuilder {
             .clock(ClockRef(self.clock.clone()))
             .build();
         store.set_fresh_until(now.saturating_add(policy.max_staleness.as_secs()));
-        metrics::counter!(names::FETCHES, "outcome" => "updated").increment(1);
         if let Some(o) = &self.observer {
             o.on_event(&Event::RemoteKeys {
                 source: &status.source,
@@ -470,6 +458,7 @@ impl RemoteKeysBuilder {
                 store,
                 clock: self.clock,
                 policy,
+                source: status.source.clone(),
                 state: Mutex::new(status),
                 wake: tokio::sync::Notify::new(),
                 flight: tokio::sync::Mutex::new(()),
@@ -663,17 +652,6 @@ fn report_skipped(keyset: &Keyset, status: &mut RemoteStatus) {
             reason: format!("{:?}", w.kind()),
         })
         .collect();
-    for s in &status.skipped {
-        metrics::counter!(names::KEYS_SKIPPED).increment(1);
-        tracing::warn!(
-            target: "tokenlife::audit",
-            event = "remote_key_skipped",
-            source = %status.source,
-            kid = s.kid.as_deref().unwrap_or(""),
-            reason = %s.reason,
-            "a key of the remote JWKS cannot be used and was skipped"
-        );
-    }
 }
 
 struct Inner {
@@ -681,6 +659,8 @@ struct Inner {
     store: KeysetStore,
     clock: Arc<dyn Clock>,
     policy: Policy,
+    /// The source, as [`RemoteStatus::source`] (read without the state's lock).
+    source: String,
     state: Mutex<RemoteStatus>,
     wake: tokio::sync::Notify,
     /// Held by the one fetch in flight (never by a validation).
@@ -783,7 +763,7 @@ impl RemoteKeys {
         };
         let mut s = self.lock();
         match &result {
-            Ok(r) => {
+            Ok(_) => {
                 s.last_success = Some(now);
                 self.inner
                     .store
@@ -791,12 +771,6 @@ impl RemoteKeys {
                 s.last_error = None;
                 s.last_error_detail = None;
                 s.consecutive_failures = 0;
-                let outcome = match r {
-                    Refreshed::NotModified => "not_modified",
-                    Refreshed::Unchanged => "unchanged",
-                    Refreshed::Updated(_) => "updated",
-                };
-                metrics::counter!(names::FETCHES, "outcome" => outcome).increment(1);
             }
             Err(e) => {
                 s.last_error = Some(e.kind().as_str());
@@ -804,14 +778,6 @@ impl RemoteKeys {
                 s.consecutive_failures += 1;
                 // Retry at the shortest interval the bounds allow.
                 s.next_refresh = Some(now + policy.min.as_secs());
-                metrics::counter!(names::FETCHES, "outcome" => e.kind().as_str()).increment(1);
-                tracing::warn!(
-                    target: "tokenlife::audit",
-                    event = "remote_keys_fetch_failed",
-                    source = %s.source,
-                    error = e.kind().as_str(),
-                    "fetching remote keys failed; the last good keys stay current"
-                );
             }
         }
         let outcome = match &result {
@@ -875,7 +841,11 @@ impl RemoteKeys {
             self.inner.wake.notify_one();
         } else {
             self.inner.kid_suppressed.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!(names::UNKNOWN_KID_SUPPRESSED).increment(1);
+            if let Some(o) = &self.inner.observer {
+                o.on_event(&Event::UnknownKidSuppressed {
+                    source: &self.inner.source,
+                });
+            }
         }
     }
 }

@@ -284,6 +284,14 @@ pub enum Event<'a> {
         /// Validations of `from` seen in the window.
         sample: u64,
     },
+    /// An unknown kid of a remote issuer came during the refresh cooldown and woke no
+    /// refresh.
+    UnknownKidSuppressed {
+        /// The source (JWKS or issuer URL).
+        source: &'a str,
+    },
+    /// Something happened to this node's link with the fleet.
+    Fleet(FleetEvent),
     /// An admin operation or a refused admin request.
     Admin {
         /// What was done (`Admin` for revocations and mints, `Keyset*` for keyset changes).
@@ -300,6 +308,63 @@ pub enum Event<'a> {
         /// The current keyset version afterwards.
         keyset_version: Option<u64>,
     },
+}
+
+/// What happened to a node's link with the fleet ([`Event::Fleet`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FleetEvent {
+    /// The subscriber is connected and has synced, at this Unix time.
+    Synced {
+        /// When (Unix seconds).
+        at: u64,
+    },
+    /// The subscriber lost its connection (or its heartbeat).
+    Disconnected,
+    /// No heartbeat (nor any message) came within the bound; the subscription ended.
+    HeartbeatMissed,
+    /// A revocation from another node was applied.
+    RevocationApplied,
+    /// A message was dropped.
+    Dropped(FleetDrop),
+    /// Local revocations waiting to reach Redis, now.
+    Queued(u64),
+    /// An older keyset state whose content differs from this node's was ignored.
+    KeysetStateIgnored,
+    /// The fleet epoch changed (a Redis that lost its data, a failover).
+    EpochChanged,
+}
+
+/// Why a fleet message was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FleetDrop {
+    /// Larger than the message bound.
+    Oversize,
+    /// Not the expected JSON.
+    Malformed,
+    /// A message version this node does not speak.
+    Version,
+    /// Well-formed but not acceptable (a bad revocation).
+    Invalid,
+    /// The local revocation list was full.
+    Full,
+    /// A keyset state carrying private or symmetric key material.
+    PrivateMaterial,
+}
+
+impl FleetDrop {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Oversize => "oversize",
+            Self::Malformed => "malformed",
+            Self::Version => "version",
+            Self::Invalid => "invalid",
+            Self::Full => "full",
+            Self::PrivateMaterial => "private",
+        }
+    }
 }
 
 /// Receives the domain's [`Event`]s. Called inline, on the caller's thread: keep it

@@ -22,6 +22,17 @@
 //! | `tokenlife_audit_dropped_total` | counter | — |
 //! | `tokenlife_api_key_validations_total` | counter | `outcome` |
 //! | `tokenlife_admin_auth_failures_total` | counter | — |
+//! | `tokenlife_remote_fetches_total` | counter | `outcome` |
+//! | `tokenlife_remote_keys_skipped_total` | counter | — |
+//! | `tokenlife_remote_unknown_kid_suppressed_total` | counter | — |
+//! | `tokenlife_fleet_connected` | gauge | — |
+//! | `tokenlife_fleet_last_sync_timestamp_seconds` | gauge | — |
+//! | `tokenlife_fleet_messages_applied_total` | counter | — |
+//! | `tokenlife_fleet_messages_dropped_total` | counter | `reason` |
+//! | `tokenlife_fleet_replay_queue` | gauge | — |
+//! | `tokenlife_fleet_keyset_states_ignored_total` | counter | — |
+//! | `tokenlife_fleet_epoch_changes_total` | counter | — |
+//! | `tokenlife_fleet_heartbeat_missed_total` | counter | — |
 
 use metrics::{
     Counter, Gauge, Histogram, counter, describe_counter, describe_gauge, describe_histogram,
@@ -79,6 +90,33 @@ pub const KEYS_RETIRED: &str = "tokenlife_keys_retired_total";
 /// removed keys.
 pub const RETIREMENT_POLICY: &str = "tokenlife_retirement_policy";
 
+/// Fetches of remote keys (an identity provider's JWKS), by `outcome`: `updated`,
+/// `unchanged`, `not_modified`, or the failure's kind.
+pub const REMOTE_FETCHES: &str = "tokenlife_remote_fetches_total";
+/// Remote JWKS entries skipped as unusable (counted when the keys change).
+pub const REMOTE_KEYS_SKIPPED: &str = "tokenlife_remote_keys_skipped_total";
+/// Unknown kids seen during the cooldown, which woke no refresh.
+pub const REMOTE_UNKNOWN_KID_SUPPRESSED: &str = "tokenlife_remote_unknown_kid_suppressed_total";
+
+/// 1 while the fleet subscriber is connected and in sync, else 0.
+pub const FLEET_CONNECTED: &str = "tokenlife_fleet_connected";
+/// Unix time of the fleet's last full sync (a resync on connect).
+pub const FLEET_LAST_SYNC: &str = "tokenlife_fleet_last_sync_timestamp_seconds";
+/// Revocations received from the fleet and applied.
+pub const FLEET_APPLIED: &str = "tokenlife_fleet_messages_applied_total";
+/// Fleet messages dropped, by `reason` (`oversize`, `malformed`, `version`, `invalid`,
+/// `full`).
+pub const FLEET_DROPPED: &str = "tokenlife_fleet_messages_dropped_total";
+/// Local revocations waiting to reach Redis.
+pub const FLEET_REPLAY_QUEUE: &str = "tokenlife_fleet_replay_queue";
+/// Keyset states not applied (an older generation) whose content differs from this
+/// node's current keyset: a node that stopped following the fleet shows here.
+pub const FLEET_STATES_IGNORED: &str = "tokenlife_fleet_keyset_states_ignored_total";
+/// Fleet epochs seen change (a Redis that lost its data, a failover).
+pub const FLEET_EPOCH_CHANGES: &str = "tokenlife_fleet_epoch_changes_total";
+/// Subscriptions ended because no heartbeat (nor any message) came within the bound.
+pub const FLEET_HEARTBEAT_MISSED: &str = "tokenlife_fleet_heartbeat_missed_total";
+
 /// Registers descriptions for every metric with the installed recorder.
 pub fn describe() {
     describe_counter!(
@@ -122,6 +160,35 @@ pub fn describe() {
     describe_counter!(
         ADMIN_AUTH_FAILURES,
         "Failed admin, client and resource-server authentications"
+    );
+    describe_counter!(REMOTE_FETCHES, "Remote JWKS fetches, by outcome");
+    describe_counter!(
+        REMOTE_KEYS_SKIPPED,
+        "Remote JWKS entries skipped as unusable"
+    );
+    describe_counter!(
+        REMOTE_UNKNOWN_KID_SUPPRESSED,
+        "Unknown kids during the cooldown, which woke no refresh"
+    );
+    describe_gauge!(
+        FLEET_CONNECTED,
+        "Fleet subscriber connected and in sync (1)"
+    );
+    describe_gauge!(FLEET_LAST_SYNC, "Unix time of the fleet's last full sync");
+    describe_counter!(FLEET_APPLIED, "Fleet revocations received and applied");
+    describe_counter!(FLEET_DROPPED, "Fleet messages dropped, by reason");
+    describe_gauge!(
+        FLEET_REPLAY_QUEUE,
+        "Local revocations waiting to reach Redis"
+    );
+    describe_counter!(
+        FLEET_STATES_IGNORED,
+        "Older fleet keyset states that differ from this node's keyset"
+    );
+    describe_counter!(FLEET_EPOCH_CHANGES, "Fleet epoch changes seen");
+    describe_counter!(
+        FLEET_HEARTBEAT_MISSED,
+        "Fleet subscriptions ended by a missed heartbeat"
     );
 }
 

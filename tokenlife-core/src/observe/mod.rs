@@ -21,5 +21,8 @@ mod monitor;
 
 pub use alert::{AlertKind, AlertPolicy};
 pub(crate) use event::SharedObserver;
-pub use event::{Arm, Event, FnObserver, Observer, RevokeReason, TokenRef, Validated, from_fn};
+pub use event::{
+    Arm, Event, FleetDrop, FleetEvent, FnObserver, Observer, RevokeReason, TokenRef, Validated,
+    from_fn,
+};
 pub use monitor::{Monitor, MonitorBuilder};

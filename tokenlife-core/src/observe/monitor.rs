@@ -26,7 +26,7 @@ use metrics::Counter;
 
 use super::alert::{AlertKind, AlertPolicy, Detector};
 use super::audit::{AuditAction, AuditEvent, Auditor};
-use super::event::{Arm, Event, Observer, RevokeReason, TokenRef};
+use super::event::{Arm, Event, FleetEvent, Observer, RevokeReason, TokenRef};
 use super::lifecycle::{LifecycleTracker, TokenKind, TokenState};
 use super::metrics::{self as m, Handles, VersionCounters};
 use crate::clock::{Clock, SystemClock};
@@ -400,6 +400,10 @@ impl Observer for Monitor {
                 } else {
                     format!("; skipped {}", skipped.join(", "))
                 };
+                metrics::counter!(m::REMOTE_FETCHES, "outcome" => outcome).increment(1);
+                if outcome == "updated" && !skipped.is_empty() {
+                    metrics::counter!(m::REMOTE_KEYS_SKIPPED).increment(skipped.len() as u64);
+                }
                 let event = AuditEvent::new(AuditAction::RemoteKeys, self.now());
                 let (event, state) = if failed {
                     (event.failure(outcome), "failed, last good keys kept")
@@ -593,9 +597,36 @@ impl Observer for Monitor {
                 if let Some(d) = detail {
                     e = e.detail(d);
                 }
+                if matches!(failure, Some("admin_auth" | "client_auth")) {
+                    metrics::counter!(m::ADMIN_AUTH_FAILURES).increment(1);
+                }
                 self.audit(e);
             }
+            Event::UnknownKidSuppressed { .. } => {
+                metrics::counter!(m::REMOTE_UNKNOWN_KID_SUPPRESSED).increment(1);
+            }
+            Event::Fleet(fleet) => fleet_metrics(fleet),
         }
+    }
+}
+
+/// The `tokenlife_fleet_*` metrics of one fleet happening (rare: no handles kept).
+#[allow(clippy::cast_precision_loss)]
+fn fleet_metrics(event: FleetEvent) {
+    match event {
+        FleetEvent::Synced { at } => {
+            metrics::gauge!(m::FLEET_CONNECTED).set(1.0);
+            metrics::gauge!(m::FLEET_LAST_SYNC).set(at as f64);
+        }
+        FleetEvent::Disconnected => metrics::gauge!(m::FLEET_CONNECTED).set(0.0),
+        FleetEvent::HeartbeatMissed => metrics::counter!(m::FLEET_HEARTBEAT_MISSED).increment(1),
+        FleetEvent::RevocationApplied => metrics::counter!(m::FLEET_APPLIED).increment(1),
+        FleetEvent::Dropped(reason) => {
+            metrics::counter!(m::FLEET_DROPPED, "reason" => reason.as_str()).increment(1);
+        }
+        FleetEvent::Queued(n) => metrics::gauge!(m::FLEET_REPLAY_QUEUE).set(n as f64),
+        FleetEvent::KeysetStateIgnored => metrics::counter!(m::FLEET_STATES_IGNORED).increment(1),
+        FleetEvent::EpochChanged => metrics::counter!(m::FLEET_EPOCH_CHANGES).increment(1),
     }
 }
 
