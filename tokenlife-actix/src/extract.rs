@@ -17,6 +17,7 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use serde::de::DeserializeOwned;
 use tokenlife_core::Verified;
+use tokenlife_core::gate::{self, Realm};
 
 /// The verified token of the request.
 #[derive(Debug, Clone)]
@@ -26,24 +27,31 @@ pub struct Token(pub Verified);
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Claims<T>(pub T);
 
-/// Why an extractor failed: 401 with a `WWW-Authenticate` challenge, the same answer
-/// as the tower adapter's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum AuthRejection {
-    /// The request carries no verified token (no token under an optional middleware, or
-    /// no middleware at all).
-    Missing,
-    /// The token's claims do not fit the requested type.
-    InvalidClaims,
+/// Why an extractor failed: the core's [`gate::AuthRejection`] with the realm of the
+/// middleware in front — 401 with its challenge, the same answer as the tower adapter's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthRejection {
+    kind: gate::AuthRejection,
+    realm: Option<Realm>,
+}
+
+impl AuthRejection {
+    fn new(kind: gate::AuthRejection, req: &HttpRequest) -> Self {
+        Self {
+            kind,
+            realm: req.extensions().get::<Realm>().cloned(),
+        }
+    }
+
+    /// Why.
+    pub fn kind(&self) -> gate::AuthRejection {
+        self.kind
+    }
 }
 
 impl fmt::Display for AuthRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Missing => "no verified bearer token",
-            Self::InvalidClaims => "token claims do not fit",
-        })
+        self.kind.fmt(f)
     }
 }
 
@@ -55,12 +63,7 @@ impl ResponseError for AuthRejection {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let challenge = match self {
-            Self::Missing => r#"Bearer realm="api""#,
-            Self::InvalidClaims => {
-                r#"Bearer realm="api", error="invalid_token", error_description="token claims do not fit""#
-            }
-        };
+        let challenge = self.kind.challenge(Realm::of(self.realm.as_ref()));
         HttpResponse::Unauthorized()
             .insert_header((header::WWW_AUTHENTICATE, challenge))
             .finish()
@@ -77,7 +80,7 @@ impl FromRequest for Token {
                 .get::<Verified>()
                 .cloned()
                 .map(Token)
-                .ok_or(AuthRejection::Missing),
+                .ok_or_else(|| AuthRejection::new(gate::AuthRejection::Missing, req)),
         )
     }
 }
@@ -89,11 +92,11 @@ impl<T: DeserializeOwned> FromRequest for Claims<T> {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let ext = req.extensions();
         ready(match ext.get::<Verified>() {
-            None => Err(AuthRejection::Missing),
+            None => Err(AuthRejection::new(gate::AuthRejection::Missing, req)),
             Some(v) => v
                 .deserialize_claims()
                 .map(Claims)
-                .map_err(|_| AuthRejection::InvalidClaims),
+                .map_err(|_| AuthRejection::new(gate::AuthRejection::InvalidClaims, req)),
         })
     }
 }
@@ -116,7 +119,7 @@ impl<T: DeserializeOwned> FromRequest for MaybeClaims<T> {
             Some(v) => v
                 .deserialize_claims()
                 .map(|c| Self(Some(c)))
-                .map_err(|_| AuthRejection::InvalidClaims),
+                .map_err(|_| AuthRejection::new(gate::AuthRejection::InvalidClaims, req)),
         })
     }
 }

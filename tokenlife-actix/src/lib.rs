@@ -46,7 +46,7 @@ mod middleware;
 
 pub use extract::{AuthRejection, Claims, MaybeClaims, Token};
 pub use middleware::{
-    ExtractFn, Renderer, ResponseFuture, TokenLife, TokenLifeMiddleware, TokenSource,
+    ActixHeaders, ExtractFn, Renderer, ResponseFuture, TokenLife, TokenLifeMiddleware, TokenSource,
 };
 pub use tokenlife_core::gate::Rejection;
 

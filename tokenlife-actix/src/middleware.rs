@@ -14,91 +14,49 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::{Error, HttpMessage, HttpResponse};
 use pin_project_lite::pin_project;
-use tokenlife_core::gate::{self, Found, Gate, Rejection};
-use tokenlife_core::{ValidationError, Validator, Verified};
+use tokenlife_core::Validator;
+use tokenlife_core::gate::{self, Guard, Rejection};
+
+/// actix-web's headers, as the core's [`Guard`] reads them.
+#[derive(Debug, Clone, Copy)]
+pub struct ActixHeaders;
+
+impl gate::Headers for ActixHeaders {
+    type Map = HeaderMap;
+    type Name = HeaderName;
+
+    fn authorization(map: &HeaderMap) -> impl Iterator<Item = &[u8]> {
+        map.get_all(header::AUTHORIZATION)
+            .map(HeaderValue::as_bytes)
+    }
+
+    fn cookies(map: &HeaderMap) -> impl Iterator<Item = &[u8]> {
+        map.get_all(header::COOKIE).map(HeaderValue::as_bytes)
+    }
+
+    fn values<'a>(map: &'a HeaderMap, name: &HeaderName) -> impl Iterator<Item = &'a [u8]> {
+        map.get_all(name).map(HeaderValue::as_bytes)
+    }
+}
 
 /// A function that finds the token in the request headers.
-pub type ExtractFn = Arc<dyn for<'a> Fn(&'a HeaderMap) -> Option<&'a str> + Send + Sync>;
+pub type ExtractFn = gate::CustomSource<ActixHeaders>;
 
 /// Renders a [`Rejection`] into a response of your own (JSON problem details, say). The
 /// middleware adds the `WWW-Authenticate` challenge if the renderer did not.
 pub type Renderer = Arc<dyn Fn(&Rejection) -> HttpResponse + Send + Sync>;
 
 /// Where the middleware looks for the token. The first source that yields one wins.
-#[derive(Clone)]
-#[non_exhaustive]
-pub enum TokenSource {
-    /// `Authorization: Bearer <token>` (RFC 6750 §2.1). The default.
-    Bearer,
-    /// The whole value of this header is the token (`X-Api-Token: <token>`).
-    Header(HeaderName),
-    /// This cookie's value is the token.
-    Cookie(Arc<str>),
-    /// Your own function.
-    Custom(ExtractFn),
-}
-
-impl fmt::Debug for TokenSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Bearer => f.write_str("Bearer"),
-            Self::Header(h) => f.debug_tuple("Header").field(h).finish(),
-            Self::Cookie(c) => f.debug_tuple("Cookie").field(c).finish(),
-            Self::Custom(_) => f.write_str("Custom(<fn>)"),
-        }
-    }
-}
-
-impl TokenSource {
-    fn find<'a>(&self, headers: &'a HeaderMap) -> Found<'a> {
-        let values = |name| headers.get_all(name).map(HeaderValue::as_bytes);
-        match self {
-            Self::Bearer => gate::bearer(values(&header::AUTHORIZATION)),
-            Self::Header(name) => gate::single_header(values(name)),
-            Self::Cookie(name) => gate::cookie(values(&header::COOKIE), name),
-            Self::Custom(f) => f(headers).map_or(Found::None, Found::Token),
-        }
-    }
-}
+pub type TokenSource = gate::TokenSource<ActixHeaders>;
 
 #[derive(Clone)]
 struct Config {
-    validator: Validator,
-    sources: Vec<TokenSource>,
-    gate: Gate,
+    guard: Guard<ActixHeaders>,
     renderer: Option<Renderer>,
 }
 
 impl Config {
-    /// The verdict on a request: `Ok(Some)` for a valid token, `Ok(None)` for a skipped
-    /// path or an optional request without one.
-    fn check(&self, req: &ServiceRequest) -> Result<Option<Verified>, Rejection> {
-        if self.gate.skips(req.path()) {
-            return Ok(None);
-        }
-        let mut found = Found::None;
-        for source in &self.sources {
-            found = source.find(req.headers());
-            if !matches!(found, Found::None) {
-                break;
-            }
-        }
-        self.gate.decide(found, |token| self.validate(token, req))
-    }
-
-    fn validate(&self, token: &str, req: &ServiceRequest) -> Result<Verified, ValidationError> {
-        if self.validator.observer().is_some()
-            && let Some(addr) = req.peer_addr()
-        {
-            let mut buf = [0u8; 64];
-            let client = write_ip(&mut buf, addr.ip());
-            return self.validator.validate_from(token, client);
-        }
-        self.validator.validate(token)
-    }
-
     fn render(&self, rejection: &Rejection) -> HttpResponse {
-        let realm = self.gate.realm();
         let mut res = match &self.renderer {
             Some(r) => r(rejection),
             None => HttpResponse::new(
@@ -106,34 +64,21 @@ impl Config {
             ),
         };
         if !res.headers().contains_key(header::WWW_AUTHENTICATE) {
+            // The core's challenge keeps quoted values free of quotes and control
+            // characters; a realm outside visible ASCII is the one way this falls back.
+            let challenge = HeaderValue::from_str(&self.guard.challenge(rejection))
+                .unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
             res.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, challenge(rejection, realm));
+                .insert(header::WWW_AUTHENTICATE, challenge);
         }
         res
     }
 }
 
-/// The `WWW-Authenticate` value of a rejection.
-pub(crate) fn challenge(rejection: &Rejection, realm: &str) -> HeaderValue {
-    // The core's challenge keeps quoted values free of quotes and control characters; a
-    // realm outside visible ASCII is the one way this falls back.
-    HeaderValue::from_str(&rejection.challenge(realm))
-        .unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
-}
-
-/// Formats an IP address into `buf` without allocating.
-fn write_ip(buf: &mut [u8; 64], ip: std::net::IpAddr) -> Option<&str> {
-    use std::io::Write;
-    let mut cursor = std::io::Cursor::new(&mut buf[..]);
-    write!(cursor, "{ip}").ok()?;
-    let len = usize::try_from(cursor.position()).ok()?;
-    std::str::from_utf8(&buf[..len]).ok()
-}
-
 /// Middleware that validates bearer tokens with a [`Validator`]: the actix-web twin of
 /// `tokenlife_tower::TokenLifeLayer`, with the same options and the same answers.
 ///
-/// A valid token puts its [`Verified`] into the request extensions (read it with the
+/// A valid token puts its [`Verified`](tokenlife_core::Verified) into the request extensions (read it with the
 /// [`Token`](crate::Token) or [`Claims<T>`](crate::Claims) extractors) and the request
 /// goes on; anything else is answered right there: 401 (`invalid_token`, or no code for
 /// a missing token), 400 (`invalid_request` for a malformed header) or 403
@@ -173,9 +118,7 @@ impl fmt::Debug for TokenLife {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = &self.config;
         f.debug_struct("TokenLife")
-            .field("validator", &c.validator)
-            .field("sources", &c.sources)
-            .field("gate", &c.gate)
+            .field("guard", &c.guard)
             .field(
                 "renderer",
                 &if c.renderer.is_some() {
@@ -191,71 +134,36 @@ impl fmt::Debug for TokenLife {
 impl TokenLife {
     /// Validates `Authorization: Bearer` tokens with `validator`; every request needs one.
     pub fn new(validator: Validator) -> Self {
+        Self::from_guard(Guard::new(validator))
+    }
+
+    /// A middleware for a guard configured in the core (the same [`Guard`] an axum app
+    /// would use).
+    pub fn from_guard(guard: Guard<ActixHeaders>) -> Self {
         Self {
             config: Arc::new(Config {
-                validator,
-                sources: vec![TokenSource::Bearer],
-                gate: Gate::new(),
+                guard,
                 renderer: None,
             }),
         }
     }
 
-    fn edit(mut self, f: impl FnOnce(&mut Config)) -> Self {
-        f(Arc::make_mut(&mut self.config));
+    fn guard(mut self, f: impl FnOnce(Guard<ActixHeaders>) -> Guard<ActixHeaders>) -> Self {
+        let c = Arc::make_mut(&mut self.config);
+        c.guard = f(c.guard.clone());
         self
     }
 
-    fn gate(self, f: impl FnOnce(Gate) -> Gate) -> Self {
-        self.edit(|c| c.gate = f(std::mem::take(&mut c.gate)))
-    }
-
-    /// Replaces the token sources (tried in order).
-    pub fn sources(self, sources: impl IntoIterator<Item = TokenSource>) -> Self {
-        let sources: Vec<_> = sources.into_iter().collect();
-        self.edit(|c| c.sources = sources)
-    }
-
-    /// Also accepts the token from this cookie (after the `Authorization` header).
-    pub fn cookie(self, name: &str) -> Self {
-        self.edit(|c| c.sources.push(TokenSource::Cookie(name.into())))
-    }
-
-    /// Optional authentication: a request without a token passes through (with no
-    /// `Verified`); a request with a bad token is still rejected.
-    pub fn optional(self) -> Self {
-        self.gate(Gate::optional)
-    }
-
-    /// Requires this scope (in the token's `scope` claim); missing → 403
-    /// `insufficient_scope`. Wrap a `web::scope` or a `web::resource` for per-route scopes.
-    pub fn require_scope(self, scope: &str) -> Self {
-        self.gate(|g| g.require_scope(scope))
-    }
-
-    /// Lets this exact path through without a token (health checks).
-    pub fn skip_path(self, path: &str) -> Self {
-        self.gate(|g| g.skip_path(path))
-    }
-
-    /// Lets `prefix` and every path below it through without a token, matching whole
-    /// segments (`/public` covers `/public/docs`, not `/publicity`).
-    pub fn skip_prefix(self, prefix: &str) -> Self {
-        self.gate(|g| g.skip_prefix(prefix))
-    }
-
-    /// The `realm` of the challenge (default `api`).
-    pub fn realm(self, realm: &str) -> Self {
-        self.gate(|g| g.with_realm(realm))
-    }
+    tokenlife_core::guard_options!(TokenSource);
 
     /// Renders rejections yourself (the challenge header is added if you leave it out).
     pub fn render_with(
-        self,
+        mut self,
         f: impl Fn(&Rejection) -> HttpResponse + Send + Sync + 'static,
     ) -> Self {
         let f: Renderer = Arc::new(f);
-        self.edit(|c| c.renderer = Some(f))
+        Arc::make_mut(&mut self.config).renderer = Some(f);
+        self
     }
 }
 
@@ -304,10 +212,15 @@ where
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
         // Validation is synchronous: the inner service is called (or not) right here.
-        match self.config.check(&req) {
+        let config = &self.config;
+        let client = req.peer_addr().map(|a| a.ip());
+        match config.guard.check(req.path(), req.headers(), client) {
             Ok(verified) => {
                 if let Some(v) = verified {
                     req.extensions_mut().insert(v);
+                    if let Some(realm) = config.guard.custom_realm() {
+                        req.extensions_mut().insert(realm.clone());
+                    }
                 }
                 ResponseFuture {
                     kind: Kind::Inner {

@@ -156,6 +156,10 @@ mod axum_app {
         }
     }
 
+    async fn strict(Claims(c): Claims<super::Typed>) -> String {
+        format!("level {} for {}", c.level, c.sub)
+    }
+
     async fn typed(c: Option<Claims<super::Typed>>) -> String {
         match c {
             Some(Claims(c)) => format!("level {} for {}", c.level, c.sub),
@@ -180,20 +184,23 @@ mod axum_app {
             .route("/optional/whoami", get(whoami))
             .route("/optional/typed", get(typed))
             .layer(TokenLifeLayer::new(v.clone()).optional());
-        let custom = Router::new().route("/custom/orders", get(orders)).layer(
-            TokenLifeLayer::new(v.clone())
-                .realm("orders")
-                .render_with(|r| {
-                    let mut res =
-                        http::Response::new(Bytes::from(problem(r.status.as_u16(), r.description)));
-                    *res.status_mut() = r.status;
-                    res.headers_mut().insert(
-                        http::header::CONTENT_TYPE,
-                        http::HeaderValue::from_static("application/problem+json"),
-                    );
-                    res
-                }),
-        );
+        let custom = Router::new()
+            .route("/custom/orders", get(orders))
+            .route("/custom/typed", get(strict))
+            .layer(
+                TokenLifeLayer::new(v.clone())
+                    .realm("orders")
+                    .render_with(|r| {
+                        let mut res =
+                            http::Response::new(Bytes::from(problem(r.status, r.description)));
+                        *res.status_mut() = http::StatusCode::from_u16(r.status).unwrap();
+                        res.headers_mut().insert(
+                            http::header::CONTENT_TYPE,
+                            http::HeaderValue::from_static("application/problem+json"),
+                        );
+                        res
+                    }),
+            );
         let sourced = Router::new().route("/header/orders", get(orders)).layer(
             TokenLifeLayer::new(v.clone()).sources([
                 TokenSource::Header(http::HeaderName::from_static("x-api-token")),
@@ -249,6 +256,10 @@ mod actix_app {
             Some(Claims(c)) => format!("you are {}", c["sub"].as_str().unwrap_or("?")),
             None => "anonymous".to_owned(),
         })
+    }
+
+    async fn strict(Claims(c): Claims<super::Typed>) -> HttpResponse {
+        text(format!("level {} for {}", c.level, c.sub))
     }
 
     async fn typed(c: tokenlife_actix::MaybeClaims<super::Typed>) -> HttpResponse {
@@ -309,7 +320,8 @@ mod actix_app {
                             .content_type("application/problem+json")
                             .body(problem(r.status, r.description))
                         }))
-                        .route("/orders", web::get().to(orders)),
+                        .route("/orders", web::get().to(orders))
+                        .route("/typed", web::get().to(strict)),
                 )
                 .service(tokenlife_actix::admin::scope("/admin", admin.clone()))
         })
@@ -334,6 +346,8 @@ struct Step {
     headers: Vec<(&'static str, String)>,
     body: Option<String>,
     want: u16,
+    /// The exact `WWW-Authenticate` both must answer with, where the step names one.
+    challenge: Option<&'static str>,
 }
 
 fn get(name: &'static str, path: &str, want: u16) -> Step {
@@ -344,6 +358,7 @@ fn get(name: &'static str, path: &str, want: u16) -> Step {
         headers: Vec::new(),
         body: None,
         want,
+        challenge: None,
     }
 }
 
@@ -355,6 +370,12 @@ fn post(name: &'static str, path: &str, want: u16) -> Step {
 }
 
 impl Step {
+    /// Both must answer with exactly this challenge.
+    fn challenge(mut self, challenge: &'static str) -> Self {
+        self.challenge = Some(challenge);
+        self
+    }
+
     fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));
         self
@@ -481,11 +502,15 @@ fn script(t: &Tokens) -> Vec<Step> {
     private["keys"][0]["d"] = json!("c2VjcmV0");
     vec![
         // The middleware, every way in and every way out.
-        get("missing token", "/api/orders", 401),
+        get("missing token", "/api/orders", 401).challenge(r#"Bearer realm="api""#),
         get("valid token", "/api/orders", 200).bearer(&t.valid),
         get("scheme is case-insensitive", "/api/orders", 200)
             .header("authorization", format!("bEaReR {}", t.valid)),
-        get("bearer without a token", "/api/orders", 400).header("authorization", "Bearer"),
+        get("bearer without a token", "/api/orders", 400)
+            .header("authorization", "Bearer")
+            .challenge(
+                r#"Bearer realm="api", error="invalid_request", error_description="malformed bearer token""#,
+            ),
         get("bearer with two tokens", "/api/orders", 400)
             .header("authorization", format!("Bearer {} {}", t.valid, t.valid)),
         get("two authorization headers", "/api/orders", 400)
@@ -493,7 +518,9 @@ fn script(t: &Tokens) -> Vec<Step> {
             .bearer(&t.valid),
         get("another scheme", "/api/orders", 401).basic("alice", "pw"),
         get("not a JWT", "/api/orders", 401).bearer("not-a-jwt"),
-        get("expired", "/api/orders", 401).bearer(&t.expired),
+        get("expired", "/api/orders", 401)
+            .bearer(&t.expired)
+            .challenge(r#"Bearer realm="api", error="invalid_token", error_description="token expired""#),
         get("not yet valid", "/api/orders", 401).bearer(&t.not_yet),
         get("wrong issuer", "/api/orders", 401).bearer(&t.wrong_iss),
         get("wrong audience", "/api/orders", 401).bearer(&t.wrong_aud),
@@ -508,7 +535,11 @@ fn script(t: &Tokens) -> Vec<Step> {
         get("header wins over cookie", "/api/orders", 401)
             .bearer("x.y.z")
             .header("cookie", format!("session={}", t.valid)),
-        get("scope missing", "/scoped/orders", 403).bearer(&t.valid),
+        get("scope missing", "/scoped/orders", 403)
+            .bearer(&t.valid)
+            .challenge(
+                r#"Bearer realm="api", error="insufficient_scope", error_description="insufficient scope", scope="orders:write""#,
+            ),
         get("scope present", "/scoped/orders", 200).bearer(&t.writer),
         get("scope, no token", "/scoped/orders", 401),
         get("optional, no token", "/optional/whoami", 200),
@@ -525,10 +556,19 @@ fn script(t: &Tokens) -> Vec<Step> {
         .bearer(&t.valid),
         get("optional, malformed header", "/optional/whoami", 400)
             .header("authorization", "Bearer"),
-        get("custom body, no token", "/custom/orders", 401),
+        get("custom body, no token", "/custom/orders", 401).challenge(r#"Bearer realm="orders""#),
+        // The extractors' rejections name the realm of the guard in front (they said
+        // "api" whatever it was).
+        get("custom realm, claims that do not fit", "/custom/typed", 401)
+            .bearer(&t.valid)
+            .challenge(
+                r#"Bearer realm="orders", error="invalid_token", error_description="token claims do not fit""#,
+            ),
         get("custom body, bad token", "/custom/orders", 401).bearer(&t.bad_sig),
         get("custom body, valid", "/custom/orders", 200).bearer(&t.valid),
-        get("extractor without middleware", "/bare/orders", 401).bearer(&t.valid),
+        get("extractor without middleware", "/bare/orders", 401)
+            .bearer(&t.valid)
+            .challenge(r#"Bearer realm="api""#),
         get("token header", "/header/orders", 200).header("x-api-token", t.valid.clone()),
         get("two token headers", "/header/orders", 400)
             .header("x-api-token", t.valid.clone())
@@ -781,6 +821,16 @@ async fn run(backend: &str, redis: Option<&str>) {
             failures.push(format!(
                 "{backend} #{i} {}: both answered {} (want {})\n  {a:?}",
                 step.name, a.status, step.want
+            ));
+        } else if let Some(want) = step.challenge
+            && !a
+                .headers
+                .iter()
+                .any(|(n, v)| n == "www-authenticate" && v == want)
+        {
+            failures.push(format!(
+                "{backend} #{i} {}: both challenged otherwise (want {want})\n  {a:?}",
+                step.name
             ));
         }
     }

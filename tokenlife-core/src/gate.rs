@@ -30,11 +30,12 @@
 //! assert!(gate.skips("/healthz"));
 //! ```
 
+use std::fmt;
 use std::sync::Arc;
 
 use crate::error::{BearerError, Challenge};
 use crate::error::{ValidationError, ValidationErrorKind};
-use crate::validate::Verified;
+use crate::validate::{Validator, Verified};
 
 /// What a token source found in a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -347,6 +348,377 @@ impl Gate {
             ));
         }
         Ok(Some(verified))
+    }
+}
+
+/// How an adapter's framework reads request headers: all a [`Guard`] needs from it.
+/// Each adapter implements it on a marker type of its own (`tokenlife-tower` for the
+/// `http` crate's `HeaderMap`, `tokenlife-actix` for actix-web's).
+pub trait Headers: 'static {
+    /// The framework's header map.
+    type Map;
+    /// The framework's header name (what [`TokenSource::Header`] names).
+    type Name: fmt::Debug + Clone + Send + Sync + 'static;
+    /// Every value of `Authorization`.
+    fn authorization(map: &Self::Map) -> impl Iterator<Item = &[u8]>;
+    /// Every value of `Cookie`.
+    fn cookies(map: &Self::Map) -> impl Iterator<Item = &[u8]>;
+    /// Every value of `name`.
+    fn values<'a>(map: &'a Self::Map, name: &Self::Name) -> impl Iterator<Item = &'a [u8]>;
+}
+
+/// A function that finds the token in the request headers ([`TokenSource::Custom`]).
+pub type CustomSource<H> =
+    Arc<dyn for<'a> Fn(&'a <H as Headers>::Map) -> Option<&'a str> + Send + Sync>;
+
+/// Where a [`Guard`] looks for the token. The first source that finds one wins.
+#[non_exhaustive]
+pub enum TokenSource<H: Headers> {
+    /// `Authorization: Bearer <token>` (RFC 6750 §2.1). The default.
+    Bearer,
+    /// The whole value of this header is the token (`X-Api-Token: <token>`).
+    Header(H::Name),
+    /// This cookie's value is the token.
+    Cookie(Arc<str>),
+    /// Your own function.
+    Custom(CustomSource<H>),
+}
+
+impl<H: Headers> Clone for TokenSource<H> {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Bearer => Self::Bearer,
+            Self::Header(h) => Self::Header(h.clone()),
+            Self::Cookie(c) => Self::Cookie(c.clone()),
+            Self::Custom(f) => Self::Custom(f.clone()),
+        }
+    }
+}
+
+impl<H: Headers> fmt::Debug for TokenSource<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Bearer => f.write_str("Bearer"),
+            Self::Header(h) => f.debug_tuple("Header").field(h).finish(),
+            Self::Cookie(c) => f.debug_tuple("Cookie").field(c).finish(),
+            Self::Custom(_) => f.write_str("Custom(<fn>)"),
+        }
+    }
+}
+
+impl<H: Headers> TokenSource<H> {
+    fn find<'a>(&self, map: &'a H::Map) -> Found<'a> {
+        match self {
+            Self::Bearer => bearer(H::authorization(map)),
+            Self::Header(name) => single_header(H::values(map, name)),
+            Self::Cookie(name) => cookie(H::cookies(map), name),
+            Self::Custom(f) => f(map).map_or(Found::None, Found::Token),
+        }
+    }
+}
+
+/// The whole request guard, written once for every adapter: the validator, where the
+/// token comes from ([`TokenSource`]s, in order) and the [`Gate`] policy. An adapter
+/// hands it the request's path, headers and client address ([`Guard::check`]) and
+/// renders the [`Rejection`] it gets back; that is all an adapter does.
+///
+/// ```
+/// use tokenlife_core::gate::{Guard, Headers};
+/// use tokenlife_core::{Algorithm, Keyset, KeysetStore, Validator, testing};
+///
+/// /// Headers as `(name, value)` pairs, for the example.
+/// struct Pairs;
+/// impl Headers for Pairs {
+///     type Map = Vec<(&'static str, Vec<u8>)>;
+///     type Name = &'static str;
+///     fn authorization(m: &Self::Map) -> impl Iterator<Item = &[u8]> {
+///         Self::values(m, &"authorization")
+///     }
+///     fn cookies(m: &Self::Map) -> impl Iterator<Item = &[u8]> {
+///         Self::values(m, &"cookie")
+///     }
+///     fn values<'a>(m: &'a Self::Map, name: &&'static str) -> impl Iterator<Item = &'a [u8]> {
+///         let name = *name;
+///         m.iter().filter(move |(n, _)| *n == name).map(|(_, v)| v.as_slice())
+///     }
+/// }
+///
+/// let store = KeysetStore::new(Keyset::new([testing::key("k1", Algorithm::ES256)]).unwrap());
+/// let validator = Validator::builder(store).issuer("i").audience("a").build().unwrap();
+/// let guard = Guard::<Pairs>::new(validator).require_scope("orders:read").realm("orders");
+///
+/// let token = testing::sign(&testing::key("k1", Algorithm::ES256), &serde_json::json!({
+///     "iss": "i", "aud": "a", "sub": "u", "exp": 4_000_000_000u64, "scope": "orders:read"}));
+/// let headers = vec![("authorization", format!("Bearer {token}").into_bytes())];
+/// let verified = guard.check("/orders", &headers, None).unwrap().unwrap();
+/// assert_eq!(verified.claims().sub.as_deref(), Some("u"));
+///
+/// let refused = guard.check("/orders", &vec![], None).unwrap_err();
+/// assert_eq!((refused.status, guard.challenge(&refused)), (401, r#"Bearer realm="orders""#.to_owned()));
+/// ```
+#[must_use]
+pub struct Guard<H: Headers> {
+    validator: Validator,
+    sources: Vec<TokenSource<H>>,
+    gate: Gate,
+    /// The realm, when not the default, for the request's extensions.
+    custom_realm: Option<Realm>,
+}
+
+impl<H: Headers> Clone for Guard<H> {
+    fn clone(&self) -> Self {
+        Self {
+            validator: self.validator.clone(),
+            sources: self.sources.clone(),
+            gate: self.gate.clone(),
+            custom_realm: self.custom_realm.clone(),
+        }
+    }
+}
+
+impl<H: Headers> fmt::Debug for Guard<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Guard")
+            .field("validator", &self.validator)
+            .field("sources", &self.sources)
+            .field("gate", &self.gate)
+            .finish()
+    }
+}
+
+impl<H: Headers> Guard<H> {
+    /// Validates `Authorization: Bearer` tokens with `validator`; every request needs one.
+    pub fn new(validator: Validator) -> Self {
+        Self {
+            validator,
+            sources: vec![TokenSource::Bearer],
+            gate: Gate::new(),
+            custom_realm: None,
+        }
+    }
+
+    /// Replaces the token sources (tried in order).
+    pub fn sources(mut self, sources: impl IntoIterator<Item = TokenSource<H>>) -> Self {
+        self.sources = sources.into_iter().collect();
+        self
+    }
+
+    /// Also accepts the token from this cookie (after the sources so far).
+    pub fn cookie(mut self, name: &str) -> Self {
+        self.sources.push(TokenSource::Cookie(name.into()));
+        self
+    }
+
+    /// Optional authentication: a request without a token passes (with no `Verified`);
+    /// a request with a bad token is still refused.
+    pub fn optional(mut self) -> Self {
+        self.gate = self.gate.optional();
+        self
+    }
+
+    /// Requires this scope (in the token's `scope` claim); missing → 403
+    /// `insufficient_scope`.
+    pub fn require_scope(mut self, scope: &str) -> Self {
+        self.gate = self.gate.require_scope(scope);
+        self
+    }
+
+    /// Lets this exact path through without a token (health checks).
+    pub fn skip_path(mut self, path: &str) -> Self {
+        self.gate = self.gate.skip_path(path);
+        self
+    }
+
+    /// Lets `prefix` and every path below it through without a token, matching whole
+    /// segments (`/public` covers `/public/docs`, not `/publicity`).
+    pub fn skip_prefix(mut self, prefix: &str) -> Self {
+        self.gate = self.gate.skip_prefix(prefix);
+        self
+    }
+
+    /// The `realm` of the challenge (default `api`).
+    pub fn realm(mut self, realm: &str) -> Self {
+        self.gate = self.gate.with_realm(realm);
+        self.custom_realm = (realm != "api").then(|| Realm(realm.into()));
+        self
+    }
+
+    /// The realm to put in a passed request's extensions for the extractors, when it is
+    /// not the default `api` (so the default costs nothing per request).
+    pub fn custom_realm(&self) -> Option<&Realm> {
+        self.custom_realm.as_ref()
+    }
+
+    /// The validator.
+    pub fn validator(&self) -> &Validator {
+        &self.validator
+    }
+
+    /// The policy.
+    pub fn gate(&self) -> &Gate {
+        &self.gate
+    }
+
+    /// The token sources, in order.
+    pub fn token_sources(&self) -> &[TokenSource<H>] {
+        &self.sources
+    }
+
+    /// The verdict on a request: `Ok(Some)` for a valid token, `Ok(None)` for a skipped
+    /// path or an optional request without one, else the [`Rejection`]. `client` (the
+    /// peer's address, when the adapter knows it) goes to the validator's observer.
+    ///
+    /// # Errors
+    /// The [`Rejection`] to answer with.
+    pub fn check(
+        &self,
+        path: &str,
+        headers: &H::Map,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<Option<Verified>, Rejection> {
+        if self.gate.skips(path) {
+            return Ok(None);
+        }
+        let mut found = Found::None;
+        for source in &self.sources {
+            found = source.find(headers);
+            if !matches!(found, Found::None) {
+                break;
+            }
+        }
+        self.gate.decide(found, |token| match client {
+            Some(ip) if self.validator.observer().is_some() => {
+                let mut buf = [0u8; 64];
+                self.validator.validate_from(token, write_ip(&mut buf, ip))
+            }
+            _ => self.validator.validate(token),
+        })
+    }
+
+    /// The `WWW-Authenticate` value for `rejection`, with this guard's realm.
+    pub fn challenge(&self, rejection: &Rejection) -> String {
+        rejection.challenge(self.gate.realm())
+    }
+}
+
+/// The [`Guard`]'s options as builder methods of an adapter's middleware type, written
+/// once for every adapter. The type must have
+/// `fn guard(self, f: impl FnOnce(Guard<H>) -> Guard<H>) -> Self`; `$source` is its
+/// token source type.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! guard_options {
+    ($source:ty) => {
+        /// Replaces the token sources (tried in order).
+        pub fn sources(self, sources: impl IntoIterator<Item = $source>) -> Self {
+            self.guard(|g| g.sources(sources))
+        }
+
+        /// Also accepts the token from this cookie (after the `Authorization` header).
+        pub fn cookie(self, name: &str) -> Self {
+            self.guard(|g| g.cookie(name))
+        }
+
+        /// Optional authentication: a request without a token passes through (with no
+        /// `Verified`); a request with a bad token is still rejected.
+        pub fn optional(self) -> Self {
+            self.guard(|g| g.optional())
+        }
+
+        /// Requires this scope (in the token's `scope` claim); missing → 403
+        /// `insufficient_scope`. Apply it per route (axum's `route_layer`, actix-web's
+        /// `wrap` on a resource).
+        pub fn require_scope(self, scope: &str) -> Self {
+            self.guard(|g| g.require_scope(scope))
+        }
+
+        /// Lets this exact path through without a token (health checks).
+        pub fn skip_path(self, path: &str) -> Self {
+            self.guard(|g| g.skip_path(path))
+        }
+
+        /// Lets `prefix` and every path below it through without a token, matching whole
+        /// segments (`/public` covers `/public/docs`, not `/publicity`).
+        pub fn skip_prefix(self, prefix: &str) -> Self {
+            self.guard(|g| g.skip_prefix(prefix))
+        }
+
+        /// The `realm` of the challenge (default `api`); the extractors' rejections name
+        /// it too.
+        pub fn realm(self, realm: &str) -> Self {
+            self.guard(|g| g.realm(realm))
+        }
+    };
+}
+
+/// `ip` written into `buf`, without allocating (validation's hot path).
+fn write_ip(buf: &mut [u8; 64], ip: std::net::IpAddr) -> Option<&str> {
+    use std::io::Write;
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    write!(cursor, "{ip}").ok()?;
+    let len = usize::try_from(cursor.position()).ok()?;
+    std::str::from_utf8(&buf[..len]).ok()
+}
+
+/// Why an extractor found no usable verified token: the same answer on every adapter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthRejection {
+    /// No `Verified` in the request: the guard is not in front of this route, or it let
+    /// an optional request through without a token.
+    Missing,
+    /// The token's claims do not deserialize into the handler's type.
+    InvalidClaims,
+}
+
+impl fmt::Display for AuthRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Missing => "no verified bearer token",
+            Self::InvalidClaims => "token claims do not fit",
+        })
+    }
+}
+
+impl std::error::Error for AuthRejection {}
+
+impl AuthRejection {
+    /// Always 401.
+    pub fn status(self) -> u16 {
+        401
+    }
+
+    /// The `WWW-Authenticate` value, with `realm` (the guard's, which the adapter puts in
+    /// the request beside the `Verified`; `api` by default).
+    ///
+    /// ```
+    /// use tokenlife_core::gate::AuthRejection;
+    /// assert_eq!(AuthRejection::Missing.challenge("api"), r#"Bearer realm="api""#);
+    /// assert_eq!(
+    ///     AuthRejection::InvalidClaims.challenge("orders"),
+    ///     r#"Bearer realm="orders", error="invalid_token", error_description="token claims do not fit""#
+    /// );
+    /// ```
+    pub fn challenge(self, realm: &str) -> String {
+        let c = Challenge::new(realm);
+        match self {
+            Self::Missing => c.to_string(),
+            Self::InvalidClaims => c
+                .error(BearerError::InvalidToken, "token claims do not fit")
+                .to_string(),
+        }
+    }
+}
+
+/// The realm a guard answered with, put in the request beside the `Verified` when it is
+/// not the default, so the extractors' rejections name the same realm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Realm(pub Arc<str>);
+
+impl Realm {
+    /// The realm of a request's extension, or the default `api`.
+    pub fn of(realm: Option<&Realm>) -> &str {
+        realm.map_or("api", |r| &r.0)
     }
 }
 

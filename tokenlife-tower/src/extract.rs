@@ -10,6 +10,7 @@ use http::request::Parts;
 use http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 use tokenlife_core::Verified;
+use tokenlife_core::gate::{self, Realm};
 
 /// The verified token of the request.
 #[derive(Debug, Clone)]
@@ -19,23 +20,31 @@ pub struct Token(pub Verified);
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Claims<T>(pub T);
 
-/// Why an extractor failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum AuthRejection {
-    /// The request carries no verified token (no token under an optional layer, or no
-    /// layer at all).
-    Missing,
-    /// The token's claims do not fit the requested type.
-    InvalidClaims,
+/// Why an extractor failed: the core's [`gate::AuthRejection`] with the realm of the
+/// layer in front (401 with its challenge).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthRejection {
+    kind: gate::AuthRejection,
+    realm: Option<Realm>,
+}
+
+impl AuthRejection {
+    fn new(kind: gate::AuthRejection, parts: &Parts) -> Self {
+        Self {
+            kind,
+            realm: parts.extensions.get::<Realm>().cloned(),
+        }
+    }
+
+    /// Why.
+    pub fn kind(&self) -> gate::AuthRejection {
+        self.kind
+    }
 }
 
 impl std::fmt::Display for AuthRejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Missing => "no verified bearer token",
-            Self::InvalidClaims => "token claims do not fit",
-        })
+        self.kind.fmt(f)
     }
 }
 
@@ -43,12 +52,7 @@ impl std::error::Error for AuthRejection {}
 
 impl IntoResponse for AuthRejection {
     fn into_response(self) -> Response {
-        let challenge = match self {
-            Self::Missing => r#"Bearer realm="api""#,
-            Self::InvalidClaims => {
-                r#"Bearer realm="api", error="invalid_token", error_description="token claims do not fit""#
-            }
-        };
+        let challenge = self.kind.challenge(Realm::of(self.realm.as_ref()));
         (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, challenge)],
@@ -66,7 +70,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Token {
             .get::<Verified>()
             .cloned()
             .map(Token)
-            .ok_or(AuthRejection::Missing)
+            .ok_or_else(|| AuthRejection::new(gate::AuthRejection::Missing, parts))
     }
 }
 
@@ -78,22 +82,20 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Token {
     }
 }
 
-fn claims<T: DeserializeOwned>(v: &Verified) -> Result<Claims<T>, AuthRejection> {
+fn claims<T: DeserializeOwned>(v: &Verified, parts: &Parts) -> Result<Claims<T>, AuthRejection> {
     v.deserialize_claims()
         .map(Claims)
-        .map_err(|_| AuthRejection::InvalidClaims)
+        .map_err(|_| AuthRejection::new(gate::AuthRejection::InvalidClaims, parts))
 }
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Claims<T> {
     type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        claims(
-            parts
-                .extensions
-                .get::<Verified>()
-                .ok_or(AuthRejection::Missing)?,
-        )
+        let Some(v) = parts.extensions.get::<Verified>() else {
+            return Err(AuthRejection::new(gate::AuthRejection::Missing, parts));
+        };
+        claims(v, parts)
     }
 }
 
@@ -101,6 +103,10 @@ impl<T: DeserializeOwned, S: Send + Sync> OptionalFromRequestParts<S> for Claims
     type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
-        parts.extensions.get::<Verified>().map(claims).transpose()
+        parts
+            .extensions
+            .get::<Verified>()
+            .map(|v| claims(v, parts))
+            .transpose()
     }
 }

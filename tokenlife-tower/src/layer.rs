@@ -1,62 +1,52 @@
 //! [`TokenLifeLayer`]: configuration, `Clone + Debug`, builds [`TokenLifeService`]s.
+//! What happens to a request is the core's [`Guard`]; this file is the tower glue.
 
 use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response, header};
-use tokenlife_core::gate::{self, Found, Gate};
-use tokenlife_core::{Validator, Verified};
+use tokenlife_core::Validator;
+use tokenlife_core::gate::{self, Guard};
 use tower_layer::Layer;
 
 use crate::rejection::{DebugRenderer, Rejection, Renderer};
 use crate::service::TokenLifeService;
 
+/// The `http` crate's headers, as the core's [`Guard`] reads them.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpHeaders;
+
+impl gate::Headers for HttpHeaders {
+    type Map = HeaderMap;
+    type Name = http::HeaderName;
+
+    fn authorization(map: &HeaderMap) -> impl Iterator<Item = &[u8]> {
+        map.get_all(header::AUTHORIZATION)
+            .into_iter()
+            .map(HeaderValue::as_bytes)
+    }
+
+    fn cookies(map: &HeaderMap) -> impl Iterator<Item = &[u8]> {
+        map.get_all(header::COOKIE)
+            .into_iter()
+            .map(HeaderValue::as_bytes)
+    }
+
+    fn values<'a>(map: &'a HeaderMap, name: &http::HeaderName) -> impl Iterator<Item = &'a [u8]> {
+        map.get_all(name).into_iter().map(HeaderValue::as_bytes)
+    }
+}
+
 /// A function that finds the token in the request headers.
-pub type ExtractFn = Arc<dyn for<'a> Fn(&'a HeaderMap) -> Option<&'a str> + Send + Sync>;
+pub type ExtractFn = gate::CustomSource<HttpHeaders>;
 
 /// Where the layer looks for the token. The first source that yields one wins.
-#[derive(Clone)]
-#[non_exhaustive]
-pub enum TokenSource {
-    /// `Authorization: Bearer <token>` (RFC 6750 §2.1). The default.
-    Bearer,
-    /// The whole value of this header is the token (`X-Api-Token: <token>`).
-    Header(http::HeaderName),
-    /// This cookie's value is the token.
-    Cookie(Arc<str>),
-    /// Your own function.
-    Custom(ExtractFn),
-}
-
-impl fmt::Debug for TokenSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Bearer => f.write_str("Bearer"),
-            Self::Header(h) => f.debug_tuple("Header").field(h).finish(),
-            Self::Cookie(c) => f.debug_tuple("Cookie").field(c).finish(),
-            Self::Custom(_) => f.write_str("Custom(<fn>)"),
-        }
-    }
-}
-
-impl TokenSource {
-    fn find<'a>(&self, headers: &'a HeaderMap) -> Found<'a> {
-        let values = |name| headers.get_all(name).into_iter().map(HeaderValue::as_bytes);
-        match self {
-            Self::Bearer => gate::bearer(values(&header::AUTHORIZATION)),
-            Self::Header(name) => gate::single_header(values(name)),
-            Self::Cookie(name) => gate::cookie(values(&header::COOKIE), name),
-            Self::Custom(f) => f(headers).map_or(Found::None, Found::Token),
-        }
-    }
-}
+pub type TokenSource = gate::TokenSource<HttpHeaders>;
 
 #[derive(Clone)]
 pub(crate) struct Config {
-    pub(crate) validator: Validator,
-    sources: Vec<TokenSource>,
-    gate: Gate,
+    pub(crate) guard: Guard<HttpHeaders>,
     pub(crate) renderer: Option<Renderer>,
 }
 
@@ -64,50 +54,28 @@ impl Config {
     /// Decides a request: `Ok` (with `Verified` in its extensions where a token was valid)
     /// or the rejection.
     pub(crate) fn check<B>(&self, req: &mut Request<B>) -> Result<(), Rejection> {
-        if self.gate.skips(req.uri().path()) {
-            return Ok(());
-        }
-        let mut found = Found::None;
-        for source in &self.sources {
-            found = source.find(req.headers());
-            if !matches!(found, Found::None) {
-                break;
-            }
-        }
-        let verified = self
-            .gate
-            .decide(found, |token| self.validate(token, req))
-            .map_err(Rejection::from)?;
+        let client = client_ip(req);
+        let verified = self.guard.check(req.uri().path(), req.headers(), client)?;
         if let Some(verified) = verified {
             req.extensions_mut().insert(verified);
+            if let Some(realm) = self.guard.custom_realm() {
+                req.extensions_mut().insert(realm.clone());
+            }
         }
         Ok(())
     }
 
-    fn validate<B>(
-        &self,
-        token: &str,
-        _req: &Request<B>,
-    ) -> Result<Verified, tokenlife_core::ValidationError> {
-        #[cfg(feature = "axum")]
-        if self.validator.observer().is_some()
-            && let Some(axum::extract::ConnectInfo(addr)) =
-                _req.extensions()
-                    .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        {
-            let mut buf = [0u8; 64];
-            let client = crate::service::write_ip(&mut buf, addr.ip());
-            return self.validator.validate_from(token, client);
-        }
-        self.validator.validate(token)
-    }
-
     pub(crate) fn render<ResBody: From<Bytes>>(&self, rejection: Rejection) -> Response<ResBody> {
-        let realm = self.gate.realm();
-        let challenge = rejection.www_authenticate(realm);
+        let challenge = HeaderValue::from_str(&self.guard.challenge(&rejection))
+            .unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
         let mut res = match &self.renderer {
             Some(r) => r(&rejection),
-            None => rejection.into_response(realm),
+            None => {
+                let mut res = Response::new(Bytes::new());
+                *res.status_mut() = http::StatusCode::from_u16(rejection.status)
+                    .unwrap_or(http::StatusCode::UNAUTHORIZED);
+                res
+            }
         };
         if !res.headers().contains_key(header::WWW_AUTHENTICATE) {
             res.headers_mut()
@@ -117,14 +85,26 @@ impl Config {
     }
 }
 
+/// The peer's address, where axum's `ConnectInfo` recorded it.
+fn client_ip<B>(_req: &Request<B>) -> Option<std::net::IpAddr> {
+    #[cfg(feature = "axum")]
+    if let Some(axum::extract::ConnectInfo(addr)) = _req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+    {
+        return Some(addr.ip());
+    }
+    None
+}
+
 /// A tower [`Layer`] that validates bearer tokens with a [`Validator`].
 ///
-/// A valid token puts its [`Verified`] into the request extensions and the request goes
-/// on; anything else is answered right there with `Ok(response)`: 401 (`invalid_token`,
-/// or no code for a missing token), 400 (`invalid_request` for a malformed header) or 403
-/// (`insufficient_scope`), always with a `WWW-Authenticate: Bearer …` challenge and no
-/// internal detail. The service's error type stays the inner one, so axum users need no
-/// `HandleErrorLayer`.
+/// A valid token puts its [`Verified`](tokenlife_core::Verified) into the request
+/// extensions and the request goes on; anything else is answered right there with
+/// `Ok(response)`: 401 (`invalid_token`, or no code for a missing token), 400
+/// (`invalid_request` for a malformed header) or 403 (`insufficient_scope`), always with a
+/// `WWW-Authenticate: Bearer …` challenge and no internal detail. The service's error type
+/// stays the inner one, so axum users need no `HandleErrorLayer`.
 ///
 /// # Examples
 ///
@@ -157,12 +137,9 @@ pub struct TokenLifeLayer {
 
 impl fmt::Debug for TokenLifeLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let c = &self.config;
         f.debug_struct("TokenLifeLayer")
-            .field("validator", &c.validator)
-            .field("sources", &c.sources)
-            .field("gate", &c.gate)
-            .field("renderer", &DebugRenderer(&c.renderer))
+            .field("guard", &self.config.guard)
+            .field("renderer", &DebugRenderer(&self.config.renderer))
             .finish()
     }
 }
@@ -170,71 +147,36 @@ impl fmt::Debug for TokenLifeLayer {
 impl TokenLifeLayer {
     /// Validates `Authorization: Bearer` tokens with `validator`; every request needs one.
     pub fn new(validator: Validator) -> Self {
+        Self::from_guard(Guard::new(validator))
+    }
+
+    /// A layer for a guard configured in the core (the same [`Guard`] an actix-web app
+    /// would use).
+    pub fn from_guard(guard: Guard<HttpHeaders>) -> Self {
         Self {
             config: Arc::new(Config {
-                validator,
-                sources: vec![TokenSource::Bearer],
-                gate: Gate::new(),
+                guard,
                 renderer: None,
             }),
         }
     }
 
-    fn edit(mut self, f: impl FnOnce(&mut Config)) -> Self {
-        f(Arc::make_mut(&mut self.config));
+    fn guard(mut self, f: impl FnOnce(Guard<HttpHeaders>) -> Guard<HttpHeaders>) -> Self {
+        let c = Arc::make_mut(&mut self.config);
+        c.guard = f(c.guard.clone());
         self
     }
 
-    fn gate(self, f: impl FnOnce(Gate) -> Gate) -> Self {
-        self.edit(|c| c.gate = f(std::mem::take(&mut c.gate)))
-    }
-
-    /// Replaces the token sources (tried in order).
-    pub fn sources(self, sources: impl IntoIterator<Item = TokenSource>) -> Self {
-        let sources: Vec<_> = sources.into_iter().collect();
-        self.edit(|c| c.sources = sources)
-    }
-
-    /// Also accepts the token from this cookie (after the `Authorization` header).
-    pub fn cookie(self, name: &str) -> Self {
-        self.edit(|c| c.sources.push(TokenSource::Cookie(name.into())))
-    }
-
-    /// Optional authentication: a request without a token passes through (with no
-    /// `Verified`); a request with a bad token is still rejected.
-    pub fn optional(self) -> Self {
-        self.gate(Gate::optional)
-    }
-
-    /// Requires this scope (in the token's `scope` claim); missing → 403
-    /// `insufficient_scope`. Apply per route with axum's `route_layer`.
-    pub fn require_scope(self, scope: &str) -> Self {
-        self.gate(|g| g.require_scope(scope))
-    }
-
-    /// Lets this exact path through without a token (health checks).
-    pub fn skip_path(self, path: &str) -> Self {
-        self.gate(|g| g.skip_path(path))
-    }
-
-    /// Lets `prefix` and every path below it through without a token, matching whole
-    /// segments (`/public` covers `/public/docs`, not `/publicity`).
-    pub fn skip_prefix(self, prefix: &str) -> Self {
-        self.gate(|g| g.skip_prefix(prefix))
-    }
-
-    /// The `realm` of the challenge (default `api`).
-    pub fn realm(self, realm: &str) -> Self {
-        self.gate(|g| g.with_realm(realm))
-    }
+    tokenlife_core::guard_options!(TokenSource);
 
     /// Renders rejections yourself (the challenge header is added if you leave it out).
     pub fn render_with(
-        self,
+        mut self,
         f: impl Fn(&Rejection) -> Response<Bytes> + Send + Sync + 'static,
     ) -> Self {
         let f: Renderer = Arc::new(f);
-        self.edit(|c| c.renderer = Some(f))
+        Arc::make_mut(&mut self.config).renderer = Some(f);
+        self
     }
 }
 

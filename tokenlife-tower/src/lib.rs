@@ -44,7 +44,7 @@ pub mod admin;
 mod extract;
 
 pub use future::ResponseFuture;
-pub use layer::{ExtractFn, TokenLifeLayer, TokenSource};
+pub use layer::{ExtractFn, HttpHeaders, TokenLifeLayer, TokenSource};
 pub use rejection::{Rejection, Renderer};
 pub use service::TokenLifeService;
 

@@ -59,13 +59,3 @@ where
         }
     }
 }
-
-/// Formats an IP address into `buf` without allocating.
-#[cfg(feature = "axum")]
-pub(crate) fn write_ip(buf: &mut [u8; 64], ip: std::net::IpAddr) -> Option<&str> {
-    use std::io::Write;
-    let mut cursor = std::io::Cursor::new(&mut buf[..]);
-    write!(cursor, "{ip}").ok()?;
-    let len = usize::try_from(cursor.position()).ok()?;
-    std::str::from_utf8(&buf[..len]).ok()
-}

@@ -247,9 +247,9 @@ async fn custom_renderer_keeps_the_challenge() {
     let f = Fixture::new();
     let app = Router::new().route("/", get(|| async { "" })).layer(TokenLifeLayer::new(f.validator.clone()).realm("orders").render_with(
         |r| {
-            let body = serde_json::json!({"type": "about:blank", "status": r.status.as_u16(), "title": r.description});
+            let body = serde_json::json!({"type": "about:blank", "status": r.status, "title": r.description});
             let mut res = http::Response::new(Bytes::from(body.to_string()));
-            *res.status_mut() = r.status;
+            *res.status_mut() = StatusCode::from_u16(r.status).unwrap();
             res.headers_mut().insert(header::CONTENT_TYPE, "application/problem+json".parse().unwrap());
             res
         },
