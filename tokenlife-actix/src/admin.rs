@@ -8,9 +8,11 @@
 //! keyset and revocation routes off the public network. The routes, who may call them,
 //! their bodies and answers are documented in [`tokenlife_core::admin`].
 //!
-//! Every handler authenticates the caller from the headers ([`AdminState::authenticate`])
-//! before it reads a byte of the body, and reads at most [`AdminState::max_body`] bytes
-//! (413 past it).
+//! The scopes mount [`tokenlife_core::admin`]'s route table ([`ROUTES`]): every route
+//! runs the one handler, which authenticates the caller from the headers as the route
+//! says ([`AdminState::authenticate`]) before it reads a byte of the body, reads at most
+//! [`AdminState::max_body`] bytes (413 past it) within [`AdminState::body_timeout`] (408
+//! past it), and runs the operation ([`AdminState::call`]) on actix's blocking pool.
 //!
 //! # Examples
 //!
@@ -39,153 +41,59 @@ use std::net::IpAddr;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, Scope, web};
-use tokenlife_core::admin::{Access, AdminResponse, Body, BodyRejection, Caller};
+use tokenlife_core::admin::routes::{Call, Group, ROUTES, Route};
+use tokenlife_core::admin::{AdminResponse, BodyRejection, Caller};
 
 pub use tokenlife_core::admin::{AdminState, AdminStateBuilder};
 
 /// Both sets of routes under `path`: the client-facing OAuth routes and the privileged
 /// admin routes.
 pub fn scope(path: &str, state: AdminState) -> Scope {
-    admin_routes(oauth_routes(web::scope(path), &state), &state)
+    mount(
+        mount(web::scope(path), &state, Group::OAuth),
+        &state,
+        Group::Admin,
+    )
 }
 
 /// The client-facing routes under `path`: `/token`, `/.well-known/jwks.json`,
 /// `/revoke` (clients and the admin), `/introspect` (resource servers and the admin).
 pub fn oauth_scope(path: &str, state: AdminState) -> Scope {
-    oauth_routes(web::scope(path), &state)
+    mount(web::scope(path), &state, Group::OAuth)
 }
 
 /// The privileged routes under `path`: revocations by jti, subject and family; keysets;
 /// `/tokens`. Every one needs the admin key, checked before the body is read.
 pub fn admin_scope(path: &str, state: AdminState) -> Scope {
-    admin_routes(web::scope(path), &state)
+    mount(web::scope(path), &state, Group::Admin)
 }
 
-fn oauth_routes(scope: Scope, s: &AdminState) -> Scope {
-    scope
-        .route(
-            "/.well-known/jwks.json",
-            web::get().to(handler(s, None, false, |s, _| s.jwks())),
-        )
-        .route(
-            "/token",
-            web::post().to(handler(s, None, true, |s, c| {
-                s.token(&c.headers, c.peer, c.body.clone())
-            })),
-        )
-        .route(
-            "/revoke",
-            web::post().to(handler(s, Some(Access::REVOKE), true, |s, c| {
-                match &c.caller {
-                    Some(caller) => s.revoke(caller, c.body.clone()),
-                    None => unreachable_caller(),
-                }
-            })),
-        )
-        .route(
-            "/introspect",
-            web::post().to(handler(
-                s,
-                Some(Access::INTROSPECT),
-                true,
-                |s, c| match &c.caller {
-                    Some(caller) => s.introspect(caller, c.body.clone()),
-                    None => unreachable_caller(),
-                },
-            )),
-        )
+/// Every route of `group` in [`ROUTES`], each on the one handler.
+fn mount(scope: Scope, state: &AdminState, group: Group) -> Scope {
+    ROUTES
+        .iter()
+        .filter(|r| r.group == group)
+        .fold(scope, |scope, route| {
+            let method = actix_web::http::Method::from_bytes(route.method.as_str().as_bytes())
+                .unwrap_or(actix_web::http::Method::POST);
+            scope.route(route.path, web::method(method).to(handler(state, route)))
+        })
 }
 
-fn admin_routes(scope: Scope, s: &AdminState) -> Scope {
-    let admin = |body: bool, op: Op| handler(s, Some(Access::ADMIN), body, op);
-    let post = |body: bool, op: Op| web::post().to(admin(body, op));
-    scope
-        .route(
-            "/revocations/jti",
-            post(true, |s, c| s.revoke_jti(c.body.clone())),
-        )
-        .route(
-            "/revocations/subject",
-            post(true, |s, c| s.revoke_subject(c.body.clone())),
-        )
-        .route(
-            "/revocations/family",
-            post(true, |s, c| s.revoke_family(c.body.clone())),
-        )
-        .service(
-            web::resource("/keysets")
-                .route(web::get().to(admin(false, |s, _| s.keysets())))
-                .route(web::post().to(admin(true, |s, c| {
-                    s.publish(c.query.as_deref(), c.body.clone())
-                }))),
-        )
-        .route(
-            "/keysets/stage",
-            post(true, |s, c| s.stage(c.query.as_deref(), c.body.clone())),
-        )
-        .route(
-            "/keysets/rollout",
-            web::get().to(admin(false, |s, _| s.rollout())),
-        )
-        .route(
-            "/keysets/remote",
-            web::get().to(admin(false, |s, _| s.remote())),
-        )
-        .route(
-            "/keysets/share",
-            post(false, |s, c| s.share(c.query.as_deref())),
-        )
-        .route(
-            "/keysets/promote",
-            post(false, |s, c| s.promote(c.query.as_deref())),
-        )
-        .route("/keysets/abort", post(false, |s, _| s.abort()))
-        .route(
-            "/keysets/release/{version}",
-            post(false, |s, c| s.release(c.param.as_deref().unwrap_or(""))),
-        )
-        .route(
-            "/keysets/keys/{kid}/revoke",
-            post(false, |s, c| s.revoke_key(c.param.as_deref().unwrap_or(""))),
-        )
-        .route("/keysets/rollback", post(false, |s, _| s.rollback()))
-        .route(
-            "/keysets/rollback/{version}",
-            post(false, |s, c| {
-                s.rollback_to(c.param.as_deref().unwrap_or(""))
-            }),
-        )
-        .route("/tokens", post(true, |s, c| s.mint(c.body.clone())))
-}
-
-/// What a handler hands an operation.
-struct Call<'a> {
+/// What an operation gets, owned (it crosses to the blocking pool).
+struct Owned {
     headers: http::HeaderMap,
     peer: Option<IpAddr>,
     query: Option<String>,
     param: Option<String>,
     caller: Option<Caller>,
-    body: Body<'a>,
+    body: Result<actix_web::web::Bytes, BodyRejection>,
 }
 
-type Op = fn(&AdminState, &Call<'_>) -> AdminResponse;
-
-/// A caller-less call to an operation that authenticated one: cannot happen (the
-/// handler answers 401 first); answered as a 500 rather than a panic.
-fn unreachable_caller() -> AdminResponse {
-    let mut res = AdminResponse::new(Vec::new());
-    *res.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
-    res
-}
-
-/// The handler of one route: authenticate (if `access`), read the body (if `body`, up
-/// to the limit), run `op`, answer in actix's types.
 #[allow(clippy::type_complexity)]
 fn handler(
     state: &AdminState,
-    access: Option<Access>,
-    read_body: bool,
-    op: Op,
+    route: &'static Route,
 ) -> impl Fn(HttpRequest, web::Payload) -> std::pin::Pin<Box<dyn Future<Output = HttpResponse>>>
 + Clone
 + 'static {
@@ -195,14 +103,14 @@ fn handler(
         Box::pin(async move {
             let headers = http_headers(&req);
             let peer = req.peer_addr().map(|a| a.ip());
-            let caller = match access {
+            let caller = match route.access {
                 Some(access) => match state.authenticate(&headers, peer, access) {
                     Ok(caller) => Some(caller),
                     Err(refused) => return respond(*refused),
                 },
                 None => None,
             };
-            let body: Result<actix_web::web::Bytes, BodyRejection> = if read_body {
+            let body = if route.body {
                 let read = payload.to_bytes_limited(state.max_body());
                 match actix_web::rt::time::timeout(state.body_timeout(), read).await {
                     Ok(Ok(Ok(b))) => Ok(b),
@@ -213,35 +121,43 @@ fn handler(
             } else {
                 Ok(actix_web::web::Bytes::new())
             };
-            let query = req.uri().query().map(str::to_owned);
-            let param = req
-                .match_info()
-                .get("version")
-                .or_else(|| req.match_info().get("kid"))
-                .map(str::to_owned);
-            // On the blocking pool: an operation may wait on a store (a refresh grant on
+            let owned = Owned {
+                headers,
+                peer,
+                query: req.uri().query().map(str::to_owned),
+                param: route
+                    .param
+                    .and_then(|name| req.match_info().get(name))
+                    .map(str::to_owned),
+                caller,
+                body,
+            };
+            let run = move || {
+                state.call(
+                    route.operation,
+                    &Call {
+                        headers: &owned.headers,
+                        peer: owned.peer,
+                        query: owned.query.as_deref(),
+                        param: owned.param.as_deref(),
+                        caller: owned.caller.as_ref(),
+                        body: owned.body.as_deref().map_err(Clone::clone),
+                    },
+                )
+            };
+            if !route.blocking {
+                return respond(run());
+            }
+            // On the blocking pool: the operation may wait on a store (a refresh grant on
             // Redis), and no async worker — the API's included — may wait with it.
-            let answer = web::block(move || {
-                let call = Call {
-                    headers,
-                    peer,
-                    query,
-                    param,
-                    caller,
-                    body: body.as_deref().map_err(Clone::clone),
-                };
-                op(&state, &call)
-            })
-            .await;
-            match answer {
+            match web::block(run).await {
                 Ok(res) => respond(res),
-                Err(_) => respond(unreachable_caller()),
+                Err(_) => HttpResponse::InternalServerError().finish(),
             }
         })
     }
 }
 
-/// The request headers in the `http` crate's types, which the core's operations read.
 fn http_headers(req: &HttpRequest) -> http::HeaderMap {
     let mut out = http::HeaderMap::with_capacity(req.headers().len());
     for (name, value) in req.headers() {

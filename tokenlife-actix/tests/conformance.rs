@@ -869,3 +869,57 @@ fn public_types_are_send_and_sync() {
     assert_send_sync::<tokenlife_actix::Token>();
     assert_send_sync::<tokenlife_actix::AuthRejection>();
 }
+
+/// Every route of the core's table answers on the actix scope: a guarded route refuses a
+/// caller without credentials with the admin challenge (so it is mounted, behind its
+/// authentication), the JWKS is public, `/token` answers JSON.
+#[actix_web::test]
+async fn every_route_of_the_table_is_mounted_and_guarded() {
+    use actix_web::{App, test};
+    use tokenlife_core::admin::routes::{Operation, ROUTES};
+    let store = KeysetStore::new(Keyset::new([testing::key("k1", Algorithm::ES256)]).unwrap());
+    let validator = Validator::builder(store)
+        .issuer(ISS)
+        .audience(AUD)
+        .build()
+        .unwrap();
+    let state = tokenlife_actix::admin::AdminState::builder(validator)
+        .admin_key(ADMIN_KEY)
+        // Twenty refusals in a row from one address: not a guess to throttle here.
+        .auth_throttle(1_000, std::time::Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let app =
+        test::init_service(App::new().service(tokenlife_actix::admin::scope("", state))).await;
+    for route in ROUTES {
+        let path = route.path_with("1");
+        let method = actix_web::http::Method::from_bytes(route.method.as_str().as_bytes()).unwrap();
+        let req = test::TestRequest::default()
+            .method(method)
+            .uri(&path)
+            .to_request();
+        let res = test::call_service(&app, req).await;
+        let status = res.status().as_u16();
+        let challenge = res
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = test::read_body(res).await;
+        let at = format!("{} {path}", route.method);
+        match route.operation {
+            Operation::Jwks => assert_eq!(status, 200, "{at}"),
+            Operation::Token => {
+                serde_json::from_slice::<Value>(&body)
+                    .unwrap_or_else(|_| panic!("{at}: {status} without a JSON body"));
+            }
+            _ => {
+                assert_eq!(status, 401, "{at}");
+                assert_eq!(
+                    challenge.as_deref(),
+                    Some(r#"Bearer realm="admin""#),
+                    "{at}"
+                );
+            }
+        }
+    }
+}

@@ -20,6 +20,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
 use tokenlife_core::Keyset;
+use tokenlife_core::admin::routes::{Operation, route_of};
 use tokenlife_core::error::KeyErrorKind;
 use tokenlife_core::jsonwebtoken::Algorithm;
 use tokenlife_core::rollout::{check_kid, check_token};
@@ -355,9 +356,19 @@ fn admin(args: &AdminArgs) -> Result<ExitCode, Failure> {
         .timeout(Duration::from_secs(args.timeout.max(1)))
         .build()
         .map_err(|e| Failure::Input(format!("HTTP client: {e}")))?;
-    let (method, path, body) = match &args.op {
-        AdminOp::Status => ("GET", "/keysets/rollout".to_owned(), None),
-        AdminOp::Keysets => ("GET", "/keysets".to_owned(), None),
+    // Paths and methods from the core's route table: the CLI cannot drift from the API.
+    let with_query = |op: Operation, q: &[String]| {
+        let r = route_of(op);
+        let query = if q.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", q.join("&"))
+        };
+        (r.method.as_str(), format!("{}{query}", r.path))
+    };
+    let ((method, path), body) = match &args.op {
+        AdminOp::Status => (with_query(Operation::Rollout, &[]), None),
+        AdminOp::Keysets => (with_query(Operation::Keysets, &[]), None),
         AdminOp::Stage {
             jwks,
             share,
@@ -374,18 +385,12 @@ fn admin(args: &AdminArgs) -> Result<ExitCode, Failure> {
             if let Some(l) = label {
                 q.push(format!("label={}", encode(l)));
             }
-            let query = if q.is_empty() {
-                String::new()
-            } else {
-                format!("?{}", q.join("&"))
-            };
-            (
-                "POST",
-                format!("/keysets/stage{query}"),
-                Some(read_input(jwks)?),
-            )
+            (with_query(Operation::Stage, &q), Some(read_input(jwks)?))
         }
-        AdminOp::Share { percent } => ("POST", format!("/keysets/share?share={percent}"), None),
+        AdminOp::Share { percent } => (
+            with_query(Operation::Share, &[format!("share={percent}")]),
+            None,
+        ),
         AdminOp::Promote {
             version,
             min_shadow_sample,
@@ -397,28 +402,27 @@ fn admin(args: &AdminArgs) -> Result<ExitCode, Failure> {
             if let Some(m) = min_shadow_sample {
                 q.push(format!("min_shadow_sample={m}"));
             }
-            let query = if q.is_empty() {
-                String::new()
-            } else {
-                format!("?{}", q.join("&"))
-            };
-            ("POST", format!("/keysets/promote{query}"), None)
+            (with_query(Operation::Promote, &q), None)
         }
-        AdminOp::Abort => ("POST", "/keysets/abort".to_owned(), None),
+        AdminOp::Abort => (with_query(Operation::Abort, &[]), None),
         AdminOp::Rollback { to } => (
-            "POST",
-            to.map_or_else(
-                || "/keysets/rollback".to_owned(),
-                |v| format!("/keysets/rollback/{v}"),
-            ),
+            match to {
+                None => with_query(Operation::Rollback, &[]),
+                Some(v) => {
+                    let r = route_of(Operation::RollbackTo);
+                    (r.method.as_str(), r.path_with(&v.to_string()))
+                }
+            },
             None,
         ),
-        AdminOp::Release { version } => ("POST", format!("/keysets/release/{version}"), None),
-        AdminOp::RevokeKey { kid } => (
-            "POST",
-            format!("/keysets/keys/{}/revoke", path_segment(kid)),
-            None,
-        ),
+        AdminOp::Release { version } => {
+            let r = route_of(Operation::Release);
+            ((r.method.as_str(), r.path_with(&version.to_string())), None)
+        }
+        AdminOp::RevokeKey { kid } => {
+            let r = route_of(Operation::RevokeKey);
+            ((r.method.as_str(), r.path_with(&path_segment(kid))), None)
+        }
     };
     let url = format!("{base}{path}");
     let mut req = match method {

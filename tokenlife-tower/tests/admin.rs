@@ -607,6 +607,51 @@ async fn the_router_also_works_through_oneshot() {
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
 
+/// Every route of the core's table answers on the axum routers: a guarded route refuses a
+/// caller without credentials with the admin challenge (so it is mounted, behind its
+/// authentication), the JWKS is public, `/token` answers JSON.
+#[tokio::test]
+async fn every_route_of_the_table_is_mounted_and_guarded() {
+    use tokenlife_core::admin::routes::{Operation, ROUTES};
+    let f = Fixture::new();
+    let app = admin::router(
+        AdminState::builder(f.validator.clone())
+            .admin_key(ADMIN_KEY)
+            // Twenty refusals in a row from one address: not a guess to throttle here.
+            .auth_throttle(1_000, std::time::Duration::from_secs(60))
+            .build()
+            .unwrap(),
+    );
+    for route in ROUTES {
+        let path = route.path_with("1");
+        let req = Request::builder()
+            .method(route.method.clone())
+            .uri(&path)
+            .body(Body::empty())
+            .unwrap();
+        let res = app.clone().oneshot(req).await.unwrap();
+        let (status, headers) = (res.status(), res.headers().clone());
+        let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let at = format!("{} {path}", route.method);
+        match route.operation {
+            Operation::Jwks => assert_eq!(status, StatusCode::OK, "{at}"),
+            Operation::Token => {
+                serde_json::from_slice::<Value>(&body)
+                    .unwrap_or_else(|_| panic!("{at}: {status} without a JSON body"));
+            }
+            _ => {
+                assert_eq!(status, StatusCode::UNAUTHORIZED, "{at}");
+                assert_eq!(
+                    headers["www-authenticate"], r#"Bearer realm="admin""#,
+                    "{at}"
+                );
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------
 // The review's findings over HTTP, from the attacker's side.
 

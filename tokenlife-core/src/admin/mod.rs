@@ -1,8 +1,10 @@
 //! The admin and OAuth operations, framework-neutral (feature `admin`): authorization,
 //! RFC 6749 / 7009 / 7662 semantics, keyset operations, request parsing and response
-//! bodies, on the `http` crate's types. An adapter mounts them: `tokenlife-tower` as
-//! axum routers, `tokenlife-actix` as a scope; each route calls
-//! [`AdminState::authenticate`] in a layer the handler cannot skip, then one operation.
+//! bodies, on the `http` crate's types. The route table is data, [`routes::ROUTES`]; an
+//! adapter mounts it by iterating it (`tokenlife-tower` as axum routers,
+//! `tokenlife-actix` as a scope): each route authenticates with
+//! [`AdminState::authenticate`] before the body is read, then runs its one operation
+//! through [`AdminState::call`].
 //!
 //! | method & path | operation | [`Access`] |
 //! | --- | --- | --- |
@@ -85,6 +87,8 @@ use crate::observe::audit::AuditAction;
 use crate::revoke::{Revocation, RevocationTarget};
 use crate::rollout::RolloutGuard;
 use crate::validate::Validator;
+
+pub mod routes;
 
 /// What every operation answers: status, headers, body bytes. Adapters turn it into
 /// their own response type.
@@ -780,6 +784,14 @@ impl AdminState {
     pub fn mint(&self, body: Body<'_>) -> AdminResponse {
         done(mint(self, body))
     }
+}
+
+/// The answer when a route that needs a caller reaches its operation without one: an
+/// adapter that did not authenticate (a 500: a bug, never a pass).
+fn no_caller() -> AdminResponse {
+    let mut res = AdminResponse::new(Vec::new());
+    *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    res
 }
 
 fn throttled(wait: u64) -> AdminResponse {
