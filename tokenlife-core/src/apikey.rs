@@ -28,32 +28,13 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::clock::{Clock, SystemClock};
+pub use crate::error::ApiKeyErrorKind;
 use crate::hash::random_key;
 use crate::observe::lifecycle::{TokenKind, TokenState};
 use crate::observe::{Event, Monitor, Observer, RevokeReason, SharedObserver, TokenRef};
 
 const ID_LEN: usize = 16; // 12 bytes, base64url
 const SECRET_LEN: usize = 43; // 32 bytes, base64url
-
-/// What went wrong with an API key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ApiKeyErrorKind {
-    /// Not of the shape `<prefix><id>_<secret>`; no lookup was made.
-    Malformed,
-    /// No such key, or the secret does not match (the two are not told apart).
-    Unknown,
-    /// Past its expiry (including the end of a rotation overlap).
-    Expired,
-    /// Revoked.
-    Revoked,
-    /// The key store is at capacity.
-    Full,
-    /// The random source failed.
-    Random,
-    /// The requested lifetime is zero or longer than [`crate::Issuer::MAX_TTL`].
-    InvalidTtl,
-}
 
 /// An API key was refused or could not be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -83,15 +64,7 @@ impl ApiKeyError {
     }
 
     fn reason(&self) -> &'static str {
-        match self.kind {
-            ApiKeyErrorKind::Malformed => "malformed",
-            ApiKeyErrorKind::Unknown => "unknown",
-            ApiKeyErrorKind::Expired => "expired",
-            ApiKeyErrorKind::Revoked => "revoked",
-            ApiKeyErrorKind::Full => "full",
-            ApiKeyErrorKind::Random => "random",
-            ApiKeyErrorKind::InvalidTtl => "invalid_ttl",
-        }
+        self.kind.as_str()
     }
 }
 
@@ -266,7 +239,7 @@ impl ApiKeys {
     pub fn validate(&self, raw: &str) -> Result<ApiKeyInfo, ApiKeyError> {
         let result = self.check(raw);
         self.emit(Event::ApiKeyChecked {
-            outcome: result.as_ref().map(|_| ()).map_err(ApiKeyError::reason),
+            outcome: result.as_ref().map(|_| ()).map_err(ApiKeyError::kind),
             token: TokenRef::new(raw),
         });
         result

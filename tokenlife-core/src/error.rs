@@ -923,3 +923,167 @@ impl fmt::Display for Challenge<'_> {
         Ok(())
     }
 }
+
+/// Why a renewal was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RenewErrorKind {
+    /// Not a refresh token of this shape; no lookup was made.
+    Malformed,
+    /// Unknown here (never issued, foreign, or forgotten after expiry).
+    Unknown,
+    /// Past its expiry.
+    Expired,
+    /// Its family, or its subject, was revoked.
+    Revoked,
+    /// It had already been used: the family has now been revoked.
+    Reused,
+    /// It was rotated a moment ago, within the reuse grace: a race between two renewals,
+    /// not reuse. Nothing was revoked.
+    Rotated,
+    /// It was issued to another client (or to a client, and none authenticated).
+    WrongClient,
+    /// The refresh store is full: nothing changed, the token still renews later.
+    Full,
+    /// The current keyset cannot sign (a verify-only deploy): nothing changed, the token
+    /// still renews once a signing key is back.
+    NoSigningKey,
+    /// The refresh store failed.
+    Store,
+    /// Issuing the new pair failed.
+    Issue,
+}
+
+impl RenewErrorKind {
+    /// The reason code (audit trail, metrics).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::Unknown => "unknown",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+            Self::Reused => "refresh_reuse",
+            Self::Rotated => "rotated",
+            Self::WrongClient => "wrong_client",
+            Self::Full => "full",
+            Self::NoSigningKey => "no_signing_key",
+            Self::Store => "store",
+            Self::Issue => "issue",
+        }
+    }
+}
+
+/// What went wrong with an API key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ApiKeyErrorKind {
+    /// Not of the shape `<prefix><id>_<secret>`; no lookup was made.
+    Malformed,
+    /// No such key, or the secret does not match (the two are not told apart).
+    Unknown,
+    /// Past its expiry (including the end of a rotation overlap).
+    Expired,
+    /// Revoked.
+    Revoked,
+    /// The key store is at capacity.
+    Full,
+    /// The random source failed.
+    Random,
+    /// The requested lifetime is zero or longer than [`Issuer::MAX_TTL`](crate::issue::Issuer::MAX_TTL).
+    InvalidTtl,
+}
+
+impl ApiKeyErrorKind {
+    /// Every kind, in table order.
+    pub const ALL: [Self; 7] = [
+        Self::Malformed,
+        Self::Unknown,
+        Self::Expired,
+        Self::Revoked,
+        Self::Full,
+        Self::Random,
+        Self::InvalidTtl,
+    ];
+
+    /// Position in [`Self::ALL`]: an exhaustive `match`, checked against `ALL` at compile
+    /// time, so a new kind cannot go uncounted.
+    pub const fn index(self) -> usize {
+        match self {
+            Self::Malformed => 0,
+            Self::Unknown => 1,
+            Self::Expired => 2,
+            Self::Revoked => 3,
+            Self::Full => 4,
+            Self::Random => 5,
+            Self::InvalidTtl => 6,
+        }
+    }
+
+    /// The reason code (audit trail, metrics).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::Unknown => "unknown",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+            Self::Full => "full",
+            Self::Random => "random",
+            Self::InvalidTtl => "invalid_ttl",
+        }
+    }
+}
+
+/// What went wrong with a fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RemoteErrorKind {
+    /// The URL is not an `http(s)` URL.
+    InvalidUrl,
+    /// No connection (refused, DNS, TLS).
+    Unreachable,
+    /// No answer within the timeout.
+    Timeout,
+    /// An answer other than 200 (or 304 to a conditional request).
+    HttpStatus,
+    /// A body over the size limit.
+    TooLarge,
+    /// A body that is not the JSON document expected (JWKS or discovery).
+    InvalidJson,
+    /// A JWKS with no key this library can use (empty, or every key skipped).
+    NoUsableKeys,
+    /// A discovery document whose `issuer` is not the issuer asked for.
+    IssuerMismatch,
+    /// Plain `http://` to a host that is not loopback, without
+    /// [`RemoteKeysBuilder::allow_insecure_http`].
+    InsecureUrl,
+    /// A discovery document's `jwks_uri` on another origin than the issuer's, not in
+    /// [`RemoteKeysBuilder::allow_jwks_origin`] (whoever controls the document must not
+    /// point the gateway at an arbitrary host).
+    ForeignOrigin,
+}
+
+impl RemoteErrorKind {
+    /// The kind as a metric label and a status word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidUrl => "invalid_url",
+            Self::Unreachable => "unreachable",
+            Self::Timeout => "timeout",
+            Self::HttpStatus => "http_status",
+            Self::TooLarge => "too_large",
+            Self::InvalidJson => "invalid_json",
+            Self::NoUsableKeys => "no_usable_keys",
+            Self::IssuerMismatch => "issuer_mismatch",
+            Self::InsecureUrl => "insecure_url",
+            Self::ForeignOrigin => "foreign_origin",
+        }
+    }
+}
+
+const _: () = {
+    let mut i = 0;
+    while i < ApiKeyErrorKind::ALL.len() {
+        assert!(ApiKeyErrorKind::ALL[i].index() == i);
+        i += 1;
+    }
+};

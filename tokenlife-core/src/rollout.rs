@@ -75,7 +75,7 @@ use arc_swap::ArcSwapOption;
 use crate::clock::{Clock, SystemClock};
 use crate::error::ValidationErrorKind as Kind;
 use crate::keys::{Keyset, KeysetSnapshot, KeysetStore};
-use crate::observe::{Arm, Event, Observer, SharedObserver, TokenRef};
+use crate::observe::{Arm, Event, Observer, RollbackReason, SharedObserver, TokenRef};
 
 /// What a candidate keyset would make of a live token: `Ok` with the kid of the key that
 /// would verify it, or the [`Kind`] it would be rejected with (`unknown_kid`,
@@ -398,13 +398,13 @@ impl RolloutGuard {
         let reason = if total < inner.policy.min_sample || distinct < inner.policy.min_clients {
             None
         } else if bad as f64 >= inner.policy.max_bad_key_rate * total as f64 {
-            Some(("bad_key_rate", bad))
+            Some((RollbackReason::BadKeyRate, bad))
         } else if inner
             .policy
             .max_failure_rate
             .is_some_and(|r| failed as f64 >= r * total as f64)
         {
-            Some(("failure_rate", failed))
+            Some((RollbackReason::FailureRate, failed))
         } else {
             None
         };
@@ -482,7 +482,7 @@ impl RolloutGuard {
         true
     }
 
-    fn roll_back(&self, from: u64, reason: &'static str, failures: u64, sample: u64) {
+    fn roll_back(&self, from: u64, reason: RollbackReason, failures: u64, sample: u64) {
         let inner = &*self.inner;
         let to = self.lock().last_good;
         if to == 0 || to == from {

@@ -716,3 +716,48 @@ async fn remote_keys_age_out_after_max_staleness_and_the_cooldown_has_a_floor() 
     }
     assert_eq!(keys.status().unknown_kid_refreshes, 1);
 }
+
+/// The Monitor counts remote-key events by their typed outcome: fetches by outcome, the
+/// skipped entries of a change (one per entry), and suppressed unknown kids.
+#[test]
+fn the_monitor_counts_remote_key_events() {
+    use metrics_util::debugging::DebuggingRecorder;
+    use tokenlife_core::observe::metrics as m;
+    use tokenlife_core::observe::{Event, Observer, RemoteFetch};
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    metrics::with_local_recorder(&recorder, || {
+        let monitor = tokenlife_core::Monitor::builder().build();
+        let skipped = ["k9: Symmetric".to_owned(), "k8: PrivateMaterial".to_owned()];
+        for (outcome, skipped) in [
+            (RemoteFetch::Updated, &skipped[..]),
+            (RemoteFetch::Unchanged, &skipped[..]),
+            (RemoteFetch::Failed(RemoteErrorKind::Timeout), &[][..]),
+        ] {
+            monitor.on_event(&Event::RemoteKeys {
+                source: "https://idp.example",
+                outcome,
+                version: 2,
+                skipped,
+            });
+        }
+        monitor.on_event(&Event::UnknownKidSuppressed {
+            source: "https://idp.example",
+        });
+    });
+    let snap = snapshotter.snapshot().into_vec();
+    let value = |name: &str, label: Option<&str>| {
+        snap.iter()
+            .filter(|(k, _, _, _)| {
+                k.key().name() == name
+                    && label.is_none_or(|l| k.key().labels().any(|x| x.value() == l))
+            })
+            .map(|(_, _, _, v)| format!("{v:?}"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(value(m::REMOTE_FETCHES, Some("updated")), ["Counter(1)"]);
+    assert_eq!(value(m::REMOTE_FETCHES, Some("timeout")), ["Counter(1)"]);
+    // Skipped entries count when the keys change, once per entry.
+    assert_eq!(value(m::REMOTE_KEYS_SKIPPED, None), ["Counter(2)"]);
+    assert_eq!(value(m::REMOTE_UNKNOWN_KID_SUPPRESSED, None), ["Counter(1)"]);
+}

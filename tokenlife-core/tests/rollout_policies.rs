@@ -14,7 +14,7 @@ use common::*;
 use serde_json::json;
 use tokenlife_core::error::KeysetErrorKind;
 use tokenlife_core::keys::{KeysetSnapshot, Retirement};
-use tokenlife_core::observe::{Arm, Event, from_fn};
+use tokenlife_core::observe::{Arm, Event, RetirementPolicy, from_fn};
 use tokenlife_core::rollout::{GuardPolicy, RolloutGuard};
 use tokenlife_core::{
     Algorithm, Issuer, Key, Keyset, KeysetStore, ManualClock, TokenRequest,
@@ -289,7 +289,7 @@ fn a_shadow_candidate_never_answers_and_counts_what_it_would_reject() {
 }
 
 /// A `KeysRetired` event as seen: kids, policy, until.
-type Retired = (Vec<String>, &'static str, Option<u64>);
+type Retired = (Vec<String>, RetirementPolicy, Option<u64>);
 
 struct Bg {
     clock: ManualClock,
@@ -348,7 +348,7 @@ fn retirement_reject_refuses_tokens_of_a_removed_key_at_once() {
     assert_eq!(bg.v.validate(&t).unwrap_err().kind(), K::UnknownKid);
     assert_eq!(
         bg.retired.lock().unwrap().as_slice(),
-        [(vec!["blue".to_owned()], "reject", None)]
+        [(vec!["blue".to_owned()], RetirementPolicy::Reject, None)]
     );
     assert!(bg.store.retired_kids().is_empty());
 }
@@ -370,7 +370,11 @@ fn retirement_grace_accepts_until_the_deadline_and_not_a_second_after() {
     assert_eq!(bg.v.validate(&t).unwrap().arm(), Arm::Retired);
     assert_eq!(
         bg.retired.lock().unwrap().as_slice(),
-        [(vec!["blue".to_owned()], "grace", Some(T0 + 300))]
+        [(
+            vec!["blue".to_owned()],
+            RetirementPolicy::Grace,
+            Some(T0 + 300)
+        )]
     );
     // A retired key is verify-only: a revocation still wins, the algorithm is still its own.
     bg.v.revocations()

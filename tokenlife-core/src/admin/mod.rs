@@ -82,8 +82,8 @@ use crate::error::{
 use crate::issue::{IssueError, RenewErrorKind};
 use crate::issue::{Issuer, TokenPair, TokenRequest};
 use crate::keys::{Keyset, KeysetSnapshot, KeysetStore, RolloutMode};
-use crate::observe::Event;
 use crate::observe::audit::AuditAction;
+use crate::observe::{AdminFailure, Event};
 use crate::revoke::{Revocation, RevocationTarget};
 use crate::rollout::RolloutGuard;
 use crate::validate::Validator;
@@ -632,7 +632,7 @@ impl AdminState {
         match self.caller(headers, access) {
             Some(caller) => Ok(caller),
             None => {
-                self.auth_failed(bucket, "admin_auth");
+                self.auth_failed(bucket, AdminFailure::AdminAuth);
                 Err(Box::new(
                     ApiError {
                         challenge: Some(access.realm),
@@ -985,7 +985,7 @@ impl AdminState {
     }
 
     /// A failed authentication: counted, audited, throttled.
-    fn auth_failed(&self, bucket: Bucket, what: &'static str) {
+    fn auth_failed(&self, bucket: Bucket, what: AdminFailure) {
         let now = self.now();
         let ip = bucket.0;
         self.inner.throttle.failed(bucket, now);
@@ -1101,7 +1101,7 @@ fn token_client<'a>(
     match s.client(&id, &secret) {
         Some(c) => Ok(Some(c)),
         None => {
-            s.auth_failed(bucket, "client_auth");
+            s.auth_failed(bucket, AdminFailure::ClientAuth);
             Err(invalid_client("unknown client or bad secret"))
         }
     }

@@ -7,6 +7,7 @@ use super::store::{RefreshStoreError, RefreshStoreErrorKind};
 use crate::error::ErrorCode;
 
 use crate::error::BoxError;
+pub use crate::error::RenewErrorKind;
 
 /// Why issuing failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -126,36 +127,6 @@ impl StdError for IssueError {
     }
 }
 
-/// Why a renewal was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum RenewErrorKind {
-    /// Not a refresh token of this shape; no lookup was made.
-    Malformed,
-    /// Unknown here (never issued, foreign, or forgotten after expiry).
-    Unknown,
-    /// Past its expiry.
-    Expired,
-    /// Its family, or its subject, was revoked.
-    Revoked,
-    /// It had already been used: the family has now been revoked.
-    Reused,
-    /// It was rotated a moment ago, within the reuse grace: a race between two renewals,
-    /// not reuse. Nothing was revoked.
-    Rotated,
-    /// It was issued to another client (or to a client, and none authenticated).
-    WrongClient,
-    /// The refresh store is full: nothing changed, the token still renews later.
-    Full,
-    /// The current keyset cannot sign (a verify-only deploy): nothing changed, the token
-    /// still renews once a signing key is back.
-    NoSigningKey,
-    /// The refresh store failed.
-    Store,
-    /// Issuing the new pair failed.
-    Issue,
-}
-
 /// A renewal was refused. [`oauth_error`](Self::oauth_error) and
 /// [`status`](Self::status) say what a token endpoint answers.
 #[derive(Debug)]
@@ -207,19 +178,7 @@ impl RenewError {
     }
 
     pub(super) fn reason(&self) -> &'static str {
-        match self.kind {
-            RenewErrorKind::Malformed => "malformed",
-            RenewErrorKind::Unknown => "unknown",
-            RenewErrorKind::Expired => "expired",
-            RenewErrorKind::Revoked => "revoked",
-            RenewErrorKind::Reused => "refresh_reuse",
-            RenewErrorKind::Rotated => "rotated",
-            RenewErrorKind::WrongClient => "wrong_client",
-            RenewErrorKind::Full => "full",
-            RenewErrorKind::NoSigningKey => "no_signing_key",
-            RenewErrorKind::Store => "store",
-            RenewErrorKind::Issue => "issue",
-        }
+        self.kind.as_str()
     }
 }
 

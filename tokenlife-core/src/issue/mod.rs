@@ -279,7 +279,7 @@ struct Minted {
     version: u64,
     /// The signing key's kid and algorithm (for the audit trail).
     kid: String,
-    alg: &'static str,
+    alg: jsonwebtoken::Algorithm,
 }
 
 impl Issuer {
@@ -350,7 +350,7 @@ impl Issuer {
         req: &TokenRequest,
         family: Option<&str>,
         now: u64,
-    ) -> Result<(String, u64, String, &'static str), IssueError> {
+    ) -> Result<(String, u64, String, jsonwebtoken::Algorithm), IssueError> {
         let inner = &*self.inner;
         let snap = inner.store.load();
         // Inside a canary share, the candidate's signing key (when it has one).
@@ -378,7 +378,7 @@ impl Issuer {
         };
         let token = jsonwebtoken::encode(&header, &claims, enc)
             .map_err(|e| IssueError::with_source(IssueErrorKind::Signing, e))?;
-        Ok((token, snap.version(), key.kid().to_owned(), key.alg_name()))
+        Ok((token, snap.version(), key.kid().to_owned(), key.algorithm()))
     }
 
     /// Signs the access token and, with a family, makes the refresh token and its
@@ -480,11 +480,10 @@ impl Issuer {
 
     fn refused(&self, token: &str, err: RenewError, rec: Option<&RefreshRecord>) -> RenewError {
         self.emit(Event::RenewFailed {
-            reason: err.reason(),
+            reason: err.kind,
             token: TokenRef::new(token),
             subject: rec.map(|r| r.subject.as_str()),
             client: rec.and_then(|r| r.client.as_deref()),
-            expired: err.kind == RenewErrorKind::Expired,
         });
         err
     }

@@ -42,9 +42,10 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::clock::{Clock, SystemClock};
+pub use crate::error::RemoteErrorKind;
 use crate::error::{KeyErrorKind, ValidationErrorKind};
 use crate::keys::{Keyset, KeysetStore};
-use crate::observe::{Event, Observer};
+use crate::observe::{Event, Observer, RemoteFetch};
 
 use crate::error::BoxError;
 
@@ -57,53 +58,6 @@ pub enum Source {
     /// An issuer URL: its discovery document names the JWKS, and its `issuer` must be
     /// this URL.
     Issuer(String),
-}
-
-/// What went wrong with a fetch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum RemoteErrorKind {
-    /// The URL is not an `http(s)` URL.
-    InvalidUrl,
-    /// No connection (refused, DNS, TLS).
-    Unreachable,
-    /// No answer within the timeout.
-    Timeout,
-    /// An answer other than 200 (or 304 to a conditional request).
-    HttpStatus,
-    /// A body over the size limit.
-    TooLarge,
-    /// A body that is not the JSON document expected (JWKS or discovery).
-    InvalidJson,
-    /// A JWKS with no key this library can use (empty, or every key skipped).
-    NoUsableKeys,
-    /// A discovery document whose `issuer` is not the issuer asked for.
-    IssuerMismatch,
-    /// Plain `http://` to a host that is not loopback, without
-    /// [`RemoteKeysBuilder::allow_insecure_http`].
-    InsecureUrl,
-    /// A discovery document's `jwks_uri` on another origin than the issuer's, not in
-    /// [`RemoteKeysBuilder::allow_jwks_origin`] (whoever controls the document must not
-    /// point the gateway at an arbitrary host).
-    ForeignOrigin,
-}
-
-impl RemoteErrorKind {
-    /// The kind as a metric label and a status word.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::InvalidUrl => "invalid_url",
-            Self::Unreachable => "unreachable",
-            Self::Timeout => "timeout",
-            Self::HttpStatus => "http_status",
-            Self::TooLarge => "too_large",
-            Self::InvalidJson => "invalid_json",
-            Self::NoUsableKeys => "no_usable_keys",
-            Self::IssuerMismatch => "issuer_mismatch",
-            Self::InsecureUrl => "insecure_url",
-            Self::ForeignOrigin => "foreign_origin",
-        }
-    }
 }
 
 /// A failed fetch: its kind, the HTTP status if there was one, and the cause.
@@ -446,8 +400,7 @@ impl RemoteKeysBuilder {
         if let Some(o) = &self.observer {
             o.on_event(&Event::RemoteKeys {
                 source: &status.source,
-                outcome: "updated",
-                failed: false,
+                outcome: RemoteFetch::Updated,
                 version: store.current().version(),
                 skipped: &skipped_words(&status.skipped),
             });
@@ -781,10 +734,10 @@ impl RemoteKeys {
             }
         }
         let outcome = match &result {
-            Ok(Refreshed::NotModified) => "not_modified",
-            Ok(Refreshed::Unchanged) => "unchanged",
-            Ok(Refreshed::Updated(_)) => "updated",
-            Err(e) => e.kind().as_str(),
+            Ok(Refreshed::NotModified) => RemoteFetch::NotModified,
+            Ok(Refreshed::Unchanged) => RemoteFetch::Unchanged,
+            Ok(Refreshed::Updated(_)) => RemoteFetch::Updated,
+            Err(e) => RemoteFetch::Failed(e.kind()),
         };
         // A failed fetch skipped nothing: the skipped list is the last good JWKS's.
         let skipped = if result.is_ok() {
@@ -798,7 +751,6 @@ impl RemoteKeys {
             o.on_event(&Event::RemoteKeys {
                 source: &source,
                 outcome,
-                failed: result.is_err(),
                 version: self.inner.store.current().version(),
                 skipped: &skipped,
             });

@@ -15,7 +15,7 @@ use super::key::Key;
 use super::keyset::Keyset;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{KeysetError, KeysetErrorKind};
-use crate::observe::{Arm, Event, Observer, SharedObserver};
+use crate::observe::{Arm, Event, Observer, RetirementPolicy, SharedObserver};
 
 /// Whether two keys are the same key: one `Arc`, or one algorithm and one public JWK.
 pub(crate) fn same_key(a: &Arc<Key>, b: &Arc<Key>) -> bool {
@@ -106,10 +106,15 @@ pub enum Retirement {
 impl Retirement {
     /// The `policy` label: `reject`, `grace`, `renew_required`.
     pub fn as_str(self) -> &'static str {
+        self.policy().as_str()
+    }
+
+    /// The policy, without its duration.
+    pub fn policy(self) -> RetirementPolicy {
         match self {
-            Self::Reject => "reject",
-            Self::Grace(_) => "grace",
-            Self::RenewRequired(_) => "renew_required",
+            Self::Reject => RetirementPolicy::Reject,
+            Self::Grace(_) => RetirementPolicy::Grace,
+            Self::RenewRequired(_) => RetirementPolicy::RenewRequired,
         }
     }
 
@@ -656,7 +661,7 @@ impl KeysetStore {
             o.on_event(&Event::KeysRetired {
                 version: snap.version,
                 kids: &kids,
-                policy: policy.as_str(),
+                policy: policy.policy(),
                 until: policy
                     .keep_for()
                     .map(|d| self.inner.clock.unix_now().saturating_add(d.as_secs())),

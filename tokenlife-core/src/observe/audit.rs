@@ -142,7 +142,7 @@ pub struct AuditEvent {
     pub kid: Option<String>,
     /// The algorithm of that key (`"ES256"`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub alg: Option<&'static str>,
+    pub alg: Option<jsonwebtoken::Algorithm>,
     /// The alert, for [`AuditAction::Alert`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alert: Option<AlertKind>,
@@ -180,7 +180,7 @@ impl AuditEvent {
 
     /// Sets the signing key's kid and algorithm.
     #[must_use]
-    pub fn key(mut self, kid: &str, alg: &'static str) -> Self {
+    pub fn key(mut self, kid: &str, alg: jsonwebtoken::Algorithm) -> Self {
         self.kid = Some(kid.to_owned());
         self.alg = Some(alg);
         self

@@ -9,7 +9,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::ValidationErrorKind;
+use crate::error::{ApiKeyErrorKind, RemoteErrorKind, RenewErrorKind, ValidationErrorKind};
 use crate::fingerprint::Fingerprint;
 
 use super::audit::AuditAction;
@@ -162,11 +162,8 @@ pub enum Event<'a> {
     RemoteKeys {
         /// The source (JWKS or issuer URL).
         source: &'a str,
-        /// `updated`, `unchanged`, `not_modified`, or the failure's kind
-        /// (`timeout`, `http_status`, …).
-        outcome: &'static str,
-        /// Whether the fetch failed (the last good keys stay current).
-        failed: bool,
+        /// What came of it (a failure keeps the last good keys current).
+        outcome: RemoteFetch,
         /// The keyset version current after it.
         version: u64,
         /// Entries of the JWKS that could not be used and were skipped (`kid: reason`).
@@ -179,8 +176,8 @@ pub enum Event<'a> {
         version: u64,
         /// The removed keys' ids.
         kids: &'a [&'a str],
-        /// The policy in force: `grace`, `reject` or `renew_required`.
-        policy: &'static str,
+        /// The policy in force.
+        policy: RetirementPolicy,
         /// Until when (Unix seconds) their tokens are still accepted (`grace`) or answered
         /// with "renew" (`renew_required`).
         until: Option<u64>,
@@ -193,8 +190,8 @@ pub enum Event<'a> {
         token: TokenRef<'a>,
         /// The keyset version that signed it (JWTs).
         keyset_version: Option<u64>,
-        /// The kid and algorithm (`"ES256"`) of the key that signed it (JWTs).
-        key: Option<(&'a str, &'static str)>,
+        /// The kid and algorithm of the key that signed it (JWTs).
+        key: Option<(&'a str, jsonwebtoken::Algorithm)>,
         /// Its subject (JWTs).
         subject: Option<&'a str>,
         /// The client it was issued to.
@@ -213,16 +210,14 @@ pub enum Event<'a> {
     },
     /// A refresh token was refused.
     RenewFailed {
-        /// The refusal's reason code (`unknown`, `expired`, `revoked`, `rotated`, …).
-        reason: &'static str,
+        /// Why it was refused.
+        reason: RenewErrorKind,
         /// The token presented.
         token: TokenRef<'a>,
         /// Its subject, when the token was known.
         subject: Option<&'a str>,
         /// Its client, when the token was known.
         client: Option<&'a str>,
-        /// The refusal was because the token had expired.
-        expired: bool,
     },
     /// A retired refresh token came back; its family is now revoked.
     RefreshReuse {
@@ -255,8 +250,8 @@ pub enum Event<'a> {
     },
     /// An API key was presented.
     ApiKeyChecked {
-        /// `Ok` or the refusal's reason code (`malformed`, `unknown`, `expired`, `revoked`).
-        outcome: Result<(), &'static str>,
+        /// `Ok`, or why it was refused.
+        outcome: Result<(), ApiKeyErrorKind>,
         /// The key presented.
         token: TokenRef<'a>,
     },
@@ -276,9 +271,8 @@ pub enum Event<'a> {
         from: u64,
         /// The version made current again.
         to: u64,
-        /// Why: `bad_key_rate` (unknown kids, bad signatures, algorithm mismatches) or
-        /// `failure_rate` (any failure, when the policy sets a `max_failure_rate`).
-        reason: &'static str,
+        /// Why.
+        reason: RollbackReason,
         /// Key failures of `from` seen in the window.
         failures: u64,
         /// Validations of `from` seen in the window.
@@ -298,8 +292,8 @@ pub enum Event<'a> {
         action: AuditAction,
         /// What it was, for the audit trail (`"publish v3"`, `"revoke jti …"`).
         detail: Option<&'a str>,
-        /// Why a request was refused (`bad_credentials`, …).
-        failure: Option<&'static str>,
+        /// Why a request was refused.
+        failure: Option<AdminFailure>,
         /// Who: the caller's address for refused requests; for accepted ones the actor
         /// (`admin`, or the OAuth client's or resource server's id).
         client: Option<&'a str>,
@@ -308,6 +302,104 @@ pub enum Event<'a> {
         /// The current keyset version afterwards.
         keyset_version: Option<u64>,
     },
+}
+
+/// What came of a fetch of remote keys ([`Event::RemoteKeys`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RemoteFetch {
+    /// New keys, now current.
+    Updated,
+    /// The same keys as before.
+    Unchanged,
+    /// `304 Not Modified`.
+    NotModified,
+    /// It failed; the last good keys stay current.
+    Failed(RemoteErrorKind),
+}
+
+impl RemoteFetch {
+    /// The label value: `updated`, `unchanged`, `not_modified`, or the failure's kind.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Updated => "updated",
+            Self::Unchanged => "unchanged",
+            Self::NotModified => "not_modified",
+            Self::Failed(kind) => kind.as_str(),
+        }
+    }
+
+    /// Whether it failed.
+    pub fn is_failure(self) -> bool {
+        matches!(self, Self::Failed(_))
+    }
+}
+
+/// What becomes of the tokens of removed keys ([`Event::KeysRetired`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RetirementPolicy {
+    /// Refused at once.
+    Reject,
+    /// Accepted until a deadline.
+    Grace,
+    /// Answered with "renew" until a deadline.
+    RenewRequired,
+}
+
+impl RetirementPolicy {
+    /// Every policy, in label order.
+    pub const ALL: [Self; 3] = [Self::Reject, Self::Grace, Self::RenewRequired];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Reject => "reject",
+            Self::Grace => "grace",
+            Self::RenewRequired => "renew_required",
+        }
+    }
+}
+
+/// Why the rollout guard rolled a version back ([`Event::KeysetRolledBack`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RollbackReason {
+    /// Unknown kids, bad signatures, algorithm mismatches of tokens the last good version
+    /// verifies.
+    BadKeyRate,
+    /// Any failure, past the policy's `max_failure_rate`.
+    FailureRate,
+}
+
+impl RollbackReason {
+    /// The reason code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadKeyRate => "bad_key_rate",
+            Self::FailureRate => "failure_rate",
+        }
+    }
+}
+
+/// Why an admin or OAuth request was refused ([`Event::Admin`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AdminFailure {
+    /// Bad or missing admin (or resource-server) credentials.
+    AdminAuth,
+    /// Bad or missing client credentials at an OAuth endpoint.
+    ClientAuth,
+}
+
+impl AdminFailure {
+    /// The failure code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AdminAuth => "admin_auth",
+            Self::ClientAuth => "client_auth",
+        }
+    }
 }
 
 /// What happened to a node's link with the fleet ([`Event::Fleet`]).

@@ -22,7 +22,7 @@ mod monitor;
 pub use alert::{AlertKind, AlertPolicy};
 pub(crate) use event::SharedObserver;
 pub use event::{
-    Arm, Event, FleetDrop, FleetEvent, FnObserver, Observer, RevokeReason, TokenRef, Validated,
-    from_fn,
+    AdminFailure, Arm, Event, FleetDrop, FleetEvent, FnObserver, Observer, RemoteFetch,
+    RetirementPolicy, RevokeReason, RollbackReason, TokenRef, Validated, from_fn,
 };
 pub use monitor::{Monitor, MonitorBuilder};

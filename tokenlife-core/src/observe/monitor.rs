@@ -26,11 +26,15 @@ use metrics::Counter;
 
 use super::alert::{AlertKind, AlertPolicy, Detector};
 use super::audit::{AuditAction, AuditEvent, Auditor};
-use super::event::{Arm, Event, FleetEvent, Observer, RevokeReason, TokenRef};
+use super::event::{
+    AdminFailure, Arm, Event, FleetEvent, Observer, RemoteFetch, RetirementPolicy, RevokeReason,
+    TokenRef,
+};
 use super::lifecycle::{LifecycleTracker, TokenKind, TokenState};
 use super::metrics::{self as m, Handles, VersionCounters};
 use crate::clock::{Clock, SystemClock};
 use crate::error::ValidationErrorKind as Kind;
+use crate::error::{ApiKeyErrorKind, RenewErrorKind};
 use crate::fingerprint::Fingerprint;
 use crate::hash::random_key;
 
@@ -67,7 +71,8 @@ struct Inner {
     expired: [Counter; TokenKind::COUNT],
     alerts: [Counter; AlertKind::ALL.len()],
     revoked: Vec<((TokenKind, &'static str), Counter)>,
-    api_key_outcomes: Vec<(&'static str, Counter)>,
+    /// `ok`, then one per [`ApiKeyErrorKind`], in its table order.
+    api_key_outcomes: Vec<Counter>,
     sample: u32,
 }
 
@@ -78,16 +83,6 @@ const REVOKE_REASONS: [(TokenKind, &str); 6] = [
     (TokenKind::Refresh, "family"),
     (TokenKind::Refresh, "refresh_reuse"),
     (TokenKind::ApiKey, "api_key"),
-];
-
-const API_KEY_OUTCOMES: [&str; 7] = [
-    "ok",
-    "malformed",
-    "unknown",
-    "expired",
-    "revoked",
-    "full",
-    "random",
 ];
 
 impl Drop for Inner {
@@ -213,13 +208,9 @@ impl Monitor {
         }
     }
 
-    fn api_key_outcome(&self, outcome: &str) {
-        if let Some((_, c)) = self
-            .inner
-            .api_key_outcomes
-            .iter()
-            .find(|(o, _)| *o == outcome)
-        {
+    fn api_key_outcome(&self, outcome: Result<(), ApiKeyErrorKind>) {
+        let i = outcome.map_or_else(|k| 1 + k.index(), |()| 0);
+        if let Some(c) = self.inner.api_key_outcomes.get(i) {
             c.increment(1);
         }
     }
@@ -391,24 +382,26 @@ impl Observer for Monitor {
             Event::RemoteKeys {
                 source,
                 outcome,
-                failed,
                 version,
                 skipped,
             } => {
+                metrics::counter!(m::REMOTE_FETCHES, "outcome" => outcome.as_str()).increment(1);
+                if outcome == RemoteFetch::Updated && !skipped.is_empty() {
+                    metrics::counter!(m::REMOTE_KEYS_SKIPPED).increment(skipped.len() as u64);
+                }
                 let skipped = if skipped.is_empty() {
                     String::new()
                 } else {
                     format!("; skipped {}", skipped.join(", "))
                 };
-                metrics::counter!(m::REMOTE_FETCHES, "outcome" => outcome).increment(1);
-                if outcome == "updated" && !skipped.is_empty() {
-                    metrics::counter!(m::REMOTE_KEYS_SKIPPED).increment(skipped.len() as u64);
-                }
                 let event = AuditEvent::new(AuditAction::RemoteKeys, self.now());
-                let (event, state) = if failed {
-                    (event.failure(outcome), "failed, last good keys kept")
+                let (event, state) = if outcome.is_failure() {
+                    (
+                        event.failure(outcome.as_str()),
+                        "failed, last good keys kept",
+                    )
                 } else {
-                    (event.reason(outcome), "ok")
+                    (event.reason(outcome.as_str()), "ok")
                 };
                 self.audit(
                     event
@@ -422,8 +415,9 @@ impl Observer for Monitor {
                 policy,
                 until,
             } => {
+                let policy = policy.as_str();
                 metrics::counter!(m::KEYS_RETIRED, "policy" => policy).increment(kids.len() as u64);
-                for p in ["reject", "grace", "renew_required"] {
+                for p in RetirementPolicy::ALL.map(RetirementPolicy::as_str) {
                     let on = if p == policy { 1.0 } else { 0.0 };
                     metrics::gauge!(m::RETIREMENT_POLICY, "policy" => p).set(on);
                 }
@@ -482,17 +476,16 @@ impl Observer for Monitor {
                 token,
                 subject,
                 client,
-                expired,
             } => {
                 self.audit(
                     AuditEvent::new(AuditAction::RenewFailed, self.now())
-                        .failure(reason)
+                        .failure(reason.as_str())
                         .kind(TokenKind::Refresh)
                         .fingerprint(self.fp(token))
                         .subject(subject)
                         .client(client),
                 );
-                if expired {
+                if reason == RenewErrorKind::Expired {
                     self.transition(
                         TokenKind::Refresh,
                         Some(TokenState::Issued),
@@ -550,11 +543,11 @@ impl Observer for Monitor {
                 }
             }
             Event::ApiKeyChecked { outcome, token } => {
-                self.api_key_outcome(outcome.err().unwrap_or("ok"));
+                self.api_key_outcome(outcome);
                 if let Err(reason) = outcome {
                     self.audit(
                         AuditEvent::new(AuditAction::ValidationFailed, self.now())
-                            .failure(reason)
+                            .failure(reason.as_str())
                             .kind(TokenKind::ApiKey)
                             .fingerprint(self.fp(token)),
                     );
@@ -568,6 +561,7 @@ impl Observer for Monitor {
                 failures,
                 sample,
             } => {
+                let reason = reason.as_str();
                 let base = AuditEvent::new(AuditAction::KeysetRollback, self.now())
                     .failure(reason)
                     .keyset_version(to)
@@ -589,7 +583,7 @@ impl Observer for Monitor {
                     .client(client)
                     .subject(subject);
                 if let Some(f) = failure {
-                    e = e.failure(f);
+                    e = e.failure(f.as_str());
                 }
                 if let Some(v) = keyset_version {
                     e = e.keyset_version(v);
@@ -597,7 +591,7 @@ impl Observer for Monitor {
                 if let Some(d) = detail {
                     e = e.detail(d);
                 }
-                if matches!(failure, Some("admin_auth" | "client_auth")) {
+                if let Some(AdminFailure::AdminAuth | AdminFailure::ClientAuth) = failure {
                     metrics::counter!(m::ADMIN_AUTH_FAILURES).increment(1);
                 }
                 self.audit(e);
@@ -705,9 +699,9 @@ impl MonitorBuilder {
                     .iter()
                     .map(|&(k, r)| ((k, r), metrics::counter!(m::TOKENS_REVOKED, "kind" => k.as_str(), "reason" => r)))
                     .collect(),
-                api_key_outcomes: API_KEY_OUTCOMES
-                    .iter()
-                    .map(|&o| (o, metrics::counter!(m::API_KEY_VALIDATIONS, "outcome" => o)))
+                api_key_outcomes: std::iter::once("ok")
+                    .chain(ApiKeyErrorKind::ALL.iter().map(|k| k.as_str()))
+                    .map(|o| metrics::counter!(m::API_KEY_VALIDATIONS, "outcome" => o))
                     .collect(),
                 sample: self.sample,
             }),
