@@ -31,7 +31,7 @@ use crate::clock::{Clock, SystemClock};
 pub use crate::error::ApiKeyErrorKind;
 use crate::hash::random_key;
 use crate::observe::lifecycle::{TokenKind, TokenState};
-use crate::observe::{Event, Monitor, Observer, RevokeReason, SharedObserver, TokenRef};
+use crate::observe::{Event, Observer, RevokeReason, SharedObserver, TokenRef};
 
 const ID_LEN: usize = 16; // 12 bytes, base64url
 const SECRET_LEN: usize = 43; // 32 bytes, base64url
@@ -404,7 +404,7 @@ impl ApiKeysBuilder {
     }
 
     /// Metrics, lifecycle and audit.
-    pub fn monitor(self, monitor: Monitor) -> Self {
+    pub fn monitor(self, monitor: impl Observer) -> Self {
         self.observer(monitor)
     }
 

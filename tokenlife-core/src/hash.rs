@@ -77,11 +77,18 @@ mod tests {
     /// (a `RandomState` derivation differs too). Each secret a builder makes up is the
     /// very key drawn from the OS source — the fingerprint key of a `Monitor` and of a
     /// `Validator` without one, and an API-key pepper — and a given key is never replaced.
+    fn store_again() -> crate::KeysetStore {
+        crate::KeysetStore::new(
+            crate::Keyset::new([crate::Key::hmac("h", crate::Algorithm::HS256, &[7; 32]).unwrap()])
+                .unwrap(),
+        )
+    }
+
     #[test]
     fn made_up_secrets_are_os_draws() {
         let os = || LAST_OS_KEY.get().expect("no OS draw");
         let m = crate::Monitor::builder().build();
-        assert_eq!(m.fingerprint_key(), os());
+        assert_eq!(crate::Observer::fingerprint_key(&m), Some(os()));
 
         let store = crate::KeysetStore::new(
             crate::Keyset::new([crate::Key::hmac("h", crate::Algorithm::HS256, &[7; 32]).unwrap()])
@@ -105,7 +112,26 @@ mod tests {
             .unwrap();
         assert_eq!(
             v.fingerprint("t"),
-            crate::fingerprint::Fingerprint::compute(&m.fingerprint_key(), "t")
+            crate::fingerprint::Fingerprint::compute(
+                &crate::Observer::fingerprint_key(&m).unwrap(),
+                "t"
+            )
+        );
+
+        // Any observer carrying a key passes it on, inside a pair too; the domain never
+        // needs the concrete Monitor.
+        let v = crate::Validator::builder(store_again())
+            .issuer("i")
+            .audience("a")
+            .observer(((), m.clone()))
+            .build()
+            .unwrap();
+        assert_eq!(
+            v.fingerprint("t"),
+            crate::fingerprint::Fingerprint::compute(
+                &crate::Observer::fingerprint_key(&m).unwrap(),
+                "t"
+            )
         );
 
         let keys = crate::apikey::ApiKeys::builder().build();

@@ -759,5 +759,8 @@ fn the_monitor_counts_remote_key_events() {
     assert_eq!(value(m::REMOTE_FETCHES, Some("timeout")), ["Counter(1)"]);
     // Skipped entries count when the keys change, once per entry.
     assert_eq!(value(m::REMOTE_KEYS_SKIPPED, None), ["Counter(2)"]);
-    assert_eq!(value(m::REMOTE_UNKNOWN_KID_SUPPRESSED, None), ["Counter(1)"]);
+    assert_eq!(
+        value(m::REMOTE_UNKNOWN_KID_SUPPRESSED, None),
+        ["Counter(1)"]
+    );
 }

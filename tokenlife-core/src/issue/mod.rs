@@ -62,7 +62,7 @@ use crate::clock::{Clock, SystemClock, from_unix_secs, unix_secs};
 use crate::error::{ConfigError, RevocationError, RevocationErrorKind};
 use crate::keys::KeysetStore;
 use crate::observe::lifecycle::{TokenKind, TokenState};
-use crate::observe::{Event, Monitor, Observer, RevokeReason, SharedObserver, TokenRef};
+use crate::observe::{Event, Observer, RevokeReason, SharedObserver, TokenRef};
 use crate::revoke::RevocationList;
 
 mod error;
@@ -966,7 +966,7 @@ impl IssuerBuilder {
 
     /// Metrics, lifecycle, audit and alerts: the same as
     /// [`observer`](Self::observer)`(monitor)`.
-    pub fn monitor(self, monitor: Monitor) -> Self {
+    pub fn monitor(self, monitor: impl Observer) -> Self {
         self.observer(monitor)
     }
 

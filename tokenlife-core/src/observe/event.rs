@@ -500,6 +500,13 @@ pub trait Observer: Send + Sync + 'static {
     fn audit_ready(&self) -> bool {
         true
     }
+
+    /// The key this observer fingerprints tokens with, if it has one: a builder given
+    /// this observer (and no key of its own) fingerprints with the same key, so the
+    /// domain's and the observer's fingerprints of one token agree. The default is none.
+    fn fingerprint_key(&self) -> Option<[u8; 32]> {
+        None
+    }
 }
 
 /// Observes nothing.
@@ -524,6 +531,12 @@ impl<A: Observer, B: Observer> Observer for (A, B) {
     fn audit_ready(&self) -> bool {
         self.0.audit_ready() && self.1.audit_ready()
     }
+
+    fn fingerprint_key(&self) -> Option<[u8; 32]> {
+        self.0
+            .fingerprint_key()
+            .or_else(|| self.1.fingerprint_key())
+    }
 }
 
 impl<O: Observer + ?Sized> Observer for Arc<O> {
@@ -537,6 +550,10 @@ impl<O: Observer + ?Sized> Observer for Arc<O> {
 
     fn audit_ready(&self) -> bool {
         (**self).audit_ready()
+    }
+
+    fn fingerprint_key(&self) -> Option<[u8; 32]> {
+        (**self).fingerprint_key()
     }
 }
 

@@ -155,10 +155,6 @@ impl Monitor {
         Fingerprint::compute(&self.inner.fingerprint_key, token)
     }
 
-    pub(crate) fn fingerprint_key(&self) -> [u8; 32] {
-        self.inner.fingerprint_key
-    }
-
     /// Unix seconds on the monitor's clock.
     pub fn now(&self) -> u64 {
         self.inner.clock.unix_now()
@@ -341,6 +337,10 @@ impl Observer for Monitor {
             c.set(n);
             n % every == 0
         })
+    }
+
+    fn fingerprint_key(&self) -> Option<[u8; 32]> {
+        Some(self.inner.fingerprint_key)
     }
 
     fn on_event(&self, event: &Event<'_>) {

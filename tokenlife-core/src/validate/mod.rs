@@ -27,7 +27,7 @@ use crate::error::{ConfigError, ValidationError, ValidationErrorKind as Kind};
 use crate::fingerprint::Fingerprint;
 use crate::hash::{random_key, random_u64};
 use crate::keys::{Key, Keyset, KeysetSnapshot, KeysetStore, Retirement, same_key};
-use crate::observe::{Arm, Event, Monitor, Observer, SharedObserver, TokenRef, Validated};
+use crate::observe::{Arm, Event, Observer, SharedObserver, TokenRef, Validated};
 use crate::revoke::{RevocationList, RevokedBy};
 
 /// Default largest token accepted, in bytes.
@@ -892,12 +892,11 @@ impl ValidatorBuilder {
         self
     }
 
-    /// Feeds metrics, lifecycle, audit and alerts to `monitor` (the observer tokenlife
-    /// ships). Unless a fingerprint key is set here, the validator uses the monitor's.
-    pub fn monitor(mut self, monitor: Monitor) -> Self {
-        self.monitor_key = Some(monitor.fingerprint_key());
-        self.observer = Some(SharedObserver::new(monitor));
-        self
+    /// Feeds metrics, lifecycle, audit and alerts to `monitor` (the
+    /// [`Monitor`](crate::observe::Monitor) tokenlife ships, or any observer): the same as
+    /// [`observer`](Self::observer).
+    pub fn monitor(self, monitor: impl Observer) -> Self {
+        self.observer(monitor)
     }
 
     /// Reports every validation to `observer` too, beside the monitor or observer set
@@ -914,6 +913,7 @@ impl ValidatorBuilder {
     /// Reports every validation to `observer` (replacing any monitor or observer set
     /// before; combine two with a tuple).
     pub fn observer(mut self, observer: impl Observer) -> Self {
+        self.monitor_key = observer.fingerprint_key();
         self.observer = Some(SharedObserver::new(observer));
         self
     }
