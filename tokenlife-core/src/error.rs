@@ -1054,10 +1054,10 @@ pub enum RemoteErrorKind {
     /// A discovery document whose `issuer` is not the issuer asked for.
     IssuerMismatch,
     /// Plain `http://` to a host that is not loopback, without
-    /// [`RemoteKeysBuilder::allow_insecure_http`].
+    /// [`RemoteKeysBuilder::allow_insecure_http`](crate::keys::remote::RemoteKeysBuilder::allow_insecure_http).
     InsecureUrl,
     /// A discovery document's `jwks_uri` on another origin than the issuer's, not in
-    /// [`RemoteKeysBuilder::allow_jwks_origin`] (whoever controls the document must not
+    /// [`RemoteKeysBuilder::allow_jwks_origin`](crate::keys::remote::RemoteKeysBuilder::allow_jwks_origin) (whoever controls the document must not
     /// point the gateway at an arbitrary host).
     ForeignOrigin,
 }

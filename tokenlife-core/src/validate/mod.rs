@@ -901,7 +901,7 @@ impl ValidatorBuilder {
 
     /// Reports every validation to `observer` too, beside the monitor or observer set
     /// before (a [`RolloutGuard`](crate::rollout::RolloutGuard) beside the
-    /// [`Monitor`], keeping the monitor's fingerprint key).
+    /// [`Monitor`](crate::observe::Monitor), keeping the monitor's fingerprint key).
     pub fn also_observer(mut self, observer: impl Observer) -> Self {
         self.observer = Some(match self.observer.take() {
             Some(first) => SharedObserver::new((first.0, observer)),
