@@ -1,4 +1,4 @@
-//! Fixed test keys and a signing helper (feature `test-util`).
+//! Fixed test keys, a signing helper and the common [`Fixture`] (feature `test-util`).
 //!
 //! These keys are public knowledge: they exist so that tests, examples and benches sign
 //! real tokens without generating keys. Never use them to protect anything.
@@ -7,6 +7,9 @@ use jsonwebtoken::{Algorithm, Header};
 use serde::Serialize;
 
 use crate::keys::Key;
+
+mod fixture;
+pub use fixture::{AUD, Fixture, ISS};
 
 #[cfg(feature = "redis")]
 mod redis;
