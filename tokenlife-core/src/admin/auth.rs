@@ -121,13 +121,13 @@ pub(super) fn claimed_identity(headers: &HeaderMap) -> (Identity<'static>, Optio
     if bearer(headers).is_some() {
         return (Identity::Bearer, None);
     }
-    match basic_credentials(headers) {
+    match basic_credentials(headers).and_then(|c| c.into_iter().next()) {
         Some((id, _)) => (Identity::None, Some(id)),
         None => (Identity::None, None),
     }
 }
 
-pub(super) fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+pub(super) fn basic_credentials(headers: &HeaderMap) -> Option<Vec<(String, String)>> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, b64) = v.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -138,7 +138,39 @@ pub(super) fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)>
         .ok()?;
     let raw = String::from_utf8(raw).ok()?;
     let (id, secret) = raw.split_once(':')?;
-    Some((id.to_owned(), secret.to_owned()))
+    // RFC 6749 §2.3.1: the id and the secret are each form-urlencoded before they
+    // become the Basic user and password. Many clients skip that step; their raw pair
+    // is tried second, when it differs (knowing the secret is what counts, in either
+    // spelling).
+    let raw = (id.to_owned(), secret.to_owned());
+    Some(match (form_decode(id), form_decode(secret)) {
+        (Some(id), Some(secret)) if (id.as_str(), secret.as_str()) != (&*raw.0, &*raw.1) => {
+            vec![(id, secret), raw]
+        }
+        // Nothing to decode, or not decodable (a raw `%` not followed by two hex digits).
+        _ => vec![raw],
+    })
+}
+
+/// `application/x-www-form-urlencoded` decoding of one value: `+` is a space, `%XX` a
+/// byte; `None` for a malformed escape or bytes that are not UTF-8.
+pub(super) fn form_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = s.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
 }
 
 pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -160,20 +192,21 @@ impl AdminState {
         {
             return Some(Caller(CallerKind::Admin));
         }
-        let (id, secret) = basic_credentials(headers)?;
-        if roles.client
-            && let Some(c) = self.client(&id, &secret)
-        {
-            return Some(Caller(CallerKind::Client(c.id.as_str().into())));
-        }
-        if roles.resource_server
-            && let Some((rid, _)) = self
-                .inner
-                .resource_servers
-                .iter()
-                .find(|(rid, s)| *rid == id && s.matches(&secret))
-        {
-            return Some(Caller(CallerKind::ResourceServer(rid.as_str().into())));
+        for (id, secret) in basic_credentials(headers)? {
+            if roles.client
+                && let Some(c) = self.client(&id, &secret)
+            {
+                return Some(Caller(CallerKind::Client(c.id.as_str().into())));
+            }
+            if roles.resource_server
+                && let Some((rid, _)) = self
+                    .inner
+                    .resource_servers
+                    .iter()
+                    .find(|(rid, s)| *rid == id && s.matches(&secret))
+            {
+                return Some(Caller(CallerKind::ResourceServer(rid.as_str().into())));
+            }
         }
         None
     }

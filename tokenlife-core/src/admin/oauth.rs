@@ -61,16 +61,22 @@ pub(super) fn token_client<'a>(
     let presented = basic_credentials(headers).or_else(|| {
         form.client_id
             .as_ref()
-            .map(|id| (id.clone(), form.client_secret.clone().unwrap_or_default()))
+            .map(|id| vec![(id.clone(), form.client_secret.clone().unwrap_or_default())])
     });
-    let Some((id, secret)) = presented else {
+    let Some(presented) = presented else {
         return Ok(None);
     };
-    let bucket = s.inner.throttle.bucket(ip, &Identity::Id(&id));
+    let Some((id, _)) = presented.first() else {
+        return Ok(None);
+    };
+    let bucket = s.inner.throttle.bucket(ip, &Identity::Id(id));
     if let Some(wait) = s.inner.throttle.blocked(bucket, s.now()) {
         return Err(ApiError::throttled(wait));
     }
-    match s.client(&id, &secret) {
+    match presented
+        .iter()
+        .find_map(|(id, secret)| s.client(id, secret))
+    {
         Some(c) => Ok(Some(c)),
         None => {
             s.auth_failed(bucket, AdminFailure::ClientAuth);
