@@ -35,6 +35,15 @@ struct Fixture {
     _fleet: Option<(RedisFleet, FleetTasks)>,
 }
 
+/// The claim predicate of `/claims/*`: the writer token's `jti`, or subject `bob` (no
+/// token of the suite), combined with `any_of`.
+fn writer_or_bob() -> tokenlife_core::gate::Predicate {
+    use tokenlife_core::gate::{Predicate, any_of};
+    let writer: Predicate = Arc::new(|t| t.claims().jti.as_deref() == Some("t-writer"));
+    let bob: Predicate = Arc::new(|t| t.claims().sub.as_deref() == Some("bob"));
+    any_of([writer, bob])
+}
+
 /// Claims a handler insists on: the tokens of the suite have no `level`.
 #[derive(serde::Deserialize)]
 struct Typed {
@@ -182,6 +191,10 @@ mod axum_app {
         let scoped = Router::new()
             .route("/scoped/orders", get(orders))
             .layer(TokenLifeLayer::new(v.clone()).require_scope("orders:write"));
+        let claimed = Router::new().route("/claims/orders", get(orders)).layer({
+            let p = super::writer_or_bob();
+            TokenLifeLayer::new(v.clone()).require(move |t| p(t))
+        });
         let optional = Router::new()
             .route("/optional/whoami", get(whoami))
             .route("/optional/typed", get(typed))
@@ -220,6 +233,7 @@ mod axum_app {
             .merge(sourced)
             .merge(api)
             .merge(scoped)
+            .merge(claimed)
             .merge(optional)
             .merge(custom)
             .nest("/admin", tokenlife_tower::admin::router(f.admin.clone()));
@@ -305,6 +319,14 @@ mod actix_app {
                 .service(
                     web::scope("/scoped")
                         .wrap(TokenLife::new(v.clone()).require_scope("orders:write"))
+                        .route("/orders", web::get().to(orders)),
+                )
+                .service(
+                    web::scope("/claims")
+                        .wrap({
+                            let p = super::writer_or_bob();
+                            TokenLife::new(v.clone()).require(move |t| p(t))
+                        })
                         .route("/orders", web::get().to(orders)),
                 )
                 .service(
@@ -553,6 +575,14 @@ fn script(t: &Tokens) -> Vec<Step> {
             ),
         get("scope present", "/scoped/orders", 200).bearer(&t.writer),
         get("scope, no token", "/scoped/orders", 401),
+        // Per-route claim predicates (peer gaps, item 10).
+        get("predicate holds", "/claims/orders", 200).bearer(&t.writer),
+        get("predicate fails", "/claims/orders", 403)
+            .bearer(&t.valid)
+            .challenge(
+                r#"Bearer realm="api", error="insufficient_scope", error_description="insufficient claims""#,
+            ),
+        get("predicate, no token", "/claims/orders", 401),
         get("optional, no token", "/optional/whoami", 200),
         get("optional, valid token", "/optional/whoami", 200).bearer(&t.valid),
         get("optional, bad token", "/optional/whoami", 401).bearer(&t.expired),

@@ -204,6 +204,18 @@ impl Rejection {
         }
     }
 
+    /// 403 `insufficient_scope` for a claim predicate that does not hold (no `scope`
+    /// attribute: the requirement is not a scope the client could ask for).
+    pub fn insufficient_claims() -> Self {
+        Self {
+            status: 403,
+            error: Some(BearerError::InsufficientScope),
+            description: "insufficient claims",
+            kind: Some(ValidationErrorKind::InsufficientScope),
+            scope: None,
+        }
+    }
+
     /// A valid token without the scopes `scope` (space-separated): 403
     /// `insufficient_scope`.
     pub fn insufficient_scope(scope: Arc<str>) -> Self {
@@ -247,15 +259,53 @@ impl Rejection {
 /// The request policy an adapter is configured with: optional authentication, required
 /// scopes, skip paths, the challenge's realm. Token sources stay in the adapter (they
 /// read its framework's headers).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use]
 pub struct Gate {
     optional: bool,
     scopes: Vec<Box<str>>,
     scope_text: Option<Arc<str>>,
+    predicates: Vec<Predicate>,
     skip_exact: Vec<Box<str>>,
     skip_prefix: Vec<Box<str>>,
     realm: Box<str>,
+}
+
+/// A claim predicate a route requires ([`Gate::require`]): any function of the
+/// verified token.
+pub type Predicate = Arc<dyn Fn(&Verified) -> bool + Send + Sync>;
+
+/// A predicate that holds when any of `predicates` holds (none: never).
+///
+/// ```
+/// use tokenlife_core::gate::{self, Predicate};
+/// let admin: Predicate = std::sync::Arc::new(|v| v.has_scope("admin"));
+/// let owner: Predicate = std::sync::Arc::new(|v| v.claims().sub.as_deref() == Some("owner"));
+/// let either = gate::any_of([admin, owner]);
+/// # let _ = either;
+/// ```
+pub fn any_of(predicates: impl IntoIterator<Item = Predicate>) -> Predicate {
+    let all: Vec<Predicate> = predicates.into_iter().collect();
+    Arc::new(move |v| all.iter().any(|p| p(v)))
+}
+
+/// A predicate that holds when every one of `predicates` holds (none: always).
+pub fn all_of(predicates: impl IntoIterator<Item = Predicate>) -> Predicate {
+    let all: Vec<Predicate> = predicates.into_iter().collect();
+    Arc::new(move |v| all.iter().all(|p| p(v)))
+}
+
+impl fmt::Debug for Gate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Gate")
+            .field("optional", &self.optional)
+            .field("scopes", &self.scopes)
+            .field("predicates", &self.predicates.len())
+            .field("skip_exact", &self.skip_exact)
+            .field("skip_prefix", &self.skip_prefix)
+            .field("realm", &self.realm)
+            .finish()
+    }
 }
 
 impl Default for Gate {
@@ -271,6 +321,7 @@ impl Gate {
             optional: false,
             scopes: Vec::new(),
             scope_text: None,
+            predicates: Vec::new(),
             skip_exact: Vec::new(),
             skip_prefix: Vec::new(),
             realm: "api".into(),
@@ -290,6 +341,17 @@ impl Gate {
         self.scopes.push(scope.into());
         let text: Vec<&str> = self.scopes.iter().map(|s| &**s).collect();
         self.scope_text = Some(text.join(" ").into());
+        self
+    }
+
+    /// Requires `predicate` of the verified token (beside any scopes): when it does not
+    /// hold, 403 `insufficient_scope`. Combine several with [`any_of`] / [`all_of`], or
+    /// call this more than once (all must hold).
+    pub fn require(
+        mut self,
+        predicate: impl Fn(&Verified) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.predicates.push(Arc::new(predicate));
         self
     }
 
@@ -346,6 +408,9 @@ impl Gate {
             return Err(Rejection::insufficient_scope(
                 self.scope_text.clone().unwrap_or_else(|| "".into()),
             ));
+        }
+        if !self.predicates.iter().all(|p| p(&verified)) {
+            return Err(Rejection::insufficient_claims());
         }
         Ok(Some(verified))
     }
@@ -523,6 +588,16 @@ impl<H: Headers> Guard<H> {
         self
     }
 
+    /// Requires `predicate` of the verified token: 403 `insufficient_scope` when it does
+    /// not hold ([`Gate::require`]).
+    pub fn require(
+        mut self,
+        predicate: impl Fn(&Verified) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.gate = self.gate.require(predicate);
+        self
+    }
+
     /// Lets this exact path through without a token (health checks).
     pub fn skip_path(mut self, path: &str) -> Self {
         self.gate = self.gate.skip_path(path);
@@ -630,6 +705,16 @@ macro_rules! guard_options {
         /// `wrap` on a resource).
         pub fn require_scope(self, scope: &str) -> Self {
             self.guard(|g| g.require_scope(scope))
+        }
+
+        /// Requires `predicate` of the verified token (any function of it; combine with
+        /// `tokenlife_core::gate::{any_of, all_of}`): 403 `insufficient_scope` when it
+        /// does not hold. Apply it per route, as `require_scope`.
+        pub fn require(
+            self,
+            predicate: impl Fn(&$crate::validate::Verified) -> bool + Send + Sync + 'static,
+        ) -> Self {
+            self.guard(|g| g.require(predicate))
         }
 
         /// Lets this exact path through without a token (health checks).
