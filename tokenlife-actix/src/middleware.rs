@@ -37,6 +37,10 @@ impl gate::Headers for ActixHeaders {
     fn values<'a>(map: &'a HeaderMap, name: &HeaderName) -> impl Iterator<Item = &'a [u8]> {
         map.get_all(name).map(HeaderValue::as_bytes)
     }
+
+    fn contains(map: &HeaderMap, name: &'static str) -> bool {
+        map.contains_key(name)
+    }
 }
 
 /// A function that finds the token in the request headers.
@@ -214,7 +218,10 @@ where
         // Validation is synchronous: the inner service is called (or not) right here.
         let config = &self.config;
         let client = req.peer_addr().map(|a| a.ip());
-        match config.guard.check(req.path(), req.headers(), client) {
+        match config
+            .guard
+            .check(req.method().as_str(), req.path(), req.headers(), client)
+        {
             Ok(verified) => {
                 if let Some(v) = verified {
                     req.extensions_mut().insert(v);

@@ -191,6 +191,12 @@ mod axum_app {
         let scoped = Router::new()
             .route("/scoped/orders", get(orders))
             .layer(TokenLifeLayer::new(v.clone()).require_scope("orders:write"));
+        let cors = Router::new()
+            .route(
+                "/cors/orders",
+                get(orders).options(|| async { "preflight answered behind the guard" }),
+            )
+            .layer(TokenLifeLayer::new(v.clone()).skip_preflight());
         let claimed = Router::new().route("/claims/orders", get(orders)).layer({
             let p = super::writer_or_bob();
             TokenLifeLayer::new(v.clone()).require(move |t| p(t))
@@ -234,6 +240,7 @@ mod axum_app {
             .merge(api)
             .merge(scoped)
             .merge(claimed)
+            .merge(cors)
             .merge(optional)
             .merge(custom)
             .nest("/admin", tokenlife_tower::admin::router(f.admin.clone()));
@@ -322,6 +329,17 @@ mod actix_app {
                         .route("/orders", web::get().to(orders)),
                 )
                 .service(
+                    web::scope("/cors")
+                        .wrap(TokenLife::new(v.clone()).skip_preflight())
+                        .route("/orders", web::get().to(orders))
+                        .route(
+                            "/orders",
+                            web::method(actix_web::http::Method::OPTIONS).to(|| async {
+                                text("preflight answered behind the guard".into())
+                            }),
+                        ),
+                )
+                .service(
                     web::scope("/claims")
                         .wrap({
                             let p = super::writer_or_bob();
@@ -386,6 +404,13 @@ fn get(name: &'static str, path: &str, want: u16) -> Step {
         want,
         challenge: None,
         volatile: false,
+    }
+}
+
+fn options(name: &'static str, path: &str, want: u16) -> Step {
+    Step {
+        method: "OPTIONS",
+        ..get(name, path, want)
     }
 }
 
@@ -583,6 +608,19 @@ fn script(t: &Tokens) -> Vec<Step> {
                 r#"Bearer realm="api", error="insufficient_scope", error_description="insufficient claims""#,
             ),
         get("predicate, no token", "/claims/orders", 401),
+        // CORS preflights pass without a token under `skip_preflight` (peer gaps, item
+        // 7); anything else still needs one.
+        options("preflight", "/cors/orders", 200)
+            .header("origin", "https://app.example")
+            .header("access-control-request-method", "GET"),
+        options("OPTIONS without Origin", "/cors/orders", 401)
+            .header("access-control-request-method", "GET"),
+        options("OPTIONS without the request method", "/cors/orders", 401)
+            .header("origin", "https://app.example"),
+        get("GET with Origin, no token", "/cors/orders", 401)
+            .header("origin", "https://app.example")
+            .header("access-control-request-method", "GET"),
+
         get("optional, no token", "/optional/whoami", 200),
         get("optional, valid token", "/optional/whoami", 200).bearer(&t.valid),
         get("optional, bad token", "/optional/whoami", 401).bearer(&t.expired),

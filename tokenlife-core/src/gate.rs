@@ -266,6 +266,7 @@ pub struct Gate {
     scopes: Vec<Box<str>>,
     scope_text: Option<Arc<str>>,
     predicates: Vec<Predicate>,
+    skip_preflight: bool,
     skip_exact: Vec<Box<str>>,
     skip_prefix: Vec<Box<str>>,
     realm: Box<str>,
@@ -301,6 +302,7 @@ impl fmt::Debug for Gate {
             .field("optional", &self.optional)
             .field("scopes", &self.scopes)
             .field("predicates", &self.predicates.len())
+            .field("skip_preflight", &self.skip_preflight)
             .field("skip_exact", &self.skip_exact)
             .field("skip_prefix", &self.skip_prefix)
             .field("realm", &self.realm)
@@ -322,6 +324,7 @@ impl Gate {
             scopes: Vec::new(),
             scope_text: None,
             predicates: Vec::new(),
+            skip_preflight: false,
             skip_exact: Vec::new(),
             skip_prefix: Vec::new(),
             realm: "api".into(),
@@ -352,6 +355,15 @@ impl Gate {
         predicate: impl Fn(&Verified) -> bool + Send + Sync + 'static,
     ) -> Self {
         self.predicates.push(Arc::new(predicate));
+        self
+    }
+
+    /// Lets CORS preflights through without a token: an `OPTIONS` request with `Origin`
+    /// and `Access-Control-Request-Method` (browsers send no credentials on it). Put the
+    /// CORS layer (tower-http's `CorsLayer`, actix-cors) *behind* this guard so it answers
+    /// them, or in front of it, where it answers them before the guard sees them.
+    pub fn skip_preflight(mut self) -> Self {
+        self.skip_preflight = true;
         self
     }
 
@@ -430,6 +442,8 @@ pub trait Headers: 'static {
     fn cookies(map: &Self::Map) -> impl Iterator<Item = &[u8]>;
     /// Every value of `name`.
     fn values<'a>(map: &'a Self::Map, name: &Self::Name) -> impl Iterator<Item = &'a [u8]>;
+    /// Whether the request has a header of this (lower-case) name.
+    fn contains(map: &Self::Map, name: &'static str) -> bool;
 }
 
 /// A function that finds the token in the request headers ([`TokenSource::Custom`]).
@@ -506,6 +520,9 @@ impl<H: Headers> TokenSource<H> {
 ///         let name = *name;
 ///         m.iter().filter(move |(n, _)| *n == name).map(|(_, v)| v.as_slice())
 ///     }
+///     fn contains(m: &Self::Map, name: &'static str) -> bool {
+///         m.iter().any(|(n, _)| *n == name)
+///     }
 /// }
 ///
 /// let store = KeysetStore::new(Keyset::new([testing::key("k1", Algorithm::ES256)]).unwrap());
@@ -515,10 +532,10 @@ impl<H: Headers> TokenSource<H> {
 /// let token = testing::sign(&testing::key("k1", Algorithm::ES256), &serde_json::json!({
 ///     "iss": "i", "aud": "a", "sub": "u", "exp": 4_000_000_000u64, "scope": "orders:read"}));
 /// let headers = vec![("authorization", format!("Bearer {token}").into_bytes())];
-/// let verified = guard.check("/orders", &headers, None).unwrap().unwrap();
+/// let verified = guard.check("GET", "/orders", &headers, None).unwrap().unwrap();
 /// assert_eq!(verified.claims().sub.as_deref(), Some("u"));
 ///
-/// let refused = guard.check("/orders", &vec![], None).unwrap_err();
+/// let refused = guard.check("GET", "/orders", &vec![], None).unwrap_err();
 /// assert_eq!((refused.status, guard.challenge(&refused)), (401, r#"Bearer realm="orders""#.to_owned()));
 /// ```
 #[must_use]
@@ -598,6 +615,12 @@ impl<H: Headers> Guard<H> {
         self
     }
 
+    /// Lets CORS preflights through without a token ([`Gate::skip_preflight`]).
+    pub fn skip_preflight(mut self) -> Self {
+        self.gate = self.gate.skip_preflight();
+        self
+    }
+
     /// Lets this exact path through without a token (health checks).
     pub fn skip_path(mut self, path: &str) -> Self {
         self.gate = self.gate.skip_path(path);
@@ -640,18 +663,29 @@ impl<H: Headers> Guard<H> {
     }
 
     /// The verdict on a request: `Ok(Some)` for a valid token, `Ok(None)` for a skipped
-    /// path or an optional request without one, else the [`Rejection`]. `client` (the
-    /// peer's address, when the adapter knows it) goes to the validator's observer.
+    /// path, a CORS preflight under [`Gate::skip_preflight`], or an optional request
+    /// without one, else the [`Rejection`]. `client` (the peer's address, when the
+    /// adapter knows it) goes to the validator's observer.
     ///
     /// # Errors
     /// The [`Rejection`] to answer with.
     pub fn check(
         &self,
+        method: &str,
         path: &str,
         headers: &H::Map,
         client: Option<std::net::IpAddr>,
     ) -> Result<Option<Verified>, Rejection> {
         if self.gate.skips(path) {
+            return Ok(None);
+        }
+        // A CORS preflight carries no credentials by design (Fetch §3.2.2): let it reach
+        // the CORS layer behind, when asked to.
+        if self.gate.skip_preflight
+            && method == "OPTIONS"
+            && H::contains(headers, "origin")
+            && H::contains(headers, "access-control-request-method")
+        {
             return Ok(None);
         }
         let mut found = Found::None;
@@ -715,6 +749,12 @@ macro_rules! guard_options {
             predicate: impl Fn(&$crate::validate::Verified) -> bool + Send + Sync + 'static,
         ) -> Self {
             self.guard(|g| g.require(predicate))
+        }
+
+        /// Lets CORS preflights through without a token: an `OPTIONS` with `Origin` and
+        /// `Access-Control-Request-Method` (browsers send no credentials on it).
+        pub fn skip_preflight(self) -> Self {
+            self.guard(|g| g.skip_preflight())
         }
 
         /// Lets this exact path through without a token (health checks).

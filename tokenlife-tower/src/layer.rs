@@ -36,6 +36,10 @@ impl gate::Headers for HttpHeaders {
     fn values<'a>(map: &'a HeaderMap, name: &http::HeaderName) -> impl Iterator<Item = &'a [u8]> {
         map.get_all(name).into_iter().map(HeaderValue::as_bytes)
     }
+
+    fn contains(map: &HeaderMap, name: &'static str) -> bool {
+        map.contains_key(name)
+    }
 }
 
 /// A function that finds the token in the request headers.
@@ -55,7 +59,12 @@ impl Config {
     /// or the rejection.
     pub(crate) fn check<B>(&self, req: &mut Request<B>) -> Result<(), Rejection> {
         let client = client_ip(req);
-        let verified = self.guard.check(req.uri().path(), req.headers(), client)?;
+        let verified = self.guard.check(
+            req.method().as_str(),
+            req.uri().path(),
+            req.headers(),
+            client,
+        )?;
         if let Some(verified) = verified {
             req.extensions_mut().insert(verified);
             if let Some(realm) = self.guard.custom_realm() {
