@@ -1,5 +1,8 @@
 //! A real `redis-server` for tests (features `test-util` and `redis`): started on a free
-//! 127.0.0.1 port with nothing kept on disk, killed on drop, restartable on the same port.
+//! 127.0.0.1 port with nothing kept on disk, killed on drop, restartable on the same port
+//! — and killed when the test process dies without dropping it (a panic in another
+//! thread, a detached task owning it, `process::exit`, a signal): a small `sh` watchdog
+//! holds the server and kills it when the pipe from this process closes.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -30,13 +33,20 @@ impl RedisServer {
     /// # Panics
     /// As for [`start`](Self::start).
     pub fn on(port: u16) -> Self {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
+        // The watchdog: reads its stdin (a pipe only this process writes to) until EOF,
+        // which comes when the `Child` below is dropped or this process dies, however.
+        let script = format!(
+            "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no \
+             >/dev/null 2>&1 & r=$!; \
+             cat >/dev/null; kill -9 $r 2>/dev/null; wait $r 2>/dev/null; exit 0"
+        );
+        let child = Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("redis-server is installed (.ci/run installs it)");
+            .expect("sh and redis-server are installed (.ci/run installs redis-server)");
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "redis-server did not start");
@@ -61,7 +71,9 @@ impl RedisServer {
     /// Kills it (an outage); [`on`](Self::on) with the same port brings one back, empty.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
+            // Closing the watchdog's stdin makes it kill the server at once (SIGKILL: an
+            // outage, not a shutdown) and exit.
+            drop(c.stdin.take());
             let _ = c.wait();
         }
     }
@@ -70,5 +82,70 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RedisServer;
+    use std::time::{Duration, Instant};
+
+    fn port_answers(port: u16) -> bool {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    }
+
+    fn gone_within(port: u16, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while port_answers(port) {
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+
+    /// Killed on `kill` and on drop.
+    #[test]
+    fn kill_and_drop_stop_the_server() {
+        let mut r = RedisServer::start();
+        let port = r.port();
+        assert!(port_answers(port));
+        r.kill();
+        assert!(gone_within(port, Duration::from_secs(10)));
+        let r = RedisServer::on(port);
+        assert!(port_answers(port));
+        drop(r);
+        assert!(gone_within(port, Duration::from_secs(10)));
+    }
+
+    /// A process that dies without dropping its server (here `process::exit` with the
+    /// server forgotten) leaves no `redis-server` behind.
+    #[test]
+    fn a_process_that_dies_without_dropping_it_leaves_no_server_behind() {
+        if let Ok(port) = std::env::var("TOKENLIFE_LEAK_REDIS_PORT") {
+            // The child: start a server, print nothing, die without dropping it.
+            let r = RedisServer::on(port.parse().expect("a port"));
+            std::mem::forget(r);
+            std::process::exit(0);
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let status = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "--exact",
+                "testing::redis::tests::a_process_that_dies_without_dropping_it_leaves_no_server_behind",
+                "--test-threads=1",
+            ])
+            .env("TOKENLIFE_LEAK_REDIS_PORT", port.to_string())
+            .status()
+            .expect("the child test process");
+        assert!(status.success(), "{status:?}");
+        assert!(
+            gone_within(port, Duration::from_secs(10)),
+            "redis-server on {port} outlived its process"
+        );
     }
 }
