@@ -103,36 +103,18 @@ mod tests {
             v.fingerprint("t"),
             crate::fingerprint::Fingerprint::compute(&os(), "t")
         );
-        // A monitor's key is the validator's, with no new draw.
-        let v = crate::Validator::builder(store)
-            .issuer("i")
-            .audience("a")
-            .monitor(m.clone())
-            .build()
-            .unwrap();
-        assert_eq!(
-            v.fingerprint("t"),
-            crate::fingerprint::Fingerprint::compute(
-                &crate::Observer::fingerprint_key(&m).unwrap(),
-                "t"
-            )
-        );
-
-        // Any observer carrying a key passes it on, inside a pair too; the domain never
-        // needs the concrete Monitor.
-        let v = crate::Validator::builder(store_again())
-            .issuer("i")
-            .audience("a")
-            .observer(((), m.clone()))
-            .build()
-            .unwrap();
-        assert_eq!(
-            v.fingerprint("t"),
-            crate::fingerprint::Fingerprint::compute(
-                &crate::Observer::fingerprint_key(&m).unwrap(),
-                "t"
-            )
-        );
+        // A monitor's key is the validator's, with no new draw; any observer carrying a key
+        // passes it on, inside a pair too (the domain never needs the concrete Monitor).
+        let monitor_key = crate::Observer::fingerprint_key(&m).unwrap();
+        let by_monitor = crate::Validator::builder(store).monitor(m.clone());
+        let by_pair = crate::Validator::builder(store_again()).observer(((), m.clone()));
+        for builder in [by_monitor, by_pair] {
+            let v = builder.issuer("i").audience("a").build().unwrap();
+            assert_eq!(
+                v.fingerprint("t"),
+                crate::fingerprint::Fingerprint::compute(&monitor_key, "t")
+            );
+        }
 
         let keys = crate::apikey::ApiKeys::builder().build();
         assert_eq!(keys.pepper_for_tests(), os());
