@@ -225,9 +225,11 @@ where
             Ok(verified) => {
                 if let Some(v) = verified {
                     req.extensions_mut().insert(v);
-                    if let Some(realm) = config.guard.custom_realm() {
-                        req.extensions_mut().insert(realm.clone());
-                    }
+                }
+                // Also for a request let through without a token (optional, skipped):
+                // the extractors' rejections name this guard's realm.
+                if let Some(realm) = config.guard.custom_realm() {
+                    req.extensions_mut().insert(realm.clone());
                 }
                 ResponseFuture {
                     kind: Kind::Inner {

@@ -197,6 +197,9 @@ mod axum_app {
                 get(orders).options(|| async { "preflight answered behind the guard" }),
             )
             .layer(TokenLifeLayer::new(v.clone()).skip_preflight());
+        let optional_realm = Router::new()
+            .route("/optrealm/typed", get(strict))
+            .layer(TokenLifeLayer::new(v.clone()).optional().realm("orders"));
         let claimed = Router::new().route("/claims/orders", get(orders)).layer({
             let p = super::writer_or_bob();
             TokenLifeLayer::new(v.clone()).require(move |t| p(t))
@@ -240,6 +243,7 @@ mod axum_app {
             .merge(api)
             .merge(scoped)
             .merge(claimed)
+            .merge(optional_realm)
             .merge(cors)
             .merge(optional)
             .merge(custom)
@@ -338,6 +342,11 @@ mod actix_app {
                                 text("preflight answered behind the guard".into())
                             }),
                         ),
+                )
+                .service(
+                    web::scope("/optrealm")
+                        .wrap(TokenLife::new(v.clone()).optional().realm("orders"))
+                        .route("/typed", web::get().to(strict)),
                 )
                 .service(
                     web::scope("/claims")
@@ -638,6 +647,8 @@ fn script(t: &Tokens) -> Vec<Step> {
         get("custom body, no token", "/custom/orders", 401).challenge(r#"Bearer realm="orders""#),
         // The extractors' rejections name the realm of the guard in front (they said
         // "api" whatever it was).
+        get("optional, custom realm, no token, strict claims", "/optrealm/typed", 401)
+            .challenge(r#"Bearer realm="orders""#),
         get("custom realm, claims that do not fit", "/custom/typed", 401)
             .bearer(&t.valid)
             .challenge(

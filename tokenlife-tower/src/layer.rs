@@ -67,9 +67,11 @@ impl Config {
         )?;
         if let Some(verified) = verified {
             req.extensions_mut().insert(verified);
-            if let Some(realm) = self.guard.custom_realm() {
-                req.extensions_mut().insert(realm.clone());
-            }
+        }
+        // Also for a request let through without a token (optional, skipped): the
+        // extractors' rejections name this guard's realm.
+        if let Some(realm) = self.guard.custom_realm() {
+            req.extensions_mut().insert(realm.clone());
         }
         Ok(())
     }
