@@ -444,9 +444,24 @@ struct Policy {
 }
 
 impl Policy {
+    /// When to refresh next: the answer's `max-age` held to the bounds (or the default),
+    /// less a random tenth of it, never below the minimum — so the nodes of a fleet, all
+    /// started at once, do not fetch from the provider in step.
     fn next(&self, max_age: Option<Duration>) -> Duration {
+        jittered(self.interval(max_age), self.min, crate::hash::random_u64())
+    }
+
+    /// The answer's `max-age` held to the bounds, or the default.
+    fn interval(&self, max_age: Option<Duration>) -> Duration {
         max_age.map_or(self.default, |a| a.clamp(self.min, self.max))
     }
+}
+
+/// `base` less `r`'s share (0 to 1/10) of it, never below `floor` (nor above `base`).
+fn jittered(base: Duration, floor: Duration, r: u64) -> Duration {
+    let tenth = base / 10;
+    let cut = tenth.mul_f64((r % 1_001) as f64 / 1_000.0);
+    base.saturating_sub(cut).max(floor.min(base))
 }
 
 struct Fetcher {
@@ -837,6 +852,26 @@ impl Observer for RemoteKeys {
 mod tests {
     use super::*;
 
+    /// The refresh schedule is spread over the last tenth of the interval, never below
+    /// the minimum: nodes started together do not hit the provider in step.
+    #[test]
+    fn refreshes_are_jittered_within_a_tenth_and_above_the_minimum() {
+        let (min, base) = (Duration::from_secs(60), Duration::from_secs(300));
+        let draws: Vec<Duration> = (0..200)
+            .map(|_| jittered(base, min, crate::hash::random_u64()))
+            .collect();
+        assert!(
+            draws.iter().all(|d| *d <= base && *d >= base - base / 10),
+            "{draws:?}"
+        );
+        let distinct: std::collections::HashSet<_> = draws.iter().map(Duration::as_secs).collect();
+        assert!(distinct.len() > 10, "{distinct:?}");
+        assert_eq!(jittered(base, min, 0), base);
+        assert_eq!(jittered(base, min, 1_000), base - base / 10);
+        // Held to the minimum.
+        assert_eq!(jittered(min, min, 1_000), min);
+    }
+
     #[test]
     fn cache_control_max_age() {
         assert_eq!(
@@ -855,13 +890,20 @@ mod tests {
             max_staleness: Duration::from_secs(86_400),
         };
         assert_eq!(
-            p.next(Some(Duration::from_secs(5))),
+            p.interval(Some(Duration::from_secs(5))),
             Duration::from_secs(60)
         );
         assert_eq!(
-            p.next(Some(Duration::from_secs(99_999))),
+            p.interval(Some(Duration::from_secs(99_999))),
             Duration::from_secs(3600)
         );
-        assert_eq!(p.next(None), Duration::from_secs(600));
+        assert_eq!(p.interval(None), Duration::from_secs(600));
+        // The schedule itself is the interval, jittered down by at most a tenth.
+        let next = p.next(Some(Duration::from_secs(99_999)));
+        assert!(next <= Duration::from_secs(3600) && next >= Duration::from_secs(3240));
+        assert_eq!(
+            p.next(Some(Duration::from_secs(5))),
+            Duration::from_secs(60)
+        );
     }
 }
