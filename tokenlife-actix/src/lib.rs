@@ -42,9 +42,11 @@
 #[cfg_attr(docsrs, doc(cfg(feature = "admin")))]
 pub mod admin;
 mod extract;
+mod metadata;
 mod middleware;
 
 pub use extract::{AuthRejection, Claims, MaybeClaims, Token};
+pub use metadata::protected_resource;
 pub use middleware::{
     ActixHeaders, ExtractFn, Renderer, ResponseFuture, TokenLife, TokenLifeMiddleware, TokenSource,
 };

@@ -35,6 +35,16 @@ struct Fixture {
     _fleet: Option<(RedisFleet, FleetTasks)>,
 }
 
+/// Where the suite's RFC 9728 metadata says it is.
+const PRM_URL: &str = "https://api.example/.well-known/oauth-protected-resource";
+
+/// The suite's RFC 9728 protected-resource metadata.
+fn prm() -> tokenlife_core::gate::ProtectedResource {
+    tokenlife_core::gate::ProtectedResource::new("https://api.example")
+        .authorization_server(ISS)
+        .scope("orders:read")
+}
+
 /// The claim predicate of `/claims/*`: the writer token's `jti`, or subject `bob` (no
 /// token of the suite), combined with `any_of`.
 fn writer_or_bob() -> tokenlife_core::gate::Predicate {
@@ -200,6 +210,10 @@ mod axum_app {
         let optional_realm = Router::new()
             .route("/optrealm/typed", get(strict))
             .layer(TokenLifeLayer::new(v.clone()).optional().realm("orders"));
+        let prm = Router::new()
+            .route("/prm/orders", get(orders))
+            .layer(TokenLifeLayer::new(v.clone()).resource_metadata(super::PRM_URL))
+            .merge(tokenlife_tower::protected_resource(&super::prm()));
         let claimed = Router::new().route("/claims/orders", get(orders)).layer({
             let p = super::writer_or_bob();
             TokenLifeLayer::new(v.clone()).require(move |t| p(t))
@@ -243,6 +257,7 @@ mod axum_app {
             .merge(api)
             .merge(scoped)
             .merge(claimed)
+            .merge(prm)
             .merge(optional_realm)
             .merge(cors)
             .merge(optional)
@@ -348,6 +363,12 @@ mod actix_app {
                         .wrap(TokenLife::new(v.clone()).optional().realm("orders"))
                         .route("/typed", web::get().to(strict)),
                 )
+                .service(tokenlife_actix::protected_resource(&super::prm()))
+                .service(
+                    web::scope("/prm")
+                        .wrap(TokenLife::new(v.clone()).resource_metadata(super::PRM_URL))
+                        .route("/orders", web::get().to(orders)),
+                )
                 .service(
                     web::scope("/claims")
                         .wrap({
@@ -401,6 +422,8 @@ struct Step {
     challenge: Option<&'static str>,
     /// The body differs from run to run (a fresh token): compare status and headers only.
     volatile: bool,
+    /// The exact body both must answer with, where the step names one.
+    want_body: Option<&'static str>,
 }
 
 fn get(name: &'static str, path: &str, want: u16) -> Step {
@@ -413,6 +436,7 @@ fn get(name: &'static str, path: &str, want: u16) -> Step {
         want,
         challenge: None,
         volatile: false,
+        want_body: None,
     }
 }
 
@@ -431,6 +455,12 @@ fn post(name: &'static str, path: &str, want: u16) -> Step {
 }
 
 impl Step {
+    /// Both must answer with exactly this body.
+    fn body_is(mut self, body: &'static str) -> Self {
+        self.want_body = Some(body);
+        self
+    }
+
     /// The body is fresh each time (a token): both must agree on all but it.
     fn volatile(mut self) -> Self {
         self.volatile = true;
@@ -617,6 +647,24 @@ fn script(t: &Tokens) -> Vec<Step> {
                 r#"Bearer realm="api", error="insufficient_scope", error_description="insufficient claims""#,
             ),
         get("predicate, no token", "/claims/orders", 401),
+        // RFC 9728 (peer gaps, item 8): the metadata document, and its URL in challenges.
+        get(
+            "protected-resource metadata",
+            "/.well-known/oauth-protected-resource",
+            200,
+        )
+        .body_is(
+            r#"{"resource":"https://api.example","authorization_servers":["https://auth.example.com"],"scopes_supported":["orders:read"],"bearer_methods_supported":["header"]}"#,
+        ),
+        get("resource_metadata in the challenge", "/prm/orders", 401).challenge(
+            r#"Bearer realm="api", resource_metadata="https://api.example/.well-known/oauth-protected-resource""#,
+        ),
+        get("resource_metadata beside an error", "/prm/orders", 401)
+            .bearer(&t.expired)
+            .challenge(
+                r#"Bearer realm="api", error="invalid_token", error_description="token expired", resource_metadata="https://api.example/.well-known/oauth-protected-resource""#,
+            ),
+        get("resource metadata with a valid token", "/prm/orders", 200).bearer(&t.valid),
         // CORS preflights pass without a token under `skip_preflight` (peer gaps, item
         // 7); anything else still needs one.
         options("preflight", "/cors/orders", 200)
@@ -939,6 +987,13 @@ async fn run(backend: &str, redis: Option<&str>) {
         {
             failures.push(format!(
                 "{backend} #{i} {}: both challenged otherwise (want {want})\n  {a:?}",
+                step.name
+            ));
+        } else if let Some(want) = step.want_body
+            && a.body != want
+        {
+            failures.push(format!(
+                "{backend} #{i} {}: both answered another body (want {want})\n  {a:?}",
                 step.name
             ));
         }

@@ -868,6 +868,7 @@ pub struct Challenge<'a> {
     realm: &'a str,
     error: Option<(BearerError, &'a str)>,
     scope: Option<&'a str>,
+    resource_metadata: Option<&'a str>,
 }
 
 impl<'a> Challenge<'a> {
@@ -877,7 +878,17 @@ impl<'a> Challenge<'a> {
             realm,
             error: None,
             scope: None,
+            resource_metadata: None,
         }
+    }
+
+    /// The URL of the resource's RFC 9728 protected-resource metadata
+    /// (`resource_metadata="…"`), which clients such as MCP's follow to find the
+    /// authorization server.
+    #[must_use]
+    pub fn resource_metadata(mut self, url: &'a str) -> Self {
+        self.resource_metadata = Some(url);
+        self
     }
 
     /// The error and its human-readable description.
@@ -918,6 +929,11 @@ impl fmt::Display for Challenge<'_> {
         if let Some(scope) = self.scope {
             f.write_str(", scope=\"")?;
             quoted(f, scope)?;
+            f.write_str("\"")?;
+        }
+        if let Some(url) = self.resource_metadata {
+            f.write_str(", resource_metadata=\"")?;
+            quoted(f, url)?;
             f.write_str("\"")?;
         }
         Ok(())

@@ -245,6 +245,11 @@ impl Rejection {
 
     /// The `WWW-Authenticate` value: `Bearer realm="…", error="…", error_description="…"`.
     pub fn challenge(&self, realm: &str) -> String {
+        self.challenge_with(realm, None)
+    }
+
+    /// The challenge, with the URL of the resource's RFC 9728 metadata when given.
+    pub fn challenge_with(&self, realm: &str, resource_metadata: Option<&str>) -> String {
         let mut c = Challenge::new(realm);
         if let Some(e) = self.error {
             c = c.error(e, self.description);
@@ -252,7 +257,68 @@ impl Rejection {
         if let Some(scope) = &self.scope {
             c = c.scope(scope);
         }
+        if let Some(url) = resource_metadata {
+            c = c.resource_metadata(url);
+        }
         c.to_string()
+    }
+}
+
+/// RFC 9728 protected-resource metadata: what a client (an MCP client, say) needs to
+/// find the authorization server of this API. Serve it at [`ProtectedResource::PATH`]
+/// (both adapters have a route for it) and name its URL in the challenge with
+/// [`Guard::resource_metadata`].
+///
+/// ```
+/// use tokenlife_core::gate::ProtectedResource;
+/// let meta = ProtectedResource::new("https://api.example")
+///     .authorization_server("https://auth.example")
+///     .scope("orders:read");
+/// assert_eq!(
+///     meta.to_json(),
+///     r#"{"resource":"https://api.example","authorization_servers":["https://auth.example"],"scopes_supported":["orders:read"],"bearer_methods_supported":["header"]}"#
+/// );
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ProtectedResource {
+    resource: String,
+    authorization_servers: Vec<String>,
+    scopes_supported: Vec<String>,
+    bearer_methods_supported: Vec<&'static str>,
+}
+
+impl ProtectedResource {
+    /// Where the metadata is served (RFC 9728 §3).
+    pub const PATH: &'static str = "/.well-known/oauth-protected-resource";
+
+    /// Metadata of the resource identified by `resource` (its URL), bearer tokens in the
+    /// `Authorization` header.
+    pub fn new(resource: impl Into<String>) -> Self {
+        Self {
+            resource: resource.into(),
+            authorization_servers: Vec::new(),
+            scopes_supported: Vec::new(),
+            bearer_methods_supported: vec!["header"],
+        }
+    }
+
+    /// An authorization server (issuer URL) whose tokens the resource accepts.
+    #[must_use]
+    pub fn authorization_server(mut self, issuer: impl Into<String>) -> Self {
+        self.authorization_servers.push(issuer.into());
+        self
+    }
+
+    /// A scope the resource uses.
+    #[must_use]
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scopes_supported.push(scope.into());
+        self
+    }
+
+    /// The JSON document.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".to_owned())
     }
 }
 
@@ -267,6 +333,7 @@ pub struct Gate {
     scope_text: Option<Arc<str>>,
     predicates: Vec<Predicate>,
     skip_preflight: bool,
+    resource_metadata: Option<Box<str>>,
     skip_exact: Vec<Box<str>>,
     skip_prefix: Vec<Box<str>>,
     realm: Box<str>,
@@ -303,6 +370,7 @@ impl fmt::Debug for Gate {
             .field("scopes", &self.scopes)
             .field("predicates", &self.predicates.len())
             .field("skip_preflight", &self.skip_preflight)
+            .field("resource_metadata", &self.resource_metadata)
             .field("skip_exact", &self.skip_exact)
             .field("skip_prefix", &self.skip_prefix)
             .field("realm", &self.realm)
@@ -325,6 +393,7 @@ impl Gate {
             scope_text: None,
             predicates: Vec::new(),
             skip_preflight: false,
+            resource_metadata: None,
             skip_exact: Vec::new(),
             skip_prefix: Vec::new(),
             realm: "api".into(),
@@ -355,6 +424,13 @@ impl Gate {
         predicate: impl Fn(&Verified) -> bool + Send + Sync + 'static,
     ) -> Self {
         self.predicates.push(Arc::new(predicate));
+        self
+    }
+
+    /// Names the URL of the resource's RFC 9728 metadata in every challenge
+    /// (`resource_metadata="…"`).
+    pub fn resource_metadata(mut self, url: &str) -> Self {
+        self.resource_metadata = Some(url.into());
         self
     }
 
@@ -704,9 +780,17 @@ impl<H: Headers> Guard<H> {
         })
     }
 
-    /// The `WWW-Authenticate` value for `rejection`, with this guard's realm.
+    /// The `WWW-Authenticate` value for `rejection`, with this guard's realm (and its
+    /// RFC 9728 metadata URL, when set).
     pub fn challenge(&self, rejection: &Rejection) -> String {
-        rejection.challenge(self.gate.realm())
+        rejection.challenge_with(self.gate.realm(), self.gate.resource_metadata.as_deref())
+    }
+
+    /// Names the URL of the resource's RFC 9728 metadata in every challenge
+    /// ([`Gate::resource_metadata`]).
+    pub fn resource_metadata(mut self, url: &str) -> Self {
+        self.gate = self.gate.resource_metadata(url);
+        self
     }
 }
 
@@ -749,6 +833,13 @@ macro_rules! guard_options {
             predicate: impl Fn(&$crate::validate::Verified) -> bool + Send + Sync + 'static,
         ) -> Self {
             self.guard(|g| g.require(predicate))
+        }
+
+        /// Names the URL of the resource's RFC 9728 protected-resource metadata in every
+        /// challenge (`resource_metadata="…"`); serve the metadata with this crate's
+        /// `protected_resource` route.
+        pub fn resource_metadata(self, url: &str) -> Self {
+            self.guard(|g| g.resource_metadata(url))
         }
 
         /// Lets CORS preflights through without a token: an `OPTIONS` with `Origin` and

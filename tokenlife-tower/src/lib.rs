@@ -42,6 +42,8 @@ mod service;
 pub mod admin;
 #[cfg(feature = "axum")]
 mod extract;
+#[cfg(feature = "axum")]
+mod metadata;
 
 pub use future::ResponseFuture;
 pub use layer::{ExtractFn, HttpHeaders, TokenLifeLayer, TokenSource};
@@ -50,5 +52,7 @@ pub use service::TokenLifeService;
 
 #[cfg(feature = "axum")]
 pub use extract::{AuthRejection, Claims, Token};
+#[cfg(feature = "axum")]
+pub use metadata::protected_resource;
 
 pub use tokenlife_core as core;
