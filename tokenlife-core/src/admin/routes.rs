@@ -244,6 +244,124 @@ impl AdminState {
     }
 }
 
+impl AdminState {
+    /// Handles one whole request in process: finds its route in [`ROUTES`] (404 when no
+    /// path matches, 405 with `Allow` when the path does but the method does not),
+    /// authenticates as the route says before looking at the body, refuses a body over
+    /// [`AdminState::max_body`] (413), and runs the operation. For frameworks without an
+    /// adapter (hyper, tonic's HTTP side, a proxy) and for tests: the adapters mount the
+    /// same table route by route, so this answers what they answer. It does not bound the
+    /// time a body takes to arrive (the body is already here) and runs store-bound
+    /// operations on the calling thread: call it where blocking is allowed.
+    ///
+    /// ```
+    /// use http::{Request, StatusCode};
+    /// # use tokenlife_core::{Keyset, KeysetStore, Validator, testing, Algorithm};
+    /// # use tokenlife_core::admin::AdminState;
+    /// # let store = KeysetStore::new(Keyset::new([testing::key("k", Algorithm::ES256)])?);
+    /// # let validator = Validator::builder(store).issuer("i").audience("a").build()?;
+    /// let admin = AdminState::builder(validator).admin_key("s3cret-admin-key").build()?;
+    /// let get = |path: &str, auth: &str| {
+    ///     let req = Request::get(path).header("authorization", auth).body(Vec::new()).unwrap();
+    ///     admin.respond(&req, None).status()
+    /// };
+    /// assert_eq!(get("/keysets", "Bearer s3cret-admin-key"), StatusCode::OK);
+    /// assert_eq!(get("/keysets", "Bearer guess"), StatusCode::UNAUTHORIZED);
+    /// assert_eq!(get("/keysets/rollback", "Bearer s3cret-admin-key"), StatusCode::METHOD_NOT_ALLOWED);
+    /// assert_eq!(get("/nowhere", "Bearer s3cret-admin-key"), StatusCode::NOT_FOUND);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn respond<B: AsRef<[u8]>>(
+        &self,
+        request: &http::Request<B>,
+        peer: Option<IpAddr>,
+    ) -> AdminResponse {
+        let path = request.uri().path();
+        let mut allowed: Vec<&Method> = Vec::new();
+        let mut found = None;
+        for route in ROUTES {
+            if let Some(param) = route.matches(path) {
+                if route.method == request.method() {
+                    found = Some((route, param));
+                    break;
+                }
+                allowed.push(&route.method);
+            }
+        }
+        let Some((route, param)) = found else {
+            return bare(allowed);
+        };
+        let caller = match route.access {
+            Some(access) => match self.authenticate(request.headers(), peer, access) {
+                Ok(caller) => Some(caller),
+                Err(refused) => return *refused,
+            },
+            None => None,
+        };
+        let bytes = request.body().as_ref();
+        let body = if !route.body {
+            Ok(&[][..])
+        } else if bytes.len() > self.max_body() {
+            Err(super::BodyRejection::too_large())
+        } else {
+            Ok(bytes)
+        };
+        self.call(
+            route.operation,
+            &Call {
+                headers: request.headers(),
+                peer,
+                query: request.uri().query(),
+                param,
+                caller: caller.as_ref(),
+                body,
+            },
+        )
+    }
+}
+
+/// 404, or 405 naming the methods the path takes.
+fn bare(allowed: Vec<&Method>) -> AdminResponse {
+    let mut res = AdminResponse::new(Vec::new());
+    if allowed.is_empty() {
+        *res.status_mut() = http::StatusCode::NOT_FOUND;
+    } else {
+        *res.status_mut() = http::StatusCode::METHOD_NOT_ALLOWED;
+        let allow = allowed
+            .iter()
+            .map(|m| m.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
+        if let Ok(v) = http::HeaderValue::from_str(&allow) {
+            res.headers_mut().insert(http::header::ALLOW, v);
+        }
+    }
+    res
+}
+
+impl Route {
+    /// Whether `path` is this route's: `Some(param)` with the parameter's value (one
+    /// non-empty segment), `None` when it is not.
+    ///
+    /// ```
+    /// use tokenlife_core::admin::routes::{Operation, route_of};
+    /// let r = route_of(Operation::Release);
+    /// assert_eq!(r.matches("/keysets/release/7"), Some(Some("7")));
+    /// assert_eq!(r.matches("/keysets/release/"), None);
+    /// assert_eq!(r.matches("/keysets/release/7/x"), None);
+    /// assert_eq!(route_of(Operation::Keysets).matches("/keysets"), Some(None));
+    /// ```
+    pub fn matches<'p>(&self, path: &'p str) -> Option<Option<&'p str>> {
+        let Some(name) = self.param else {
+            return (path == self.path).then_some(None);
+        };
+        let hole = format!("{{{name}}}");
+        let (head, tail) = self.path.split_once(&hole)?;
+        let value = path.strip_prefix(head)?.strip_suffix(tail)?;
+        (!value.is_empty() && !value.contains('/')).then_some(Some(value))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

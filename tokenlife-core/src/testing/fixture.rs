@@ -15,6 +15,15 @@ use crate::validate::Validator;
 pub const ISS: &str = "https://auth.example.com";
 /// The audience every fixture token names.
 pub const AUD: &str = "api://orders";
+/// The admin key of [`Fixture::admin`] (`Authorization: Bearer …`).
+#[cfg(feature = "admin")]
+pub const ADMIN_KEY: &str = "admin-secret-for-tests";
+/// The confidential client of [`Fixture::admin`]: id, secret, the scope it may ask for.
+#[cfg(feature = "admin")]
+pub const CLIENT: (&str, &str, &str) = ("demo-client", "demo-secret", "orders:read orders:write");
+/// The resource server of [`Fixture::admin`]: id, secret (it may introspect).
+#[cfg(feature = "admin")]
+pub const RESOURCE_SERVER: (&str, &str) = ("orders-api", "rs-secret");
 
 /// One ES256 test key (`k1`) in a keyset labelled `v1`, a [`ManualClock`], a [`Monitor`]
 /// whose audit events land in a channel, a [`Validator`] and an [`Issuer`] for
@@ -104,6 +113,29 @@ impl Fixture {
             .issue_access(TokenRequest::subject("user-42").scope(scope))
             .expect("issue")
             .access_token
+    }
+
+    /// The admin API over the fixture's validator and issuer (feature `admin`): admin key
+    /// [`ADMIN_KEY`], the client [`CLIENT`], the resource server [`RESOURCE_SERVER`]; the
+    /// other settings are the builder's defaults, for the test to change.
+    ///
+    /// ```
+    /// use tokenlife_core::testing::{ADMIN_KEY, Fixture};
+    /// let f = Fixture::new();
+    /// let admin = f.admin().max_body(1024).build().unwrap();
+    /// let req = http::Request::get("/keysets")
+    ///     .header("authorization", format!("Bearer {ADMIN_KEY}"))
+    ///     .body(Vec::new())
+    ///     .unwrap();
+    /// assert_eq!(admin.respond(&req, None).status(), 200);
+    /// ```
+    #[cfg(feature = "admin")]
+    pub fn admin(&self) -> crate::admin::AdminStateBuilder {
+        crate::admin::AdminState::builder(self.validator.clone())
+            .issuer(self.issuer.clone())
+            .admin_key(ADMIN_KEY)
+            .client(CLIENT.0, CLIENT.1, Some(CLIENT.2))
+            .resource_server(RESOURCE_SERVER.0, RESOURCE_SERVER.1)
     }
 
     /// Every audit event so far (the auditor flushed first).

@@ -9,6 +9,8 @@ use serde::Serialize;
 use crate::keys::Key;
 
 mod fixture;
+#[cfg(feature = "admin")]
+pub use fixture::{ADMIN_KEY, CLIENT, RESOURCE_SERVER};
 pub use fixture::{AUD, Fixture, ISS};
 
 #[cfg(feature = "redis")]

@@ -5,8 +5,7 @@ use std::net::SocketAddr;
 
 use axum::Router;
 
-pub use tokenlife_core::testing::{AUD, Fixture, ISS};
-pub const ADMIN_KEY: &str = "admin-secret-for-tests";
+pub use tokenlife_core::testing::{ADMIN_KEY, AUD, Fixture, ISS};
 
 /// Serves `app` on 127.0.0.1 with an ephemeral port; returns its base URL.
 pub async fn serve(app: Router) -> String {

@@ -1,7 +1,8 @@
 //! The admin and OAuth routes answer byte for byte as they did before the reshape moved
-//! their operations into `tokenlife_core::admin`: a scripted session over a real server
-//! and client, every answer's status, the headers clients read and the exact body,
-//! compared with `tests/golden/admin_transcript.txt`. That file was recorded with the
+//! their operations into `tokenlife_core::admin`: a scripted session through the route
+//! table ([`AdminState::respond`], what the adapters mount; it ran over axum and a real
+//! client until the table moved into core), every answer's status, the headers clients
+//! read and the exact body, compared with `tests/golden/admin_transcript.txt`. That file was recorded with the
 //! routers as they were before the move (commit aa834fd) and must not be regenerated to
 //! make a change pass: a difference is a behaviour change for every client.
 //!
@@ -15,11 +16,16 @@
 //! The only parts masked are the ones that differ from run to run by design: signed
 //! tokens and `jti`s (random), and keyset `created_at` (wall clock).
 
-use std::net::SocketAddr;
+#![cfg(feature = "admin")]
+
+mod common;
+
 use std::time::Duration;
 
+use common::client::Client;
+
+use tokenlife_core::admin::AdminState;
 use tokenlife_core::{Algorithm, Issuer, Keyset, KeysetStore, ManualClock, Validator, testing};
-use tokenlife_tower::admin::{self, AdminState};
 
 const ISS: &str = "https://auth.example.com";
 const AUD: &str = "api://orders";
@@ -54,8 +60,7 @@ fn mask(body: &str, field: &str) -> String {
 }
 
 struct Session {
-    base: String,
-    http: reqwest::Client,
+    http: Client,
     log: String,
 }
 
@@ -68,10 +73,9 @@ impl Session {
         content_type: Option<&str>,
         body: &str,
     ) -> String {
-        let url = format!("{}{path}", self.base);
         let mut req = match method {
-            "GET" => self.http.get(url),
-            _ => self.http.post(url),
+            "GET" => self.http.get(path),
+            _ => self.http.post(path),
         };
         if let Some(a) = auth {
             req = req.header("authorization", a);
@@ -144,19 +148,8 @@ async fn admin_answers_match_the_recorded_transcript() {
         .max_body(512)
         .build()
         .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            admin::router(state).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
     let mut s = Session {
-        base: format!("http://{addr}"),
-        http: reqwest::Client::new(),
+        http: Client::new(state),
         log: String::new(),
     };
     let new_jwks = Keyset::new([testing::key("k2", Algorithm::ES256)])
