@@ -422,16 +422,19 @@ impl StdError for QueueError {}
 
 impl RevocationBackend for FleetBackend {
     fn publish(&self, revocation: &Revocation) -> Result<(), Box<dyn StdError + Send + Sync>> {
+        // Counted before it is sent: the writer subtracts what it has stored, so the count
+        // never misses a revocation the writer has already taken.
+        self.inner.queued.fetch_add(1, Ordering::AcqRel);
         match self.inner.tx.try_send(revocation.clone()) {
-            Ok(()) => {
-                self.inner.queued.fetch_add(1, Ordering::Relaxed);
-                Ok(())
-            }
-            Err(mpsc::error::TrySendError::Full(_)) => Err(Box::new(QueueError(
-                "the fleet's replay queue is full (Redis unreachable too long)",
-            ))),
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                Err(Box::new(QueueError("the fleet is stopped")))
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.inner.queued.fetch_sub(1, Ordering::AcqRel);
+                Err(Box::new(QueueError(match e {
+                    mpsc::error::TrySendError::Full(_) => {
+                        "the fleet's replay queue is full (Redis unreachable too long)"
+                    }
+                    mpsc::error::TrySendError::Closed(_) => "the fleet is stopped",
+                })))
             }
         }
     }
@@ -556,7 +559,7 @@ impl RedisFleet {
             last_sync: i.last_sync.load(Ordering::Acquire),
             applied: i.applied.load(Ordering::Relaxed),
             dropped: i.dropped.load(Ordering::Relaxed),
-            queued: i.queued.load(Ordering::Relaxed),
+            queued: i.queued.load(Ordering::Acquire),
             syncs: i.syncs.load(Ordering::Relaxed),
             keyset_generation: i.keyset_generation.load(Ordering::Acquire),
             keysets_applied: i.keysets_applied.load(Ordering::Relaxed),
@@ -672,7 +675,7 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Revocation>, list: Rev
                 Err(_) => break,
             }
         }
-        set_queued(&inner, pending.len());
+        report_queued(&inner);
         let c = match conn.as_mut() {
             Some(c) => c,
             None => match inner.client.get_multiplexed_async_connection().await {
@@ -754,7 +757,8 @@ async fn writer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Revocation>, list: Rev
                         mine.push(r);
                     }
                 }
-                set_queued(&inner, pending.len() + rx.len());
+                inner.queued.fetch_sub(n as u64, Ordering::AcqRel);
+                report_queued(&inner);
             }
             Err(_) => {
                 conn = None;
@@ -804,9 +808,10 @@ fn merge_cmd(pipe: &mut redis::Pipeline, key: &str, body: &str, w: &Wire, now: u
         .ignore();
 }
 
-fn set_queued(inner: &Inner, n: usize) {
-    inner.queued.store(n as u64, Ordering::Relaxed);
-    inner.emit(FleetEvent::Queued(n as u64));
+/// Reports the revocations made here and not yet stored in Redis (counted from the
+/// revoke call until the writer's pipeline succeeded).
+fn report_queued(inner: &Inner) {
+    inner.emit(FleetEvent::Queued(inner.queued.load(Ordering::Acquire)));
 }
 
 /// Subscribes, resyncs, then applies messages until the connection ends; again and again.

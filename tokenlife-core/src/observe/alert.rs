@@ -217,6 +217,130 @@ impl Detector {
     }
 }
 
+/// The [`Observer`](super::Observer) that raises alerts from the events: a revoked token
+/// presented again, a retired refresh token presented again, an automatic rollback, and
+/// the [`AlertPolicy`]'s bursts and spikes of failed validations. Each alert is counted
+/// (`tokenlife_alerts_total`) and, with an auditor, recorded (action `alert`). One of
+/// the [`Monitor`](crate::Monitor)'s parts.
+pub struct Alerts {
+    detector: Detector,
+    counters: [metrics::Counter; AlertKind::ALL.len()],
+    auditor: Option<super::audit::Auditor>,
+    stamp: Arc<super::trail::Stamp>,
+}
+
+impl std::fmt::Debug for Alerts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Alerts")
+            .field("detector", &self.detector)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Alerts {
+    /// Alerts by `policy` on `clock`, recorded to `auditor` (if any) with tokens
+    /// fingerprinted by `fingerprint_key`.
+    pub fn new(
+        policy: AlertPolicy,
+        auditor: Option<super::audit::Auditor>,
+        clock: impl crate::clock::Clock,
+        fingerprint_key: [u8; 32],
+    ) -> Self {
+        Self::stamped(
+            policy,
+            auditor,
+            super::trail::Stamp::new(Arc::new(clock), fingerprint_key),
+        )
+    }
+
+    pub(crate) fn stamped(
+        policy: AlertPolicy,
+        auditor: Option<super::audit::Auditor>,
+        stamp: Arc<super::trail::Stamp>,
+    ) -> Self {
+        Self {
+            detector: Detector::new(policy),
+            counters: AlertKind::ALL
+                .map(|a| metrics::counter!(super::metrics::ALERTS, "alert" => a.as_str())),
+            auditor,
+            stamp,
+        }
+    }
+
+    /// Raises `kind`: its counter, and a record built on `base`.
+    fn raise(&self, kind: AlertKind, base: super::audit::AuditEvent) {
+        self.counters[kind.index()].increment(1);
+        if let Some(a) = &self.auditor {
+            let mut e = base.alert(kind);
+            e.action = super::audit::AuditAction::Alert;
+            a.emit(e);
+        }
+    }
+}
+
+impl super::Observer for Alerts {
+    fn on_event(&self, event: &super::Event<'_>) {
+        use super::Event;
+        use super::audit::{AuditAction, AuditEvent};
+        use super::lifecycle::TokenKind;
+        use crate::error::ValidationErrorKind as Kind;
+        let s = &*self.stamp;
+        match *event {
+            Event::Validated {
+                outcome: Err(kind),
+                token,
+                keyset_version,
+                client,
+                ..
+            } if kind != Kind::MissingToken => {
+                let now = s.now();
+                if kind == Kind::Revoked {
+                    let base = super::trail::failed_validation(
+                        s,
+                        now,
+                        kind,
+                        token,
+                        keyset_version,
+                        client,
+                    );
+                    self.raise(AlertKind::RevokedTokenReuse, base.reason(kind.as_str()));
+                }
+                let bad_key = matches!(
+                    kind,
+                    Kind::BadSignature | Kind::UnknownKid | Kind::AlgorithmMismatch
+                );
+                for alert in self.detector.failure(now, client, bad_key) {
+                    let base = AuditEvent::new(AuditAction::Alert, now)
+                        .failure(kind.as_str())
+                        .keyset_version(keyset_version)
+                        .client(client);
+                    self.raise(alert, base);
+                }
+            }
+            Event::RefreshReuse {
+                token,
+                subject,
+                client,
+                ..
+            } => {
+                let base = AuditEvent::new(AuditAction::Alert, s.now())
+                    .failure("refresh_reuse")
+                    .kind(TokenKind::Refresh)
+                    .fingerprint(s.fp(token))
+                    .subject(Some(subject))
+                    .client(client);
+                self.raise(AlertKind::RefreshTokenReuse, base);
+            }
+            Event::KeysetRolledBack { .. } => {
+                if let Some(base) = super::trail::rollback(event, s.now()) {
+                    self.raise(AlertKind::AutomaticRollback, base);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

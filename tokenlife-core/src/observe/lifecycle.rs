@@ -275,6 +275,64 @@ impl LifecycleTracker {
     }
 }
 
+/// The tracker as one of the [`Monitor`](crate::Monitor)'s parts: each event's transition
+/// is recorded (an illegal one is counted in [`illegal`](LifecycleTracker::illegal) and
+/// otherwise ignored).
+impl super::Observer for LifecycleTracker {
+    fn on_event(&self, event: &super::Event<'_>) {
+        use super::Event;
+        use crate::error::{RenewErrorKind, ValidationErrorKind as Kind};
+        let (kind, from, to) = match *event {
+            // First time this node sees the token valid.
+            Event::Validated { outcome: Ok(v), .. } if !v.from_cache => (
+                TokenKind::Access,
+                Some(TokenState::Issued),
+                TokenState::Active,
+            ),
+            Event::Validated {
+                outcome: Err(kind), ..
+            } => match kind {
+                Kind::MissingToken | Kind::Revoked => return,
+                Kind::Expired => (
+                    TokenKind::Access,
+                    Some(TokenState::Active),
+                    TokenState::Expired,
+                ),
+                _ => (TokenKind::Access, None, TokenState::Rejected),
+            },
+            Event::Issued { kind, .. } => (kind, None, TokenState::Issued),
+            Event::Renewed { kind, .. } => {
+                let from = match kind {
+                    TokenKind::ApiKey => TokenState::Active,
+                    _ => TokenState::Issued,
+                };
+                (kind, Some(from), TokenState::Renewed)
+            }
+            Event::RenewFailed {
+                reason: RenewErrorKind::Expired,
+                ..
+            } => (
+                TokenKind::Refresh,
+                Some(TokenState::Issued),
+                TokenState::Expired,
+            ),
+            Event::RefreshReuse { .. } => (
+                TokenKind::Refresh,
+                Some(TokenState::Renewed),
+                TokenState::Revoked,
+            ),
+            Event::Revoked {
+                kind,
+                from: Some(from),
+                ..
+            } => (kind, Some(from), TokenState::Revoked),
+            Event::Transition { kind, from, to } => (kind, from, to),
+            _ => return,
+        };
+        let _ = self.record(kind, from, to);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::TokenState::*;

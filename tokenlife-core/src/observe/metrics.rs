@@ -39,9 +39,17 @@ use metrics::{
     gauge, histogram,
 };
 
+use std::cell::Cell;
+use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
+use arc_swap::ArcSwap;
+
+use super::event::{Arm, Event, FleetEvent, Observer, RetirementPolicy, RevokeReason};
+use super::lifecycle::{TokenKind, TokenState};
 use crate::error::ValidationErrorKind;
+use crate::error::{ApiKeyErrorKind, RenewErrorKind};
 
 /// Failed admin, client and resource-server authentications at the admin and OAuth
 /// endpoints.
@@ -240,5 +248,292 @@ impl Handles {
             revocation_entries: gauge!(REVOCATION_ENTRIES),
             refresh_reuse: counter!(REFRESH_REUSE),
         }
+    }
+}
+
+/// Keyset versions whose counters stay registered.
+const RECENT_VERSIONS: usize = 4;
+
+/// Distinct keyset versions that get series of their own (16 each) over the life of a
+/// process; later versions share `keyset_version="other"`, so the recorder's series stay
+/// bounded however many deploys a process sees.
+pub(crate) const MAX_VERSION_LABELS: usize = 64;
+
+/// Revocation counters kept as handles: (kind, reason).
+const REVOKE_REASONS: [(TokenKind, RevokeReason); 6] = [
+    (TokenKind::Access, RevokeReason::Jti),
+    (TokenKind::Access, RevokeReason::Subject),
+    (TokenKind::Access, RevokeReason::Family),
+    (TokenKind::Refresh, RevokeReason::Family),
+    (TokenKind::Refresh, RevokeReason::RefreshReuse),
+    (TokenKind::ApiKey, RevokeReason::ApiKey),
+];
+
+thread_local! {
+    static SAMPLE: Cell<u32> = const { Cell::new(0) };
+}
+
+/// The [`Observer`] that makes every metric of the table above from the events: one of
+/// the [`Monitor`](crate::Monitor)'s parts, usable alone (metrics without audit).
+///
+/// ```
+/// use tokenlife_core::observe::metrics::Metrics;
+/// use tokenlife_core::observe::{Arm, Event, Observer, TokenRef};
+/// let m = Metrics::new(16);
+/// m.on_event(&Event::Validated {
+///     outcome: Err(tokenlife_core::ValidationErrorKind::Expired),
+///     token: TokenRef::new("t"), keyset_version: 1, arm: Arm::Active, client: None, elapsed: None,
+/// });
+/// // One validation in 16 is timed.
+/// assert_eq!((0..16).filter(|_| m.time_validation()).count(), 1);
+/// ```
+pub struct Metrics {
+    handles: Handles,
+    versions: ArcSwap<Recent>,
+    labelled_versions: AtomicUsize,
+    issued: [Counter; TokenKind::COUNT],
+    renewed: [Counter; TokenKind::COUNT],
+    expired: [Counter; TokenKind::COUNT],
+    revoked: [Counter; REVOKE_REASONS.len()],
+    /// `ok`, then one per [`ApiKeyErrorKind`], in its table order.
+    api_key_outcomes: Vec<Counter>,
+    sample: u32,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics")
+            .field("sample", &self.sample)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counters of the most recently seen keyset versions; the current one inline, so the hot
+/// path follows one pointer.
+struct Recent {
+    head: Option<VersionCounters>,
+    older: Vec<VersionCounters>,
+}
+
+impl Recent {
+    fn iter(&self) -> impl Iterator<Item = &VersionCounters> {
+        self.head.iter().chain(self.older.iter())
+    }
+}
+
+fn per_kind(name: &'static str) -> [Counter; TokenKind::COUNT] {
+    TokenKind::ALL.map(|k| counter!(name, "kind" => k.as_str()))
+}
+
+impl Metrics {
+    /// Registers every handle with the installed recorder (install it first); one
+    /// validation in `sample` has its latency recorded (0: none).
+    pub fn new(sample: u32) -> Self {
+        Self {
+            handles: Handles::new(),
+            versions: ArcSwap::from_pointee(Recent {
+                head: None,
+                older: Vec::new(),
+            }),
+            labelled_versions: AtomicUsize::new(0),
+            issued: per_kind(TOKENS_ISSUED),
+            renewed: per_kind(TOKENS_RENEWED),
+            expired: per_kind(TOKENS_EXPIRED),
+            revoked: REVOKE_REASONS.map(
+                |(k, r)| counter!(TOKENS_REVOKED, "kind" => k.as_str(), "reason" => r.as_str()),
+            ),
+            api_key_outcomes: std::iter::once("ok")
+                .chain(ApiKeyErrorKind::ALL.iter().map(|k| k.as_str()))
+                .map(|o| counter!(API_KEY_VALIDATIONS, "outcome" => o))
+                .collect(),
+            sample,
+        }
+    }
+
+    /// Runs `f` with the counters of this keyset version: one lock-free load. The last
+    /// few versions stay registered, so a rollback flipping between two versions does
+    /// not register anything again.
+    #[inline]
+    fn with_counters(&self, version: u64, f: impl FnOnce(&VersionCounters)) {
+        let recent = self.versions.load();
+        if let Some(head) = &recent.head
+            && head.version == version
+        {
+            return f(head);
+        }
+        let known = recent.iter().find(|c| c.version == version).cloned();
+        let counters = known.unwrap_or_else(|| {
+            let n = self.labelled_versions.fetch_add(1, Ordering::Relaxed);
+            VersionCounters::new(version, n >= MAX_VERSION_LABELS)
+        });
+        f(&counters);
+        let older = recent
+            .iter()
+            .filter(|c| c.version != version)
+            .take(RECENT_VERSIONS - 1)
+            .cloned()
+            .collect();
+        self.versions.store(Arc::new(Recent {
+            head: Some(counters),
+            older,
+        }));
+        #[allow(clippy::cast_precision_loss)]
+        self.handles.keyset_version.set(version as f64);
+    }
+
+    /// Counts a state change into the per-kind totals.
+    fn state(&self, kind: TokenKind, to: TokenState) {
+        let per_kind = match to {
+            TokenState::Issued => &self.issued,
+            TokenState::Renewed => &self.renewed,
+            TokenState::Expired => &self.expired,
+            _ => return,
+        };
+        per_kind[kind.index()].increment(1);
+    }
+
+    #[allow(clippy::cast_precision_loss)]
+    fn revoked(&self, kind: TokenKind, reason: RevokeReason, entries: Option<u64>) {
+        if let Some(i) = REVOKE_REASONS
+            .iter()
+            .position(|&(k, r)| k == kind && r == reason)
+        {
+            self.revoked[i].increment(1);
+        }
+        if let Some(n) = entries {
+            self.handles.revocation_entries.set(n as f64);
+        }
+    }
+}
+
+impl Observer for Metrics {
+    fn time_validation(&self) -> bool {
+        let every = self.sample;
+        if every == 0 {
+            return false;
+        }
+        SAMPLE.with(|c| {
+            let n = c.get().wrapping_add(1);
+            c.set(n);
+            n % every == 0
+        })
+    }
+
+    #[allow(clippy::cast_precision_loss)]
+    fn on_event(&self, event: &Event<'_>) {
+        match *event {
+            Event::Validated {
+                ref outcome,
+                keyset_version,
+                arm,
+                elapsed,
+                ..
+            } => {
+                if let Some(t) = elapsed {
+                    self.handles.duration.record(t.as_secs_f64());
+                }
+                if arm != Arm::Active {
+                    let out = outcome.map_or_else(ValidationErrorKind::as_str, |_| "ok");
+                    counter!(ROLLOUT_VALIDATIONS, "arm" => arm.as_str(), "outcome" => out)
+                        .increment(1);
+                }
+                match outcome {
+                    Ok(v) => {
+                        self.with_counters(keyset_version, |c| c.ok.increment(1));
+                        if v.from_cache {
+                            self.handles.cache_hits.increment(1);
+                        } else {
+                            self.handles.cache_misses.increment(1);
+                        }
+                    }
+                    &Err(kind) => {
+                        self.with_counters(keyset_version, |c| {
+                            c.failed[kind.index()].increment(1);
+                        });
+                        if kind == ValidationErrorKind::Expired {
+                            self.state(TokenKind::Access, TokenState::Expired);
+                        }
+                    }
+                }
+            }
+            Event::Shadow { outcome, .. } => {
+                let out = outcome.map_or_else(ValidationErrorKind::as_str, |()| "ok");
+                counter!(SHADOW_VALIDATIONS, "outcome" => out).increment(1);
+            }
+            Event::RemoteKeys {
+                outcome, skipped, ..
+            } => {
+                counter!(REMOTE_FETCHES, "outcome" => outcome.as_str()).increment(1);
+                if outcome == super::RemoteFetch::Updated && !skipped.is_empty() {
+                    counter!(REMOTE_KEYS_SKIPPED).increment(skipped.len() as u64);
+                }
+            }
+            Event::KeysRetired { kids, policy, .. } => {
+                counter!(KEYS_RETIRED, "policy" => policy.as_str()).increment(kids.len() as u64);
+                for p in RetirementPolicy::ALL {
+                    let on = if p == policy { 1.0 } else { 0.0 };
+                    gauge!(RETIREMENT_POLICY, "policy" => p.as_str()).set(on);
+                }
+            }
+            Event::Issued { kind, .. } => self.state(kind, TokenState::Issued),
+            Event::Renewed { kind, .. } => self.state(kind, TokenState::Renewed),
+            Event::RenewFailed { reason, .. } => {
+                if reason == RenewErrorKind::Expired {
+                    self.state(TokenKind::Refresh, TokenState::Expired);
+                }
+            }
+            Event::RefreshReuse {
+                revocation_entries, ..
+            } => {
+                self.handles.refresh_reuse.increment(1);
+                self.revoked(
+                    TokenKind::Refresh,
+                    RevokeReason::RefreshReuse,
+                    Some(revocation_entries),
+                );
+            }
+            Event::Revoked {
+                kind,
+                reason,
+                revocation_entries,
+                ..
+            } => self.revoked(kind, reason, revocation_entries),
+            Event::ApiKeyChecked { outcome, .. } => {
+                let i = outcome.map_or_else(|k| 1 + k.index(), |()| 0);
+                if let Some(c) = self.api_key_outcomes.get(i) {
+                    c.increment(1);
+                }
+            }
+            Event::Transition { kind, to, .. } => self.state(kind, to),
+            Event::Admin {
+                failure: Some(super::AdminFailure::AdminAuth | super::AdminFailure::ClientAuth),
+                ..
+            } => counter!(ADMIN_AUTH_FAILURES).increment(1),
+            Event::UnknownKidSuppressed { .. } => {
+                counter!(REMOTE_UNKNOWN_KID_SUPPRESSED).increment(1);
+            }
+            Event::Fleet(fleet) => fleet_metrics(fleet),
+            Event::KeysetRolledBack { .. } | Event::Admin { .. } => {}
+        }
+    }
+}
+
+/// The `tokenlife_fleet_*` metrics of one fleet happening (rare: no handles kept).
+#[allow(clippy::cast_precision_loss)]
+fn fleet_metrics(event: FleetEvent) {
+    match event {
+        FleetEvent::Synced { at } => {
+            gauge!(FLEET_CONNECTED).set(1.0);
+            gauge!(FLEET_LAST_SYNC).set(at as f64);
+        }
+        FleetEvent::Disconnected => gauge!(FLEET_CONNECTED).set(0.0),
+        FleetEvent::HeartbeatMissed => counter!(FLEET_HEARTBEAT_MISSED).increment(1),
+        FleetEvent::RevocationApplied => counter!(FLEET_APPLIED).increment(1),
+        FleetEvent::Dropped(reason) => {
+            counter!(FLEET_DROPPED, "reason" => reason.as_str()).increment(1);
+        }
+        FleetEvent::Queued(n) => gauge!(FLEET_REPLAY_QUEUE).set(n as f64),
+        FleetEvent::KeysetStateIgnored => counter!(FLEET_STATES_IGNORED).increment(1),
+        FleetEvent::EpochChanged => counter!(FLEET_EPOCH_CHANGES).increment(1),
     }
 }

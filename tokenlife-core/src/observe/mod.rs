@@ -6,7 +6,10 @@
 //! operations import [`Event`] from here; nothing here imports them.
 //!
 //! - [`event`]: [`Event`], [`Observer`], [`TokenRef`], [`from_fn`].
-//! - [`Monitor`]: metrics, lifecycle, audit and alerts in one observer.
+//! - [`Monitor`]: metrics, lifecycle, audit and alerts in one observer — four observers
+//!   composed, each usable alone: [`metrics::Metrics`], [`lifecycle::LifecycleTracker`],
+//!   [`trail::AuditTrail`], [`alert::Alerts`].
+//! - [`trail`]: the audit trail observer (events → audit records).
 //! - [`audit`]: audit events, sinks and the two-lane [`audit::Auditor`].
 //! - [`alert`]: alert kinds and thresholds.
 //! - [`lifecycle`]: token states, the transition table, the tracker.
@@ -18,6 +21,7 @@ pub mod event;
 pub mod lifecycle;
 pub mod metrics;
 mod monitor;
+pub mod trail;
 
 pub use alert::{AlertKind, AlertPolicy};
 pub(crate) use event::SharedObserver;
