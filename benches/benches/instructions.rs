@@ -2,7 +2,8 @@
 //! wall time is not. The cache-hit validation, the cache-miss RS256 and ES256
 //! validations beside a bare aws-lc-rs verify of the same token (key parsed once), and
 //! the revocation probe (hit and miss, 100,000 entries), and one request through each
-//! adapter, bare and behind tokenlife (cache hit), in process.
+//! adapter, bare and behind tokenlife (cache hit), in process. The `observed` rows carry
+//! the gateway's observers (`benches::observed_validator`).
 //!
 //! Needs valgrind and the runner of the same version as the `gungraun` dev-dependency:
 //! `cargo install gungraun-runner --version 0.19.4 --locked`, then
@@ -17,14 +18,23 @@ use std::time::{Duration, SystemTime};
 use aws_lc_rs::signature::{self as sig, ParsedPublicKey, RsaPublicKeyComponents};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use benches::{decoding_key, key, token, validator};
+use benches::{decoding_key, key, observed_validator, token, validator};
 use gungraun::{library_benchmark, library_benchmark_group, main};
 use jsonwebtoken::DecodingKeyKind;
 use tokenlife_core::{Algorithm, RevocationList, Validator};
 
 fn warm(alg: Algorithm, cache: u64) -> (Validator, String) {
+    warm_with(alg, cache, false)
+}
+
+/// As [`warm`], with the gateway's observers when `observed`.
+fn warm_with(alg: Algorithm, cache: u64, observed: bool) -> (Validator, String) {
     let k = key(alg);
-    let (_store, v) = validator(std::slice::from_ref(&k), cache);
+    let (_store, v) = if observed {
+        observed_validator(std::slice::from_ref(&k), cache)
+    } else {
+        validator(std::slice::from_ref(&k), cache)
+    };
     let t = token(&k, 1);
     // Two calls: the first verifies (and fills the cache), the second is what a steady
     // state looks like (lazy statics, provider install, allocator warm).
@@ -54,6 +64,7 @@ fn bare(alg: Algorithm) -> (ParsedPublicKey, String) {
 
 #[library_benchmark]
 #[bench::rs256(warm(Algorithm::RS256, 10_000))]
+#[bench::rs256_observed(warm_with(Algorithm::RS256, 10_000, true))]
 fn validate_hit((v, t): (Validator, String)) -> (bool, Validator, String) {
     let hit = v.validate(black_box(&t)).expect("valid").from_cache();
     // The inputs go back out: their drop is not the operation measured.
@@ -116,12 +127,20 @@ fn revocation_miss((list, now): (Arc<RevocationList>, u64)) -> (bool, Arc<Revoca
 type Call = Box<dyn Fn() -> u16>;
 
 fn actix_app(wrapped: bool) -> Call {
+    actix_app_with(wrapped, false)
+}
+
+fn actix_app_with(wrapped: bool, observed: bool) -> Call {
     use actix_web::{App, HttpResponse, test, web};
     async fn orders() -> HttpResponse {
         HttpResponse::Ok().body("ok")
     }
     let k = key(Algorithm::RS256);
-    let (_store, v) = validator(std::slice::from_ref(&k), 10_000);
+    let (_store, v) = if observed {
+        observed_validator(std::slice::from_ref(&k), 10_000)
+    } else {
+        validator(std::slice::from_ref(&k), 10_000)
+    };
     let bearer = format!("Bearer {}", token(&k, 1));
     let sys = actix_web::rt::System::new();
     let req = move || {
@@ -158,10 +177,18 @@ fn actix_app(wrapped: bool) -> Call {
 }
 
 fn axum_app(layered: bool) -> Call {
+    axum_app_with(layered, false)
+}
+
+fn axum_app_with(layered: bool, observed: bool) -> Call {
     use axum::body::Body;
     use tower::ServiceExt;
     let k = key(Algorithm::RS256);
-    let (_store, v) = validator(std::slice::from_ref(&k), 10_000);
+    let (_store, v) = if observed {
+        observed_validator(std::slice::from_ref(&k), 10_000)
+    } else {
+        validator(std::slice::from_ref(&k), 10_000)
+    };
     let bearer = format!("Bearer {}", token(&k, 1));
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -190,8 +217,10 @@ fn axum_app(layered: bool) -> Call {
 #[library_benchmark]
 #[bench::actix_bare(actix_app(false))]
 #[bench::actix_tokenlife(actix_app(true))]
+#[bench::actix_observed(actix_app_with(true, true))]
 #[bench::axum_bare(axum_app(false))]
 #[bench::axum_tokenlife(axum_app(true))]
+#[bench::axum_observed(axum_app_with(true, true))]
 fn adapter_request(call: Call) -> (u16, Call) {
     (black_box(call()), call)
 }

@@ -46,6 +46,36 @@ pub fn validator(keys: &[Arc<Key>], cache_capacity: u64) -> (KeysetStore, Valida
     (store, validator)
 }
 
+/// A store holding `keys`, and a validator on it observed as the gateway observes its
+/// own (`examples`' `parts`): a [`Monitor`](tokenlife_core::Monitor) whose metrics go to
+/// a Prometheus recorder (installed once per process) and whose audit records go to a
+/// JSON-lines sink, and a [`RolloutGuard`](tokenlife_core::rollout::RolloutGuard)
+/// watching the validations.
+pub fn observed_validator(keys: &[Arc<Key>], cache_capacity: u64) -> (KeysetStore, Validator) {
+    use tokenlife_core::Monitor;
+    use tokenlife_core::observe::audit::Auditor;
+    use tokenlife_core::rollout::{GuardPolicy, RolloutGuard};
+    static RECORDER: std::sync::Once = std::sync::Once::new();
+    RECORDER.call_once(|| {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let _ = metrics::set_global_recorder(recorder);
+    });
+    let store = KeysetStore::new(Keyset::new(keys.iter().cloned()).expect("keys"));
+    let monitor = Monitor::builder()
+        .auditor(Auditor::builder().json_lines(std::io::sink()).build())
+        .build();
+    let guard = RolloutGuard::new(store.clone(), GuardPolicy::default()).notify(monitor.clone());
+    let validator = Validator::builder(store.clone())
+        .issuer(ISS)
+        .audience(AUD)
+        .cache_capacity(cache_capacity)
+        .monitor(monitor)
+        .also_observer(guard)
+        .build()
+        .expect("validator");
+    (store, validator)
+}
+
 /// jsonwebtoken's own `Validation` for the same checks the validator makes.
 pub fn jwt_validation(alg: Algorithm) -> jsonwebtoken::Validation {
     let mut v = jsonwebtoken::Validation::new(alg);

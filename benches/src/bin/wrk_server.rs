@@ -5,7 +5,11 @@
 //! `GET /orders` on 127.0.0.1:PORT and exits after SECONDS. MODE is one of `bare`,
 //! `layer`, `layer-cold` (axum; cold: the verified-token cache off, so every request
 //! verifies the RS256 signature), `actix-bare`, `actix`, `actix-cold` (actix-web, one
-//! worker). `benches/wrk.sh` pins it to one core and wrk to the other.
+//! worker), and `layer-observed`, `actix-observed`: the layer with the gateway's observers
+//! (`benches::observed_validator`: the Monitor with a Prometheus recorder and an audit
+//! sink, and the rollout guard). axum serves with `ConnectInfo` (the client address
+//! reaches the observers, as in the gateway). `benches/wrk.sh` and `benches/wrk_cpu.sh`
+//! pin it to one core and wrk to the other.
 
 #![allow(missing_docs)]
 
@@ -14,7 +18,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use benches::{AUD, ISS, key, token};
+use benches::{AUD, ISS, key, observed_validator, token};
 use tokenlife_core::{Algorithm, Keyset, KeysetStore, Validator};
 use tokenlife_tower::TokenLifeLayer;
 
@@ -38,14 +42,21 @@ fn main() {
         std::io::stdout().flush().expect("stdout");
     };
     match mode.as_str() {
-        "actix-bare" | "actix" | "actix-cold" => {
-            let v = (mode != "actix-bare").then(|| validator(&k, mode == "actix-cold"));
+        "actix-bare" | "actix" | "actix-cold" | "actix-observed" => {
+            let v = match mode.as_str() {
+                "actix-bare" => None,
+                "actix-observed" => Some(observed_validator(std::slice::from_ref(&k), 10_000).1),
+                _ => Some(validator(&k, mode == "actix-cold")),
+            };
             actix(v, port, secs, announce);
         }
         _ => {
             let base = Router::new().route("/orders", get(|| async { "ok" }));
             let app = match mode.as_str() {
                 "bare" => base,
+                "layer-observed" => base.layer(TokenLifeLayer::new(
+                    observed_validator(std::slice::from_ref(&k), 10_000).1,
+                )),
                 _ => base.layer(TokenLifeLayer::new(validator(&k, mode == "layer-cold"))),
             };
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -57,7 +68,10 @@ fn main() {
                     .await
                     .expect("bind");
                 announce();
-                let server = axum::serve(listener, app);
+                let server = axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+                );
                 let _ = tokio::time::timeout(Duration::from_secs(secs), server).await;
             });
         }

@@ -371,6 +371,9 @@ pub(crate) type Listener = Arc<dyn Fn(&Arc<KeysetSnapshot>) + Send + Sync>;
 struct StoreInner {
     listener: Mutex<Option<Listener>>,
     current: ArcSwap<KeysetSnapshot>,
+    /// The current snapshot's instance, stored after each swap: the hot path compares a
+    /// cached entry's snapshot with it in one load, without taking the snapshot.
+    current_instance: AtomicU64,
     retired: ArcSwap<RetiredKeys>,
     /// Kids revoked as compromised: never trusted again by any change.
     revoked: ArcSwap<Vec<Box<str>>>,
@@ -473,6 +476,7 @@ impl KeysetStoreBuilder {
         KeysetStore {
             inner: Arc::new(StoreInner {
                 listener: Mutex::new(None),
+                current_instance: AtomicU64::new(first.instance),
                 current: ArcSwap::new(first.clone()),
                 retired: ArcSwap::from_pointee(RetiredKeys::default()),
                 revoked: ArcSwap::from_pointee(Vec::new()),
@@ -552,6 +556,13 @@ impl KeysetStore {
     /// The current snapshot.
     pub fn current(&self) -> Arc<KeysetSnapshot> {
         self.inner.current.load_full()
+    }
+
+    /// The current snapshot's instance (one atomic load; a swap stores it right after
+    /// the snapshot).
+    #[inline]
+    pub(crate) fn current_instance(&self) -> u64 {
+        self.inner.current_instance.load(Ordering::Acquire)
     }
 
     /// The current snapshot without touching its reference count (the hot path).
@@ -649,6 +660,9 @@ impl KeysetStore {
         // The retired keys first: a reader that sees the new snapshot sees them too.
         let removed = self.retire(&cur, &snap);
         self.inner.current.store(snap.clone());
+        self.inner
+            .current_instance
+            .store(snap.instance, Ordering::Release);
         self.inner.generation.fetch_add(1, Ordering::AcqRel);
         if notify {
             self.notify(&snap);

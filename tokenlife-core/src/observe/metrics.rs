@@ -271,7 +271,14 @@ const REVOKE_REASONS: [(TokenKind, RevokeReason); 6] = [
 
 thread_local! {
     static SAMPLE: Cell<u32> = const { Cell::new(0) };
+    /// This thread's last (metrics instance, keyset version) and its `ok` counter: a
+    /// success under the version the thread saw last costs no shared load.
+    static OK_HEAD: std::cell::RefCell<Option<(usize, u64, Counter)>> =
+        const { std::cell::RefCell::new(None) };
 }
+
+/// Numbers [`Metrics`] instances, for [`OK_HEAD`].
+static INSTANCES: AtomicUsize = AtomicUsize::new(1);
 
 /// The [`Observer`] that makes every metric of the table above from the events: one of
 /// the [`Monitor`](crate::Monitor)'s parts, usable alone (metrics without audit).
@@ -288,6 +295,7 @@ thread_local! {
 /// assert_eq!((0..16).filter(|_| m.time_validation()).count(), 1);
 /// ```
 pub struct Metrics {
+    id: usize,
     handles: Handles,
     versions: ArcSwap<Recent>,
     labelled_versions: AtomicUsize,
@@ -330,6 +338,7 @@ impl Metrics {
     /// validation in `sample` has its latency recorded (0: none).
     pub fn new(sample: u32) -> Self {
         Self {
+            id: INSTANCES.fetch_add(1, Ordering::Relaxed),
             handles: Handles::new(),
             versions: ArcSwap::from_pointee(Recent {
                 head: None,
@@ -379,6 +388,26 @@ impl Metrics {
         }));
         #[allow(clippy::cast_precision_loss)]
         self.handles.keyset_version.set(version as f64);
+    }
+
+    /// Counts one success under `version`: from this thread's head when it is that
+    /// version's, else through [`with_counters`](Self::with_counters), keeping the
+    /// handle as the thread's head.
+    #[inline]
+    fn ok(&self, version: u64) {
+        let hit = OK_HEAD.with(|head| match &*head.borrow() {
+            Some((id, v, c)) if *id == self.id && *v == version => {
+                c.increment(1);
+                true
+            }
+            _ => false,
+        });
+        if !hit {
+            self.with_counters(version, |c| {
+                c.ok.increment(1);
+                OK_HEAD.with(|head| *head.borrow_mut() = Some((self.id, version, c.ok.clone())));
+            });
+        }
     }
 
     /// Counts a state change into the per-kind totals.
@@ -439,7 +468,7 @@ impl Observer for Metrics {
                 }
                 match outcome {
                     Ok(v) => {
-                        self.with_counters(keyset_version, |c| c.ok.increment(1));
+                        self.ok(keyset_version);
                         if v.from_cache {
                             self.handles.cache_hits.increment(1);
                         } else {

@@ -129,6 +129,13 @@ impl Observer for Monitor {
     fn on_event(&self, event: &Event<'_>) {
         let inner = &*self.inner;
         inner.metrics.on_event(event);
+        // A success from the cache is only counted: the other parts have nothing to do
+        // with it (no transition, no record, no alert), so they are not asked.
+        if let Event::Validated { outcome: Ok(v), .. } = event
+            && v.from_cache
+        {
+            return;
+        }
         inner.tracker.on_event(event);
         if let Some(trail) = &inner.trail {
             trail.on_event(event);

@@ -57,6 +57,10 @@ struct Entry {
     snapshot: u64,
     /// The arm of that snapshot that verified it.
     arm: Arm,
+    /// That snapshot's version.
+    version: u64,
+    /// Whether that snapshot had a shadow candidate (which judges every live token).
+    shadowed: bool,
     /// Unix seconds from which the entry is no longer served from the cache.
     cache_until: u64,
 }
@@ -429,7 +433,9 @@ impl Validator {
         token: &str,
         client: Option<&str>,
     ) -> Result<Verified, ValidationError> {
-        if let Some(tenant) = self.tenant_for(token) {
+        if !self.inner.tenants.is_empty()
+            && let Some(tenant) = self.tenant_for(token)
+        {
             return tenant.validate_from(token, client);
         }
         let mut arm = Arm::Active;
@@ -514,29 +520,40 @@ impl Validator {
         if token.is_empty() {
             return Err(Kind::MissingToken.into());
         }
-        let snap = inner.store.load();
         let hash = cache_key(token, inner.seed);
-
         let now = inner.clock.unix_now();
 
         let cached = inner
             .cache
             .as_ref()
             .and_then(|c| c.get(hash, now))
-            .filter(|e| *e.token == *token && self.still_holds(e, &snap, now, arm));
-        let (entry, from_cache) = match cached {
-            Some(e) => (e, true),
-            None => match self.verify(token, &snap, now, arm) {
-                Ok(e) => (e, false),
-                Err(err) => {
-                    // A stale entry of this very token (its key gone) is dropped; one
-                    // of another token that shares the key is left alone.
-                    if let Some(c) = &inner.cache {
-                        c.remove_if(hash, |e| *e.token == *token);
-                    }
-                    return Err(err);
+            .filter(|e| *e.token == *token);
+        // The common case: verified under the current snapshot itself (one load to
+        // know), which has no shadow to judge it: the snapshot is not needed.
+        let current = inner.store.current_instance();
+        let (entry, from_cache, version, snap) = match cached {
+            Some(e) if e.snapshot == current && e.arm != Arm::Retired && !e.shadowed => {
+                *arm = e.arm;
+                let version = e.version;
+                (e, true, version, None)
+            }
+            cached => {
+                let snap = inner.store.load();
+                match cached.filter(|e| self.still_holds(e, &snap, now, arm)) {
+                    Some(e) => (e, true, snap.version(), Some(snap)),
+                    None => match self.verify(token, &snap, now, arm) {
+                        Ok(e) => (e, false, snap.version(), Some(snap)),
+                        Err(err) => {
+                            // A stale entry of this very token (its key gone) is dropped;
+                            // one of another token that shares the key is left alone.
+                            if let Some(c) = &inner.cache {
+                                c.remove_if(hash, |e| *e.token == *token);
+                            }
+                            return Err(err);
+                        }
+                    },
                 }
-            },
+            }
         };
 
         let claims = &entry.claims;
@@ -574,12 +591,15 @@ impl Validator {
         if !from_cache && let Some(cache) = &inner.cache {
             cache.insert(hash, entry.clone(), entry.cache_until, now);
         }
-        if live && let Some(shadow) = snap.shadow() {
-            self.judge_shadow(shadow, &snap, &entry, token, client);
+        if live
+            && let Some(snap) = &snap
+            && let Some(shadow) = snap.shadow()
+        {
+            self.judge_shadow(shadow, snap, &entry, token, client);
         }
         Ok(Verified {
             entry,
-            keyset_version: snap.version(),
+            keyset_version: version,
             arm: *arm,
             cached: from_cache,
             fingerprint_key: inner.fingerprint_key,
@@ -732,6 +752,8 @@ impl Validator {
             key,
             snapshot: snap.instance(),
             arm: *arm,
+            version: snap.version(),
+            shadowed: snap.shadow().is_some(),
             cache_until,
         }))
     }
