@@ -35,7 +35,8 @@ struct Args {
     #[arg(long = "issuer", value_name = "URL")]
     issuers: Vec<String>,
     /// After an unknown kid of an external issuer wakes a key refresh, seconds during
-    /// which further unknown kids wake none.
+    /// which that same kid wakes none again (all unknown kids together wake at most one
+    /// refresh every 2 s).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=86_400))]
     unknown_kid_cooldown: u64,
     /// Audience (`aud`) of the tokens.

@@ -295,6 +295,88 @@ async fn an_unknown_kid_wakes_one_refresh_then_a_cooldown() {
     wait_for(|| p.hits() == 3).await;
 }
 
+/// Peer gaps, item 2: junk cannot starve a real rotation. Twenty distinct junk kids a
+/// second (anyone can send them) for twelve seconds of the clock; the provider rotates at
+/// second 3 and a real client presents the new kid from then on. Each fetch an unknown kid
+/// wakes brings the provider's whole JWKS, and unknown kids wake at most one every 2 s
+/// (the minimum interval), so the new kid validates by second 4 — with the old single
+/// 60 s cooldown, armed by the first junk kid, it failed until second 60. The provider
+/// sees one fetch per interval, never one per junk kid; a junk kid sent again within its
+/// own cooldown wakes nothing, even past the interval.
+#[tokio::test]
+async fn a_junk_flood_cannot_starve_a_real_rotation() {
+    let p = provider(&[("k1", Algorithm::ES256)]).await;
+    let clock = ManualClock::starting_now();
+    let keys = RemoteKeys::jwks(format!("{}/jwks", p.base))
+        .clock(clock.clone())
+        .refresh_bounds(
+            Duration::from_secs(3600),
+            Duration::from_secs(3600),
+            Duration::from_secs(3600),
+        )
+        .build()
+        .await
+        .unwrap();
+    tokio::spawn(keys.clone().refresh_task());
+    let v = validator(&keys, "https://idp", &clock);
+    let mut k2_valid_at = None;
+    for second in 0..12u64 {
+        let now = clock.unix_now();
+        if second == 3 {
+            p.edit(|s| {
+                s.jwks = public_jwks(&[("k1", Algorithm::ES256), ("k2", Algorithm::ES384)]);
+                s.etag = Some("\"v2\"".into());
+            });
+        }
+        for i in 0..20 {
+            let junk = token(
+                "https://idp",
+                &format!("junk-{second}-{i}"),
+                Algorithm::ES256,
+                now,
+            );
+            assert_eq!(
+                v.validate(&junk).unwrap_err().kind(),
+                ValidationErrorKind::UnknownKid
+            );
+        }
+        // Let the fetch this second woke (if any) land: one at the build, one per
+        // refresh woken.
+        let woken = keys.status().unknown_kid_refreshes;
+        wait_for(|| u64::from(p.hits()) == 1 + woken && keys.status().fetches == 1 + woken).await;
+        if second >= 3 && k2_valid_at.is_none() {
+            let real = token("https://idp", "k2", Algorithm::ES384, now);
+            if v.validate(&real).is_ok() {
+                k2_valid_at = Some(second);
+            }
+        }
+        clock.advance(Duration::from_secs(1));
+    }
+    assert_eq!(
+        k2_valid_at,
+        Some(4),
+        "the new kid is known within the interval"
+    );
+    let status = keys.status();
+    // Seconds 0, 2, 4, …, 10: six refreshes for 240 junk kids (and k2 before second 4).
+    assert_eq!(status.unknown_kid_refreshes, 6);
+    assert_eq!(p.hits(), 7);
+    // Past the interval, a junk kid already tried (second 10) wakes nothing: its own
+    // cooldown holds; a new kid wakes one.
+    clock.advance(Duration::from_secs(2));
+    let now = clock.unix_now();
+    assert!(
+        v.validate(&token("https://idp", "junk-10-0", Algorithm::ES256, now))
+            .is_err()
+    );
+    assert_eq!(keys.status().unknown_kid_refreshes, 6);
+    assert!(
+        v.validate(&token("https://idp", "junk-new", Algorithm::ES256, now))
+            .is_err()
+    );
+    assert_eq!(keys.status().unknown_kid_refreshes, 7);
+}
+
 #[tokio::test]
 async fn unusable_keys_are_skipped_and_reported_and_the_rest_load() {
     let p = provider(&[("k1", Algorithm::ES256)]).await;

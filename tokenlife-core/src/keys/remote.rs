@@ -10,7 +10,13 @@
 //! - [`RemoteKeys::refresh_task`] refreshes in the background, when `Cache-Control:
 //!   max-age` says (within [`RemoteKeysBuilder::refresh_bounds`]), with `If-None-Match`;
 //! - as an [`Observer`] of the validator, an unknown `kid` wakes one refresh (single
-//!   flight), then a cooldown (default 60 s) during which unknown kids fail fast with no
+//!   flight). Two bounds keep junk from costing the provider, and from starving a real
+//!   rotation: each `kid` wakes at most one refresh per cooldown (default 60 s; a bounded
+//!   table of the last 1,024 kids tried), and all unknown kids together at most one per
+//!   [`unknown_kid_min_interval`](RemoteKeysBuilder::unknown_kid_min_interval)
+//!   (default 2 s). A flood of junk kids is then one fetch every 2 s, and every such fetch
+//!   brings the provider's new keys too, so a real new `kid` is known within that
+//!   interval however much junk arrives; the unknown kids themselves fail fast, with no
 //!   network;
 //! - a key the library cannot use is skipped and reported (metric, log, status); the
 //!   others load;
@@ -183,6 +189,7 @@ pub struct RemoteKeysBuilder {
     max_refresh: Duration,
     default_refresh: Duration,
     cooldown: Duration,
+    kid_gap: Duration,
     max_staleness: Duration,
     max_bytes: usize,
     clock: Arc<dyn Clock>,
@@ -241,6 +248,7 @@ impl RemoteKeysBuilder {
             max_refresh: Duration::from_secs(24 * 3600),
             default_refresh: Duration::from_secs(600),
             cooldown: Duration::from_secs(60),
+            kid_gap: Duration::from_secs(2),
             max_staleness: Duration::from_secs(24 * 3600),
             max_bytes: Keyset::MAX_JWKS_BYTES,
             clock: Arc::new(SystemClock),
@@ -298,12 +306,20 @@ impl RemoteKeysBuilder {
         self
     }
 
-    /// After an unknown `kid` wakes a refresh, how long further unknown kids wake none
-    /// (default 60 s).
+    /// After an unknown `kid` wakes a refresh, how long that same `kid` wakes none again
+    /// (default 60 s, at least 1 s).
     pub fn unknown_kid_cooldown(mut self, cooldown: Duration) -> Self {
         // At least a second: with none, every unknown kid (anyone can send one) would
         // be a fetch from the provider.
         self.cooldown = cooldown.max(Duration::from_secs(1));
+        self
+    }
+
+    /// The shortest time between two refreshes woken by unknown kids, whatever the kids
+    /// (default 2 s, at least 1 s): under a flood of junk kids, the provider sees one
+    /// fetch per interval, and a real new kid is known within it.
+    pub fn unknown_kid_min_interval(mut self, interval: Duration) -> Self {
+        self.kid_gap = interval.max(Duration::from_secs(1));
         self
     }
 
@@ -384,6 +400,7 @@ impl RemoteKeysBuilder {
             max: self.max_refresh,
             default: self.default_refresh,
             cooldown: self.cooldown,
+            kid_gap: self.kid_gap,
             max_staleness: self.max_staleness,
         };
         report_skipped(&keyset, &mut status);
@@ -416,6 +433,7 @@ impl RemoteKeysBuilder {
                 wake: tokio::sync::Notify::new(),
                 flight: tokio::sync::Mutex::new(()),
                 kid_refresh_at: AtomicU64::new(0),
+                kids_tried: quick_cache::sync::Cache::new(KIDS_TRIED),
                 kid_refreshes: AtomicU64::new(0),
                 kid_suppressed: AtomicU64::new(0),
                 observer: self.observer,
@@ -434,12 +452,17 @@ impl Clock for ClockRef {
     }
 }
 
+/// Most kids remembered as having woken a refresh: junk kids evict each other, and a
+/// forgotten one is still held to the global interval.
+const KIDS_TRIED: usize = 1024;
+
 #[derive(Debug, Clone, Copy)]
 struct Policy {
     min: Duration,
     max: Duration,
     default: Duration,
     cooldown: Duration,
+    kid_gap: Duration,
     max_staleness: Duration,
 }
 
@@ -634,6 +657,8 @@ struct Inner {
     /// Held by the one fetch in flight (never by a validation).
     flight: tokio::sync::Mutex<()>,
     kid_refresh_at: AtomicU64,
+    /// Kids that woke a refresh, and when: each wakes at most one per cooldown.
+    kids_tried: quick_cache::sync::Cache<String, u64>,
     kid_refreshes: AtomicU64,
     kid_suppressed: AtomicU64,
     observer: Option<Arc<dyn Observer>>,
@@ -789,28 +814,42 @@ impl RemoteKeys {
         }
     }
 
-    /// An unknown `kid` was seen: wake one refresh unless one was woken within the
-    /// cooldown. Never waits, never does I/O.
+    /// An unknown `kid` was seen (without its name: it counts as the kid-less one). See
+    /// [`unknown_kid_named`](Self::unknown_kid_named).
     pub fn unknown_kid(&self) {
-        let now = self.inner.clock.unix_now();
-        let last = self.inner.kid_refresh_at.load(Ordering::Acquire);
-        let cooling = last != 0 && now < last.saturating_add(self.inner.policy.cooldown.as_secs());
+        self.unknown_kid_named(None);
+    }
+
+    /// An unknown `kid` was seen: wake one refresh, unless this kid woke one within the
+    /// cooldown or any kid woke one within the minimum interval. Never waits, never does
+    /// I/O.
+    pub fn unknown_kid_named(&self, kid: Option<&str>) {
+        let inner = &*self.inner;
+        let now = inner.clock.unix_now();
+        let name = kid.unwrap_or("");
+        let this_kid_cooling = inner
+            .kids_tried
+            .get(name)
+            .is_some_and(|at| now < at.saturating_add(inner.policy.cooldown.as_secs()));
+        let last = inner.kid_refresh_at.load(Ordering::Acquire);
+        let gap = last != 0 && now < last.saturating_add(inner.policy.kid_gap.as_secs());
         // Of racing callers, one wins the exchange and wakes the task; the rest count as
-        // suppressed.
-        if !cooling
-            && self
-                .inner
+        // suppressed (the fetch it wakes brings whatever the provider has, their kids too).
+        if !this_kid_cooling
+            && !gap
+            && inner
                 .kid_refresh_at
                 .compare_exchange(last, now.max(1), Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
         {
-            self.inner.kid_refreshes.fetch_add(1, Ordering::Relaxed);
-            self.inner.wake.notify_one();
+            inner.kids_tried.insert(name.to_owned(), now);
+            inner.kid_refreshes.fetch_add(1, Ordering::Relaxed);
+            inner.wake.notify_one();
         } else {
-            self.inner.kid_suppressed.fetch_add(1, Ordering::Relaxed);
-            if let Some(o) = &self.inner.observer {
+            inner.kid_suppressed.fetch_add(1, Ordering::Relaxed);
+            if let Some(o) = &inner.observer {
                 o.on_event(&Event::UnknownKidSuppressed {
-                    source: &self.inner.source,
+                    source: &inner.source,
                 });
             }
         }
@@ -840,10 +879,11 @@ impl Observer for RemoteKeys {
     fn on_event(&self, event: &Event<'_>) {
         if let Event::Validated {
             outcome: Err(ValidationErrorKind::UnknownKid),
+            token,
             ..
         } = event
         {
-            self.unknown_kid();
+            self.unknown_kid_named(token.kid().as_deref());
         }
     }
 }
@@ -887,6 +927,7 @@ mod tests {
             max: Duration::from_secs(3600),
             default: Duration::from_secs(600),
             cooldown: Duration::from_secs(60),
+            kid_gap: Duration::from_secs(2),
             max_staleness: Duration::from_secs(86_400),
         };
         assert_eq!(

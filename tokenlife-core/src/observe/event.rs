@@ -45,6 +45,33 @@ impl<'a> TokenRef<'a> {
         self.0
     }
 
+    /// The `kid` of the token's JOSE header, if it has one (at most 256 bytes; the header
+    /// at most 2 KiB). Not a secret: it names a key. Decoded on demand (the unknown-kid
+    /// path), never on a hit.
+    ///
+    /// ```
+    /// use tokenlife_core::observe::TokenRef;
+    /// // {"alg":"ES256","kid":"k2"}
+    /// assert_eq!(TokenRef::new("eyJhbGciOiJFUzI1NiIsImtpZCI6ImsyIn0.e30.sig").kid().as_deref(), Some("k2"));
+    /// assert_eq!(TokenRef::new("not-a-jwt").kid(), None);
+    /// ```
+    pub fn kid(&self) -> Option<String> {
+        use base64::Engine;
+        let header = self.0.split('.').next()?;
+        if header.len() > 2048 {
+            return None;
+        }
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(header)
+            .ok()?;
+        #[derive(serde::Deserialize)]
+        struct Header {
+            kid: Option<String>,
+        }
+        let kid = serde_json::from_slice::<Header>(&bytes).ok()?.kid?;
+        (kid.len() <= 256).then_some(kid)
+    }
+
     /// The token's length in bytes.
     pub fn len(&self) -> usize {
         self.0.len()
