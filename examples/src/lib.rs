@@ -406,7 +406,10 @@ pub async fn parts(config: &GatewayConfig) -> Result<Parts, Box<dyn std::error::
                 .issuer(url)
                 .audience(&config.audience)
                 .monitor(monitor.clone())
-                .also_observer(keys)
+                .also_observer(keys.clone())
+                // A request with a kid these keys lack waits (≤ 250 ms) for the refresh
+                // its unknown kid wakes: a provider's key rotation fails no request.
+                .key_wait(keys)
                 .revocations(revocations.clone())
                 .build()?,
         );

@@ -173,8 +173,8 @@ impl TokenLife {
 
 impl<S, B> Transform<S, ServiceRequest> for TokenLife
 where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
-    B: MessageBody,
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
 {
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = Error;
@@ -203,10 +203,21 @@ impl<S> fmt::Debug for TokenLifeMiddleware<S> {
     }
 }
 
+/// Puts what a passed check found into the request: the verified token, and the guard's
+/// realm for the extractors' rejections (also for a request let through without a token).
+fn admit(config: &Config, req: &ServiceRequest, verified: Option<tokenlife_core::Verified>) {
+    if let Some(v) = verified {
+        req.extensions_mut().insert(v);
+    }
+    if let Some(realm) = config.guard.custom_realm() {
+        req.extensions_mut().insert(realm.clone());
+    }
+}
+
 impl<S, B> Service<ServiceRequest> for TokenLifeMiddleware<S>
 where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
-    B: MessageBody,
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
 {
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = Error;
@@ -223,17 +234,44 @@ where
             .check(req.method().as_str(), req.path(), req.headers(), client)
         {
             Ok(verified) => {
-                if let Some(v) = verified {
-                    req.extensions_mut().insert(v);
-                }
-                // Also for a request let through without a token (optional, skipped):
-                // the extractors' rejections name this guard's realm.
-                if let Some(realm) = config.guard.custom_realm() {
-                    req.extensions_mut().insert(realm.clone());
-                }
+                admit(config, &req, verified);
                 ResponseFuture {
                     kind: Kind::Inner {
                         fut: self.service.call(req),
+                    },
+                }
+            }
+            Err(rejection)
+                if let Some(wait) = config.guard.wait_for_keys(&rejection, req.headers()) =>
+            {
+                // A kid the keys lack while a refresh is in flight: wait for it (bounded),
+                // then check once more.
+                let (service, config) = (self.service.clone(), self.config.clone());
+                ResponseFuture {
+                    kind: Kind::Waiting {
+                        fut: Box::pin(async move {
+                            wait.await;
+                            let client = req.peer_addr().map(|a| a.ip());
+                            let path = req.path().to_owned();
+                            match config.guard.check(
+                                req.method().as_str(),
+                                &path,
+                                req.headers(),
+                                client,
+                            ) {
+                                Ok(verified) => {
+                                    admit(&config, &req, verified);
+                                    service
+                                        .call(req)
+                                        .await
+                                        .map(ServiceResponse::map_into_left_body)
+                                }
+                                Err(rejection) => {
+                                    let res = config.render(&rejection);
+                                    Ok(req.into_response(res).map_into_right_body())
+                                }
+                            }
+                        }),
                     },
                 }
             }
@@ -263,6 +301,7 @@ pin_project! {
     enum Kind<F, B> {
         Inner { #[pin] fut: F },
         Rejected { res: Option<ServiceResponse<EitherBody<B>>> },
+        Waiting { fut: Pin<Box<dyn std::future::Future<Output = Result<ServiceResponse<EitherBody<B>>, Error>>>> },
     }
 }
 
@@ -284,6 +323,7 @@ where
             KindProj::Rejected { res } => Poll::Ready(Ok(res
                 .take()
                 .expect("ResponseFuture polled after completion"))),
+            KindProj::Waiting { fut } => fut.as_mut().poll(cx),
         }
     }
 }

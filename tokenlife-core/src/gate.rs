@@ -782,6 +782,28 @@ impl<H: Headers> Guard<H> {
         })
     }
 
+    /// For a request [`check`](Self::check) refused because its token names a `kid` the
+    /// keys lack: a future to await before checking it once more — the key refresh in
+    /// flight ([`ValidatorBuilder::key_wait`](crate::validate::ValidatorBuilder::key_wait)),
+    /// bounded. `None` for every other rejection, or with nothing to wait for: answer the
+    /// rejection. The async adapters call it; a sync caller never waits.
+    pub fn wait_for_keys(
+        &self,
+        rejection: &Rejection,
+        headers: &H::Map,
+    ) -> Option<crate::validate::KeyWaitFuture> {
+        if rejection.kind != Some(ValidationErrorKind::UnknownKid)
+            || !self.validator.waits_for_keys()
+        {
+            return None;
+        }
+        let token = self.sources.iter().find_map(|s| match s.find(headers) {
+            Found::Token(t) => Some(t),
+            _ => None,
+        })?;
+        self.validator.wait_for_keys(token)
+    }
+
     /// The `WWW-Authenticate` value for `rejection`, with this guard's realm (and its
     /// RFC 9728 metadata URL, when set).
     pub fn challenge(&self, rejection: &Rejection) -> String {

@@ -1,4 +1,6 @@
-//! [`ResponseFuture`]: the inner service's future, or a ready rejection.
+//! [`ResponseFuture`]: the inner service's future, a ready rejection, or — for a token
+//! whose kid the keys lack while a key refresh is in flight — the wait for it, a second
+//! check, then one of those.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -9,21 +11,31 @@ use pin_project_lite::pin_project;
 
 pin_project! {
     /// Response future of [`TokenLifeService`](crate::TokenLifeService).
-    pub struct ResponseFuture<F, B> {
+    pub struct ResponseFuture<F: Future, B> {
         #[pin]
         kind: Kind<F, B>,
     }
 }
 
+/// The boxed wait-then-call of a request that waits for keys.
+pub(crate) type Waiting<O> = Pin<Box<dyn Future<Output = O> + Send>>;
+
 pin_project! {
     #[project = KindProj]
-    enum Kind<F, B> {
+    enum Kind<F: Future, B> {
         Future { #[pin] future: F },
         Reject { response: Option<Response<B>> },
+        Waiting { future: Waiting<F::Output> },
     }
 }
 
-impl<F, B> ResponseFuture<F, B> {
+impl<F: Future, B> ResponseFuture<F, B> {
+    pub(crate) fn waiting(future: Waiting<F::Output>) -> Self {
+        Self {
+            kind: Kind::Waiting { future },
+        }
+    }
+
     pub(crate) fn future(future: F) -> Self {
         Self {
             kind: Kind::Future { future },
@@ -39,7 +51,7 @@ impl<F, B> ResponseFuture<F, B> {
     }
 }
 
-impl<F, B> std::fmt::Debug for ResponseFuture<F, B> {
+impl<F: Future, B> std::fmt::Debug for ResponseFuture<F, B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
@@ -57,6 +69,7 @@ where
             KindProj::Reject { response } => Poll::Ready(Ok(response
                 .take()
                 .expect("ResponseFuture polled after completion"))),
+            KindProj::Waiting { future } => future.as_mut().poll(cx),
         }
     }
 }

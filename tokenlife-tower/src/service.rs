@@ -39,8 +39,11 @@ impl<S> TokenLifeService<S> {
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for TokenLifeService<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    ResBody: From<Bytes>,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: From<Bytes> + Send + 'static,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
@@ -55,7 +58,24 @@ where
         // it is never cloned across an await.
         match self.config.check(&mut req) {
             Ok(()) => ResponseFuture::future(self.inner.call(req)),
-            Err(rejection) => ResponseFuture::reject(self.config.render(rejection)),
+            Err(rejection) => match self.config.guard.wait_for_keys(&rejection, req.headers()) {
+                // A kid the keys lack while a refresh is in flight: wait for it (bounded),
+                // then check once more. The ready inner service goes with the request
+                // (tower's contract), a clone stays.
+                Some(wait) => {
+                    let config = self.config.clone();
+                    let clone = self.inner.clone();
+                    let mut inner = std::mem::replace(&mut self.inner, clone);
+                    ResponseFuture::waiting(Box::pin(async move {
+                        wait.await;
+                        match config.check(&mut req) {
+                            Ok(()) => inner.call(req).await,
+                            Err(rejection) => Ok(config.render(rejection)),
+                        }
+                    }))
+                }
+                None => ResponseFuture::reject(self.config.render(rejection)),
+            },
         }
     }
 }

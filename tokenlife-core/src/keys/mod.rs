@@ -42,3 +42,17 @@ pub(crate) use store::same_key;
 pub use store::{
     KeysetSnapshot, KeysetStore, KeysetStoreBuilder, Retirement, RolloutMode, ShadowStats,
 };
+
+/// A future of nothing, boxed: what [`KeyWait::wait`] hands out.
+pub type KeyWaitFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// A source of keys that can be waited for: the async adapters let a request whose token
+/// names a `kid` these keys lack wait (at most [`ValidatorBuilder::unknown_kid_wait`](crate::validate::ValidatorBuilder::unknown_kid_wait))
+/// for a refresh already in flight, then validate it once more. The validation itself
+/// never waits. `keys::remote::RemoteKeys` (feature `remote`) is one.
+pub trait KeyWait: Send + Sync + 'static {
+    /// A future that resolves when the refresh in flight finishes (whatever its outcome),
+    /// or `None` when none is in flight (a cooldown, keys that are simply not there):
+    /// nothing to wait for. `bound` caps the wait.
+    fn wait(&self, bound: std::time::Duration) -> Option<KeyWaitFuture>;
+}

@@ -432,6 +432,8 @@ impl RemoteKeysBuilder {
                 state: Mutex::new(status),
                 wake: tokio::sync::Notify::new(),
                 flight: tokio::sync::Mutex::new(()),
+                pending: std::sync::atomic::AtomicBool::new(false),
+                done: tokio::sync::watch::Sender::new(0),
                 kid_refresh_at: AtomicU64::new(0),
                 kids_tried: quick_cache::sync::Cache::new(KIDS_TRIED),
                 kid_refreshes: AtomicU64::new(0),
@@ -656,6 +658,10 @@ struct Inner {
     wake: tokio::sync::Notify,
     /// Held by the one fetch in flight (never by a validation).
     flight: tokio::sync::Mutex<()>,
+    /// A refresh is woken or in flight: requests with an unknown kid may wait for it.
+    pending: std::sync::atomic::AtomicBool,
+    /// Bumped when a refresh finishes (any outcome): what waiting requests watch.
+    done: tokio::sync::watch::Sender<u64>,
     kid_refresh_at: AtomicU64,
     /// Kids that woke a refresh, and when: each wakes at most one per cooldown.
     kids_tried: quick_cache::sync::Cache<String, u64>,
@@ -717,6 +723,16 @@ impl RemoteKeys {
     /// The fetch failed; [`status`](Self::status) records it too.
     pub async fn refresh(&self) -> Result<Refreshed, RemoteError> {
         let _flight = self.inner.flight.lock().await;
+        self.inner.pending.store(true, Ordering::Release);
+        let result = self.fetch_and_apply().await;
+        // Whatever the outcome, the requests waiting on this refresh look again now.
+        self.inner.pending.store(false, Ordering::Release);
+        self.inner.done.send_modify(|n| *n += 1);
+        result
+    }
+
+    /// One fetch, applied (the flight lock held).
+    async fn fetch_and_apply(&self) -> Result<Refreshed, RemoteError> {
         let (uri, etag) = {
             let mut s = self.lock();
             s.last_attempt = Some(self.inner.clock.unix_now());
@@ -844,6 +860,7 @@ impl RemoteKeys {
         {
             inner.kids_tried.insert(name.to_owned(), now);
             inner.kid_refreshes.fetch_add(1, Ordering::Relaxed);
+            inner.pending.store(true, Ordering::Release);
             inner.wake.notify_one();
         } else {
             inner.kid_suppressed.fetch_add(1, Ordering::Relaxed);
@@ -853,6 +870,22 @@ impl RemoteKeys {
                 });
             }
         }
+    }
+}
+
+/// Requests with an unknown kid wait for the refresh woken or in flight (see
+/// `ValidatorBuilder::key_wait`); during a
+/// cooldown, with none coming, nothing waits.
+impl super::KeyWait for RemoteKeys {
+    fn wait(&self, bound: Duration) -> Option<super::KeyWaitFuture> {
+        // Subscribed first: a refresh that finishes after this line wakes the waiter.
+        let mut done = self.inner.done.subscribe();
+        if !self.inner.pending.load(Ordering::Acquire) {
+            return None;
+        }
+        Some(Box::pin(async move {
+            let _ = tokio::time::timeout(bound, done.changed()).await;
+        }))
     }
 }
 

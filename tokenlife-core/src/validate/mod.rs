@@ -328,7 +328,15 @@ struct Inner {
     accepted_typ: Option<Box<[Box<str>]>>,
     /// Validators of other issuers, chosen by the token's `iss` (multi-issuer).
     tenants: Box<[Validator]>,
+    /// Where a token with a kid these keys lack may wait for a refresh (async adapters).
+    key_wait: Option<Arc<dyn KeyWait>>,
+    /// How long it may wait.
+    unknown_kid_wait: Duration,
+    /// Whether this validator or one of its tenants has a `key_wait`.
+    waits_for_keys: bool,
 }
+
+pub use crate::keys::{KeyWait, KeyWaitFuture};
 
 impl Drop for Inner {
     fn drop(&mut self) {
@@ -375,6 +383,8 @@ impl Validator {
             monitor_key: None,
             accepted_typ: None,
             tenants: Vec::new(),
+            key_wait: None,
+            unknown_kid_wait: Duration::from_millis(250),
         }
     }
 
@@ -497,6 +507,27 @@ impl Validator {
     /// The clock skew allowed on `exp` and `nbf`.
     pub fn leeway(&self) -> Duration {
         Duration::from_secs(self.inner.leeway)
+    }
+
+    /// Whether a request whose token failed [`UnknownKid`](ValidationErrorKind::UnknownKid)
+    /// may wait for keys ([`ValidatorBuilder::key_wait`], here or in a tenant): the async
+    /// adapters ask [`wait_for_keys`](Self::wait_for_keys) only then.
+    #[inline]
+    pub fn waits_for_keys(&self) -> bool {
+        self.inner.waits_for_keys
+    }
+
+    /// For a token that just failed `unknown_kid`: a future that resolves when the key
+    /// refresh in flight for the validator that judges it (this one or the tenant of its
+    /// `iss`) finishes, at most [`ValidatorBuilder::unknown_kid_wait`] later; `None` when
+    /// there is nothing to wait for. Validate again after it.
+    pub fn wait_for_keys(&self, token: &str) -> Option<KeyWaitFuture> {
+        let v = self.tenant_for(token).unwrap_or(self);
+        let bound = v.inner.unknown_kid_wait;
+        if bound.is_zero() {
+            return None;
+        }
+        v.inner.key_wait.as_ref()?.wait(bound)
     }
 
     /// The observer, if one was given: the admin operations report through it too.
@@ -847,6 +878,8 @@ pub struct ValidatorBuilder {
     monitor_key: Option<[u8; 32]>,
     accepted_typ: Option<Vec<Box<str>>>,
     tenants: Vec<Validator>,
+    key_wait: Option<Arc<dyn KeyWait>>,
+    unknown_kid_wait: Duration,
 }
 
 impl fmt::Debug for ValidatorBuilder {
@@ -889,6 +922,22 @@ impl ValidatorBuilder {
     /// ```
     pub fn tenant(mut self, tenant: Validator) -> Self {
         self.tenants.push(tenant);
+        self
+    }
+
+    /// Lets requests of the async adapters whose token names a `kid` these keys lack wait
+    /// for `keys`' refresh in flight (see [`KeyWait`]); with
+    /// [`RemoteKeys`](crate::keys::remote::RemoteKeys) as an observer too, the unknown kid
+    /// wakes that refresh, so a provider that starts signing with a new key costs no
+    /// failed request. Known kids never wait; the sync `validate` never waits.
+    pub fn key_wait(mut self, keys: impl KeyWait) -> Self {
+        self.key_wait = Some(Arc::new(keys));
+        self
+    }
+
+    /// How long a request may wait for keys (default 250 ms; zero: never).
+    pub fn unknown_kid_wait(mut self, bound: Duration) -> Self {
+        self.unknown_kid_wait = bound;
         self
     }
 
@@ -1075,7 +1124,11 @@ impl ValidatorBuilder {
                 observer: self.observer,
                 store: self.store,
                 accepted_typ: self.accepted_typ.map(Vec::into_boxed_slice),
+                waits_for_keys: self.key_wait.is_some()
+                    || self.tenants.iter().any(Validator::waits_for_keys),
                 tenants: self.tenants.into_boxed_slice(),
+                key_wait: self.key_wait,
+                unknown_kid_wait: self.unknown_kid_wait,
             }),
         })
     }
