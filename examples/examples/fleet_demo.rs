@@ -60,6 +60,7 @@ async fn run_node(redis: String, node: &[String]) -> Result<(), Error> {
         signing_key_pem: Some(Secret::new(std::fs::read_to_string(key_file)?)),
         external_issuers: Vec::new(),
         unknown_kid_cooldown: Duration::from_secs(60),
+        jwks_cache: None,
         fleet: Some(FleetSettings {
             redis_url: Secret::new(redis),
             prefix: prefix.clone(),

@@ -356,6 +356,7 @@ async fn main() -> Result<(), Error> {
         signing_key_pem: None,
         external_issuers: Vec::new(),
         unknown_kid_cooldown: Duration::from_secs(60),
+        jwks_cache: None,
         fleet: None,
     })
     .await

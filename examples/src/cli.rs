@@ -39,6 +39,11 @@ struct Args {
     /// refresh every 2 s).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=86_400))]
     unknown_kid_cooldown: u64,
+    /// A directory where each `--issuer`'s last good JWKS is kept: a restart while its
+    /// provider is down begins from those keys (without it, that issuer's tokens are 503
+    /// until the provider answers).
+    #[arg(long, value_name = "DIR")]
+    jwks_cache: Option<std::path::PathBuf>,
     /// Audience (`aud`) of the tokens.
     #[arg(long, env = "TOKENLIFE_AUDIENCE", default_value = "api://orders")]
     audience: String,
@@ -152,6 +157,7 @@ impl Cli {
             },
             external_issuers: args.issuers,
             unknown_kid_cooldown: Duration::from_secs(args.unknown_kid_cooldown),
+            jwks_cache: args.jwks_cache,
             fleet: args.redis.map(|redis_url| FleetSettings {
                 redis_url: Secret::new(redis_url),
                 prefix: args.fleet_prefix,

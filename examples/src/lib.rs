@@ -117,9 +117,12 @@ pub struct GatewayConfig {
     /// External identity providers (issuer URLs) whose tokens the API accepts too,
     /// with their keys from OpenID discovery, refreshed in the background.
     pub external_issuers: Vec<String>,
-    /// After an unknown kid wakes an external issuer's key refresh, how long further
-    /// unknown kids wake none.
+    /// After an unknown kid wakes an external issuer's key refresh, how long that same
+    /// kid wakes none again.
     pub unknown_kid_cooldown: Duration,
+    /// Where each external issuer's last good JWKS is kept (one file per issuer), so a
+    /// restart while its provider is down begins from those keys.
+    pub jwks_cache: Option<std::path::PathBuf>,
 }
 
 /// Where a gateway's fleet lives.
@@ -304,6 +307,16 @@ async fn orders(Claims(c): Claims<OrderClaims>) -> String {
     )
 }
 
+/// The file name an issuer's persisted JWKS gets: its URL with every byte but ASCII
+/// letters and digits as `_` (`https://idp.example.com/x` → `https___idp_example_com_x.json`).
+fn jwks_file(issuer: &str) -> String {
+    let name: String = issuer
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    format!("{name}.json")
+}
+
 /// The process's Prometheus recorder, installed once (several gateways in one process,
 /// as in the tests, share it).
 fn prometheus() -> PrometheusHandle {
@@ -393,9 +406,16 @@ pub async fn parts(config: &GatewayConfig) -> Result<Parts, Box<dyn std::error::
     // revocation list and monitor.
     let mut remote = Vec::new();
     for url in &config.external_issuers {
-        let keys = RemoteKeys::issuer(url)
+        let mut builder = RemoteKeys::issuer(url)
             .unknown_kid_cooldown(config.unknown_kid_cooldown)
-            .observer(monitor.clone())
+            // A provider down at start: the gateway starts anyway (its tokens 503
+            // `keys_stale`, or the persisted keys), retrying with backoff.
+            .degraded_start(true)
+            .observer(monitor.clone());
+        if let Some(dir) = &config.jwks_cache {
+            builder = builder.persist_to(dir.join(jwks_file(url)));
+        }
+        let keys = builder
             .build()
             .await
             .map_err(|e| format!("--issuer {url}: {e}"))?;

@@ -23,6 +23,7 @@ fn config(limits: ServeLimits) -> GatewayConfig {
         signing_key_pem: None,
         external_issuers: Vec::new(),
         unknown_kid_cooldown: Duration::from_secs(60),
+        jwks_cache: None,
         fleet: None,
     }
 }

@@ -55,4 +55,26 @@ for alg in RS256 EdDSA ES256; do
 done
 echo "the first token, its key rotated away: $(orders "$t1")"
 [ "$(orders "$t1")" = 401 ]
+
+# A gateway started while the provider is down: it starts (degraded), answers the
+# issuer's tokens 503, and serves them once the provider returns (retry with backoff).
+kill "$idp_pid"; wait "$idp_pid" 2>/dev/null || true
+api2=$(free_port); admin2=$(free_port)
+TOKENLIFE_ADMIN_KEY=interop-admin TOKENLIFE_CLIENT_SECRET=interop-secret \
+  ../../target/debug/examples/gateway --quiet --run-for 120 --issuer "$idp" \
+  --api-addr "127.0.0.1:$api2" --admin-addr "127.0.0.1:$admin2" 2>/dev/null &
+pids+=("$!")
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$api2/healthz" >/dev/null && break; sleep 0.1; done
+down=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $t" "http://127.0.0.1:$api2/orders")
+echo "gateway started with the provider down, its token: $down"
+[ "$down" = 503 ]
+start_idp "$gen" ES256
+t=$(token)
+for i in $(seq 150); do
+  code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $t" "http://127.0.0.1:$api2/orders")
+  [ "$code" = 200 ] && break
+  sleep 0.1
+done
+echo "provider back, its token: $code"
+[ "$code" = 200 ]
 echo "oidc interop: ok"

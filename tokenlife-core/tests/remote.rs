@@ -105,6 +105,10 @@ async fn jwks(State(p): State<Provider>, headers: HeaderMap) -> Response {
 
 async fn provider(keys: &[(&str, Algorithm)]) -> Provider {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    provider_on(listener, keys)
+}
+
+fn provider_on(listener: tokio::net::TcpListener, keys: &[(&str, Algorithm)]) -> Provider {
     let base = format!("http://{}", listener.local_addr().unwrap());
     let p = Provider {
         base,
@@ -293,6 +297,141 @@ async fn an_unknown_kid_wakes_one_refresh_then_a_cooldown() {
     assert!(v.validate(&junk).is_err());
     assert_eq!(keys.status().unknown_kid_refreshes, 2);
     wait_for(|| p.hits() == 3).await;
+}
+
+/// Peer gaps, item 1: a gateway starts while its provider is down. The issuer's port
+/// refuses connections at build: `degraded_start` builds anyway, its status says
+/// degraded, and the issuer's tokens are answered 503 `keys_stale` (retryable), not a
+/// bad-token 401. Retries back off (1 s, 2 s, 4 s, … up to the minimum interval). The
+/// provider comes up on that port: the next refresh redoes discovery, fetches the keys,
+/// leaves the degraded state, and the tokens pass.
+#[tokio::test]
+async fn a_start_while_the_provider_is_down_is_degraded_then_recovers() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let issuer = format!("http://{addr}");
+    let clock = ManualClock::starting_now();
+    let keys = RemoteKeys::issuer(&issuer)
+        .clock(clock.clone())
+        .timeout(Duration::from_secs(2))
+        .degraded_start(true)
+        .build()
+        .await
+        .unwrap();
+    let status = keys.status();
+    assert!(status.degraded);
+    assert_eq!(status.last_error, Some("unreachable"));
+    assert_eq!(status.jwks_uri, None);
+    let v = validator(&keys, &issuer, &clock);
+    let t = token(&issuer, "k1", Algorithm::ES256, clock.unix_now());
+    let err = v.validate(&t).unwrap_err();
+    assert_eq!(err.kind(), ValidationErrorKind::KeysStale);
+    assert_eq!(err.status(), 503);
+    // Without degraded_start, the same start fails as before.
+    let refused = RemoteKeys::issuer(&issuer)
+        .clock(clock.clone())
+        .build()
+        .await;
+    assert_eq!(refused.unwrap_err().kind(), RemoteErrorKind::Unreachable);
+    // Failed retries back off.
+    let now = clock.unix_now();
+    let delay = |keys: &RemoteKeys| keys.status().next_refresh.unwrap() - now;
+    assert_eq!(delay(&keys), 1);
+    keys.refresh().await.unwrap_err();
+    assert!((1..=2).contains(&delay(&keys)), "{}", delay(&keys));
+    keys.refresh().await.unwrap_err();
+    assert!((3..=4).contains(&delay(&keys)), "{}", delay(&keys));
+    for _ in 0..8 {
+        keys.refresh().await.unwrap_err();
+    }
+    assert!(
+        (54..=60).contains(&delay(&keys)),
+        "held to the minimum interval: {}",
+        delay(&keys)
+    );
+    // The provider comes up where it was expected.
+    let p = provider_on(
+        tokio::net::TcpListener::bind(addr).await.unwrap(),
+        &[("k1", Algorithm::ES256)],
+    );
+    p.edit(|s| s.issuer_in_doc = Some(issuer.clone()));
+    keys.refresh().await.unwrap();
+    let status = keys.status();
+    assert!(!status.degraded);
+    assert_eq!(status.jwks_uri, Some(format!("{issuer}/jwks")));
+    v.validate(&t).unwrap();
+}
+
+/// Peer gaps, item 1, with the last good keys kept: a source built with `persist_to`
+/// writes its JWKS to the file; a later start with the provider down (answering 502)
+/// begins from that file — the tokens pass at once — and stays degraded until a fetch
+/// succeeds. A file that is not a JWKS is ignored (503 as with none).
+#[tokio::test]
+async fn a_degraded_start_begins_from_the_persisted_keys() {
+    let dir = std::env::temp_dir().join(format!("tokenlife-jwks-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("idp.json");
+    let _ = std::fs::remove_file(&file);
+    let p = provider(&[("k1", Algorithm::ES256)]).await;
+    let clock = ManualClock::starting_now();
+    let first = RemoteKeys::jwks(format!("{}/jwks", p.base))
+        .clock(clock.clone())
+        .persist_to(&file)
+        .build()
+        .await
+        .unwrap();
+    assert!(!first.status().degraded);
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        written.contains("\"kid\":\"k1\"") && !written.contains("\"d\""),
+        "{written}"
+    );
+    // The provider fails; a restarted node starts from the file.
+    p.edit(|s| s.status = Some(502));
+    let restarted = RemoteKeys::jwks(format!("{}/jwks", p.base))
+        .clock(clock.clone())
+        .persist_to(&file)
+        .degraded_start(true)
+        .build()
+        .await
+        .unwrap();
+    let status = restarted.status();
+    assert!(status.degraded);
+    assert_eq!(
+        (status.last_error, status.kids.clone()),
+        (Some("http_status"), vec!["k1".to_owned()])
+    );
+    let v = validator(&restarted, "https://idp", &clock);
+    v.validate(&token(
+        "https://idp",
+        "k1",
+        Algorithm::ES256,
+        clock.unix_now(),
+    ))
+    .unwrap();
+    // A file that is not a JWKS: nothing trusted.
+    std::fs::write(&file, "not json").unwrap();
+    let bare = RemoteKeys::jwks(format!("{}/jwks", p.base))
+        .clock(clock.clone())
+        .persist_to(&file)
+        .degraded_start(true)
+        .build()
+        .await
+        .unwrap();
+    let v = validator(&bare, "https://idp", &clock);
+    assert_eq!(
+        v.validate(&token(
+            "https://idp",
+            "k1",
+            Algorithm::ES256,
+            clock.unix_now()
+        ))
+        .unwrap_err()
+        .kind(),
+        ValidationErrorKind::KeysStale
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Peer gaps, item 2: junk cannot starve a real rotation. Twenty distinct junk kids a

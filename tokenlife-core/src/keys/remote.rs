@@ -148,6 +148,9 @@ pub struct Skipped {
 pub struct RemoteStatus {
     /// The source as configured (the JWKS URL or the issuer URL).
     pub source: String,
+    /// Started without reaching the provider and no fetch has succeeded since
+    /// ([`RemoteKeysBuilder::degraded_start`]): the keys are the persisted ones, or none.
+    pub degraded: bool,
     /// The JWKS URL in use (from discovery, for an issuer source).
     pub jwks_uri: Option<String>,
     /// When a fetch was last attempted (Unix seconds).
@@ -197,6 +200,8 @@ pub struct RemoteKeysBuilder {
     observer: Option<Arc<dyn Observer>>,
     allow_http: bool,
     jwks_origins: Vec<String>,
+    degraded_start: bool,
+    persist: Option<std::path::PathBuf>,
 }
 
 /// The origin of an http(s) URL (`scheme://host:port`, the port made explicit), after the
@@ -256,6 +261,8 @@ impl RemoteKeysBuilder {
             observer: None,
             allow_http: false,
             jwks_origins: Vec::new(),
+            degraded_start: false,
+            persist: None,
         }
     }
 
@@ -315,6 +322,27 @@ impl RemoteKeysBuilder {
         self
     }
 
+    /// Starts even when the provider cannot be reached (peer gaps, item 1): instead of
+    /// failing, [`build`](Self::build) returns keys in the *degraded* state — the last
+    /// good JWKS [`persist_to`](Self::persist_to) wrote, if there is one (trusted until
+    /// its file's time plus [`max_staleness`](Self::max_staleness)), else none: this
+    /// source's tokens are answered 503 `keys_stale` (retryable; a client can tell it from
+    /// a bad token). The refresh task retries with a jittered backoff (1 s, 2 s, 4 s, … up
+    /// to the minimum refresh interval), discovery included; the first success leaves the
+    /// degraded state ([`RemoteStatus::degraded`]). A bad URL still fails the build.
+    pub fn degraded_start(mut self, allowed: bool) -> Self {
+        self.degraded_start = allowed;
+        self
+    }
+
+    /// Keeps the last good JWKS (public keys only) in this file, rewritten (a temporary
+    /// file renamed over it) after each fetch that changed the keys: what a
+    /// [`degraded_start`](Self::degraded_start) begins from while the provider is down.
+    pub fn persist_to(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.persist = Some(path.into());
+        self
+    }
+
     /// The shortest time between two refreshes woken by unknown kids, whatever the kids
     /// (default 2 s, at least 1 s): under a flood of junk kids, the provider sees one
     /// fetch per interval, and a real new kid is known within it.
@@ -355,12 +383,12 @@ impl RemoteKeysBuilder {
     ///
     /// # Errors
     /// The first fetch failed: there is no last good keyset to fall back on.
-    pub async fn build(self) -> Result<RemoteKeys, RemoteError> {
+    pub async fn build(mut self) -> Result<RemoteKeys, RemoteError> {
         let url = match &self.source {
             Source::Jwks(u) | Source::Issuer(u) => u,
         };
         checked_origin(url, self.allow_http)?;
-        let client = match self.client {
+        let client = match self.client.take() {
             Some(c) => c,
             None => reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -374,35 +402,37 @@ impl RemoteKeysBuilder {
             allow_http: self.allow_http,
             jwks_origins: self.jwks_origins.clone(),
         };
-        let jwks_uri = match &self.source {
-            Source::Jwks(u) => u.clone(),
-            Source::Issuer(issuer) => fetcher.discover(issuer).await?,
-        };
+        let first = async {
+            let jwks_uri = match &self.source {
+                Source::Jwks(u) => u.clone(),
+                Source::Issuer(issuer) => fetcher.discover(issuer).await?,
+            };
+            match fetcher.jwks(&jwks_uri, None).await? {
+                Fetched::Keys {
+                    keyset,
+                    etag,
+                    max_age,
+                } => Ok((jwks_uri, keyset, etag, max_age)),
+                Fetched::NotModified { .. } => Err(RemoteError::status(304)),
+            }
+        }
+        .await;
+        let now = self.clock.unix_now();
         let mut status = RemoteStatus {
             source: url.clone(),
-            jwks_uri: Some(jwks_uri.clone()),
+            last_attempt: Some(now),
+            fetches: 1,
             ..RemoteStatus::default()
         };
-        let now = self.clock.unix_now();
-        status.last_attempt = Some(now);
-        status.fetches = 1;
-        let got = fetcher.jwks(&jwks_uri, None).await?;
-        let Fetched::Keys {
-            keyset,
-            etag,
-            max_age,
-        } = got
-        else {
-            return Err(RemoteError::status(304));
+        let (jwks_uri, keyset, etag, max_age) = match first {
+            Ok(got) => got,
+            Err(e) if self.degraded_start && e.kind() != RemoteErrorKind::InvalidUrl => {
+                return Ok(self.degraded(fetcher, status, &e));
+            }
+            Err(e) => return Err(e),
         };
-        let policy = Policy {
-            min: self.min_refresh,
-            max: self.max_refresh,
-            default: self.default_refresh,
-            cooldown: self.cooldown,
-            kid_gap: self.kid_gap,
-            max_staleness: self.max_staleness,
-        };
+        status.jwks_uri = Some(jwks_uri);
+        let policy = self.policy();
         report_skipped(&keyset, &mut status);
         status.kids = keyset.keys().map(|k| k.kid.to_string()).collect();
         status.etag = etag;
@@ -414,6 +444,9 @@ impl RemoteKeysBuilder {
             .clock(ClockRef(self.clock.clone()))
             .build();
         store.set_fresh_until(now.saturating_add(policy.max_staleness.as_secs()));
+        if let Some(path) = &self.persist {
+            persist(path, &store);
+        }
         if let Some(o) = &self.observer {
             o.on_event(&Event::RemoteKeys {
                 source: &status.source,
@@ -422,7 +455,79 @@ impl RemoteKeysBuilder {
                 skipped: &skipped_words(&status.skipped),
             });
         }
-        Ok(RemoteKeys {
+        Ok(self.assemble(fetcher, store, policy, status))
+    }
+
+    fn policy(&self) -> Policy {
+        Policy {
+            min: self.min_refresh,
+            max: self.max_refresh,
+            default: self.default_refresh,
+            cooldown: self.cooldown,
+            kid_gap: self.kid_gap,
+            max_staleness: self.max_staleness,
+        }
+    }
+
+    /// The keys of a start without the provider: the persisted JWKS, or a placeholder
+    /// key that verifies nothing under a store that is stale from the start.
+    fn degraded(
+        self,
+        fetcher: Fetcher,
+        mut status: RemoteStatus,
+        error: &RemoteError,
+    ) -> RemoteKeys {
+        let now = self.clock.unix_now();
+        let policy = self.policy();
+        status.degraded = true;
+        status.last_error = Some(error.kind().as_str());
+        status.last_error_detail = Some(error_chain(error));
+        status.consecutive_failures = 1;
+        status.next_refresh = Some(now + retry_delay(1, policy.min).as_secs());
+        let persisted = self.persist.as_deref().and_then(|path| {
+            let text = std::fs::read_to_string(path).ok()?;
+            let keyset = Keyset::from_public_jwks_json(&text).ok()?;
+            let written = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
+            Some((keyset, crate::clock::unix_secs(written)))
+        });
+        let (keyset, fresh_until) = match persisted {
+            Some((keyset, written)) => {
+                status.kids = keyset.keys().map(|k| k.kid.to_string()).collect();
+                (
+                    keyset,
+                    written.saturating_add(policy.max_staleness.as_secs()),
+                )
+            }
+            None => (placeholder(), 0),
+        };
+        let store = KeysetStore::builder(keyset.with_label("remote"))
+            .history(self.history)
+            .clock(ClockRef(self.clock.clone()))
+            .build();
+        store.set_fresh_until(fresh_until);
+        if let Some(o) = &self.observer {
+            o.on_event(&Event::RemoteKeys {
+                source: &status.source,
+                outcome: RemoteFetch::Failed(error.kind()),
+                version: store.current().version(),
+                skipped: &[],
+            });
+        }
+        self.assemble(fetcher, store, policy, status)
+    }
+
+    fn assemble(
+        self,
+        fetcher: Fetcher,
+        store: KeysetStore,
+        policy: Policy,
+        status: RemoteStatus,
+    ) -> RemoteKeys {
+        let issuer = match &self.source {
+            Source::Issuer(i) => Some(i.clone()),
+            Source::Jwks(_) => None,
+        };
+        RemoteKeys {
             inner: Arc::new(Inner {
                 fetcher,
                 store,
@@ -432,6 +537,8 @@ impl RemoteKeysBuilder {
                 state: Mutex::new(status),
                 wake: tokio::sync::Notify::new(),
                 flight: tokio::sync::Mutex::new(()),
+                issuer,
+                persist: self.persist,
                 pending: std::sync::atomic::AtomicBool::new(false),
                 done: tokio::sync::watch::Sender::new(0),
                 kid_refresh_at: AtomicU64::new(0),
@@ -440,8 +547,41 @@ impl RemoteKeysBuilder {
                 kid_suppressed: AtomicU64::new(0),
                 observer: self.observer,
             }),
-        })
+        }
     }
+}
+
+/// A key that verifies nothing anyone sends (its private half is dropped at once), for a
+/// degraded start without persisted keys: the store is stale from the start, so this
+/// source's tokens get 503 `keys_stale` before any key is looked at.
+fn placeholder() -> Keyset {
+    crate::keys::Key::hmac(
+        "tokenlife-degraded-start",
+        jsonwebtoken::Algorithm::HS256,
+        &crate::hash::random_key(),
+    )
+    .and_then(|k| Keyset::new([k]))
+    .unwrap_or_else(|_| unreachable!("a 32-byte HMAC key is always a key"))
+}
+
+/// Writes the store's current public JWKS to `path` through a temporary file renamed
+/// over it (a crash never leaves half a file). Best effort: a failure keeps the old file.
+fn persist(path: &std::path::Path, store: &KeysetStore) {
+    let jwks = store.current().active().to_public_jwks();
+    let tmp = path.with_extension("tmp");
+    if std::fs::write(&tmp, jwks).is_ok() {
+        let _ = std::fs::rename(&tmp, path);
+    }
+}
+
+/// After `failures` failed fetches in a row: 1 s, 2 s, 4 s, … up to `max`, less a random
+/// tenth (never below 1 s).
+fn retry_delay(failures: u64, max: Duration) -> Duration {
+    let exp = failures.saturating_sub(1).min(16) as u32;
+    let base = Duration::from_secs(1u64 << exp)
+        .min(max)
+        .max(Duration::from_secs(1));
+    jittered(base, Duration::from_secs(1), crate::hash::random_u64())
 }
 
 /// A shared clock, as the store's clock.
@@ -658,6 +798,10 @@ struct Inner {
     wake: tokio::sync::Notify,
     /// Held by the one fetch in flight (never by a validation).
     flight: tokio::sync::Mutex<()>,
+    /// For an issuer source: discovery is redone while the JWKS URL is unknown.
+    issuer: Option<String>,
+    /// Where the last good JWKS is kept.
+    persist: Option<std::path::PathBuf>,
     /// A refresh is woken or in flight: requests with an unknown kid may wait for it.
     pending: std::sync::atomic::AtomicBool,
     /// Bumped when a refresh finishes (any outcome): what waiting requests watch.
@@ -737,9 +881,20 @@ impl RemoteKeys {
             let mut s = self.lock();
             s.last_attempt = Some(self.inner.clock.unix_now());
             s.fetches += 1;
-            (s.jwks_uri.clone().unwrap_or_default(), s.etag.clone())
+            (s.jwks_uri.clone(), s.etag.clone())
         };
-        let got = self.inner.fetcher.jwks(&uri, etag.as_deref()).await;
+        let got = match (uri, &self.inner.issuer) {
+            (Some(uri), _) => self.inner.fetcher.jwks(&uri, etag.as_deref()).await,
+            // Started degraded before discovery answered: discover first.
+            (None, Some(issuer)) => match self.inner.fetcher.discover(issuer).await {
+                Ok(uri) => {
+                    self.lock().jwks_uri = Some(uri.clone());
+                    self.inner.fetcher.jwks(&uri, None).await
+                }
+                Err(e) => Err(e),
+            },
+            (None, None) => Err(RemoteError::new(RemoteErrorKind::InvalidUrl)),
+        };
         let now = self.inner.clock.unix_now();
         let policy = self.inner.policy;
         let result = match got {
@@ -772,8 +927,12 @@ impl RemoteKeys {
         };
         let mut s = self.lock();
         match &result {
-            Ok(_) => {
+            Ok(refreshed) => {
                 s.last_success = Some(now);
+                s.degraded = false;
+                if let (Refreshed::Updated(_), Some(path)) = (refreshed, &self.inner.persist) {
+                    persist(path, &self.inner.store);
+                }
                 self.inner
                     .store
                     .set_fresh_until(now.saturating_add(self.inner.policy.max_staleness.as_secs()));
@@ -785,8 +944,10 @@ impl RemoteKeys {
                 s.last_error = Some(e.kind().as_str());
                 s.last_error_detail = Some(error_chain(e));
                 s.consecutive_failures += 1;
-                // Retry at the shortest interval the bounds allow.
-                s.next_refresh = Some(now + policy.min.as_secs());
+                // Retry soon, then less often: 1 s, 2 s, 4 s, … up to the shortest
+                // interval the bounds allow, jittered.
+                s.next_refresh =
+                    Some(now + retry_delay(s.consecutive_failures, policy.min).as_secs());
             }
         }
         let outcome = match &result {

@@ -572,6 +572,10 @@ impl Validator {
                 let snap = inner.store.load();
                 match cached.filter(|e| self.still_holds(e, &snap, now, arm)) {
                     Some(e) => (e, true, snap.version(), Some(snap)),
+                    // Keys past their freshness (a remote source down too long, or
+                    // started without its provider): 503 before any key is looked at,
+                    // not the unknown kid the missing keys would make of it.
+                    None if !inner.store.is_fresh(now) => return Err(Kind::KeysStale.into()),
                     None => match self.verify(token, &snap, now, arm) {
                         Ok(e) => (e, false, snap.version(), Some(snap)),
                         Err(err) => {
