@@ -170,7 +170,7 @@ async fn walkthrough(gw: Gateway) {
     assert_eq!(res.status(), 200);
     let text = res.text().await.unwrap();
     assert!(
-        text.contains("tokenlife_validations_total{outcome=\"ok\",keyset_version=\"1\"}"),
+        text.contains("tokenlife_validations_total{outcome=\"ok\",keyset_version=\"1\",issuer=\"https://gateway.example.com\"}"),
         "{text}"
     );
 }

@@ -696,3 +696,86 @@ fn per_version_series_are_bounded() {
         assert_eq!(other, 20);
     });
 }
+
+/// Peer gaps, item 11: validations are counted per issuer. A validator for one issuer
+/// with a tenant for another, sharing one Monitor: each issuer's successes and failures
+/// carry its own `issuer` label (from configuration: a token's own `iss` never becomes a
+/// label — an unknown one is judged, and labelled, by the main validator).
+#[test]
+fn validations_are_counted_per_issuer() {
+    let recorder = Arc::new(DebuggingRecorder::new());
+    let snapshotter = recorder.snapshotter();
+    metrics::with_local_recorder(&*recorder.clone(), || {
+        let monitor = Monitor::builder().clock(ManualClock::at_unix(T0)).build();
+        let key = |kid| testing::key(kid, Algorithm::ES256);
+        let store = |kid| KeysetStore::new(Keyset::new([key(kid)]).unwrap());
+        let tenant = Validator::builder(store("b-key"))
+            .issuer("https://b.example")
+            .audience(AUD)
+            .clock(ManualClock::at_unix(T0))
+            .monitor(monitor.clone())
+            .build()
+            .unwrap();
+        let v = Validator::builder(store("a-key"))
+            .issuer(ISS)
+            .audience(AUD)
+            .clock(ManualClock::at_unix(T0))
+            .monitor(monitor.clone())
+            .tenant(tenant)
+            .build()
+            .unwrap();
+        let claims = |iss: &str| serde_json::json!({"iss": iss, "aud": AUD, "sub": "u", "iat": T0, "exp": T0 + 600});
+        for _ in 0..3 {
+            v.validate(&testing::sign(&key("a-key"), &claims(ISS)))
+                .unwrap();
+        }
+        v.validate(&testing::sign(&key("b-key"), &claims("https://b.example")))
+            .unwrap();
+        // B's claim under A's key: B does not know the key.
+        v.validate(&testing::sign(&key("a-key"), &claims("https://b.example")))
+            .unwrap_err();
+        // An issuer nobody configured: judged (and labelled) by the main validator.
+        v.validate(&testing::sign(
+            &key("a-key"),
+            &claims("https://attacker.example"),
+        ))
+        .unwrap_err();
+    });
+    let snap: Vec<_> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .map(|(k, _, _, v)| (k, v))
+        .collect();
+    let ok = |iss| {
+        counter(
+            &snap,
+            "tokenlife_validations_total",
+            &[("outcome", "ok"), ("issuer", iss)],
+        )
+    };
+    assert_eq!((ok(ISS), ok("https://b.example")), (3, 1));
+    assert_eq!(
+        counter(
+            &snap,
+            "tokenlife_validations_total",
+            &[("outcome", "unknown_kid"), ("issuer", "https://b.example")]
+        ),
+        1
+    );
+    assert_eq!(
+        counter(
+            &snap,
+            "tokenlife_validations_total",
+            &[("outcome", "wrong_issuer"), ("issuer", ISS)]
+        ),
+        1
+    );
+    assert!(
+        snap.iter().all(|(k, _)| k
+            .key()
+            .labels()
+            .all(|l| l.value() != "https://attacker.example")),
+        "a token's iss is never a label"
+    );
+}

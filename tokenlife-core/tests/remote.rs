@@ -459,6 +459,7 @@ async fn a_junk_flood_cannot_starve_a_real_rotation() {
     tokio::spawn(keys.clone().refresh_task());
     let v = validator(&keys, "https://idp", &clock);
     let mut k2_valid_at = None;
+    let mut woken_before = 0;
     for second in 0..12u64 {
         let now = clock.unix_now();
         if second == 3 {
@@ -479,10 +480,18 @@ async fn a_junk_flood_cannot_starve_a_real_rotation() {
                 ValidationErrorKind::UnknownKid
             );
         }
-        // Let the fetch this second woke (if any) land: one at the build, one per
-        // refresh woken.
+        // Let the refresh this second woke (if any) finish — its keys applied — before
+        // the real client's request: one fetch at the build, one per refresh woken.
         let woken = keys.status().unknown_kid_refreshes;
-        wait_for(|| u64::from(p.hits()) == 1 + woken && keys.status().fetches == 1 + woken).await;
+        if woken > woken_before {
+            // The provider was asked, and the answer applied (at second 0 the build's
+            // success has the same time: nothing rotated yet then).
+            wait_for(|| {
+                u64::from(p.hits()) == 1 + woken && keys.status().last_success == Some(now)
+            })
+            .await;
+            woken_before = woken;
+        }
         if second >= 3 && k2_valid_at.is_none() {
             let real = token("https://idp", "k2", Algorithm::ES384, now);
             if v.validate(&real).is_ok() {

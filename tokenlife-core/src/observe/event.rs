@@ -166,6 +166,10 @@ pub enum Event<'a> {
         token: TokenRef<'a>,
         /// The keyset version that judged it.
         keyset_version: u64,
+        /// The issuer of the validator that judged it (its first configured `iss`; a
+        /// tenant's for a token routed to a tenant; empty when none is configured): a
+        /// label from configuration, never from the token.
+        issuer: &'a str,
         /// Which keyset of that version judged it (a canary's candidate, a retired key).
         arm: Arm,
         /// The caller (remote address or client id), when the adapter knows it.
@@ -506,7 +510,7 @@ impl FleetDrop {
 /// }
 /// # let o = CountFailures::default();
 /// # o.on_event(&Event::Validated { outcome: Err(tokenlife_core::ValidationErrorKind::Expired),
-/// #     token: tokenlife_core::observe::TokenRef::new("t"), keyset_version: 1,
+/// #     token: tokenlife_core::observe::TokenRef::new("t"), keyset_version: 1, issuer: "i",
 /// #     arm: tokenlife_core::observe::Arm::Active, client: None, elapsed: None });
 /// # assert_eq!(o.0.load(Ordering::Relaxed), 1);
 /// ```

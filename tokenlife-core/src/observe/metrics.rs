@@ -11,7 +11,7 @@
 //! | `tokenlife_tokens_renewed_total` | counter | `kind` |
 //! | `tokenlife_tokens_revoked_total` | counter | `kind`, `reason` |
 //! | `tokenlife_tokens_expired_total` | counter | `kind` |
-//! | `tokenlife_validations_total` | counter | `outcome`, `keyset_version` |
+//! | `tokenlife_validations_total` | counter | `outcome`, `keyset_version`, `issuer` (the judging validator's configured issuer: bounded by configuration) |
 //! | `tokenlife_validation_duration_seconds` | histogram (sampled) | — |
 //! | `tokenlife_cache_hits_total` / `tokenlife_cache_misses_total` | counter | — |
 //! | `tokenlife_revocation_list_entries` | gauge | — |
@@ -203,26 +203,29 @@ pub fn describe() {
 /// Counters for one keyset version: `ok` and one per error kind.
 #[derive(Clone)]
 pub(crate) struct VersionCounters {
+    pub(crate) issuer: Arc<str>,
     pub(crate) version: u64,
     pub(crate) ok: Counter,
     pub(crate) failed: Arc<[Counter; ValidationErrorKind::ALL.len()]>,
 }
 
 impl VersionCounters {
-    /// Counters labelled with `version`, or with `keyset_version="other"` (kept under
-    /// `version` for lookups) when `label_other` is set.
-    pub(crate) fn new(version: u64, label_other: bool) -> Self {
+    /// Counters labelled with `issuer` and `version`, or with `keyset_version="other"`
+    /// (kept under `version` for lookups) when `label_other` is set.
+    pub(crate) fn new(issuer: &str, version: u64, label_other: bool) -> Self {
         let v = if label_other {
             "other".to_owned()
         } else {
             version.to_string()
         };
+        let iss = issuer.to_owned();
         Self {
+            issuer: issuer.into(),
             version,
-            ok: counter!(VALIDATIONS, "outcome" => "ok", "keyset_version" => v.clone()),
-            failed: Arc::new(ValidationErrorKind::ALL.map(
-                |k| counter!(VALIDATIONS, "outcome" => k.as_str(), "keyset_version" => v.clone()),
-            )),
+            ok: counter!(VALIDATIONS, "outcome" => "ok", "keyset_version" => v.clone(), "issuer" => iss.clone()),
+            failed: Arc::new(ValidationErrorKind::ALL.map(|k| {
+                counter!(VALIDATIONS, "outcome" => k.as_str(), "keyset_version" => v.clone(), "issuer" => iss.clone())
+            })),
         }
     }
 }
@@ -273,9 +276,12 @@ thread_local! {
     static SAMPLE: Cell<u32> = const { Cell::new(0) };
     /// This thread's last (metrics instance, keyset version) and its `ok` counter: a
     /// success under the version the thread saw last costs no shared load.
-    static OK_HEAD: std::cell::RefCell<Option<(usize, u64, Counter)>> =
+    static OK_HEAD: std::cell::RefCell<Option<OkHead>> =
         const { std::cell::RefCell::new(None) };
 }
+
+/// A thread's head: (metrics instance, issuer, keyset version, that `ok` counter).
+type OkHead = (usize, Arc<str>, u64, Counter);
 
 /// Numbers [`Metrics`] instances, for [`OK_HEAD`].
 static INSTANCES: AtomicUsize = AtomicUsize::new(1);
@@ -289,7 +295,7 @@ static INSTANCES: AtomicUsize = AtomicUsize::new(1);
 /// let m = Metrics::new(16);
 /// m.on_event(&Event::Validated {
 ///     outcome: Err(tokenlife_core::ValidationErrorKind::Expired),
-///     token: TokenRef::new("t"), keyset_version: 1, arm: Arm::Active, client: None, elapsed: None,
+///     token: TokenRef::new("t"), keyset_version: 1, issuer: "i", arm: Arm::Active, client: None, elapsed: None,
 /// });
 /// // One validation in 16 is timed.
 /// assert_eq!((0..16).filter(|_| m.time_validation()).count(), 1);
@@ -363,22 +369,26 @@ impl Metrics {
     /// few versions stay registered, so a rollback flipping between two versions does
     /// not register anything again.
     #[inline]
-    fn with_counters(&self, version: u64, f: impl FnOnce(&VersionCounters)) {
+    fn with_counters(&self, issuer: &str, version: u64, f: impl FnOnce(&VersionCounters)) {
         let recent = self.versions.load();
         if let Some(head) = &recent.head
             && head.version == version
+            && *head.issuer == *issuer
         {
             return f(head);
         }
-        let known = recent.iter().find(|c| c.version == version).cloned();
+        let known = recent
+            .iter()
+            .find(|c| c.version == version && *c.issuer == *issuer)
+            .cloned();
         let counters = known.unwrap_or_else(|| {
             let n = self.labelled_versions.fetch_add(1, Ordering::Relaxed);
-            VersionCounters::new(version, n >= MAX_VERSION_LABELS)
+            VersionCounters::new(issuer, version, n >= MAX_VERSION_LABELS)
         });
         f(&counters);
         let older = recent
             .iter()
-            .filter(|c| c.version != version)
+            .filter(|c| c.version != version || *c.issuer != *issuer)
             .take(RECENT_VERSIONS - 1)
             .cloned()
             .collect();
@@ -394,18 +404,19 @@ impl Metrics {
     /// version's, else through [`with_counters`](Self::with_counters), keeping the
     /// handle as the thread's head.
     #[inline]
-    fn ok(&self, version: u64) {
+    fn ok(&self, issuer: &str, version: u64) {
         let hit = OK_HEAD.with(|head| match &*head.borrow() {
-            Some((id, v, c)) if *id == self.id && *v == version => {
+            Some((id, iss, v, c)) if *id == self.id && *v == version && **iss == *issuer => {
                 c.increment(1);
                 true
             }
             _ => false,
         });
         if !hit {
-            self.with_counters(version, |c| {
+            self.with_counters(issuer, version, |c| {
                 c.ok.increment(1);
-                OK_HEAD.with(|head| *head.borrow_mut() = Some((self.id, version, c.ok.clone())));
+                let head = (self.id, c.issuer.clone(), version, c.ok.clone());
+                OK_HEAD.with(|h| *h.borrow_mut() = Some(head));
             });
         }
     }
@@ -454,6 +465,7 @@ impl Observer for Metrics {
             Event::Validated {
                 ref outcome,
                 keyset_version,
+                issuer,
                 arm,
                 elapsed,
                 ..
@@ -468,7 +480,7 @@ impl Observer for Metrics {
                 }
                 match outcome {
                     Ok(v) => {
-                        self.ok(keyset_version);
+                        self.ok(issuer, keyset_version);
                         if v.from_cache {
                             self.handles.cache_hits.increment(1);
                         } else {
@@ -476,7 +488,7 @@ impl Observer for Metrics {
                         }
                     }
                     &Err(kind) => {
-                        self.with_counters(keyset_version, |c| {
+                        self.with_counters(issuer, keyset_version, |c| {
                             c.failed[kind.index()].increment(1);
                         });
                         if kind == ValidationErrorKind::Expired {

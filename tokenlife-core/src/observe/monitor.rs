@@ -240,6 +240,7 @@ mod tests {
                 outcome: Err(kind),
                 token: TokenRef::new("a.b.c"),
                 keyset_version: 2,
+                issuer: "https://idp",
                 arm: Arm::Active,
                 client: Some("10.0.0.9"),
                 elapsed: None,

@@ -98,7 +98,7 @@ pub(crate) fn rollback(event: &Event<'_>, now: u64) -> Option<AuditEvent> {
 /// let trail = AuditTrail::new(Auditor::builder().sink(sink).build(), ManualClock::at_unix(7), [1; 32]);
 /// trail.on_event(&Event::Validated {
 ///     outcome: Err(ValidationErrorKind::Expired), token: TokenRef::new("t"),
-///     keyset_version: 3, arm: Arm::Active, client: Some("10.0.0.1"), elapsed: None,
+///     keyset_version: 3, issuer: "https://idp", arm: Arm::Active, client: Some("10.0.0.1"), elapsed: None,
 /// });
 /// trail.auditor().flush();
 /// let e = events.try_recv().unwrap();

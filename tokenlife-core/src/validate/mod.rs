@@ -467,6 +467,7 @@ impl Validator {
             outcome,
             token: TokenRef::new(token),
             keyset_version,
+            issuer: self.inner.issuers.first().map_or("", |i| &**i),
             arm,
             client,
             elapsed: started.map(|t| t.elapsed()),
