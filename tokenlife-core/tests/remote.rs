@@ -34,6 +34,8 @@ struct Script {
     delay: Option<Duration>,
     jwks_hits: u32,
     conditional_hits: u32,
+    /// The JWKS moved to `/moved/jwks`: `/jwks` answers 404.
+    moved: bool,
     seen_test_header: bool,
 }
 
@@ -63,6 +65,13 @@ async fn discovery(State(p): State<Provider>) -> Response {
         )
     };
     axum::Json(json!({"issuer": issuer, "jwks_uri": jwks_uri})).into_response()
+}
+
+async fn old_jwks(State(p): State<Provider>, headers: HeaderMap) -> Response {
+    if p.script.lock().unwrap().moved {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    jwks(State(p), headers).await
 }
 
 async fn jwks(State(p): State<Provider>, headers: HeaderMap) -> Response {
@@ -120,7 +129,8 @@ fn provider_on(listener: tokio::net::TcpListener, keys: &[(&str, Algorithm)]) ->
     };
     let app = Router::new()
         .route("/.well-known/openid-configuration", get(discovery))
-        .route("/jwks", get(jwks))
+        .route("/jwks", get(old_jwks))
+        .route("/moved/jwks", get(jwks))
         .with_state(p.clone());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     p
@@ -432,6 +442,47 @@ async fn a_degraded_start_begins_from_the_persisted_keys() {
         ValidationErrorKind::KeysStale
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Peer gaps, item 3: discovery is redone when the provider's `jwks_uri` moves. The
+/// provider moves its JWKS and its discovery document says so; the old URL answers 404:
+/// that refresh fails (last good keys kept), the next asks discovery again and fetches
+/// the new URL, with the rotated keys.
+#[tokio::test]
+async fn a_moved_jwks_uri_is_found_again_through_discovery() {
+    let p = provider(&[("k1", Algorithm::ES256)]).await;
+    let clock = ManualClock::starting_now();
+    let keys = RemoteKeys::issuer(&p.base)
+        .clock(clock.clone())
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(keys.status().jwks_uri, Some(format!("{}/jwks", p.base)));
+    let moved = format!("{}/moved/jwks", p.base);
+    p.edit(|s| {
+        s.moved = true;
+        s.jwks_uri_in_doc = Some(moved);
+        s.jwks = public_jwks(&[("k2", Algorithm::ES384)]);
+        s.etag = Some("\"moved\"".into());
+    });
+    assert_eq!(
+        keys.refresh().await.unwrap_err().kind(),
+        RemoteErrorKind::HttpStatus
+    );
+    let v = validator(&keys, &p.base, &clock);
+    let now = clock.unix_now();
+    v.validate(&token(&p.base, "k1", Algorithm::ES256, now))
+        .unwrap();
+    assert!(matches!(
+        keys.refresh().await.unwrap(),
+        Refreshed::Updated(2)
+    ));
+    assert_eq!(
+        keys.status().jwks_uri,
+        Some(format!("{}/moved/jwks", p.base))
+    );
+    v.validate(&token(&p.base, "k2", Algorithm::ES384, now))
+        .unwrap();
 }
 
 /// Peer gaps, item 2: junk cannot starve a real rotation. Twenty distinct junk kids a

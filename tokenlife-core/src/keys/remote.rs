@@ -538,6 +538,7 @@ impl RemoteKeysBuilder {
                 wake: tokio::sync::Notify::new(),
                 flight: tokio::sync::Mutex::new(()),
                 issuer,
+                rediscover: std::sync::atomic::AtomicBool::new(false),
                 persist: self.persist,
                 pending: std::sync::atomic::AtomicBool::new(false),
                 done: tokio::sync::watch::Sender::new(0),
@@ -798,8 +799,10 @@ struct Inner {
     wake: tokio::sync::Notify,
     /// Held by the one fetch in flight (never by a validation).
     flight: tokio::sync::Mutex<()>,
-    /// For an issuer source: discovery is redone while the JWKS URL is unknown.
+    /// For an issuer source: discovery is redone while the JWKS URL is unknown, and after
+    /// a failed fetch (the URL may have moved).
     issuer: Option<String>,
+    rediscover: std::sync::atomic::AtomicBool,
     /// Where the last good JWKS is kept.
     persist: Option<std::path::PathBuf>,
     /// A refresh is woken or in flight: requests with an unknown kid may wait for it.
@@ -883,13 +886,24 @@ impl RemoteKeys {
             s.fetches += 1;
             (s.jwks_uri.clone(), s.etag.clone())
         };
+        let rediscover = self.inner.rediscover.swap(false, Ordering::AcqRel);
         let got = match (uri, &self.inner.issuer) {
-            (Some(uri), _) => self.inner.fetcher.jwks(&uri, etag.as_deref()).await,
-            // Started degraded before discovery answered: discover first.
-            (None, Some(issuer)) => match self.inner.fetcher.discover(issuer).await {
+            (Some(uri), None) => self.inner.fetcher.jwks(&uri, etag.as_deref()).await,
+            (Some(uri), Some(_)) if !rediscover => {
+                self.inner.fetcher.jwks(&uri, etag.as_deref()).await
+            }
+            // Started degraded before discovery answered, or the last fetch failed (the
+            // URL may have moved): discover first.
+            (old, Some(issuer)) => match self.inner.fetcher.discover(issuer).await {
                 Ok(uri) => {
+                    // A moved URL: its ETag was the old URL's.
+                    let etag = if old.as_deref() == Some(uri.as_str()) {
+                        etag
+                    } else {
+                        None
+                    };
                     self.lock().jwks_uri = Some(uri.clone());
-                    self.inner.fetcher.jwks(&uri, None).await
+                    self.inner.fetcher.jwks(&uri, etag.as_deref()).await
                 }
                 Err(e) => Err(e),
             },
@@ -944,6 +958,9 @@ impl RemoteKeys {
                 s.last_error = Some(e.kind().as_str());
                 s.last_error_detail = Some(error_chain(e));
                 s.consecutive_failures += 1;
+                // An issuer's JWKS URL may have moved (a 404, a host gone): the next
+                // attempt asks discovery again.
+                self.inner.rediscover.store(true, Ordering::Release);
                 // Retry soon, then less often: 1 s, 2 s, 4 s, … up to the shortest
                 // interval the bounds allow, jittered.
                 s.next_refresh =
