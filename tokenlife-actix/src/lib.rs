@@ -45,7 +45,7 @@ mod extract;
 mod metadata;
 mod middleware;
 
-pub use extract::{AuthRejection, Claims, MaybeClaims, Token};
+pub use extract::{AuthRejection, Claims, ExtractorConfig, MaybeClaims, Token};
 pub use metadata::protected_resource;
 pub use middleware::{
     ActixHeaders, ExtractFn, Renderer, ResponseFuture, TokenLife, TokenLifeMiddleware, TokenSource,
