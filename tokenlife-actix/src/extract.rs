@@ -120,7 +120,10 @@ fn reject(kind: gate::AuthRejection, req: &HttpRequest) -> actix_web::Error {
     let rejection = AuthRejection::new(kind, req);
     match req
         .app_data::<ExtractorConfig>()
-        .or_else(|| req.app_data::<actix_web::web::Data<ExtractorConfig>>().map(|d| &***d))
+        .or_else(|| {
+            req.app_data::<actix_web::web::Data<ExtractorConfig>>()
+                .map(|d| &***d)
+        })
         .and_then(|c| c.handler.as_ref())
     {
         Some(handler) => handler(rejection, req),

@@ -68,7 +68,11 @@ async fn extractor_rejections_go_through_the_configured_handler() {
         let res = test::call_service(&app, call(path, auth)).await;
         assert_eq!(res.status(), 403, "{path}");
         let body: serde_json::Value = test::read_body_json(res).await;
-        assert_eq!(body, serde_json::json!({"error": "custom", "why": why}), "{path}");
+        assert_eq!(
+            body,
+            serde_json::json!({"error": "custom", "why": why}),
+            "{path}"
+        );
     }
     // What passes is untouched.
     let res = test::call_service(&app, call("/api/whoami", true)).await;
