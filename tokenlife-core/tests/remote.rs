@@ -485,6 +485,38 @@ async fn a_moved_jwks_uri_is_found_again_through_discovery() {
         .unwrap();
 }
 
+/// Peer gaps, item 2, the waiting rule itself (what the adapters ask after a request
+/// failed `unknown_kid`): a refresh in flight is waited for; with none in flight, a kid
+/// that is known by now (a refresh landed between the failed validation and the ask) is
+/// checked again at once; any other kid has nothing to wait for.
+#[tokio::test]
+async fn what_a_request_with_an_unknown_kid_may_wait_for() {
+    use tokenlife_core::keys::KeyWait;
+    let p = provider(&[("k1", Algorithm::ES256)]).await;
+    let keys = RemoteKeys::jwks(format!("{}/jwks", p.base))
+        .build()
+        .await
+        .unwrap();
+    let bound = Duration::from_millis(250);
+    assert!(
+        keys.wait(Some("k2"), bound).is_none(),
+        "nothing in flight, kid unknown"
+    );
+    assert!(keys.wait(None, bound).is_none());
+    // Landed in between: k1 is known, so the request is checked again at once.
+    let ready = keys.wait(Some("k1"), bound).expect("a known kid");
+    tokio::time::timeout(Duration::from_secs(1), ready)
+        .await
+        .unwrap();
+    // A woken refresh (no task runs it here): waited for, up to the bound.
+    keys.unknown_kid_named(Some("k2"));
+    let waiting = keys.wait(Some("k2"), bound).expect("a refresh in flight");
+    let refresh = keys.clone();
+    let (waited, refreshed) = tokio::join!(waiting, refresh.refresh());
+    let () = waited;
+    refreshed.unwrap();
+}
+
 /// Peer gaps, item 2: junk cannot starve a real rotation. Twenty distinct junk kids a
 /// second (anyone can send them) for twelve seconds of the clock; the provider rotates at
 /// second 3 and a real client presents the new kid from then on. Each fetch an unknown kid
@@ -1020,6 +1052,7 @@ fn the_monitor_counts_remote_key_events() {
                 outcome,
                 version: 2,
                 skipped,
+                degraded: outcome.is_failure(),
             });
         }
         monitor.on_event(&Event::UnknownKidSuppressed {
@@ -1043,5 +1076,10 @@ fn the_monitor_counts_remote_key_events() {
     assert_eq!(
         value(m::REMOTE_UNKNOWN_KID_SUPPRESSED, None),
         ["Counter(1)"]
+    );
+    // The last event said degraded (a failed start): the source's gauge is 1.
+    assert_eq!(
+        value(m::REMOTE_DEGRADED, Some("https://idp.example")),
+        ["Gauge(1.0)"]
     );
 }

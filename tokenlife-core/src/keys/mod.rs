@@ -51,8 +51,10 @@ pub type KeyWaitFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> 
 /// for a refresh already in flight, then validate it once more. The validation itself
 /// never waits. `keys::remote::RemoteKeys` (feature `remote`) is one.
 pub trait KeyWait: Send + Sync + 'static {
-    /// A future that resolves when the refresh in flight finishes (whatever its outcome),
-    /// or `None` when none is in flight (a cooldown, keys that are simply not there):
-    /// nothing to wait for. `bound` caps the wait.
-    fn wait(&self, bound: std::time::Duration) -> Option<KeyWaitFuture>;
+    /// For a token naming `kid` that just failed as unknown: a future that resolves when
+    /// the refresh in flight finishes (whatever its outcome), a ready one when the kid is
+    /// known by now (a refresh finished since that validation), or `None` when neither
+    /// (a cooldown, keys that are simply not there): nothing to wait for. `bound` caps
+    /// the wait.
+    fn wait(&self, kid: Option<&str>, bound: std::time::Duration) -> Option<KeyWaitFuture>;
 }

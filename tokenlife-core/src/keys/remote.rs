@@ -453,6 +453,7 @@ impl RemoteKeysBuilder {
                 outcome: RemoteFetch::Updated,
                 version: store.current().version(),
                 skipped: &skipped_words(&status.skipped),
+                degraded: false,
             });
         }
         Ok(self.assemble(fetcher, store, policy, status))
@@ -511,6 +512,7 @@ impl RemoteKeysBuilder {
                 outcome: RemoteFetch::Failed(error.kind()),
                 version: store.current().version(),
                 skipped: &[],
+                degraded: true,
             });
         }
         self.assemble(fetcher, store, policy, status)
@@ -980,6 +982,7 @@ impl RemoteKeys {
             Vec::new()
         };
         let source = s.source.clone();
+        let degraded = s.degraded;
         drop(s);
         if let Some(o) = &self.inner.observer {
             o.on_event(&Event::RemoteKeys {
@@ -987,6 +990,7 @@ impl RemoteKeys {
                 outcome,
                 version: self.inner.store.current().version(),
                 skipped: &skipped,
+                degraded,
             });
         }
         result
@@ -1055,15 +1059,18 @@ impl RemoteKeys {
 /// `ValidatorBuilder::key_wait`); during a
 /// cooldown, with none coming, nothing waits.
 impl super::KeyWait for RemoteKeys {
-    fn wait(&self, bound: Duration) -> Option<super::KeyWaitFuture> {
+    fn wait(&self, kid: Option<&str>, bound: Duration) -> Option<super::KeyWaitFuture> {
         // Subscribed first: a refresh that finishes after this line wakes the waiter.
         let mut done = self.inner.done.subscribe();
-        if !self.inner.pending.load(Ordering::Acquire) {
-            return None;
+        if self.inner.pending.load(Ordering::Acquire) {
+            return Some(Box::pin(async move {
+                let _ = tokio::time::timeout(bound, done.changed()).await;
+            }));
         }
-        Some(Box::pin(async move {
-            let _ = tokio::time::timeout(bound, done.changed()).await;
-        }))
+        // Nothing in flight: either a refresh finished between the failed validation and
+        // now (the kid is known: check again at once), or none is coming.
+        let known = kid.is_some_and(|k| self.inner.store.current().active().get(k).is_some());
+        known.then(|| Box::pin(async {}) as super::KeyWaitFuture)
     }
 }
 

@@ -199,6 +199,9 @@ pub enum Event<'a> {
         version: u64,
         /// Entries of the JWKS that could not be used and were skipped (`kid: reason`).
         skipped: &'a [String],
+        /// The source started without its provider and no fetch has succeeded since
+        /// (its keys are persisted ones, or none).
+        degraded: bool,
     },
     /// A keyset change removed keys that verified tokens until then; the store's
     /// retirement policy decides what becomes of those tokens.

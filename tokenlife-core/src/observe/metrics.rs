@@ -25,6 +25,7 @@
 //! | `tokenlife_remote_fetches_total` | counter | `outcome` |
 //! | `tokenlife_remote_keys_skipped_total` | counter | — |
 //! | `tokenlife_remote_unknown_kid_suppressed_total` | counter | — |
+//! | `tokenlife_remote_degraded` | gauge (1: started without its provider, no fetch succeeded since) | `source` (configured) |
 //! | `tokenlife_fleet_connected` | gauge | — |
 //! | `tokenlife_fleet_last_sync_timestamp_seconds` | gauge | — |
 //! | `tokenlife_fleet_messages_applied_total` | counter | — |
@@ -103,7 +104,9 @@ pub const RETIREMENT_POLICY: &str = "tokenlife_retirement_policy";
 pub const REMOTE_FETCHES: &str = "tokenlife_remote_fetches_total";
 /// Remote JWKS entries skipped as unusable (counted when the keys change).
 pub const REMOTE_KEYS_SKIPPED: &str = "tokenlife_remote_keys_skipped_total";
-/// Unknown kids seen during the cooldown, which woke no refresh.
+/// Gauge per source: 1 while it started without its provider and no fetch succeeded.
+pub const REMOTE_DEGRADED: &str = "tokenlife_remote_degraded";
+/// Unknown kids that woke no refresh (a kid's cooldown, the interval).
 pub const REMOTE_UNKNOWN_KID_SUPPRESSED: &str = "tokenlife_remote_unknown_kid_suppressed_total";
 
 /// 1 while the fleet subscriber is connected and in sync, else 0.
@@ -177,6 +180,10 @@ pub fn describe() {
     describe_counter!(
         REMOTE_UNKNOWN_KID_SUPPRESSED,
         "Unknown kids during the cooldown, which woke no refresh"
+    );
+    describe_gauge!(
+        REMOTE_DEGRADED,
+        "1 while a remote key source started without its provider and no fetch has succeeded"
     );
     describe_gauge!(
         FLEET_CONNECTED,
@@ -502,9 +509,18 @@ impl Observer for Metrics {
                 counter!(SHADOW_VALIDATIONS, "outcome" => out).increment(1);
             }
             Event::RemoteKeys {
-                outcome, skipped, ..
+                source,
+                outcome,
+                skipped,
+                degraded,
+                ..
             } => {
                 counter!(REMOTE_FETCHES, "outcome" => outcome.as_str()).increment(1);
+                gauge!(REMOTE_DEGRADED, "source" => source.to_owned()).set(if degraded {
+                    1.0
+                } else {
+                    0.0
+                });
                 if outcome == super::RemoteFetch::Updated && !skipped.is_empty() {
                     counter!(REMOTE_KEYS_SKIPPED).increment(skipped.len() as u64);
                 }

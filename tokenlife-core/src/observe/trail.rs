@@ -185,6 +185,7 @@ impl Observer for AuditTrail {
                 outcome,
                 version,
                 skipped,
+                ..
             } => {
                 let skipped = if skipped.is_empty() {
                     String::new()

@@ -528,7 +528,8 @@ impl Validator {
         if bound.is_zero() {
             return None;
         }
-        v.inner.key_wait.as_ref()?.wait(bound)
+        let wait = v.inner.key_wait.as_ref()?;
+        wait.wait(TokenRef::new(token).kid().as_deref(), bound)
     }
 
     /// The observer, if one was given: the admin operations report through it too.
