@@ -8,18 +8,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
-use serde_json::json;
 use tokenlife_actix::TokenLife;
 use tokenlife_core::keys::remote::RemoteKeys;
-use tokenlife_core::{Algorithm, Keyset, Validator, testing};
+use tokenlife_core::{Algorithm, Validator, testing};
 
 const ISS: &str = "https://idp.test";
 const AUD: &str = "api://orders";
 
 fn public_jwks(keys: &[(&str, Algorithm)]) -> String {
-    Keyset::new(keys.iter().map(|(kid, alg)| testing::key(kid, *alg)))
-        .unwrap()
-        .to_public_jwks()
+    testing::public_jwks(keys)
 }
 
 fn token(kid: &str, alg: Algorithm) -> String {
@@ -27,10 +24,7 @@ fn token(kid: &str, alg: Algorithm) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    testing::sign(
-        &testing::key(kid, alg),
-        &json!({"iss": ISS, "aud": AUD, "sub": "alice", "iat": now, "exp": now + 600}),
-    )
+    testing::token_at(ISS, AUD, kid, alg, now)
 }
 
 #[actix_web::test]

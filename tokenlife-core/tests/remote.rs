@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use tokenlife_core::keys::remote::{Refreshed, RemoteErrorKind, RemoteKeys};
 use tokenlife_core::observe::audit::{AuditAction, AuditEvent, Auditor};
 use tokenlife_core::{
-    Algorithm, Clock, Keyset, ManualClock, Monitor, ValidationErrorKind, Validator, testing,
+    Algorithm, Clock, ManualClock, Monitor, ValidationErrorKind, Validator, testing,
 };
 
 const AUD: &str = "api://orders";
@@ -137,16 +137,11 @@ fn provider_on(listener: tokio::net::TcpListener, keys: &[(&str, Algorithm)]) ->
 }
 
 fn public_jwks(keys: &[(&str, Algorithm)]) -> String {
-    Keyset::new(keys.iter().map(|(kid, alg)| testing::key(kid, *alg)))
-        .unwrap()
-        .to_public_jwks()
+    testing::public_jwks(keys)
 }
 
 fn token(iss: &str, kid: &str, alg: Algorithm, now: u64) -> String {
-    testing::sign(
-        &testing::key(kid, alg),
-        &json!({"iss": iss, "aud": AUD, "sub": "alice", "iat": now, "exp": now + 600}),
-    )
+    testing::token_at(iss, AUD, kid, alg, now)
 }
 
 fn validator(keys: &RemoteKeys, iss: &str, clock: &ManualClock) -> Validator {

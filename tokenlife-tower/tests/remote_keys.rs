@@ -14,9 +14,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
-use serde_json::json;
 use tokenlife_core::keys::remote::RemoteKeys;
-use tokenlife_core::{Algorithm, Keyset, Validator, testing};
+use tokenlife_core::{Algorithm, Validator, testing};
 use tokenlife_tower::TokenLifeLayer;
 
 const ISS: &str = "https://idp.test";
@@ -39,9 +38,7 @@ async fn jwks(State(s): State<Script>) -> ([(&'static str, &'static str); 1], St
 }
 
 fn public_jwks(keys: &[(&str, Algorithm)]) -> String {
-    Keyset::new(keys.iter().map(|(kid, alg)| testing::key(kid, *alg)))
-        .unwrap()
-        .to_public_jwks()
+    testing::public_jwks(keys)
 }
 
 fn token(kid: &str, alg: Algorithm) -> String {
@@ -49,10 +46,7 @@ fn token(kid: &str, alg: Algorithm) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    testing::sign(
-        &testing::key(kid, alg),
-        &json!({"iss": ISS, "aud": AUD, "sub": "alice", "iat": now, "exp": now + 600}),
-    )
+    testing::token_at(ISS, AUD, kid, alg, now)
 }
 
 async fn serve(app: Router) -> String {

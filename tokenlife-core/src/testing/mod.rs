@@ -108,3 +108,29 @@ pub fn sign_raw(key: &Key, header: &[u8], payload: &[u8]) -> String {
         .expect("test token signs");
     format!("{message}.{sig}")
 }
+
+/// The public JWKS of the test keys `(kid, algorithm)`: what a scripted identity provider
+/// serves.
+///
+/// ```
+/// use tokenlife_core::{Algorithm, testing};
+/// let jwks = testing::public_jwks(&[("k1", Algorithm::ES256)]);
+/// assert!(jwks.contains(r#""kid":"k1""#) && !jwks.contains(r#""d":"#));
+/// ```
+///
+/// # Panics
+/// On a kid given twice (the keyset refuses it).
+pub fn public_jwks(keys: &[(&str, Algorithm)]) -> String {
+    crate::keys::Keyset::new(keys.iter().map(|(kid, alg)| key(kid, *alg)))
+        .expect("distinct kids")
+        .to_public_jwks()
+}
+
+/// A token of the test key `(kid, alg)` for `iss` and `aud`, subject `alice`, issued at
+/// `now` and valid ten minutes.
+pub fn token_at(iss: &str, aud: &str, kid: &str, alg: Algorithm, now: u64) -> String {
+    sign(
+        &key(kid, alg),
+        &serde_json::json!({"iss": iss, "aud": aud, "sub": "alice", "iat": now, "exp": now + 600}),
+    )
+}
