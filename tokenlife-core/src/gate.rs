@@ -766,14 +766,7 @@ impl<H: Headers> Guard<H> {
         {
             return Ok(None);
         }
-        let mut found = Found::None;
-        for source in &self.sources {
-            found = source.find(headers);
-            if !matches!(found, Found::None) {
-                break;
-            }
-        }
-        self.gate.decide(found, |token| match client {
+        self.gate.decide(self.find(headers), |token| match client {
             Some(ip) if self.validator.observer().is_some() => {
                 let mut buf = [0u8; 64];
                 self.validator.validate_from(token, write_ip(&mut buf, ip))
@@ -797,11 +790,22 @@ impl<H: Headers> Guard<H> {
         {
             return None;
         }
-        let token = self.sources.iter().find_map(|s| match s.find(headers) {
-            Found::Token(t) => Some(t),
-            _ => None,
-        })?;
+        let Found::Token(token) = self.find(headers) else {
+            return None;
+        };
         self.validator.wait_for_keys(token)
+    }
+
+    /// What the first source that finds anything in `headers` found (the token sources
+    /// in order): what [`check`](Self::check) decides on.
+    fn find<'a>(&self, headers: &'a H::Map) -> Found<'a> {
+        for source in &self.sources {
+            let found = source.find(headers);
+            if !matches!(found, Found::None) {
+                return found;
+            }
+        }
+        Found::None
     }
 
     /// The `WWW-Authenticate` value for `rejection`, with this guard's realm (and its
