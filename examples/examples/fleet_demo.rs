@@ -55,6 +55,7 @@ async fn run_node(redis: String, node: &[String]) -> Result<(), Error> {
         client_id: "demo-client".into(),
         client_secret: env("TOKENLIFE_CLIENT_SECRET")?,
         access_ttl: Duration::from_secs(900),
+        refresh_retry_grace: Duration::from_secs(30),
         audit_stdout: false,
         limits: ServeLimits::default(),
         signing_key_pem: Some(Secret::new(std::fs::read_to_string(key_file)?)),

@@ -351,6 +351,7 @@ async fn main() -> Result<(), Error> {
         client_id: "drill-client".into(),
         client_secret,
         access_ttl: Duration::from_secs(900),
+        refresh_retry_grace: Duration::from_secs(30),
         audit_stdout: false,
         limits: ServeLimits::default(),
         signing_key_pem: None,

@@ -60,6 +60,11 @@ struct Args {
     #[arg(long, env = "TOKENLIFE_ACCESS_TTL", default_value_t = 900,
           value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
     access_ttl: u64,
+    /// Seconds within which a client that lost a renewal's answer may present the rotated
+    /// refresh token again and get a sibling pair (0 to 300; 0 turns retries off).
+    #[arg(long, env = "TOKENLIFE_REFRESH_RETRY_GRACE", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(0..=300))]
+    refresh_retry_grace: u64,
     /// Longest wait for a request's headers, in seconds.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     header_timeout: u64,
@@ -143,6 +148,7 @@ impl Cli {
             client_id: args.client_id,
             client_secret,
             access_ttl: Duration::from_secs(args.access_ttl),
+            refresh_retry_grace: Duration::from_secs(args.refresh_retry_grace),
             audit_stdout: !args.quiet,
             limits: ServeLimits {
                 header_read_timeout: Duration::from_secs(args.header_timeout),

@@ -105,6 +105,9 @@ pub struct GatewayConfig {
     pub client_secret: Secret,
     /// Access-token lifetime.
     pub access_ttl: Duration,
+    /// How long a rotated refresh token may be retried by its client whose answer was
+    /// lost ([`IssuerBuilder::retry_grace`](tokenlife_core::issue::IssuerBuilder::retry_grace)); zero turns retries off.
+    pub refresh_retry_grace: Duration,
     /// Write audit events as JSON lines to stdout.
     pub audit_stdout: bool,
     /// Limits on both listeners.
@@ -439,6 +442,7 @@ pub async fn parts(config: &GatewayConfig) -> Result<Parts, Box<dyn std::error::
         .issuer(&config.issuer)
         .audience(&config.audience)
         .access_ttl(config.access_ttl)
+        .retry_grace(config.refresh_retry_grace)
         .revocations(validator.revocations().clone())
         .monitor(monitor);
     if let Some(r) = refresh_store {

@@ -18,6 +18,7 @@ fn config(limits: ServeLimits) -> GatewayConfig {
         client_id: "demo-client".into(),
         client_secret: Secret::new("sec"),
         access_ttl: Duration::from_secs(900),
+        refresh_retry_grace: Duration::from_secs(30),
         audit_stdout: false,
         limits,
         signing_key_pem: None,

@@ -330,6 +330,7 @@ impl ApiKeys {
             token: None,
             subject: None,
             client: Some(&rec.client),
+            retry: false,
         });
         Ok(new)
     }

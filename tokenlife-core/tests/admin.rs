@@ -170,7 +170,8 @@ async fn token_endpoint_grants_and_errors() {
         )
         .await;
     assert_eq!(s, 200);
-    e.f.clock.advance(std::time::Duration::from_secs(5));
+    // Past the 30 s retry grace: reuse.
+    e.f.clock.advance(std::time::Duration::from_secs(31));
     let (s, body) = e
         .post(
             "/token",
@@ -689,18 +690,60 @@ async fn concurrent_renewals_keep_the_winner() {
         .filter(|r| r.0 == 200)
         .map(|r| &r.1)
         .collect();
-    assert_eq!(winners.len(), 1, "{results:?}");
+    // The first renewal and at most three idempotent retries (siblings) get a pair.
+    assert!((1..=4).contains(&winners.len()), "{results:?}");
     assert!(
         results
             .iter()
             .filter(|r| r.0 != 200)
             .all(|r| r.1["error"] == "invalid_grant")
     );
-    let won = winners[0];
-    assert_eq!(e.orders(won["access_token"].as_str().unwrap()).await, 200);
+    for won in &winners {
+        assert_eq!(e.orders(won["access_token"].as_str().unwrap()).await, 200);
+    }
+    // Whichever answer the client kept, it renews: the family lives on.
+    let kept = winners[winners.len() - 1];
     assert_eq!(
-        e.refresh(won["refresh_token"].as_str().unwrap()).await.0,
+        e.refresh(kept["refresh_token"].as_str().unwrap()).await.0,
         200
+    );
+    // And only one sibling moves the family on: any other is refused.
+    if winners.len() > 1 {
+        let other = winners[0]["refresh_token"].as_str().unwrap();
+        assert_eq!(e.refresh(other).await.1["error"], "invalid_grant");
+    }
+}
+
+/// Peer gaps, item 4: a client whose renewal answer was lost retries with the token it
+/// still holds and gets a working pair in the same family, through the token endpoint;
+/// the answer it lost is left behind, and the old token after the grace is still reuse.
+#[tokio::test]
+async fn a_lost_renewal_answer_is_retried_not_locked_out() {
+    let e = env().await;
+    let pair = e.mint(json!({"subject": "u"})).await;
+    let rt = pair["refresh_token"].as_str().unwrap().to_owned();
+    let (s, lost) = e.refresh(&rt).await;
+    assert_eq!(s, 200);
+    e.f.clock.advance(std::time::Duration::from_secs(10));
+    let (s, retried) = e.refresh(&rt).await;
+    assert_eq!(s, 200, "{retried}");
+    assert_eq!(
+        e.orders(retried["access_token"].as_str().unwrap()).await,
+        200
+    );
+    let (s, next) = e.refresh(retried["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(s, 200, "{next}");
+    // The lost answer's refresh token never moves the family on now.
+    let (s, body) = e.refresh(lost["refresh_token"].as_str().unwrap()).await;
+    assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")));
+    e.f.clock.advance(std::time::Duration::from_secs(31));
+    // The old token presented after the grace: reuse, the whole family dies.
+    let (s, body) = e.refresh(&rt).await;
+    assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(e.orders(next["access_token"].as_str().unwrap()).await, 401);
+    assert_eq!(
+        e.refresh(next["refresh_token"].as_str().unwrap()).await.0,
+        400
     );
 }
 

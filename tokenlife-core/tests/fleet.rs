@@ -439,8 +439,8 @@ async fn a_refresh_token_rotated_on_one_node_and_replayed_on_another_revokes_the
     for n in [&a, &b, &c] {
         assert!(n.node.validator.validate(&second.access_token).is_ok());
     }
-    // Replayed on C, past the reuse grace: reuse, the family dies.
-    clock.advance(Duration::from_secs(5));
+    // Replayed on C, past the retry grace: reuse, the family dies.
+    clock.advance(Duration::from_secs(31));
     let err = c.issuer.renew(&first_refresh).unwrap_err();
     assert_eq!(err.kind(), RenewErrorKind::Reused);
     // The current refresh token is dead on every node…
@@ -1148,6 +1148,44 @@ impl tokenlife_core::issue::RefreshStore for CutAfterMark {
         self.up()?;
         self.inner.is_family_revoked(family)
     }
+}
+
+/// Peer gaps, item 4, on Redis across two nodes: a renewal answered by node A is lost,
+/// the client retries on node B and gets a sibling; the family moves on through it; the
+/// old token after the retry grace is reuse on every node. And a thief's sibling is
+/// caught once the client has renewed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_renewal_answer_is_retried_on_another_node() {
+    let redis = Redis::start();
+    let clock = tokenlife_core::ManualClock::at_unix(now());
+    let a = issuer_node(&redis.url(), "a", &clock);
+    let b = issuer_node(&redis.url(), "b", &clock);
+    synced(&[&a.node, &b.node]).await;
+    let (ia, ib, va, clock2) = (
+        a.issuer.clone(),
+        b.issuer.clone(),
+        a.node.validator.clone(),
+        clock.clone(),
+    );
+    let vb = b.node.validator.clone();
+    tokio::task::spawn_blocking(move || {
+        // Live on both nodes; a family revocation on one reaches the other through the
+        // fleet within moments, so wait (bounded) until the two agree.
+        let live = |t: &str| {
+            let until = std::time::Instant::now() + Duration::from_secs(5);
+            loop {
+                let (on_a, on_b) = (va.validate(t).is_ok(), vb.validate(t).is_ok());
+                if on_a == on_b || std::time::Instant::now() > until {
+                    return on_a && on_b;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        };
+        common::lost_answer_story(&ia, &ib, &clock2, live);
+        common::thief_within_the_retry_grace_story(&ib, &clock2, live);
+    })
+    .await
+    .unwrap();
 }
 
 /// Security review 3, earlier finding 4, across nodes: node A marks a refresh token used,

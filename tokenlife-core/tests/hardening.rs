@@ -504,26 +504,29 @@ fn a_race_of_renewals_keeps_the_winners_session() {
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let winners: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
-    assert_eq!(winners.len(), 1);
+    // The first renewal and at most three idempotent retries (siblings).
+    assert!((1..=4).contains(&winners.len()), "{results:?}");
     for e in results.iter().filter_map(|r| r.as_ref().err()) {
         assert_eq!(e.kind(), RenewErrorKind::Rotated);
     }
-    let won = winners[0];
-    w.validator.validate(&won.access_token).unwrap();
+    let won = winners[winners.len() - 1];
+    for w2 in &winners {
+        w.validator.validate(&w2.access_token).unwrap();
+    }
     w.issuer
         .renew(won.refresh_token.as_deref().unwrap())
         .unwrap();
 }
 
-/// Finding 5, the other side: after the grace, a second presentation is reuse; with a
-/// zero grace, even a race is reuse.
+/// Finding 5, the other side: after the (retry) grace, a second presentation is reuse;
+/// with no grace, even a race is reuse.
 #[test]
 fn after_the_grace_or_with_none_a_second_presentation_is_reuse() {
     let w = world();
     let pair = w.issuer.issue(TokenRequest::subject("s")).unwrap();
     let r1 = pair.refresh_token.clone().unwrap();
     let pair2 = w.issuer.renew(&r1).unwrap();
-    w.clock.advance(Duration::from_millis(2_000));
+    w.clock.advance(Duration::from_millis(30_000));
     assert_eq!(
         w.issuer.renew(&r1).unwrap_err().kind(),
         RenewErrorKind::Reused
@@ -536,7 +539,7 @@ fn after_the_grace_or_with_none_a_second_presentation_is_reuse() {
         K::Revoked
     );
 
-    let strict = world_with(|b| b.reuse_grace(Duration::ZERO));
+    let strict = world_with(|b| b.reuse_grace(Duration::ZERO).retry_grace(Duration::ZERO));
     let r = strict
         .issuer
         .issue(TokenRequest::subject("s"))
@@ -723,4 +726,73 @@ fn secrets_never_show_in_debug_or_the_public_jwks() {
             assert!(k.get(private).is_none(), "{k}");
         }
     }
+}
+
+/// Peer gaps, item 4, on the in-memory store: a lost renewal answer is retried (two
+/// issuers sharing one store stand for two nodes).
+#[test]
+fn a_lost_renewal_answer_is_retried_on_the_memory_store() {
+    let w = world();
+    let shared = std::sync::Arc::new(tokenlife_core::issue::MemoryRefreshStore::new(
+        1_000,
+        std::sync::Arc::new(w.clock.clone()),
+    ));
+    let node = |shared: &std::sync::Arc<tokenlife_core::issue::MemoryRefreshStore>| {
+        Issuer::builder(w.store.clone())
+            .issuer(ISS)
+            .audience(AUD)
+            .clock(w.clock.clone())
+            .revocations(w.validator.revocations().clone())
+            .refresh_store(shared.clone())
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (node(&shared), node(&shared));
+    common::lost_answer_story(&a, &b, &w.clock, |t| w.validator.validate(t).is_ok());
+    common::thief_within_the_retry_grace_story(&a, &w.clock, |t| w.validator.validate(t).is_ok());
+}
+
+/// Retries: off with a zero grace, none for a revoked family, bounded options.
+#[test]
+fn retries_are_optional_never_revive_a_family_and_are_bounded() {
+    let off = world_with(|b| b.retry_grace(Duration::ZERO));
+    let r = off
+        .issuer
+        .issue(TokenRequest::subject("s"))
+        .unwrap()
+        .refresh_token
+        .unwrap();
+    off.issuer.renew(&r).unwrap();
+    assert_eq!(
+        off.issuer.renew(&r).unwrap_err().kind(),
+        RenewErrorKind::Rotated
+    );
+
+    let w = world();
+    let pair = w.issuer.issue(TokenRequest::subject("s")).unwrap();
+    let r = pair.refresh_token.unwrap();
+    let next = w.issuer.renew(&r).unwrap();
+    let fam = w
+        .validator
+        .validate(&next.access_token)
+        .unwrap()
+        .claims()
+        .family
+        .clone()
+        .unwrap();
+    w.issuer.revoke_family(&fam).unwrap();
+    assert_eq!(
+        w.issuer.renew(&r).unwrap_err().kind(),
+        RenewErrorKind::Revoked
+    );
+
+    let b = || Issuer::builder(w.store.clone()).issuer(ISS).audience(AUD);
+    assert!(b().retry_grace(Duration::from_secs(301)).build().is_err());
+    assert!(b().max_retries(11).build().is_err());
+    assert!(
+        b().retry_grace(Duration::from_secs(300))
+            .max_retries(10)
+            .build()
+            .is_ok()
+    );
 }

@@ -6,7 +6,9 @@ use std::fmt;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::issue::{DEFAULT_RETIRED_PER_FAMILY, RefreshRecord, RefreshStore, RefreshStoreError};
+use crate::issue::{
+    Advance, DEFAULT_RETIRED_PER_FAMILY, RefreshRecord, RefreshStore, RefreshStoreError, RetryGrant,
+};
 
 /// `mark_used` in one step on the server: of two nodes renewing the same refresh token at
 /// once, exactly one sees it unused. The record (immutable JSON) and its `used` mark are
@@ -58,6 +60,34 @@ redis.call('EXPIREAT', KEYS[2], ARGV[3])
 return 1
 ";
 
+/// `advance`: the parent (`KEYS[1]`) remembers the first child (`ARGV[1]`) renewed and
+/// when (`ARGV[2]`). Answers -1 when this child holds the claim (or the parent is gone),
+/// else the time the other child took it.
+const ADVANCE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local adv = redis.call('HGET', KEYS[1], 'adv')
+if not adv then
+  redis.call('HSET', KEYS[1], 'adv', ARGV[1], 'adv_at', ARGV[2])
+  return -1
+end
+if adv == ARGV[1] then return -1 end
+return tonumber(redis.call('HGET', KEYS[1], 'adv_at')) or 0
+";
+
+/// `take_retry`: 1 granted, 2 exhausted, 0 not a retry (mark differs, still pending, or a
+/// child already moved the family on).
+const TAKE_RETRY: &str = r"
+if redis.call('HGET', KEYS[1], 'used') ~= ARGV[1]
+  or redis.call('HEXISTS', KEYS[1], 'pending') == 1
+  or redis.call('HEXISTS', KEYS[1], 'adv') == 1 then
+  return 0
+end
+local n = tonumber(redis.call('HGET', KEYS[1], 'retries')) or 0
+if n >= tonumber(ARGV[2]) then return 2 end
+redis.call('HSET', KEYS[1], 'retries', n + 1)
+return 1
+";
+
 /// Records kept past their expiry, so reuse stays detectable for clock-skewed clients
 /// (the in-memory store keeps them as long).
 const RETIRED_SLACK_SECS: u64 = 60;
@@ -67,8 +97,8 @@ const RETIRED_SLACK_SECS: u64 = 60;
 /// 2 s), on one connection re-opened after a failure. Keys:
 /// `{prefix}:rt:<hex of the token hash>` (a hash: `rec`, `used`, and `pending` while the
 /// renewal that marked it has not stored its successor — two-phase, so a renewal cut off
-/// half-way on one node is retried on any other, never taken for reuse) with an absolute
-/// expiry,
+/// half-way on one node is retried on any other, never taken for reuse; `retries`, and
+/// `adv`/`adv_at` naming the child that moved the family on) with an absolute expiry,
 /// `{prefix}:fam:<family>` for revoked families, `{prefix}:retired:<family>` listing a
 /// family's retired records (at most [`DEFAULT_RETIRED_PER_FAMILY`] by default, see
 /// [`RedisRefreshStore::retired_per_family`]).
@@ -81,6 +111,8 @@ pub struct RedisRefreshStore {
     mark: redis::Script,
     unmark: redis::Script,
     commit: redis::Script,
+    advance: redis::Script,
+    retry: redis::Script,
 }
 
 impl fmt::Debug for RedisRefreshStore {
@@ -112,6 +144,8 @@ impl RedisRefreshStore {
             mark: redis::Script::new(MARK_USED),
             unmark: redis::Script::new(UNMARK_USED),
             commit: redis::Script::new(COMMIT_RENEWAL),
+            advance: redis::Script::new(ADVANCE),
+            retry: redis::Script::new(TAKE_RETRY),
         })
     }
 
@@ -179,11 +213,7 @@ impl RedisRefreshStore {
     }
 
     fn record_key(&self, id: &[u8; 32]) -> String {
-        let mut hex = String::with_capacity(64);
-        for b in id {
-            hex.push_str(&format!("{b:02x}"));
-        }
-        format!("{}:rt:{hex}", self.prefix)
+        format!("{}:rt:{}", self.prefix, hex(id))
     }
 
     fn family_key(&self, family: &str) -> String {
@@ -234,6 +264,15 @@ impl RedisRefreshStore {
         };
         Ok(r)
     }
+}
+
+fn hex(id: &[u8; 32]) -> String {
+    use std::fmt::Write;
+    let mut hex = String::with_capacity(64);
+    for b in id {
+        let _ = write!(hex, "{b:02x}");
+    }
+    hex
 }
 
 impl RefreshStore for RedisRefreshStore {
@@ -326,6 +365,37 @@ impl RefreshStore for RedisRefreshStore {
                 .invoke::<i64>(c)
         })
         .map(|done| done == 1)
+    }
+
+    fn advance(
+        &self,
+        parent: &[u8; 32],
+        child: &[u8; 32],
+        at_ms: u64,
+    ) -> Result<Advance, RefreshStoreError> {
+        let key = self.record_key(parent);
+        let taken: i64 =
+            self.with_conn(|c| self.advance.key(&key).arg(hex(child)).arg(at_ms).invoke(c))?;
+        Ok(match u64::try_from(taken) {
+            Ok(at_ms) => Advance::Taken { at_ms },
+            Err(_) => Advance::Claimed,
+        })
+    }
+
+    fn take_retry(
+        &self,
+        id: &[u8; 32],
+        used_at_ms: u64,
+        max: u8,
+    ) -> Result<RetryGrant, RefreshStoreError> {
+        let key = self.record_key(id);
+        let grant: i64 =
+            self.with_conn(|c| self.retry.key(&key).arg(used_at_ms).arg(max).invoke(c))?;
+        Ok(match grant {
+            1 => RetryGrant::Granted,
+            2 => RetryGrant::Exhausted,
+            _ => RetryGrant::No,
+        })
     }
 
     fn revoke_family(&self, family: &str, until: u64) -> Result<(), RefreshStoreError> {

@@ -7,8 +7,17 @@
 //! once (its refresh tokens and, through the shared [`RevocationList`], its access tokens)
 //! and raises an alert: the refresh-token rotation rule of RFC 9700 §4.14.2. A retired
 //! token presented again within a short grace ([`IssuerBuilder::reuse_grace`], default
-//! 2 s) is a race between two renewals of one client, not reuse: it is refused
-//! ([`RenewErrorKind::Rotated`]) and the family lives on.
+//! 2 s) while its renewal is still in flight is a race between two renewals of one
+//! client, not reuse: it is refused ([`RenewErrorKind::Rotated`]) and the family lives on.
+//!
+//! A client whose renewal answer was lost retries with the token it still holds: within
+//! [`IssuerBuilder::retry_grace`] (default 30 s) of its rotation, the same client presenting
+//! it again gets a working pair in the same family (a *sibling* of the answer it lost: only
+//! hashes are stored, so the lost answer cannot be sent again), at most
+//! [`IssuerBuilder::max_retries`] times. Siblings are one generation: the first of them to
+//! be renewed moves the family on and every other is left behind — presented later, it is
+//! reuse. So a thief who replays a token within the grace gets a sibling, and the family
+//! is revoked as soon as the thief and the client have both renewed once.
 //!
 //! Only a hash of each refresh token is stored, behind the [`RefreshStore`] trait.
 //!
@@ -37,14 +46,18 @@
 //!
 //! let old_refresh = pair.refresh_token.clone().unwrap();
 //! let renewed = issuer.renew(&old_refresh)?;                  // the old one is retired
-//! // A second renewal racing the first (within the grace) is refused, nothing more.
-//! assert_eq!(issuer.renew(&old_refresh).unwrap_err().kind(), RenewErrorKind::Rotated);
+//! // The answer was lost: the client retries at once and gets a sibling pair.
+//! let retried = issuer.renew(&old_refresh)?;
+//! assert!(validator.validate(&retried.access_token).is_ok());
+//! // The client renews the pair it holds; the sibling it never saw is left behind.
+//! let next = issuer.renew(retried.refresh_token.as_deref().unwrap())?;
 //! clock.advance(Duration::from_secs(60));
 //! let reuse = issuer.renew(&old_refresh).unwrap_err();        // presented again later: reuse
 //! assert_eq!(reuse.kind(), RenewErrorKind::Reused);
 //! // The whole family is gone: the newest refresh token and its access token too.
-//! assert_eq!(issuer.renew(renewed.refresh_token.as_deref().unwrap()).unwrap_err().kind(), RenewErrorKind::Revoked);
-//! assert!(validator.validate(&renewed.access_token).is_err());
+//! assert_eq!(issuer.renew(next.refresh_token.as_deref().unwrap()).unwrap_err().kind(), RenewErrorKind::Revoked);
+//! assert!(validator.validate(&next.access_token).is_err());
+//! # let _ = renewed;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -71,8 +84,8 @@ mod store;
 pub use error::{IssueError, IssueErrorKind, RenewError, RenewErrorKind};
 use store::RETIRED_SLACK_SECS;
 pub use store::{
-    DEFAULT_RETIRED_PER_FAMILY, MemoryRefreshStore, RefreshRecord, RefreshStore, RefreshStoreError,
-    RefreshStoreErrorKind,
+    Advance, DEFAULT_RETIRED_PER_FAMILY, MemoryRefreshStore, RefreshRecord, RefreshStore,
+    RefreshStoreError, RefreshStoreErrorKind, RetryGrant,
 };
 
 /// Prefix of every refresh token.
@@ -232,6 +245,8 @@ struct Inner {
     access_ttl: u64,
     refresh_ttl: u64,
     reuse_grace_ms: u64,
+    retry_grace_ms: u64,
+    max_retries: u8,
     clock: Arc<dyn Clock>,
     refresh: Arc<dyn RefreshStore>,
     revocations: RevocationList,
@@ -299,6 +314,8 @@ impl Issuer {
             access_ttl: Duration::from_secs(900),
             refresh_ttl: Duration::from_secs(30 * 86400),
             reuse_grace: Duration::from_secs(2),
+            retry_grace: Duration::from_secs(30),
+            max_retries: 3,
             clock: Arc::new(SystemClock),
             refresh: None,
             revocations: None,
@@ -401,6 +418,8 @@ impl Issuer {
                     expires_at: now.saturating_add(inner.refresh_ttl),
                     used_at_ms: None,
                     renewal_pending: false,
+                    parent: None,
+                    retry: store::RetryState::default(),
                 };
                 let id = refresh_id(&refresh);
                 (Some(refresh), Some((id, record)))
@@ -502,8 +521,10 @@ impl Issuer {
     /// retired and a new access + refresh pair in the same family is returned.
     ///
     /// The token must have been issued to that very client. A retired token presented
-    /// again revokes the family (reuse detection) and returns [`RenewErrorKind::Reused`],
-    /// unless it was retired within the reuse grace ([`RenewErrorKind::Rotated`]). A
+    /// again within the retry grace gets a sibling pair (an idempotent retry, see the
+    /// module docs); otherwise it revokes the family (reuse detection) and returns
+    /// [`RenewErrorKind::Reused`], unless it was retired within the reuse grace
+    /// ([`RenewErrorKind::Rotated`]). A
     /// token of a revoked subject (issued at or before the cut-off) or family is refused
     /// and its family revoked for good.
     ///
@@ -563,28 +584,24 @@ impl Issuer {
             rec.used_at_ms = None;
         }
         if rec.is_used() {
-            return Err(self.retired(refresh_token, &rec, now_ms));
+            return self.retry_or_refuse(refresh_token, &id, &rec, now_ms);
         }
         self.check_live(refresh_token, &rec)?;
-        let req = TokenRequest {
-            subject: rec.subject.clone(),
-            scope: rec.scope.clone(),
-            client: rec.client.clone(),
-            claims: rec.claims.clone(),
-        };
         // Sign before marking: a signing failure leaves the token live.
-        let mut minted = self
-            .mint(&req, Some(rec.family.clone()))
-            .map_err(|e| RenewError {
-                kind: match e.kind() {
-                    IssueErrorKind::NoSigningKey => RenewErrorKind::NoSigningKey,
-                    _ => RenewErrorKind::Issue,
-                },
-                source: Some(Box::new(e)),
-            })?;
-        if let Some((_, record)) = &mut minted.record {
-            // The family keeps its start: a subject cut-off after it still catches it.
-            record.family_started_at = rec.family_started_at;
+        let minted = self.mint_child(&id, &rec)?;
+        if let Some(parent) = &rec.parent {
+            // Of a generation of siblings, the first renewed moves the family on.
+            if let store::Advance::Taken { at_ms } = inner
+                .refresh
+                .advance(parent, &id, now_ms)
+                .map_err(RenewError::store)?
+            {
+                let behind = RefreshRecord {
+                    used_at_ms: Some(at_ms),
+                    ..rec.clone()
+                };
+                return Err(self.retired(refresh_token, &behind, now_ms));
+            }
         }
         // The atomic step: of two concurrent renewals, one wins.
         match inner
@@ -593,7 +610,7 @@ impl Issuer {
             .map_err(RenewError::store)?
         {
             Some(before) if !before.is_used() => {}
-            Some(before) => return Err(self.retired(refresh_token, &before, now_ms)),
+            Some(before) => return self.retry_or_refuse(refresh_token, &id, &before, now_ms),
             None => {
                 return Err(self.refused(
                     refresh_token,
@@ -633,14 +650,99 @@ impl Issuer {
             }
             return Err(self.refused(refresh_token, err, Some(&rec)));
         }
-        self.issued_event(&minted, &req);
+        self.renewed(refresh_token, &rec, minted, false)
+    }
+
+    /// The request a renewal of `rec` signs: its subject, scope, client and claims.
+    fn request_of(rec: &RefreshRecord) -> TokenRequest {
+        TokenRequest {
+            subject: rec.subject.clone(),
+            scope: rec.scope.clone(),
+            client: rec.client.clone(),
+            claims: rec.claims.clone(),
+        }
+    }
+
+    /// Signs the pair that succeeds the record `id` in its family. Stores nothing.
+    fn mint_child(&self, id: &[u8; 32], rec: &RefreshRecord) -> Result<Minted, RenewError> {
+        let mut minted = self
+            .mint(&Self::request_of(rec), Some(rec.family.clone()))
+            .map_err(|e| RenewError {
+                kind: match e.kind() {
+                    IssueErrorKind::NoSigningKey => RenewErrorKind::NoSigningKey,
+                    _ => RenewErrorKind::Issue,
+                },
+                source: Some(Box::new(e)),
+            })?;
+        if let Some((_, record)) = &mut minted.record {
+            // The family keeps its start: a subject cut-off after it still catches it.
+            record.family_started_at = rec.family_started_at;
+            record.parent = Some(*id);
+        }
+        Ok(minted)
+    }
+
+    /// Reports a renewal (or an idempotent retry) and hands out its pair.
+    fn renewed(
+        &self,
+        token: &str,
+        rec: &RefreshRecord,
+        minted: Minted,
+        retry: bool,
+    ) -> Result<TokenPair, RenewError> {
+        self.issued_event(&minted, &Self::request_of(rec));
         self.emit(Event::Renewed {
             kind: TokenKind::Refresh,
-            token: Some(TokenRef::new(refresh_token)),
+            token: Some(TokenRef::new(token)),
             subject: Some(&rec.subject),
             client: rec.client.as_deref(),
+            retry,
         });
         Ok(minted.pair)
+    }
+
+    /// A rotated token presented again: an idempotent retry within the retry grace (a
+    /// sibling pair), else a race ([`RenewErrorKind::Rotated`]) or reuse.
+    fn retry_or_refuse(
+        &self,
+        token: &str,
+        id: &[u8; 32],
+        rec: &RefreshRecord,
+        now_ms: u64,
+    ) -> Result<TokenPair, RenewError> {
+        let inner = &*self.inner;
+        let used = rec.used_at_ms.unwrap_or(0);
+        if rec.renewal_pending || now_ms.saturating_sub(used) >= inner.retry_grace_ms {
+            return Err(self.retired(token, rec, now_ms));
+        }
+        // A revoked or expired family gets no sibling.
+        self.check_live(token, rec)?;
+        let minted = self.mint_child(id, rec)?;
+        match inner
+            .refresh
+            .take_retry(id, used, inner.max_retries)
+            .map_err(RenewError::store)?
+        {
+            RetryGrant::Granted => {}
+            // Retried too often within the grace: refused, the family lives on.
+            RetryGrant::Exhausted => {
+                return Err(self.refused(
+                    token,
+                    RenewError::new(RenewErrorKind::Rotated),
+                    Some(rec),
+                ));
+            }
+            // The family moved on from it (or no retries here): a race or reuse.
+            _ => return Err(self.retired(token, rec, now_ms)),
+        }
+        if let Some((new_id, record)) = &minted.record {
+            inner
+                .refresh
+                .insert(*new_id, record.clone())
+                .map_err(RenewError::store)
+                .map_err(|e| self.refused(token, e, Some(rec)))?;
+        }
+        self.renewed(token, rec, minted, true)
     }
 
     fn pending_unmarks(
@@ -896,6 +998,8 @@ pub struct IssuerBuilder {
     access_ttl: Duration,
     refresh_ttl: Duration,
     reuse_grace: Duration,
+    retry_grace: Duration,
+    max_retries: u8,
     clock: Arc<dyn Clock>,
     refresh: Option<Arc<dyn RefreshStore>>,
     revocations: Option<RevocationList>,
@@ -928,12 +1032,32 @@ impl IssuerBuilder {
         self
     }
 
-    /// How long after a refresh token was rotated a second presentation counts as a
-    /// race between two renewals of the same client (refused, nothing revoked) rather
-    /// than reuse (family revoked, alert). Default 2 s; `Duration::ZERO` makes every
-    /// second presentation reuse. At most one minute.
+    /// How long after a refresh token was rotated a second presentation that gets no
+    /// retry (see [`retry_grace`](Self::retry_grace)) counts as a race between two
+    /// renewals of the same client (refused, nothing revoked) rather than reuse (family
+    /// revoked, alert). Default 2 s; `Duration::ZERO` makes every such presentation reuse.
+    /// At most one minute.
     pub fn reuse_grace(mut self, grace: Duration) -> Self {
         self.reuse_grace = grace;
+        self
+    }
+
+    /// How long after a refresh token was rotated its client may present it again and
+    /// get a working sibling pair (its answer was lost: RFC 9700 §4.14.2 leaves room for
+    /// this, and Okta, Auth0 and Cognito do it). Default 30 s; `Duration::ZERO` turns
+    /// retries off; at most five minutes. Only the client the token was issued to may
+    /// retry; for a public client, whoever holds the token — the first sibling renewed
+    /// then leaves the others behind, so a thief and the client both renewing revokes
+    /// the family.
+    pub fn retry_grace(mut self, grace: Duration) -> Self {
+        self.retry_grace = grace;
+        self
+    }
+
+    /// How many retries one rotated token gives within the retry grace (default 3, at
+    /// most 10). One more is refused ([`RenewErrorKind::Rotated`]); the family lives on.
+    pub fn max_retries(mut self, n: u8) -> Self {
+        self.max_retries = n;
         self
     }
 
@@ -981,7 +1105,7 @@ impl IssuerBuilder {
     /// # Errors
     /// [`ConfigErrorKind::MissingIssuer`](crate::error::ConfigErrorKind::MissingIssuer) / [`ConfigErrorKind::MissingAudience`](crate::error::ConfigErrorKind::MissingAudience);
     /// [`ConfigErrorKind::InvalidValue`](crate::error::ConfigErrorKind::InvalidValue) for a zero TTL, a TTL over [`Issuer::MAX_TTL`], a reuse grace
-    /// over a minute, a zero store capacity, or a failed random source.
+    /// over a minute, a retry grace over five minutes, more than ten retries, a zero store capacity, or a failed random source.
     pub fn build(self) -> Result<Issuer, ConfigError> {
         let iss = self.iss.ok_or(ConfigError::MISSING_ISSUER)?;
         let aud = self.aud.ok_or(ConfigError::MISSING_AUDIENCE)?;
@@ -995,6 +1119,12 @@ impl IssuerBuilder {
         }
         if self.reuse_grace > Duration::from_secs(60) {
             return Err(ConfigError::invalid("reuse_grace"));
+        }
+        if self.retry_grace > Duration::from_secs(300) {
+            return Err(ConfigError::invalid("retry_grace"));
+        }
+        if self.max_retries > 10 {
+            return Err(ConfigError::invalid("max_retries"));
         }
         if self.capacity == 0 {
             return Err(ConfigError::invalid("refresh_capacity"));
@@ -1017,6 +1147,8 @@ impl IssuerBuilder {
                 access_ttl: self.access_ttl.as_secs(),
                 refresh_ttl: self.refresh_ttl.as_secs(),
                 reuse_grace_ms: u64::try_from(self.reuse_grace.as_millis()).unwrap_or(60_000),
+                retry_grace_ms: u64::try_from(self.retry_grace.as_millis()).unwrap_or(300_000),
+                max_retries: self.max_retries,
                 clock: self.clock,
                 refresh,
                 revocations,

@@ -46,6 +46,51 @@ pub struct RefreshRecord {
     /// reuse. Stores without two-phase renewals never set it.
     #[serde(skip)]
     pub renewal_pending: bool,
+    /// The hash of the refresh token this one was renewed from; `None` for a family's
+    /// first. Siblings (a renewal and its idempotent retries) share it, and the first of
+    /// them to be renewed moves the family on ([`RefreshStore::advance`]).
+    #[serde(default)]
+    pub parent: Option<[u8; 32]>,
+    /// The in-memory store's retry bookkeeping (other stores keep their own).
+    #[serde(skip)]
+    pub(crate) retry: RetryState,
+}
+
+/// Which child moved the family on from a retired record, and how many idempotent
+/// retries it gave.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct RetryState {
+    /// The child renewed first, and when (Unix milliseconds).
+    advanced: Option<([u8; 32], u64)>,
+    /// Retries granted.
+    retries: u8,
+}
+
+/// What [`RefreshStore::advance`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Advance {
+    /// This child moves the family on (or already did, or the parent is forgotten).
+    Claimed,
+    /// A sibling moved the family on first, at `at_ms` (Unix milliseconds): this child
+    /// was left behind, and presenting it is reuse.
+    Taken {
+        /// When the sibling was renewed.
+        at_ms: u64,
+    },
+}
+
+/// What [`RefreshStore::take_retry`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RetryGrant {
+    /// One more retry counted: the caller may store a sibling.
+    Granted,
+    /// The record gave its retries already.
+    Exhausted,
+    /// Not a retry: the mark differs, the renewal is still pending, a child already
+    /// moved the family on, or the store does not do retries.
+    No,
 }
 
 impl RefreshRecord {
@@ -68,6 +113,8 @@ impl RefreshRecord {
             expires_at,
             used_at_ms: None,
             renewal_pending: false,
+            parent: None,
+            retry: RetryState::default(),
         }
     }
 
@@ -187,6 +234,40 @@ pub trait RefreshStore: Send + Sync + fmt::Debug + 'static {
         let _ = (old, at_ms);
         self.insert(new_id, record).map(|()| true)
     }
+    /// Before `child` (live, renewed from `parent`) is renewed: claims the move from
+    /// `parent`'s generation to the next for `child`. Of the siblings an idempotent retry
+    /// made, the first renewed wins; every other is left behind ([`Advance::Taken`]) and
+    /// is reuse when presented. Idempotent for the same child; a forgotten parent is
+    /// [`Advance::Claimed`]. The default (a store without retries) always claims.
+    ///
+    /// # Errors
+    /// Storage failure.
+    fn advance(
+        &self,
+        parent: &[u8; 32],
+        child: &[u8; 32],
+        at_ms: u64,
+    ) -> Result<Advance, RefreshStoreError> {
+        let _ = (parent, child, at_ms);
+        Ok(Advance::Claimed)
+    }
+    /// An idempotent retry of a rotated record (its client lost the answer): counts one
+    /// retry of `id` if and only if it still carries the committed mark made at
+    /// `used_at_ms`, no child of it has been renewed yet ([`advance`](Self::advance)),
+    /// and it gave fewer than `max` retries. The default (a store without retries)
+    /// answers [`RetryGrant::No`].
+    ///
+    /// # Errors
+    /// Storage failure.
+    fn take_retry(
+        &self,
+        id: &[u8; 32],
+        used_at_ms: u64,
+        max: u8,
+    ) -> Result<RetryGrant, RefreshStoreError> {
+        let _ = (id, used_at_ms, max);
+        Ok(RetryGrant::No)
+    }
     /// Revokes a family until `until` (Unix seconds).
     ///
     /// # Errors
@@ -226,6 +307,22 @@ impl<S: RefreshStore + ?Sized> RefreshStore for Arc<S> {
         record: RefreshRecord,
     ) -> Result<bool, RefreshStoreError> {
         (**self).commit_renewal(old, at_ms, new_id, record)
+    }
+    fn advance(
+        &self,
+        parent: &[u8; 32],
+        child: &[u8; 32],
+        at_ms: u64,
+    ) -> Result<Advance, RefreshStoreError> {
+        (**self).advance(parent, child, at_ms)
+    }
+    fn take_retry(
+        &self,
+        id: &[u8; 32],
+        used_at_ms: u64,
+        max: u8,
+    ) -> Result<RetryGrant, RefreshStoreError> {
+        (**self).take_retry(id, used_at_ms, max)
     }
     fn revoke_family(&self, family: &str, until: u64) -> Result<(), RefreshStoreError> {
         (**self).revoke_family(family, until)
@@ -414,6 +511,61 @@ impl RefreshStore for MemoryRefreshStore {
             _ => papaya::Operation::Abort(()),
         });
         Ok(())
+    }
+
+    fn advance(
+        &self,
+        parent: &[u8; 32],
+        child: &[u8; 32],
+        at_ms: u64,
+    ) -> Result<Advance, RefreshStoreError> {
+        let map = self.records.pin();
+        let result = map.compute(*parent, |entry| match entry {
+            Some((_, rec)) => match rec.retry.advanced {
+                None => {
+                    let mut rec = rec.clone();
+                    rec.retry.advanced = Some((*child, at_ms));
+                    papaya::Operation::Insert(rec)
+                }
+                Some((c, _)) if c == *child => papaya::Operation::Abort(Advance::Claimed),
+                Some((_, at_ms)) => papaya::Operation::Abort(Advance::Taken { at_ms }),
+            },
+            None => papaya::Operation::Abort(Advance::Claimed),
+        });
+        Ok(match result {
+            papaya::Compute::Aborted(a) => a,
+            _ => Advance::Claimed,
+        })
+    }
+
+    fn take_retry(
+        &self,
+        id: &[u8; 32],
+        used_at_ms: u64,
+        max: u8,
+    ) -> Result<RetryGrant, RefreshStoreError> {
+        let map = self.records.pin();
+        let result = map.compute(*id, |entry| match entry {
+            Some((_, rec))
+                if rec.used_at_ms == Some(used_at_ms)
+                    && !rec.renewal_pending
+                    && rec.retry.advanced.is_none() =>
+            {
+                if rec.retry.retries >= max {
+                    papaya::Operation::Abort(RetryGrant::Exhausted)
+                } else {
+                    let mut rec = rec.clone();
+                    rec.retry.retries += 1;
+                    papaya::Operation::Insert(rec)
+                }
+            }
+            _ => papaya::Operation::Abort(RetryGrant::No),
+        });
+        Ok(match result {
+            papaya::Compute::Aborted(g) => g,
+            papaya::Compute::Updated { .. } => RetryGrant::Granted,
+            _ => RetryGrant::No,
+        })
     }
 
     fn revoke_family(&self, family: &str, until: u64) -> Result<(), RefreshStoreError> {

@@ -241,6 +241,9 @@ pub enum Event<'a> {
         subject: Option<&'a str>,
         /// The client.
         client: Option<&'a str>,
+        /// An idempotent retry: the token had been rotated already and its client,
+        /// having lost the answer, got a sibling pair.
+        retry: bool,
     },
     /// A refresh token was refused.
     RenewFailed {

@@ -75,6 +75,9 @@ pub const CACHE_MISSES: &str = "tokenlife_cache_misses_total";
 pub const REVOCATION_ENTRIES: &str = "tokenlife_revocation_list_entries";
 /// Retired refresh tokens presented again.
 pub const REFRESH_REUSE: &str = "tokenlife_refresh_reuse_total";
+/// Idempotent refresh retries: a rotated token presented again within the retry grace
+/// that got a sibling pair.
+pub const REFRESH_RETRIES: &str = "tokenlife_refresh_retries_total";
 /// The current keyset version, as last seen by validation.
 pub const KEYSET_VERSION: &str = "tokenlife_keyset_version";
 /// Lifecycle transitions by `kind`, `from`, `to`.
@@ -163,6 +166,10 @@ pub fn describe() {
     describe_counter!(CACHE_MISSES, "Verified-token cache misses");
     describe_gauge!(REVOCATION_ENTRIES, "Entries in the revocation list");
     describe_counter!(REFRESH_REUSE, "Retired refresh tokens presented again");
+    describe_counter!(
+        REFRESH_RETRIES,
+        "Rotated refresh tokens retried within the retry grace (a sibling pair given)"
+    );
     describe_gauge!(KEYSET_VERSION, "Current keyset version");
     describe_counter!(LIFECYCLE_TRANSITIONS, "Token lifecycle transitions");
     describe_counter!(ALERTS, "Alerts raised, by alert");
@@ -533,7 +540,12 @@ impl Observer for Metrics {
                 }
             }
             Event::Issued { kind, .. } => self.state(kind, TokenState::Issued),
-            Event::Renewed { kind, .. } => self.state(kind, TokenState::Renewed),
+            Event::Renewed { kind, retry, .. } => {
+                self.state(kind, TokenState::Renewed);
+                if retry {
+                    counter!(REFRESH_RETRIES).increment(1);
+                }
+            }
             Event::RenewFailed { reason, .. } => {
                 if reason == RenewErrorKind::Expired {
                     self.state(TokenKind::Refresh, TokenState::Expired);

@@ -248,6 +248,7 @@ impl Observer for AuditTrail {
                 token,
                 subject,
                 client,
+                retry,
             } => {
                 let mut e = AuditEvent::new(AuditAction::TokenRenewed, s.now())
                     .kind(kind)
@@ -255,6 +256,9 @@ impl Observer for AuditTrail {
                     .client(client);
                 if let Some(t) = token {
                     e = e.fingerprint(s.fp(t));
+                }
+                if retry {
+                    e = e.reason("retry");
                 }
                 self.record(e);
             }

@@ -77,3 +77,104 @@ pub fn b64(bytes: &[u8]) -> String {
 
 #[cfg(feature = "admin")]
 pub mod client;
+
+/// Peer gaps, item 4, told once for every refresh store: a client loses the answer of a
+/// renewal on node `a` and retries on node `b`; the retry's sibling works and moves the
+/// family on, the lost answer is left behind, retries are bounded, and the old token
+/// after the retry grace is reuse that kills the family. `live` says whether an access
+/// token still validates.
+pub fn lost_answer_story(
+    a: &tokenlife_core::Issuer,
+    b: &tokenlife_core::Issuer,
+    clock: &ManualClock,
+    live: impl Fn(&str) -> bool,
+) {
+    use std::time::Duration;
+    use tokenlife_core::TokenRequest;
+    use tokenlife_core::issue::RenewErrorKind;
+    let first = a
+        .issue(TokenRequest::subject("erin").client("app"))
+        .unwrap();
+    let rt = first.refresh_token.unwrap();
+    let lost = a.renew_as(&rt, Some("app")).unwrap();
+    clock.advance(Duration::from_secs(5));
+    // Another client may not retry it.
+    assert_eq!(
+        b.renew_as(&rt, Some("other")).unwrap_err().kind(),
+        RenewErrorKind::WrongClient
+    );
+    // Its own client gets a working sibling, three times at most.
+    let siblings: Vec<_> = (0..3)
+        .map(|_| b.renew_as(&rt, Some("app")).unwrap())
+        .collect();
+    assert!(siblings.iter().all(|p| live(&p.access_token)));
+    assert_eq!(
+        b.renew_as(&rt, Some("app")).unwrap_err().kind(),
+        RenewErrorKind::Rotated,
+        "a fourth retry is refused, nothing revoked"
+    );
+    assert!(live(&lost.access_token));
+    // The client renews the last answer it got: the family moves on through it.
+    let kept = siblings[2].refresh_token.as_deref().unwrap();
+    let next = a.renew_as(kept, Some("app")).unwrap();
+    // Every other sibling, and the lost answer, is left behind: within the race grace a
+    // race, later reuse.
+    assert_eq!(
+        b.renew_as(lost.refresh_token.as_deref().unwrap(), Some("app"))
+            .unwrap_err()
+            .kind(),
+        RenewErrorKind::Rotated
+    );
+    assert!(live(&next.access_token));
+    // Retrying the old token once the family moved on is not a retry any more.
+    clock.advance(Duration::from_secs(3));
+    assert_eq!(
+        b.renew_as(&rt, Some("app")).unwrap_err().kind(),
+        RenewErrorKind::Reused
+    );
+    assert!(!live(&next.access_token));
+    assert_eq!(
+        a.renew_as(next.refresh_token.as_deref().unwrap(), Some("app"))
+            .unwrap_err()
+            .kind(),
+        RenewErrorKind::Revoked
+    );
+}
+
+/// A thief who replays a public client's rotated refresh token within the retry grace
+/// gets a sibling, and as soon as the thief and the client have both renewed, the family
+/// is revoked (whoever renewed second is refused as reuse).
+pub fn thief_within_the_retry_grace_story(
+    issuer: &tokenlife_core::Issuer,
+    clock: &ManualClock,
+    live: impl Fn(&str) -> bool,
+) {
+    use std::time::Duration;
+    use tokenlife_core::TokenRequest;
+    use tokenlife_core::issue::RenewErrorKind;
+    let rt = issuer
+        .issue(TokenRequest::subject("frank"))
+        .unwrap()
+        .refresh_token
+        .unwrap();
+    let client = issuer.renew(&rt).unwrap();
+    clock.advance(Duration::from_secs(10));
+    let thief = issuer.renew(&rt).unwrap();
+    // The client renews first (15 minutes later): it moves the family on.
+    clock.advance(Duration::from_secs(900));
+    let client2 = issuer
+        .renew(client.refresh_token.as_deref().unwrap())
+        .unwrap();
+    // The thief's sibling, renewed a minute later, was left behind: reuse, the family
+    // dies, the client's tokens too.
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(
+        issuer
+            .renew(thief.refresh_token.as_deref().unwrap())
+            .unwrap_err()
+            .kind(),
+        RenewErrorKind::Reused
+    );
+    assert!(!live(&client2.access_token));
+    assert!(!live(&thief.access_token));
+}
