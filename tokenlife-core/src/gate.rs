@@ -245,6 +245,44 @@ impl Rejection {
         }
     }
 
+    /// The gRPC status code of this rejection: 7 `PERMISSION_DENIED` for a 403, 14
+    /// `UNAVAILABLE` for a 503 (fail-closed state stale, keys not yet fetched), else 16
+    /// `UNAUTHENTICATED` (a missing, malformed or invalid token).
+    ///
+    /// ```
+    /// use tokenlife_core::gate::Rejection;
+    /// assert_eq!(Rejection::missing().grpc_status(), 16);
+    /// assert_eq!(Rejection::insufficient_claims().grpc_status(), 7);
+    /// ```
+    pub fn grpc_status(&self) -> u8 {
+        match self.status {
+            403 => 7,
+            503 => 14,
+            _ => 16,
+        }
+    }
+
+    /// The `grpc-message` value: the description, percent-encoded as the gRPC HTTP/2
+    /// protocol asks (every byte outside printable ASCII, and `%`).
+    ///
+    /// ```
+    /// use tokenlife_core::gate::Rejection;
+    /// assert_eq!(Rejection::missing().grpc_message(), "no bearer token");
+    /// assert_eq!(Rejection::invalid_request("50% ü").grpc_message(), "50%25 %C3%BC");
+    /// ```
+    pub fn grpc_message(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::with_capacity(self.description.len());
+        for b in self.description.bytes() {
+            if (0x20..0x7f).contains(&b) && b != b'%' {
+                out.push(char::from(b));
+            } else {
+                let _ = write!(out, "%{b:02X}");
+            }
+        }
+        out
+    }
+
     /// The `WWW-Authenticate` value: `Bearer realm="…", error="…", error_description="…"`.
     pub fn challenge(&self, realm: &str) -> String {
         self.challenge_with(realm, None)

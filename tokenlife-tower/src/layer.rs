@@ -2,6 +2,7 @@
 //! What happens to a request is the core's [`Guard`]; this file is the tower glue.
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -10,6 +11,7 @@ use tokenlife_core::Validator;
 use tokenlife_core::gate::{self, Guard};
 use tower_layer::Layer;
 
+use crate::mode::{Grpc, Http, Respond};
 use crate::rejection::{DebugRenderer, Rejection, Renderer};
 use crate::service::TokenLifeService;
 
@@ -76,23 +78,8 @@ impl Config {
         Ok(())
     }
 
-    pub(crate) fn render<ResBody: From<Bytes>>(&self, rejection: Rejection) -> Response<ResBody> {
-        let challenge = HeaderValue::from_str(&self.guard.challenge(&rejection))
-            .unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
-        let mut res = match &self.renderer {
-            Some(r) => r(&rejection),
-            None => {
-                let mut res = Response::new(Bytes::new());
-                *res.status_mut() = http::StatusCode::from_u16(rejection.status)
-                    .unwrap_or(http::StatusCode::UNAUTHORIZED);
-                res
-            }
-        };
-        if !res.headers().contains_key(header::WWW_AUTHENTICATE) {
-            res.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, challenge);
-        }
-        res.map(ResBody::from)
+    pub(crate) fn render<M: Respond<B>, B>(&self, rejection: Rejection) -> Response<B> {
+        M::respond(&self.guard, self.renderer.as_ref(), rejection)
     }
 }
 
@@ -140,17 +127,30 @@ fn client_ip<B>(_req: &Request<B>) -> Option<std::net::IpAddr> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// # }).unwrap();
 /// ```
-#[derive(Clone)]
+///
+/// [`grpc`](Self::grpc) turns it into a layer for a tonic server: rejections become gRPC
+/// statuses (see [`Grpc`]).
 #[must_use]
-pub struct TokenLifeLayer {
+pub struct TokenLifeLayer<M = Http> {
     config: Arc<Config>,
+    mode: PhantomData<fn() -> M>,
 }
 
-impl fmt::Debug for TokenLifeLayer {
+impl<M> Clone for TokenLifeLayer<M> {
+    fn clone(&self) -> Self {
+        Self {
+            config: self.config.clone(),
+            mode: PhantomData,
+        }
+    }
+}
+
+impl<M> fmt::Debug for TokenLifeLayer<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenLifeLayer")
             .field("guard", &self.config.guard)
             .field("renderer", &DebugRenderer(&self.config.renderer))
+            .field("mode", &std::any::type_name::<M>())
             .finish()
     }
 }
@@ -169,16 +169,44 @@ impl TokenLifeLayer {
                 guard,
                 renderer: None,
             }),
+            mode: PhantomData,
         }
     }
 
-    fn guard(mut self, f: impl FnOnce(Guard<HttpHeaders>) -> Guard<HttpHeaders>) -> Self {
-        let c = Arc::make_mut(&mut self.config);
-        c.guard = f(c.guard.clone());
-        self
+    /// Answers rejections as gRPC statuses, for a tonic server:
+    /// `Server::builder().layer(TokenLifeLayer::new(validator).grpc())`. The response is
+    /// trailers-only (HTTP 200, `grpc-status` 16 `UNAUTHENTICATED` or 7
+    /// `PERMISSION_DENIED`, `grpc-message`), and the inner service's body needs only
+    /// `Default` (tonic's `Body` has it). A renderer set with
+    /// [`render_with`](Self::render_with) is not used.
+    ///
+    /// ```
+    /// use http::Request;
+    /// use tokenlife_core::{Algorithm, Keyset, KeysetStore, Validator, testing};
+    /// use tokenlife_tower::TokenLifeLayer;
+    /// use tower::{ServiceBuilder, ServiceExt, service_fn};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = KeysetStore::new(Keyset::new([testing::key("k1", Algorithm::ES256)])?);
+    /// let validator = Validator::builder(store).issuer("https://auth.example.com").audience("api://orders").build()?;
+    /// let svc = ServiceBuilder::new()
+    ///     .layer(TokenLifeLayer::new(validator).grpc())
+    ///     .service(service_fn(|_req: Request<()>| async {
+    ///         Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    ///     }));
+    /// let res = svc.oneshot(Request::post("/pkg.Orders/List").body(())?).await?;
+    /// assert_eq!(res.status(), 200);
+    /// assert_eq!(res.headers()["grpc-status"], "16");
+    /// assert_eq!(res.headers()["grpc-message"], "no bearer token");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn grpc(self) -> TokenLifeLayer<Grpc> {
+        TokenLifeLayer {
+            config: self.config,
+            mode: PhantomData,
+        }
     }
-
-    tokenlife_core::guard_options!(TokenSource);
 
     /// Renders rejections yourself (the challenge header is added if you leave it out).
     pub fn render_with(
@@ -191,8 +219,18 @@ impl TokenLifeLayer {
     }
 }
 
-impl<S> Layer<S> for TokenLifeLayer {
-    type Service = TokenLifeService<S>;
+impl<M> TokenLifeLayer<M> {
+    fn guard(mut self, f: impl FnOnce(Guard<HttpHeaders>) -> Guard<HttpHeaders>) -> Self {
+        let c = Arc::make_mut(&mut self.config);
+        c.guard = f(c.guard.clone());
+        self
+    }
+
+    tokenlife_core::guard_options!(TokenSource);
+}
+
+impl<S, M> Layer<S> for TokenLifeLayer<M> {
+    type Service = TokenLifeService<S, M>;
 
     fn layer(&self, inner: S) -> Self::Service {
         TokenLifeService::new(inner, self.config.clone())

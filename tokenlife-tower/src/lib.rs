@@ -35,6 +35,7 @@
 
 mod future;
 mod layer;
+mod mode;
 mod rejection;
 mod service;
 
@@ -47,6 +48,7 @@ mod metadata;
 
 pub use future::ResponseFuture;
 pub use layer::{ExtractFn, HttpHeaders, TokenLifeLayer, TokenSource};
+pub use mode::{Grpc, Http, Respond};
 pub use rejection::{Rejection, Renderer};
 pub use service::TokenLifeService;
 

@@ -1,24 +1,36 @@
 //! [`TokenLifeService`]: validates, then calls the inner service or answers the rejection.
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use http::{Request, Response};
 use tower_service::Service;
 
 use crate::future::ResponseFuture;
 use crate::layer::Config;
+use crate::mode::{Http, Respond};
 
-/// The service made by [`TokenLifeLayer`](crate::TokenLifeLayer).
-#[derive(Clone)]
-pub struct TokenLifeService<S> {
+/// The service made by [`TokenLifeLayer`](crate::TokenLifeLayer); `M` says how it
+/// answers a rejection ([`Http`] or [`Grpc`](crate::Grpc)).
+pub struct TokenLifeService<S, M = Http> {
     inner: S,
     config: Arc<Config>,
+    mode: PhantomData<fn() -> M>,
 }
 
-impl<S: fmt::Debug> fmt::Debug for TokenLifeService<S> {
+impl<S: Clone, M> Clone for TokenLifeService<S, M> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            config: self.config.clone(),
+            mode: PhantomData,
+        }
+    }
+}
+
+impl<S: fmt::Debug, M> fmt::Debug for TokenLifeService<S, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenLifeService")
             .field("inner", &self.inner)
@@ -26,9 +38,13 @@ impl<S: fmt::Debug> fmt::Debug for TokenLifeService<S> {
     }
 }
 
-impl<S> TokenLifeService<S> {
+impl<S, M> TokenLifeService<S, M> {
     pub(crate) fn new(inner: S, config: Arc<Config>) -> Self {
-        Self { inner, config }
+        Self {
+            inner,
+            config,
+            mode: PhantomData,
+        }
     }
 
     /// The wrapped service.
@@ -37,13 +53,14 @@ impl<S> TokenLifeService<S> {
     }
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for TokenLifeService<S>
+impl<S, M, ReqBody, ResBody> Service<Request<ReqBody>> for TokenLifeService<S, M>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
+    M: Respond<ResBody>,
     ReqBody: Send + 'static,
-    ResBody: From<Bytes> + Send + 'static,
+    ResBody: Send + 'static,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
@@ -70,11 +87,11 @@ where
                         wait.await;
                         match config.check(&mut req) {
                             Ok(()) => inner.call(req).await,
-                            Err(rejection) => Ok(config.render(rejection)),
+                            Err(rejection) => Ok(config.render::<M, _>(rejection)),
                         }
                     }))
                 }
-                None => ResponseFuture::reject(self.config.render(rejection)),
+                None => ResponseFuture::reject(self.config.render::<M, _>(rejection)),
             },
         }
     }
