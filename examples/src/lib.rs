@@ -24,7 +24,9 @@ use axum::routing::get;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::Deserialize;
-use tokenlife_core::fleet::{FleetConfig, FleetTasks, RedisFleet, RedisRefreshStore};
+use tokenlife_core::fleet::{
+    FleetConfig, FleetTasks, RedisFleet, RedisLastGood, RedisRefreshStore,
+};
 use tokenlife_core::keys::remote::RemoteKeys;
 use tokenlife_core::observe::audit::Auditor;
 use tokenlife_core::rollout::{GuardPolicy, RolloutGuard};
@@ -417,6 +419,12 @@ pub async fn parts(config: &GatewayConfig) -> Result<Parts, Box<dyn std::error::
             .observer(monitor.clone());
         if let Some(dir) = &config.jwks_cache {
             builder = builder.persist_to(dir.join(jwks_file(url)));
+        }
+        if let Some(f) = &config.fleet {
+            // The fleet keeps each provider's last good keys: a node restarted while
+            // the provider is down starts from its peers' keys.
+            builder =
+                builder.last_good(RedisLastGood::new(f.redis_url.expose())?.prefix(&f.prefix));
         }
         let keys = builder
             .build()

@@ -1078,3 +1078,149 @@ fn the_monitor_counts_remote_key_events() {
         ["Gauge(1.0)"]
     );
 }
+
+/// Peer gaps, item 1, in fleet mode: the last good JWKS is kept in the fleet's Redis
+/// (`RedisLastGood`). A node restarted while the provider is down starts from the keys a
+/// peer fetched (tokens pass at once, status degraded, the peer's fetch time shown); while
+/// it stays cut off, newer keys a peer fetched after a rotation are taken on its next
+/// failed refresh; once the provider answers, its own keys win. A compromised Redis can
+/// offer only public keys: a record holding a signing (`oct`) key is ignored, a fetch time
+/// in the future is held to now, and an oversize record is never read.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_starts_from_the_keys_its_fleet_kept() {
+    use tokenlife_core::fleet::RedisLastGood;
+    use tokenlife_core::keys::remote::{LastGood, LastGoodStore};
+    let redis = testing::RedisServer::start();
+    let shared = || RedisLastGood::new(&redis.url()).unwrap().prefix("{t}");
+    let p = provider(&[("k1", Algorithm::ES256)]).await;
+    let source = format!("{}/jwks", p.base);
+    let clock = ManualClock::starting_now();
+    let t0 = clock.unix_now();
+    let a = RemoteKeys::jwks(&source)
+        .clock(clock.clone())
+        .last_good(shared())
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(shared().load(&source).unwrap().fetched_at, t0);
+
+    // The provider goes down; node B restarts and starts from the fleet's copy.
+    p.edit(|s| s.status = Some(502));
+    clock.advance(Duration::from_secs(600));
+    let b = RemoteKeys::jwks(&source)
+        .clock(clock.clone())
+        .last_good(shared())
+        .degraded_start(true)
+        .build()
+        .await
+        .unwrap();
+    let status = b.status();
+    assert!(status.degraded);
+    assert_eq!(
+        (status.kids.clone(), status.keys_fetched_at),
+        (vec!["k1".to_owned()], Some(t0))
+    );
+    let vb = validator(&b, "https://idp", &clock);
+    vb.validate(&token(
+        "https://idp",
+        "k1",
+        Algorithm::ES256,
+        clock.unix_now(),
+    ))
+    .unwrap();
+
+    // The provider rotates to k2 and node A (which reaches it) fetches; B is still cut
+    // off: its next failed refresh takes the newer keys its peer kept.
+    p.edit(|s| {
+        s.status = None;
+        s.jwks = public_jwks(&[("k2", Algorithm::ES256)]);
+        s.etag = Some("\"v2\"".into());
+    });
+    clock.advance(Duration::from_secs(60));
+    let t1 = clock.unix_now();
+    assert!(matches!(a.refresh().await.unwrap(), Refreshed::Updated(_)));
+    p.edit(|s| s.status = Some(502));
+    b.refresh().await.unwrap_err();
+    let status = b.status();
+    assert!(status.degraded, "the provider is still not reached");
+    assert_eq!(
+        (status.kids.clone(), status.keys_fetched_at),
+        (vec!["k2".to_owned()], Some(t1))
+    );
+    vb.validate(&token(
+        "https://idp",
+        "k2",
+        Algorithm::ES256,
+        clock.unix_now(),
+    ))
+    .unwrap();
+
+    // The provider answers B again: its own fetch wins, the degraded state ends.
+    p.edit(|s| s.status = None);
+    clock.advance(Duration::from_secs(5));
+    b.refresh().await.unwrap();
+    let status = b.status();
+    assert!(!status.degraded);
+    assert_eq!(status.keys_fetched_at, Some(clock.unix_now()));
+
+    // A compromised Redis: a signing key is not a public key, so nothing is trusted.
+    let evil = "http://127.0.0.1:1/evil/jwks";
+    shared().save(
+        evil,
+        &LastGood {
+            jwks: r#"{"keys":[{"kty":"oct","kid":"k1","alg":"HS256","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}]}"#.into(),
+            fetched_at: clock.unix_now(),
+        },
+    );
+    let c = RemoteKeys::jwks(evil)
+        .clock(clock.clone())
+        .timeout(Duration::from_millis(300))
+        .last_good(shared())
+        .degraded_start(true)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(c.status().keys_fetched_at, None);
+    let vc = validator(&c, "https://idp", &clock);
+    assert_eq!(
+        vc.validate(&token(
+            "https://idp",
+            "k1",
+            Algorithm::HS256,
+            clock.unix_now()
+        ))
+        .unwrap_err()
+        .kind(),
+        ValidationErrorKind::KeysStale
+    );
+    // A fetch time in the future is held to now (trusted no longer than a fresh fetch).
+    let future = "http://127.0.0.1:1/future/jwks";
+    shared().save(
+        future,
+        &LastGood {
+            jwks: public_jwks(&[("k1", Algorithm::ES256)]),
+            fetched_at: clock.unix_now() + 10_000_000,
+        },
+    );
+    let d = RemoteKeys::jwks(future)
+        .clock(clock.clone())
+        .timeout(Duration::from_millis(300))
+        .last_good(shared())
+        .degraded_start(true)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(d.status().keys_fetched_at, Some(clock.unix_now()));
+    // An oversize record is never read.
+    let big = "http://127.0.0.1:1/big/jwks";
+    shared().save(
+        big,
+        &LastGood {
+            jwks: "x".repeat(tokenlife_core::Keyset::MAX_JWKS_BYTES + 1),
+            fetched_at: clock.unix_now(),
+        },
+    );
+    assert_eq!(shared().load(big), None);
+    assert!(shared().load(&source).is_some());
+}

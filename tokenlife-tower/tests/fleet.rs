@@ -370,3 +370,91 @@ async fn refresh_grants_on_a_stalled_redis_never_stall_the_api() {
     }
     assert!(refused >= 4, "{refused} grants refused past the bound of 2");
 }
+
+/// Peer gaps, item 4, over HTTP across two nodes on one Redis: a client's renewal on node
+/// A is answered but the answer is lost; the client retries on node B's token endpoint
+/// with the same refresh token and gets a working pair; the pair it holds renews on A;
+/// the lost answer's refresh token is refused; another client may not retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_refresh_answer_is_retried_on_another_nodes_token_endpoint() {
+    use tokenlife_core::fleet::RedisRefreshStore;
+    let redis = RedisServer::start();
+    let store = KeysetStore::new(Keyset::new([testing::key("k1", Algorithm::ES256)]).unwrap());
+    let validator = Validator::builder(store.clone())
+        .issuer(ISS)
+        .audience(AUD)
+        .build()
+        .unwrap();
+    let node = |validator: &Validator| {
+        let issuer = Issuer::builder(store.clone())
+            .issuer(ISS)
+            .audience(AUD)
+            .revocations(validator.revocations().clone())
+            .refresh_store(RedisRefreshStore::new(&redis.url()).unwrap())
+            .build()
+            .unwrap();
+        let state = AdminState::builder(validator.clone())
+            .issuer(issuer.clone())
+            .client("c", "client-secret", None)
+            .client("other", "other-secret", None)
+            .build()
+            .unwrap();
+        (issuer, state)
+    };
+    let (issuer, a_state) = node(&validator);
+    let (_, b_state) = node(&validator);
+    let (a, b) = (
+        serve(admin::router(a_state)).await,
+        serve(admin::router(b_state)).await,
+    );
+    let rt = issuer
+        .issue(TokenRequest::subject("u").client("c"))
+        .unwrap()
+        .refresh_token
+        .unwrap();
+    let http = reqwest::Client::new();
+    let grant = |base: &str, rt: &str, who: (&str, &str)| {
+        http.post(format!("{base}/token"))
+            .basic_auth(who.0, Some(who.1))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("grant_type=refresh_token&refresh_token={rt}"))
+            .send()
+    };
+    let client = ("c", "client-secret");
+    let body = |res: reqwest::Response| async move {
+        let status = res.status().as_u16();
+        let json: serde_json::Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+        (status, json)
+    };
+    let (status, lost) = body(grant(&a, &rt, client).await.unwrap()).await;
+    assert_eq!(status, 200);
+    let (status, err) = body(grant(&b, &rt, ("other", "other-secret")).await.unwrap()).await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    let (status, retried) = body(grant(&b, &rt, client).await.unwrap()).await;
+    assert_eq!(status, 200, "{retried}");
+    assert!(
+        validator
+            .validate(retried["access_token"].as_str().unwrap())
+            .is_ok()
+    );
+    let (status, next) = body(
+        grant(&a, retried["refresh_token"].as_str().unwrap(), client)
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{next}");
+    let (status, err) = body(
+        grant(&b, lost["refresh_token"].as_str().unwrap(), client)
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+}

@@ -49,8 +49,13 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 mod keysets;
+#[cfg(feature = "remote")]
+mod last_good;
 mod refresh;
+mod sync_conn;
 
+#[cfg(feature = "remote")]
+pub use last_good::RedisLastGood;
 pub use refresh::RedisRefreshStore;
 
 use crate::keys::{KeysetSnapshot, KeysetStore};

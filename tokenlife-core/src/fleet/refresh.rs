@@ -3,8 +3,9 @@
 //! anywhere is revoked everywhere.
 
 use std::fmt;
-use std::sync::Mutex;
 use std::time::Duration;
+
+use super::sync_conn::SyncRedis;
 
 use crate::issue::{
     Advance, DEFAULT_RETIRED_PER_FAMILY, RefreshRecord, RefreshStore, RefreshStoreError, RetryGrant,
@@ -103,11 +104,9 @@ const RETIRED_SLACK_SECS: u64 = 60;
 /// family's retired records (at most [`DEFAULT_RETIRED_PER_FAMILY`] by default, see
 /// [`RedisRefreshStore::retired_per_family`]).
 pub struct RedisRefreshStore {
-    client: redis::Client,
+    redis: SyncRedis,
     prefix: String,
     retired_per_family: usize,
-    timeout: Duration,
-    conn: Mutex<Option<redis::Connection>>,
     mark: redis::Script,
     unmark: redis::Script,
     commit: redis::Script,
@@ -119,7 +118,7 @@ impl fmt::Debug for RedisRefreshStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisRefreshStore")
             .field("prefix", &self.prefix)
-            .field("timeout", &self.timeout)
+            .field("timeout", &self.redis.timeout)
             .finish_non_exhaustive()
     }
 }
@@ -136,11 +135,9 @@ impl RedisRefreshStore {
     pub fn new(url: &str) -> Result<Self, super::FleetError> {
         let client = redis::Client::open(url).map_err(|source| super::FleetError { source })?;
         Ok(Self {
-            client,
+            redis: SyncRedis::new(client, Duration::from_secs(2)),
             prefix: "{tokenlife}".into(),
             retired_per_family: DEFAULT_RETIRED_PER_FAMILY,
-            timeout: Duration::from_secs(2),
-            conn: Mutex::new(None),
             mark: redis::Script::new(MARK_USED),
             unmark: redis::Script::new(UNMARK_USED),
             commit: redis::Script::new(COMMIT_RENEWAL),
@@ -168,7 +165,7 @@ impl RedisRefreshStore {
     /// The longest wait for one round trip (and for connecting).
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout.max(Duration::from_millis(1));
+        self.redis.timeout = timeout.max(Duration::from_millis(1));
         self
     }
 
@@ -220,30 +217,12 @@ impl RedisRefreshStore {
         format!("{}:fam:{family}", self.prefix)
     }
 
-    /// Runs `f` on the connection, opening it if needed; a failed call drops the
-    /// connection so the next one reconnects.
+    /// Runs `f` on the connection (see [`SyncRedis`]).
     fn with_conn<T>(
         &self,
         f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
     ) -> Result<T, RefreshStoreError> {
-        let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        if guard.is_none() {
-            let c = self
-                .client
-                .get_connection_with_timeout(self.timeout)
-                .map_err(backend)?;
-            c.set_read_timeout(Some(self.timeout)).map_err(backend)?;
-            c.set_write_timeout(Some(self.timeout)).map_err(backend)?;
-            *guard = Some(c);
-        }
-        let Some(conn) = guard.as_mut() else {
-            return Err(RefreshStoreError::backend("no connection"));
-        };
-        let result = f(conn);
-        if result.is_err() {
-            *guard = None;
-        }
-        result.map_err(backend)
+        self.redis.run(f).map_err(backend)
     }
 
     fn parse(

@@ -149,7 +149,7 @@ pub struct RemoteStatus {
     /// The source as configured (the JWKS URL or the issuer URL).
     pub source: String,
     /// Started without reaching the provider and no fetch has succeeded since
-    /// ([`RemoteKeysBuilder::degraded_start`]): the keys are the persisted ones, or none.
+    /// ([`RemoteKeysBuilder::degraded_start`]): the keys are the last good ones kept, or none.
     pub degraded: bool,
     /// The JWKS URL in use (from discovery, for an issuer source).
     pub jwks_uri: Option<String>,
@@ -179,6 +179,116 @@ pub struct RemoteStatus {
     pub unknown_kid_refreshes: u64,
     /// Unknown `kid`s seen during the cooldown, which woke nothing.
     pub unknown_kid_suppressed: u64,
+    /// When the keys in use were fetched from the provider: by this node, or — taken from
+    /// a last-good store ([`RemoteKeysBuilder::last_good`]) while the provider is not
+    /// reached — by another node or an earlier run.
+    pub keys_fetched_at: Option<u64>,
+}
+
+/// The last good JWKS of a remote key source: the public JWKS and when it was fetched
+/// from the provider (Unix seconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastGood {
+    /// The public JWKS, as JSON.
+    pub jwks: String,
+    /// When it was fetched from the provider (Unix seconds).
+    pub fetched_at: u64,
+}
+
+/// Where a remote key source keeps its last good JWKS (peer gaps, item 1), so that a
+/// start while the provider is down begins from it, and a node cut off from the provider
+/// takes the keys another node fetched: a file ([`RemoteKeysBuilder::persist_to`]) or, in
+/// fleet mode, Redis (`fleet::RedisLastGood`, shared by every node).
+///
+/// Called off the request path, on tokio's blocking pool; failures read as "nothing
+/// kept" and never fail a fetch. A store is trusted with *public* keys only: what it
+/// returns is parsed as a public JWKS (a key that could sign is skipped), held to
+/// [`Keyset::MAX_JWKS_BYTES`], its time held to no later than now, and it is used only
+/// while the provider cannot be reached — the provider's own answer always wins.
+pub trait LastGoodStore: Send + Sync + std::fmt::Debug + 'static {
+    /// The last good JWKS kept for `source`, if any.
+    fn load(&self, source: &str) -> Option<LastGood>;
+    /// Keeps `good` as `source`'s last good JWKS (best effort).
+    fn save(&self, source: &str, good: &LastGood);
+}
+
+/// A file holding one source's last good JWKS, rewritten through a temporary file renamed
+/// over it (a crash never leaves half a file); its modification time is the fetch time.
+#[derive(Debug, Clone)]
+pub struct LastGoodFile {
+    path: std::path::PathBuf,
+}
+
+impl LastGoodFile {
+    /// The file at `path`.
+    pub fn new(path: impl Into<std::path::PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+}
+
+impl LastGoodStore for LastGoodFile {
+    fn load(&self, _source: &str) -> Option<LastGood> {
+        let meta = std::fs::metadata(&self.path).ok()?;
+        if meta.len() > Keyset::MAX_JWKS_BYTES as u64 {
+            return None;
+        }
+        Some(LastGood {
+            jwks: std::fs::read_to_string(&self.path).ok()?,
+            fetched_at: crate::clock::unix_secs(meta.modified().ok()?),
+        })
+    }
+
+    fn save(&self, _source: &str, good: &LastGood) {
+        let tmp = self.path.with_extension("tmp");
+        if std::fs::write(&tmp, &good.jwks).is_ok() {
+            let _ = std::fs::rename(&tmp, &self.path);
+        }
+    }
+}
+
+type LastGoodStores = Arc<[Arc<dyn LastGoodStore>]>;
+
+/// The newest usable JWKS the stores keep for `source` (parsed as public keys, its time
+/// no later than `now`), read on the blocking pool.
+async fn load_last_good(stores: &LastGoodStores, source: &str, now: u64) -> Option<(Keyset, u64)> {
+    if stores.is_empty() {
+        return None;
+    }
+    let (stores, source) = (stores.clone(), source.to_owned());
+    let found = tokio::task::spawn_blocking(move || {
+        stores
+            .iter()
+            .filter_map(|s| s.load(&source))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .ok()?;
+    found
+        .into_iter()
+        .filter(|g| g.jwks.len() <= Keyset::MAX_JWKS_BYTES)
+        .filter_map(|g| {
+            let keyset = Keyset::from_public_jwks_json(&g.jwks).ok()?;
+            Some((keyset, g.fetched_at.min(now)))
+        })
+        .max_by_key(|(_, at)| *at)
+}
+
+/// Keeps the store's current public JWKS, fetched at `at`, in every last-good store.
+async fn save_last_good(stores: &LastGoodStores, source: &str, store: &KeysetStore, at: u64) {
+    if stores.is_empty() {
+        return;
+    }
+    let good = LastGood {
+        jwks: store.current().active().to_public_jwks(),
+        fetched_at: at,
+    };
+    let (stores, source) = (stores.clone(), source.to_owned());
+    let _ = tokio::task::spawn_blocking(move || {
+        for s in stores.iter() {
+            s.save(&source, &good);
+        }
+    })
+    .await;
 }
 
 /// Builds [`RemoteKeys`]: [`RemoteKeys::jwks`] or [`RemoteKeys::issuer`], then
@@ -201,7 +311,7 @@ pub struct RemoteKeysBuilder {
     allow_http: bool,
     jwks_origins: Vec<String>,
     degraded_start: bool,
-    persist: Option<std::path::PathBuf>,
+    last_good: Vec<Arc<dyn LastGoodStore>>,
 }
 
 /// The origin of an http(s) URL (`scheme://host:port`, the port made explicit), after the
@@ -262,7 +372,7 @@ impl RemoteKeysBuilder {
             allow_http: false,
             jwks_origins: Vec::new(),
             degraded_start: false,
-            persist: None,
+            last_good: Vec::new(),
         }
     }
 
@@ -323,9 +433,10 @@ impl RemoteKeysBuilder {
     }
 
     /// Starts even when the provider cannot be reached (peer gaps, item 1): instead of
-    /// failing, [`build`](Self::build) returns keys in the *degraded* state — the last
-    /// good JWKS [`persist_to`](Self::persist_to) wrote, if there is one (trusted until
-    /// its file's time plus [`max_staleness`](Self::max_staleness)), else none: this
+    /// failing, [`build`](Self::build) returns keys in the *degraded* state — the newest
+    /// last good JWKS a [`last_good`](Self::last_good) store (a [`persist_to`](Self::persist_to)
+    /// file, the fleet's Redis) holds, if there is one (trusted until its fetch time plus
+    /// [`max_staleness`](Self::max_staleness)), else none: this
     /// source's tokens are answered 503 `keys_stale` (retryable; a client can tell it from
     /// a bad token). The refresh task retries with a jittered backoff (1 s, 2 s, 4 s, … up
     /// to the minimum refresh interval), discovery included; the first success leaves the
@@ -336,10 +447,21 @@ impl RemoteKeysBuilder {
     }
 
     /// Keeps the last good JWKS (public keys only) in this file, rewritten (a temporary
-    /// file renamed over it) after each fetch that changed the keys: what a
+    /// file renamed over it) after each successful fetch: what a
     /// [`degraded_start`](Self::degraded_start) begins from while the provider is down.
-    pub fn persist_to(mut self, path: impl Into<std::path::PathBuf>) -> Self {
-        self.persist = Some(path.into());
+    /// The same as [`last_good`](Self::last_good)`(LastGoodFile::new(path))`.
+    pub fn persist_to(self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.last_good(LastGoodFile::new(path))
+    }
+
+    /// Keeps the last good JWKS in `store` too (any number of stores: a file and the
+    /// fleet's Redis, say). After each successful fetch, every store gets them;
+    /// a [`degraded_start`](Self::degraded_start) begins from the newest any store holds,
+    /// and while fetches fail, newer keys another node kept there are taken (still
+    /// *degraded*: the provider is not reached), each trusted until its fetch time plus
+    /// [`max_staleness`](Self::max_staleness).
+    pub fn last_good(mut self, store: impl LastGoodStore) -> Self {
+        self.last_good.push(Arc::new(store));
         self
     }
 
@@ -427,7 +549,9 @@ impl RemoteKeysBuilder {
         let (jwks_uri, keyset, etag, max_age) = match first {
             Ok(got) => got,
             Err(e) if self.degraded_start && e.kind() != RemoteErrorKind::InvalidUrl => {
-                return Ok(self.degraded(fetcher, status, &e));
+                let stores: LastGoodStores = self.last_good.clone().into();
+                let kept = load_last_good(&stores, url, now).await;
+                return Ok(self.degraded(fetcher, status, &e, kept));
             }
             Err(e) => return Err(e),
         };
@@ -444,9 +568,8 @@ impl RemoteKeysBuilder {
             .clock(ClockRef(self.clock.clone()))
             .build();
         store.set_fresh_until(now.saturating_add(policy.max_staleness.as_secs()));
-        if let Some(path) = &self.persist {
-            persist(path, &store);
-        }
+        let stores: LastGoodStores = self.last_good.clone().into();
+        save_last_good(&stores, url, &store, now).await;
         if let Some(o) = &self.observer {
             o.on_event(&Event::RemoteKeys {
                 source: &status.source,
@@ -456,7 +579,7 @@ impl RemoteKeysBuilder {
                 degraded: false,
             });
         }
-        Ok(self.assemble(fetcher, store, policy, status))
+        Ok(self.assemble(fetcher, store, policy, status, now))
     }
 
     fn policy(&self) -> Policy {
@@ -470,13 +593,14 @@ impl RemoteKeysBuilder {
         }
     }
 
-    /// The keys of a start without the provider: the persisted JWKS, or a placeholder
-    /// key that verifies nothing under a store that is stale from the start.
+    /// The keys of a start without the provider: the newest last good JWKS `kept`, or a
+    /// placeholder key that verifies nothing under a store that is stale from the start.
     fn degraded(
         self,
         fetcher: Fetcher,
         mut status: RemoteStatus,
         error: &RemoteError,
+        kept: Option<(Keyset, u64)>,
     ) -> RemoteKeys {
         let now = self.clock.unix_now();
         let policy = self.policy();
@@ -485,18 +609,19 @@ impl RemoteKeysBuilder {
         status.last_error_detail = Some(error_chain(error));
         status.consecutive_failures = 1;
         status.next_refresh = Some(now + retry_delay(1, policy.min).as_secs());
-        let persisted = self.persist.as_deref().and_then(|path| {
-            let text = std::fs::read_to_string(path).ok()?;
-            let keyset = Keyset::from_public_jwks_json(&text).ok()?;
-            let written = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
-            Some((keyset, crate::clock::unix_secs(written)))
-        });
-        let (keyset, fresh_until) = match persisted {
-            Some((keyset, written)) => {
+        // A JWKS source's URL is known without the provider (an issuer's is found by
+        // discovery once it answers): the refresh fetches it.
+        if let Source::Jwks(u) = &self.source {
+            status.jwks_uri = Some(u.clone());
+        }
+        let keys_at = kept.as_ref().map_or(0, |(_, at)| *at);
+        let (keyset, fresh_until) = match kept {
+            Some((keyset, fetched_at)) => {
                 status.kids = keyset.keys().map(|k| k.kid.to_string()).collect();
+                status.keys_fetched_at = Some(fetched_at);
                 (
                     keyset,
-                    written.saturating_add(policy.max_staleness.as_secs()),
+                    fetched_at.saturating_add(policy.max_staleness.as_secs()),
                 )
             }
             None => (placeholder(), 0),
@@ -515,7 +640,7 @@ impl RemoteKeysBuilder {
                 degraded: true,
             });
         }
-        self.assemble(fetcher, store, policy, status)
+        self.assemble(fetcher, store, policy, status, keys_at)
     }
 
     fn assemble(
@@ -523,8 +648,12 @@ impl RemoteKeysBuilder {
         fetcher: Fetcher,
         store: KeysetStore,
         policy: Policy,
-        status: RemoteStatus,
+        mut status: RemoteStatus,
+        keys_at: u64,
     ) -> RemoteKeys {
+        if keys_at > 0 {
+            status.keys_fetched_at = Some(keys_at);
+        }
         let issuer = match &self.source {
             Source::Issuer(i) => Some(i.clone()),
             Source::Jwks(_) => None,
@@ -541,7 +670,7 @@ impl RemoteKeysBuilder {
                 flight: tokio::sync::Mutex::new(()),
                 issuer,
                 rediscover: std::sync::atomic::AtomicBool::new(false),
-                persist: self.persist,
+                last_good: self.last_good.into(),
                 pending: std::sync::atomic::AtomicBool::new(false),
                 done: tokio::sync::watch::Sender::new(0),
                 kid_refresh_at: AtomicU64::new(0),
@@ -565,16 +694,6 @@ fn placeholder() -> Keyset {
     )
     .and_then(|k| Keyset::new([k]))
     .unwrap_or_else(|_| unreachable!("a 32-byte HMAC key is always a key"))
-}
-
-/// Writes the store's current public JWKS to `path` through a temporary file renamed
-/// over it (a crash never leaves half a file). Best effort: a failure keeps the old file.
-fn persist(path: &std::path::Path, store: &KeysetStore) {
-    let jwks = store.current().active().to_public_jwks();
-    let tmp = path.with_extension("tmp");
-    if std::fs::write(&tmp, jwks).is_ok() {
-        let _ = std::fs::rename(&tmp, path);
-    }
 }
 
 /// After `failures` failed fetches in a row: 1 s, 2 s, 4 s, … up to `max`, less a random
@@ -806,7 +925,7 @@ struct Inner {
     issuer: Option<String>,
     rediscover: std::sync::atomic::AtomicBool,
     /// Where the last good JWKS is kept.
-    persist: Option<std::path::PathBuf>,
+    last_good: LastGoodStores,
     /// A refresh is woken or in flight: requests with an unknown kid may wait for it.
     pending: std::sync::atomic::AtomicBool,
     /// Bumped when a refresh finishes (any outcome): what waiting requests watch.
@@ -941,14 +1060,26 @@ impl RemoteKeys {
             }
             Err(e) => Err(e),
         };
+        // Every success renews the kept copy's time (a restarted node trusts it for the
+        // staleness bound from then); a failure may take a newer copy another node kept.
+        match &result {
+            Ok(_) => {
+                save_last_good(
+                    &self.inner.last_good,
+                    &self.inner.source,
+                    &self.inner.store,
+                    now,
+                )
+                .await;
+            }
+            Err(_) => self.take_last_good(now).await,
+        }
         let mut s = self.lock();
         match &result {
-            Ok(refreshed) => {
+            Ok(_) => {
                 s.last_success = Some(now);
                 s.degraded = false;
-                if let (Refreshed::Updated(_), Some(path)) = (refreshed, &self.inner.persist) {
-                    persist(path, &self.inner.store);
-                }
+                s.keys_fetched_at = Some(now);
                 self.inner
                     .store
                     .set_fresh_until(now.saturating_add(self.inner.policy.max_staleness.as_secs()));
@@ -994,6 +1125,32 @@ impl RemoteKeys {
             });
         }
         result
+    }
+
+    /// After a failed fetch: newer keys than those in use that another node (or an
+    /// earlier run) kept in a last-good store are taken, trusted until their fetch time
+    /// plus the staleness bound. The provider's own answer, once it comes, wins.
+    async fn take_last_good(&self, now: u64) {
+        let Some((keyset, at)) =
+            load_last_good(&self.inner.last_good, &self.inner.source, now).await
+        else {
+            return;
+        };
+        let held = self.lock().keys_fetched_at.unwrap_or(0);
+        if at <= held {
+            return;
+        }
+        let same = self.inner.store.current().active().to_public_jwks() == keyset.to_public_jwks();
+        let mut s = self.lock();
+        if !same {
+            s.kids = keyset.keys().map(|k| k.kid.to_string()).collect();
+            s.last_change = Some(now);
+            self.inner.store.publish(keyset.with_label("remote"));
+        }
+        s.keys_fetched_at = Some(at);
+        self.inner
+            .store
+            .set_fresh_until(at.saturating_add(self.inner.policy.max_staleness.as_secs()));
     }
 
     /// Refreshes in the background until dropped: when the last answer's `max-age` (held
