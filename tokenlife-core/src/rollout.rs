@@ -211,7 +211,7 @@ struct Inner {
     /// Successful validations of `watched` since it became current: a version that never
     /// served one is never a last good one (an operator's manual rollback of a bad deploy
     /// does not make the bad deploy "good").
-    oks: AtomicU64,
+    oks: AtomicBool,
     tripped: AtomicBool,
     /// `watched` routes a canary share: only the candidate's verdicts count.
     canary_only: AtomicBool,
@@ -294,7 +294,7 @@ impl RolloutGuard {
                 total: AtomicU64::new(0),
                 bad_key: AtomicU64::new(0),
                 failed: AtomicU64::new(0),
-                oks: AtomicU64::new(0),
+                oks: AtomicBool::new(false),
                 tripped: AtomicBool::new(false),
                 canary_only: AtomicBool::new(false),
                 rollbacks: AtomicU64::new(0),
@@ -321,13 +321,52 @@ impl RolloutGuard {
     }
 
     /// A validation judged by `version` (the slow path runs once per new version).
-    fn observe(&self, version: u64, arm: Arm, outcome: Result<(), Kind>, token: TokenRef<'_>) {
+    /// A success of `version` judged at `now`: the window's count, and the version has
+    /// served one. The hot path (every cache hit): loads, one add, no clock read.
+    #[inline]
+    fn success(&self, version: u64, arm: Arm, now: u64) {
         let inner = &*self.inner;
         if inner.watched.load(Ordering::Acquire) != version && !self.switch_to(version) {
             return;
         }
+        if !inner.oks.load(Ordering::Relaxed) {
+            inner.oks.store(true, Ordering::Relaxed);
+        }
+        if inner.tripped.load(Ordering::Acquire)
+            || (arm != Arm::Canary && inner.canary_only.load(Ordering::Acquire))
+        {
+            return;
+        }
+        self.roll_window(now);
+        inner.total.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Starts a new window when the current one (begun at `window_start`) is over.
+    #[inline]
+    fn roll_window(&self, now: u64) {
+        let inner = &*self.inner;
+        let window = inner.policy.window.as_secs().max(1);
+        let start = inner.window_start.load(Ordering::Acquire);
+        if now >= start.saturating_add(window)
+            && inner
+                .window_start
+                .compare_exchange(start, now, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            inner.total.store(0, Ordering::Release);
+            inner.bad_key.store(0, Ordering::Release);
+            inner.failed.store(0, Ordering::Release);
+            self.clients().clear();
+        }
+    }
+
+    fn observe(&self, version: u64, arm: Arm, outcome: Result<(), Kind>, token: TokenRef<'_>) {
+        let inner = &*self.inner;
         if outcome.is_ok() {
-            inner.oks.fetch_add(1, Ordering::Relaxed);
+            return self.success(version, arm, inner.clock.unix_now());
+        }
+        if inner.watched.load(Ordering::Acquire) != version && !self.switch_to(version) {
+            return;
         }
         if inner.tripped.load(Ordering::Acquire)
             || (arm != Arm::Canary && inner.canary_only.load(Ordering::Acquire))
@@ -339,7 +378,7 @@ impl RolloutGuard {
             Err(Kind::UnknownKid | Kind::BadSignature | Kind::AlgorithmMismatch)
         );
         let counts = match outcome {
-            Ok(()) => true,
+            Ok(()) => return,
             Err(_) if bad_key => true,
             // The clients' doing, never a deploy's.
             Err(
@@ -355,31 +394,11 @@ impl RolloutGuard {
             return;
         }
         // A failure counts only as evidence: a token the last good version trusts.
-        let client = match outcome {
-            Ok(()) => None,
-            Err(_) => match self.evidence(token) {
-                Some(client) => Some(client),
-                None => return,
-            },
-        };
-        let now = inner.clock.unix_now();
-        let window = inner.policy.window.as_secs().max(1);
-        let start = inner.window_start.load(Ordering::Acquire);
-        if now >= start.saturating_add(window)
-            && inner
-                .window_start
-                .compare_exchange(start, now, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-        {
-            inner.total.store(0, Ordering::Release);
-            inner.bad_key.store(0, Ordering::Release);
-            inner.failed.store(0, Ordering::Release);
-            self.clients().clear();
-        }
-        let total = inner.total.fetch_add(1, Ordering::AcqRel) + 1;
-        let Some(client) = client else {
+        let Some(client) = self.evidence(token) else {
             return;
         };
+        self.roll_window(inner.clock.unix_now());
+        let total = inner.total.fetch_add(1, Ordering::AcqRel) + 1;
         let bad = if bad_key {
             inner.bad_key.fetch_add(1, Ordering::AcqRel) + 1
         } else {
@@ -453,7 +472,7 @@ impl RolloutGuard {
         }
         if watched != 0
             && !switch.watched_in_rollout
-            && inner.oks.load(Ordering::Relaxed) > 0
+            && inner.oks.load(Ordering::Relaxed)
             && !inner.store.is_quarantined(watched)
         {
             switch.last_good = watched;
@@ -466,7 +485,7 @@ impl RolloutGuard {
             );
         }
         self.clients().clear();
-        inner.oks.store(0, Ordering::Relaxed);
+        inner.oks.store(false, Ordering::Relaxed);
         switch.watched_in_rollout = snap.candidate().is_some();
         inner
             .canary_only
@@ -505,6 +524,12 @@ impl RolloutGuard {
 }
 
 impl Observer for RolloutGuard {
+    /// A success from the cache: counted into the window on the validator's clock.
+    #[inline]
+    fn on_hit(&self, hit: &crate::observe::Hit<'_>) {
+        self.success(hit.keyset_version, hit.arm, hit.now);
+    }
+
     fn on_event(&self, event: &Event<'_>) {
         if let Event::Validated {
             outcome,

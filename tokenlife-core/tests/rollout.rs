@@ -515,3 +515,42 @@ fn the_guards_rollback_never_restores_a_revoked_key() {
     assert!(w.store.current().find("partner-L").is_none());
     assert!(w.validator.validate(&sub_token(&partner, "x")).is_err());
 }
+
+/// The guard judges a rate, not a count: after a deploy that removes a partner's key,
+/// a few partner services failing (bad key, from more than `min_clients` subjects and
+/// past `min_sample`) among many successful requests — most of them answered from the
+/// cache, told to the guard as hits — stay under `max_bad_key_rate` and roll nothing
+/// back. With the successes not counted, the same failures would be a 100 % rate.
+#[test]
+fn successes_from_the_cache_dilute_failures_so_a_small_rate_rolls_nothing_back() {
+    let w = world(GuardPolicy::default(), None);
+    let (k1, partner) = k1_and_partner();
+    w.store
+        .publish(Keyset::new([k1.clone(), partner.clone()]).unwrap());
+    let partners: Vec<_> = (0..8)
+        .map(|i| sub_token(&partner, &format!("partner-{i}")))
+        .collect();
+    for t in &partners {
+        w.validator.validate(t).unwrap();
+    }
+    w.validator.validate(w.client(0)).unwrap();
+    let v3 = w.store.publish(
+        Keyset::new([k1.clone()])
+            .unwrap()
+            .with_label("partner removed"),
+    );
+    // 30 evidence failures from 8 partner subjects among 600 successes: a 5 % rate.
+    let mut hits = 0;
+    for round in 0..30 {
+        for n in 0..20 {
+            let ok = w.validator.validate(w.client(n)).unwrap();
+            hits += usize::from(ok.from_cache());
+        }
+        w.validator
+            .validate(&partners[round % partners.len()])
+            .unwrap_err();
+    }
+    assert!(hits > 500, "the successes were cache hits: {hits}");
+    assert_eq!(w.store.current().version(), v3);
+    assert_eq!(w.guard.rollbacks(), 0);
+}

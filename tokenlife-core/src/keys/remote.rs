@@ -1251,6 +1251,9 @@ fn error_chain(e: &RemoteError) -> String {
 }
 
 impl Observer for RemoteKeys {
+    /// A success: nothing to fetch.
+    fn on_hit(&self, _: &crate::observe::Hit<'_>) {}
+
     fn on_event(&self, event: &Event<'_>) {
         if let Event::Validated {
             outcome: Err(ValidationErrorKind::UnknownKid),

@@ -473,6 +473,17 @@ impl Observer for Metrics {
         })
     }
 
+    /// The `ok` and cache-hit counters, nothing else (a hit of a canary or retired key
+    /// goes the event's way, for the rollout counter).
+    #[inline]
+    fn on_hit(&self, hit: &super::Hit<'_>) {
+        if hit.arm != Arm::Active {
+            return self.on_event(&hit.event());
+        }
+        self.ok(hit.issuer, hit.keyset_version);
+        self.handles.cache_hits.increment(1);
+    }
+
     #[allow(clippy::cast_precision_loss)]
     fn on_event(&self, event: &Event<'_>) {
         match *event {

@@ -26,7 +26,7 @@ pub mod trail;
 pub use alert::{AlertKind, AlertPolicy};
 pub(crate) use event::SharedObserver;
 pub use event::{
-    AdminFailure, Arm, Event, FleetDrop, FleetEvent, FnObserver, Observer, RemoteFetch,
+    AdminFailure, Arm, Event, FleetDrop, FleetEvent, FnObserver, Hit, Observer, RemoteFetch,
     RetirementPolicy, RevokeReason, RollbackReason, TokenRef, Validated, from_fn,
 };
 pub use monitor::{Monitor, MonitorBuilder};

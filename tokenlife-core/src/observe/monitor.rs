@@ -125,6 +125,13 @@ impl Observer for Monitor {
         Some(self.inner.stamp.key())
     }
 
+    /// A cache hit is only counted: the lifecycle, trail and alerts parts have nothing
+    /// to do with one.
+    #[inline]
+    fn on_hit(&self, hit: &super::Hit<'_>) {
+        self.inner.metrics.on_hit(hit);
+    }
+
     #[inline]
     fn on_event(&self, event: &Event<'_>) {
         let inner = &*self.inner;
