@@ -64,6 +64,9 @@
 #[cfg_attr(docsrs, doc(cfg(feature = "admin")))]
 pub mod admin;
 pub mod apikey;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod audit_store;
 mod clock;
 mod crypto;
 mod ecdsa;

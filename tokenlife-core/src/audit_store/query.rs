@@ -1,0 +1,359 @@
+//! [`AuditQuery`]: parameterised, bounded, paginated questions to the audit store.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use postgres::types::ToSql;
+use serde::Serialize;
+
+use super::{AuditStoreError, COLUMNS, PgAuditStore, db};
+use crate::observe::TokenRef;
+
+/// The most rows one page holds.
+pub const MAX_PAGE: usize = 1_000;
+
+/// The longest time range a query without a token, subject, client or keyset version
+/// may span: a broad question is asked a month at a time.
+pub const MAX_BROAD_RANGE: Duration = Duration::from_secs(31 * 86_400);
+
+/// Longest filter string accepted.
+const MAX_FILTER_LEN: usize = 256;
+
+/// A question to the audit store: every filter given must hold; rows newest first,
+/// [`limit`](Self::limit) per page, the next page from [`AuditPage::next`].
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use tokenlife_core::audit_store::AuditQuery;
+/// let q = AuditQuery::new().subject("alice").since(SystemTime::now() - Duration::from_secs(86_400));
+/// assert!(q.check().is_ok());
+/// // No selective filter and no time range: refused, naming the field.
+/// assert_eq!(AuditQuery::new().check().unwrap_err().field(), Some("since"));
+/// ```
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct AuditQuery {
+    fingerprint: Option<String>,
+    subject: Option<String>,
+    client: Option<String>,
+    action: Option<String>,
+    outcome: Option<String>,
+    keyset_version: Option<i64>,
+    since: Option<SystemTime>,
+    until: Option<SystemTime>,
+    limit: Option<usize>,
+    after: Option<AuditCursor>,
+}
+
+/// Where a page ended: give it to [`AuditQuery::after`] for the next one. Opaque text
+/// (`<microseconds>.<event id>`), safe to hand to a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct AuditCursor(String);
+
+impl AuditCursor {
+    /// The cursor as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A cursor from its text.
+    ///
+    /// # Errors
+    /// [`InvalidFilter`](super::AuditStoreErrorKind::InvalidFilter) (`after`) for text
+    /// that is not a cursor.
+    pub fn parse(text: &str) -> Result<Self, AuditStoreError> {
+        match Self::split(text) {
+            Some(_) => Ok(Self(text.to_owned())),
+            None => Err(AuditStoreError::filter("after")),
+        }
+    }
+
+    fn split(text: &str) -> Option<(i64, Vec<u8>)> {
+        let (micros, id) = text.split_once('.')?;
+        let micros: i64 = micros.parse().ok()?;
+        if id.len() != 32 {
+            return None;
+        }
+        let bytes = (0..16)
+            .map(|i| u8::from_str_radix(id.get(2 * i..2 * i + 2)?, 16).ok())
+            .collect::<Option<Vec<u8>>>()?;
+        Some((micros, bytes))
+    }
+}
+
+/// One stored audit record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct AuditRow {
+    /// The record's id (hex).
+    pub event_id: String,
+    /// When (Unix seconds).
+    pub at: u64,
+    /// What happened (`token_issued`, `validation_failed`, …).
+    pub action: String,
+    /// `ok` or `failure`.
+    pub outcome: String,
+    /// Why.
+    pub reason: Option<String>,
+    /// Access, refresh or API key.
+    pub token_kind: Option<String>,
+    /// The token's keyed fingerprint.
+    pub fingerprint: Option<String>,
+    /// The subject (or its keyed hash).
+    pub subject: Option<String>,
+    /// The client.
+    pub client: Option<String>,
+    /// The signing key's kid.
+    pub kid: Option<String>,
+    /// Its algorithm.
+    pub alg: Option<String>,
+    /// The keyset version in force.
+    pub keyset_version: Option<i64>,
+    /// The alert raised.
+    pub alert: Option<String>,
+    /// The node that wrote it.
+    pub node: String,
+    /// Details of an admin action.
+    pub detail: Option<serde_json::Value>,
+}
+
+/// A page of rows and where the next one starts.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct AuditPage {
+    /// Newest first.
+    pub rows: Vec<AuditRow>,
+    /// The next page's cursor, when there are more rows.
+    pub next: Option<AuditCursor>,
+}
+
+fn text(field: &'static str, value: &str) -> Result<String, AuditStoreError> {
+    if value.is_empty() || value.len() > MAX_FILTER_LEN {
+        return Err(AuditStoreError::filter(field));
+    }
+    Ok(value.to_owned())
+}
+
+impl AuditQuery {
+    /// A query with no filter yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records of the token whose keyed fingerprint this is (32 hex digits).
+    pub fn fingerprint(mut self, fp: impl Into<String>) -> Self {
+        self.fingerprint = Some(fp.into());
+        self
+    }
+
+    /// Records of this raw token: its fingerprint under `key` (the monitor's fingerprint
+    /// key, [`Monitor::fingerprint`](crate::Monitor::fingerprint) gives the same). The
+    /// token itself goes nowhere.
+    pub fn token(self, token: &str, key: &[u8; 32]) -> Self {
+        self.fingerprint(TokenRef::new(token).fingerprint(key).to_string())
+    }
+
+    /// Records of this subject, as stored in the clear.
+    pub fn subject(mut self, subject: impl Into<String>) -> Self {
+        self.subject = Some(subject.into());
+        self
+    }
+
+    /// Records of this subject where the sink pseudonymises subjects with `key`.
+    pub fn pseudonymised_subject(self, subject: &str, key: &[u8; 32]) -> Self {
+        let hashed = format!("h:{}", blake3::keyed_hash(key, subject.as_bytes()).to_hex());
+        self.subject(hashed)
+    }
+
+    /// Records of this client.
+    pub fn client(mut self, client: impl Into<String>) -> Self {
+        self.client = Some(client.into());
+        self
+    }
+
+    /// Records of this action (`token_issued`, `validation_failed`, …).
+    pub fn action(mut self, action: impl Into<String>) -> Self {
+        self.action = Some(action.into());
+        self
+    }
+
+    /// Records of this outcome (`ok`, `failure`).
+    pub fn outcome(mut self, outcome: impl Into<String>) -> Self {
+        self.outcome = Some(outcome.into());
+        self
+    }
+
+    /// Records under this keyset version.
+    pub fn keyset_version(mut self, version: u64) -> Self {
+        self.keyset_version = Some(i64::try_from(version).unwrap_or(i64::MAX));
+        self
+    }
+
+    /// Records at or after `t`.
+    pub fn since(mut self, t: SystemTime) -> Self {
+        self.since = Some(t);
+        self
+    }
+
+    /// Records before `t`.
+    pub fn until(mut self, t: SystemTime) -> Self {
+        self.until = Some(t);
+        self
+    }
+
+    /// Rows per page (1 to [`MAX_PAGE`], default 100).
+    pub fn limit(mut self, n: usize) -> Self {
+        self.limit = Some(n);
+        self
+    }
+
+    /// The page after `cursor`.
+    pub fn after(mut self, cursor: AuditCursor) -> Self {
+        self.after = Some(cursor);
+        self
+    }
+
+    /// Checks the filters: lengths, the page size, the time range (`until` after
+    /// `since`; without a selective filter — token, subject, client, keyset version — a
+    /// `since` no more than [`MAX_BROAD_RANGE`] before `until` or now).
+    ///
+    /// # Errors
+    /// [`InvalidFilter`](super::AuditStoreErrorKind::InvalidFilter) naming the field.
+    pub fn check(&self) -> Result<(), AuditStoreError> {
+        if let Some(fp) = &self.fingerprint
+            && (fp.len() != 32 || !fp.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(AuditStoreError::filter("fingerprint"));
+        }
+        for (field, v) in [
+            ("subject", &self.subject),
+            ("client", &self.client),
+            ("action", &self.action),
+            ("outcome", &self.outcome),
+        ] {
+            if let Some(v) = v {
+                text(field, v)?;
+            }
+        }
+        if self.limit.is_some_and(|n| n == 0 || n > MAX_PAGE) {
+            return Err(AuditStoreError::filter("limit"));
+        }
+        if let (Some(s), Some(u)) = (self.since, self.until)
+            && u <= s
+        {
+            return Err(AuditStoreError::filter("until"));
+        }
+        let selective = self.fingerprint.is_some()
+            || self.subject.is_some()
+            || self.client.is_some()
+            || self.keyset_version.is_some();
+        if !selective {
+            let end = self.until.unwrap_or_else(SystemTime::now);
+            match self.since {
+                Some(s) if end.duration_since(s).unwrap_or_default() <= MAX_BROAD_RANGE => {}
+                _ => return Err(AuditStoreError::filter("since")),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn micros(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+impl PgAuditStore {
+    /// Answers `q`: one page, newest first. Every filter is a bound parameter.
+    ///
+    /// # Errors
+    /// [`InvalidFilter`](super::AuditStoreErrorKind::InvalidFilter) naming the field
+    /// (see [`AuditQuery::check`]); [`Database`](super::AuditStoreErrorKind::Database).
+    pub fn query(&self, q: &AuditQuery) -> Result<AuditPage, AuditStoreError> {
+        q.check()?;
+        let limit = q.limit.unwrap_or(100);
+        let mut clauses: Vec<String> = Vec::new();
+        let mut params: Vec<Box<dyn ToSql + Sync>> = Vec::new();
+        let mut push = |clause: &str, value: Box<dyn ToSql + Sync>| {
+            params.push(value);
+            clauses.push(clause.replace('?', &format!("${}", params.len())));
+        };
+        if let Some(v) = &q.fingerprint {
+            push("fingerprint = ?", Box::new(v.to_ascii_lowercase()));
+        }
+        for (col, v) in [
+            ("subject", &q.subject),
+            ("client", &q.client),
+            ("action", &q.action),
+            ("outcome", &q.outcome),
+        ] {
+            if let Some(v) = v {
+                push(&format!("{col} = ?"), Box::new(v.clone()));
+            }
+        }
+        if let Some(v) = q.keyset_version {
+            push("keyset_version = ?", Box::new(v));
+        }
+        if let Some(t) = q.since {
+            push("at >= ?", Box::new(t));
+        }
+        if let Some(t) = q.until {
+            push("at < ?", Box::new(t));
+        }
+        if let Some(c) = &q.after {
+            let (m, id) =
+                AuditCursor::split(&c.0).ok_or_else(|| AuditStoreError::filter("after"))?;
+            params.push(Box::new(
+                UNIX_EPOCH + Duration::from_micros(u64::try_from(m).unwrap_or(0)),
+            ));
+            params.push(Box::new(id));
+            clauses.push(format!(
+                "(at, event_id) < (${}, ${})",
+                params.len() - 1,
+                params.len()
+            ));
+        }
+        let filter = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT {COLUMNS} FROM {}.tokenlife_audit {filter} ORDER BY at DESC, event_id DESC LIMIT {}",
+            self.schema,
+            limit + 1
+        );
+        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| &**p).collect();
+        let rows = self.client().query(&sql, &refs).map_err(db)?;
+        let mut out: Vec<AuditRow> = Vec::with_capacity(rows.len().min(limit));
+        let mut cursor = None;
+        for (i, r) in rows.iter().enumerate() {
+            if i == limit {
+                break;
+            }
+            let id: Vec<u8> = r.get(0);
+            let at: SystemTime = r.get(1);
+            let event_id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+            cursor = Some(AuditCursor(format!("{}.{event_id}", micros(at))));
+            out.push(AuditRow {
+                event_id,
+                at: at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+                action: r.get(2),
+                outcome: r.get(3),
+                reason: r.get(4),
+                token_kind: r.get(5),
+                fingerprint: r.get(6),
+                subject: r.get(7),
+                client: r.get(8),
+                kid: r.get(9),
+                alg: r.get(10),
+                keyset_version: r.get(11),
+                alert: r.get(12),
+                node: r.get(13),
+                detail: r.get(14),
+            });
+        }
+        let next = if rows.len() > limit { cursor } else { None };
+        Ok(AuditPage { rows: out, next })
+    }
+}

@@ -1,0 +1,325 @@
+//! The audit trail on PostgreSQL (audit store issue, first part): against the machine's
+//! PostgreSQL (`TOKENLIFE_TEST_PG`, default `postgres://postgres@127.0.0.1:5432/test`),
+//! each test in a schema of its own, dropped at the end. Records of a real issuer and
+//! validator reach the table through the auditor's queue and the sink's writer; the
+//! questions of an operator are answered page by page; filters are bounded and named
+//! when refused; retention drops whole days; subjects can be pseudonymised; no row
+//! holds a token; a database that is down costs the request path nothing and every
+//! record it could not take is counted.
+#![cfg(all(feature = "postgres", feature = "test-util"))]
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokenlife_core::audit_store::{
+    AuditQuery, AuditStoreErrorKind, MAX_PAGE, PgAuditSink, PgAuditStore,
+};
+use tokenlife_core::observe::audit::{AuditAction, AuditEvent, Auditor};
+use tokenlife_core::{
+    Algorithm, Issuer, Keyset, KeysetStore, ManualClock, Monitor, TokenRequest, Validator, testing,
+};
+
+const ISS: &str = "https://auth.example.com";
+const AUD: &str = "api://orders";
+
+fn url() -> String {
+    std::env::var("TOKENLIFE_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A schema of the test's own, dropped when the test ends (also on panic).
+struct Schema(String);
+
+impl Schema {
+    fn new() -> Self {
+        let mut b = [0u8; 6];
+        getrandom::fill(&mut b).unwrap();
+        let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        Self(format!("t_{hex}"))
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        if let Ok(mut c) = postgres::Client::connect(&url(), postgres::NoTls) {
+            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.0));
+        }
+    }
+}
+
+fn at(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+#[test]
+fn a_real_issuer_and_validator_leave_a_trail_an_operator_can_question() {
+    let schema = Schema::new();
+    let store = PgAuditStore::connect_in(&url(), &schema.0).unwrap();
+    assert_eq!(store.migrations().unwrap(), vec![1]);
+    // A second node starting against the same database applies nothing twice.
+    let again = PgAuditStore::connect_in(&url(), &schema.0).unwrap();
+    assert_eq!(again.migrations().unwrap(), vec![1]);
+
+    let sink = PgAuditSink::builder(url(), "node-a")
+        .schema(&schema.0)
+        .build()
+        .unwrap();
+    let written = sink.written();
+    let auditor = Auditor::builder().sink(sink).build();
+    let clock = ManualClock::starting_now();
+    let monitor = Monitor::builder()
+        .clock(clock.clone())
+        .auditor(auditor.clone())
+        .build();
+    let keys = KeysetStore::new(Keyset::new([testing::key("k1", Algorithm::ES256)]).unwrap());
+    let validator = Validator::builder(keys.clone())
+        .issuer(ISS)
+        .audience(AUD)
+        .clock(clock.clone())
+        .monitor(monitor.clone())
+        .build()
+        .unwrap();
+    let issuer = Issuer::builder(keys)
+        .issuer(ISS)
+        .audience(AUD)
+        .clock(clock.clone())
+        .revocations(validator.revocations().clone())
+        .monitor(monitor.clone())
+        .build()
+        .unwrap();
+    let pair = issuer
+        .issue(TokenRequest::subject("alice").client("app"))
+        .unwrap();
+    let access = pair.access_token.clone();
+    // One character in the middle of the signature changed: a bad signature.
+    let mut tampered = access.clone().into_bytes();
+    let i = tampered.len() - 10;
+    tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    validator.validate(&tampered).unwrap_err();
+    let refresh = pair.refresh_token.clone().unwrap();
+    issuer.renew_as(&refresh, Some("app")).unwrap();
+    auditor.flush();
+    assert!(written.load(std::sync::atomic::Ordering::Relaxed) >= 4);
+
+    // "How was this token used": by the raw token, through the monitor's key.
+    let key = tokenlife_core::observe::Observer::fingerprint_key(&monitor).unwrap();
+    let page = store
+        .query(&AuditQuery::new().token(&access, &key))
+        .unwrap();
+    assert_eq!(page.rows.len(), 1, "{:#?}", page.rows);
+    let issued = &page.rows[0];
+    assert_eq!(
+        (
+            issued.action.as_str(),
+            issued.subject.as_deref(),
+            issued.client.as_deref(),
+            issued.kid.as_deref(),
+            issued.node.as_str(),
+            issued.keyset_version,
+        ),
+        (
+            "token_issued",
+            Some("alice"),
+            Some("app"),
+            Some("k1"),
+            "node-a",
+            Some(1)
+        )
+    );
+    assert_eq!(
+        issued.fingerprint,
+        Some(monitor.fingerprint(&access).to_string())
+    );
+    // A subject's records in a window: issue (access and refresh) and the renewal.
+    let since = tokenlife_core::Clock::now(&clock) - Duration::from_secs(3600);
+    let alice = store
+        .query(&AuditQuery::new().subject("alice").since(since))
+        .unwrap();
+    let actions: Vec<_> = alice.rows.iter().map(|r| r.action.as_str()).collect();
+    assert!(actions.contains(&"token_renewed"), "{actions:?}");
+    assert_eq!(actions.iter().filter(|a| **a == "token_issued").count(), 4);
+    // Everything keyset version 1 rejected.
+    let rejected = store
+        .query(
+            &AuditQuery::new()
+                .keyset_version(1)
+                .outcome("failure")
+                .action("validation_failed"),
+        )
+        .unwrap();
+    assert_eq!(rejected.rows.len(), 1);
+    assert_eq!(rejected.rows[0].reason.as_deref(), Some("bad_signature"));
+    // No row holds a token: the signature part of each appears nowhere.
+    let all = store
+        .query(&AuditQuery::new().since(since).limit(MAX_PAGE))
+        .unwrap();
+    let text = serde_json::to_string(&all.rows).unwrap();
+    for secret in [&access, &tampered, &refresh] {
+        assert!(
+            !text.contains(&secret[secret.len() - 20..]),
+            "a token in the trail"
+        );
+    }
+}
+
+#[test]
+fn pages_follow_the_cursor_and_retention_drops_whole_days() {
+    let schema = Schema::new();
+    let store = PgAuditStore::connect_in(&url(), &schema.0).unwrap();
+    let sink = PgAuditSink::builder(url(), "node-b")
+        .schema(&schema.0)
+        .batch_size(64)
+        .build()
+        .unwrap();
+    let auditor = Auditor::builder().sink(sink).build();
+    let day = 86_400;
+    let t0 = 1_790_000_000 / day * day;
+    // 250 records of bob over three days (the middle day holds most).
+    for i in 0..250u64 {
+        let t = t0 + day / 2 + i * 600;
+        auditor.emit(
+            AuditEvent::new(AuditAction::TokenIssued, t)
+                .subject(Some("bob"))
+                .detail(format!("n={i}")),
+        );
+    }
+    auditor.flush();
+    let mut seen = Vec::new();
+    let mut q = AuditQuery::new().subject("bob").limit(100);
+    let mut pages = 0;
+    loop {
+        let page = store.query(&q).unwrap();
+        pages += 1;
+        seen.extend(page.rows.iter().map(|r| (r.at, r.event_id.clone())));
+        match page.next {
+            Some(c) => q = AuditQuery::new().subject("bob").limit(100).after(c),
+            None => break,
+        }
+    }
+    assert_eq!((pages, seen.len()), (3, 250));
+    // Newest first, no row twice.
+    assert!(seen.windows(2).all(|w| w[0] > w[1]));
+    let days = store.partitions().unwrap();
+    assert_eq!(days.len(), 3, "{days:?}");
+    // Retention: everything before the third day goes, as whole partitions.
+    let third = at((days[2] * day as i64) as u64);
+    assert_eq!(store.drop_before(third).unwrap(), 2);
+    let left = store
+        .query(&AuditQuery::new().subject("bob").limit(MAX_PAGE))
+        .unwrap();
+    assert!(!left.rows.is_empty() && left.rows.iter().all(|r| at(r.at) >= third));
+    assert_eq!(store.partitions().unwrap().len(), 1);
+}
+
+#[test]
+fn malformed_or_unbounded_filters_are_refused_by_name() {
+    let schema = Schema::new();
+    let store = PgAuditStore::connect_in(&url(), &schema.0).unwrap();
+    let now = SystemTime::now();
+    let field = |q: AuditQuery| {
+        let e = store.query(&q).unwrap_err();
+        assert_eq!(e.kind(), AuditStoreErrorKind::InvalidFilter);
+        e.field().unwrap()
+    };
+    assert_eq!(field(AuditQuery::new()), "since");
+    assert_eq!(
+        field(AuditQuery::new().since(now - Duration::from_secs(40 * 86_400))),
+        "since"
+    );
+    assert_eq!(field(AuditQuery::new().subject("a").limit(0)), "limit");
+    assert_eq!(
+        field(AuditQuery::new().subject("a").limit(MAX_PAGE + 1)),
+        "limit"
+    );
+    assert_eq!(field(AuditQuery::new().fingerprint("zz")), "fingerprint");
+    assert_eq!(field(AuditQuery::new().subject("x".repeat(300))), "subject");
+    assert_eq!(
+        field(AuditQuery::new().subject("a").since(now).until(now)),
+        "until"
+    );
+    assert!(
+        tokenlife_core::audit_store::AuditCursor::parse("nope")
+            .unwrap_err()
+            .field()
+            == Some("after")
+    );
+    // An injection attempt is a value like any other: no row, no error.
+    let page = store
+        .query(&AuditQuery::new().subject("x' OR '1'='1"))
+        .unwrap();
+    assert!(page.rows.is_empty());
+    assert_eq!(
+        PgAuditStore::connect_in(&url(), "bad; DROP")
+            .unwrap_err()
+            .kind(),
+        AuditStoreErrorKind::InvalidSchema
+    );
+}
+
+#[test]
+fn pseudonymised_subjects_are_found_by_whoever_holds_the_key() {
+    let schema = Schema::new();
+    let store = PgAuditStore::connect_in(&url(), &schema.0).unwrap();
+    let key = [7u8; 32];
+    let sink = PgAuditSink::builder(url(), "node-c")
+        .schema(&schema.0)
+        .pseudonymise(key)
+        .build()
+        .unwrap();
+    let auditor = Auditor::builder().sink(sink).build();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    auditor.emit(AuditEvent::new(AuditAction::TokenIssued, now).subject(Some("carol")));
+    auditor.flush();
+    let window = SystemTime::now() - Duration::from_secs(3600);
+    assert!(
+        store
+            .query(&AuditQuery::new().subject("carol"))
+            .unwrap()
+            .rows
+            .is_empty()
+    );
+    let found = store
+        .query(&AuditQuery::new().pseudonymised_subject("carol", &key))
+        .unwrap();
+    assert_eq!(found.rows.len(), 1);
+    let stored = found.rows[0].subject.clone().unwrap();
+    assert!(stored.starts_with("h:") && !stored.contains("carol"));
+    let all = store.query(&AuditQuery::new().since(window)).unwrap();
+    assert!(!serde_json::to_string(&all.rows).unwrap().contains("carol"));
+}
+
+/// PostgreSQL unreachable (a port nothing listens on): emitting never waits on it, the
+/// writer holds its batch and retries, and every record past the sink's bounded queue is
+/// dropped and counted — never silently.
+#[test]
+fn a_database_that_is_down_costs_nothing_and_every_lost_record_is_counted() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let sink = PgAuditSink::builder(
+        format!("postgres://postgres@127.0.0.1:{port}/test?connect_timeout=1"),
+        "node-d",
+    )
+    .capacity(100)
+    .batch_size(10)
+    .flush_wait(Duration::from_millis(200))
+    .build()
+    .unwrap();
+    let dropped = sink.dropped();
+    let written = sink.written();
+    let auditor = Auditor::builder().sink(sink).capacity(10_000).build();
+    for i in 0..1_000 {
+        auditor.emit(AuditEvent::new(AuditAction::TokenIssued, 1_790_000_000 + i));
+    }
+    auditor.flush();
+    let lost = dropped.load(std::sync::atomic::Ordering::Relaxed);
+    // At most the queue (100) and the batch in hand (10) wait for the database.
+    assert!(lost >= 1_000 - 110, "{lost} dropped");
+    assert_eq!(written.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert_eq!(auditor.dropped(), 0, "the auditor's own queue never filled");
+}
