@@ -62,6 +62,8 @@ async fn run_node(redis: String, node: &[String]) -> Result<(), Error> {
         external_issuers: Vec::new(),
         unknown_kid_cooldown: Duration::from_secs(60),
         jwks_cache: None,
+        audit_db: None,
+        node_id: "gateway".into(),
         fleet: Some(FleetSettings {
             redis_url: Secret::new(redis),
             prefix: prefix.clone(),

@@ -358,6 +358,8 @@ async fn main() -> Result<(), Error> {
         external_issuers: Vec::new(),
         unknown_kid_cooldown: Duration::from_secs(60),
         jwks_cache: None,
+        audit_db: None,
+        node_id: "gateway".into(),
         fleet: None,
     })
     .await

@@ -44,6 +44,10 @@ struct Args {
     /// until the provider answers).
     #[arg(long, value_name = "DIR")]
     jwks_cache: Option<std::path::PathBuf>,
+    /// Also write the audit trail to this PostgreSQL database (`postgres://user:pw@host/db`;
+    /// it may hold a password: prefer the environment variable).
+    #[arg(long, env = "TOKENLIFE_AUDIT_DB", hide_env_values = true)]
+    audit_db: Option<String>,
     /// Audience (`aud`) of the tokens.
     #[arg(long, env = "TOKENLIFE_AUDIENCE", default_value = "api://orders")]
     audience: String,
@@ -164,6 +168,8 @@ impl Cli {
             external_issuers: args.issuers,
             unknown_kid_cooldown: Duration::from_secs(args.unknown_kid_cooldown),
             jwks_cache: args.jwks_cache,
+            audit_db: args.audit_db.map(Secret::new),
+            node_id: args.node_id.clone(),
             fleet: args.redis.map(|redis_url| FleetSettings {
                 redis_url: Secret::new(redis_url),
                 prefix: args.fleet_prefix,

@@ -24,6 +24,7 @@ use axum::routing::get;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::Deserialize;
+use tokenlife_core::audit_store::{PgAuditSink, PgAuditStore};
 use tokenlife_core::fleet::{
     FleetConfig, FleetTasks, RedisFleet, RedisLastGood, RedisRefreshStore,
 };
@@ -128,6 +129,11 @@ pub struct GatewayConfig {
     /// Where each external issuer's last good JWKS is kept (one file per issuer), so a
     /// restart while its provider is down begins from those keys.
     pub jwks_cache: Option<std::path::PathBuf>,
+    /// The audit trail also goes to this PostgreSQL database (`postgres://…`; it may
+    /// hold a password), where `GET /audit` and `tokenlife audit` question it.
+    pub audit_db: Option<Secret>,
+    /// This node's name in the audit trail (and the fleet's).
+    pub node_id: String,
 }
 
 /// Where a gateway's fleet lives.
@@ -379,6 +385,20 @@ pub async fn parts(config: &GatewayConfig) -> Result<Parts, Box<dyn std::error::
     if config.audit_stdout {
         auditor = auditor.json_lines(std::io::stdout());
     }
+    // The durable trail: migrations at start (a database that cannot be reached is a
+    // start error, not a silent loss), then a sink that never blocks a request.
+    let audit_store = match &config.audit_db {
+        Some(url) => {
+            // The synchronous client runs a runtime of its own: connect off this one.
+            let u = url.expose().to_owned();
+            let store = tokio::task::spawn_blocking(move || PgAuditStore::connect(&u))
+                .await?
+                .map_err(|e| format!("--audit-db: {e}"))?;
+            auditor = auditor.sink(PgAuditSink::builder(url.expose(), &config.node_id).build()?);
+            Some(Arc::new(store))
+        }
+        None => None,
+    };
     let monitor = Monitor::builder().auditor(auditor.build()).build();
     let (revocations, refresh_store, fleet) = match &config.fleet {
         Some(f) => {
@@ -460,6 +480,9 @@ pub async fn parts(config: &GatewayConfig) -> Result<Parts, Box<dyn std::error::
     let mut state = AdminState::builder(validator.clone()).issuer(issuer);
     for keys in remote {
         state = state.remote_keys(keys);
+    }
+    if let Some(store) = audit_store {
+        state = state.audit_store(store);
     }
     let state = state
         .rollout_guard(guard.clone())

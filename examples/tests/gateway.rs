@@ -25,6 +25,8 @@ fn config(limits: ServeLimits) -> GatewayConfig {
         external_issuers: Vec::new(),
         unknown_kid_cooldown: Duration::from_secs(60),
         jwks_cache: None,
+        audit_db: None,
+        node_id: "gateway".into(),
         fleet: None,
     }
 }
@@ -368,4 +370,116 @@ async fn one_address_cannot_hold_every_connection_slot_on(framework: Framework) 
         served.starts_with("HTTP/1.1 200"),
         "{framework:?}: {served}"
     );
+}
+
+/// The audit store issue, item 7: `--audit-db` sends the gateway's audit trail to
+/// PostgreSQL (a database of the test's own on the machine's server, dropped after), and
+/// the admin listener answers `GET /audit` from it, on both frameworks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_writes_its_trail_to_postgres_and_answers_audit_queries() {
+    let base = std::env::var("TOKENLIFE_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let mut id = [0u8; 6];
+    getrandom_fill(&mut id);
+    let db: String = format!(
+        "tokenlife_gw_{}",
+        id.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    let admin_pg = {
+        let (b, d) = (base.clone(), db.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut c = postgres::Client::connect(&b, postgres::NoTls).unwrap();
+            c.batch_execute(&format!("CREATE DATABASE {d}")).unwrap();
+        })
+        .await
+        .unwrap();
+        let (head, _) = base.rsplit_once('/').unwrap();
+        format!("{head}/{db}")
+    };
+    struct DropDb(String, String);
+    impl Drop for DropDb {
+        fn drop(&mut self) {
+            let (base, db) = (self.0.clone(), self.1.clone());
+            let _ = std::thread::spawn(move || {
+                if let Ok(mut c) = postgres::Client::connect(&base, postgres::NoTls) {
+                    let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
+                }
+            })
+            .join();
+        }
+    }
+    let _drop = DropDb(base.clone(), db.clone());
+    for framework in [Framework::Axum, Framework::Actix] {
+        let mut cfg = config(ServeLimits::default());
+        cfg.audit_db = Some(Secret::new(admin_pg.clone()));
+        cfg.node_id = format!("gw-{framework:?}").to_lowercase();
+        let gw = start(framework, cfg).await;
+        let http = reqwest::Client::new();
+        let res = http
+            .get(format!("{}/orders", gw.api_url))
+            .bearer_auth("not.a.token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401);
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            - 3600;
+        // The sink writes in batches of at most 100 ms: ask until the row is there.
+        let url = format!(
+            "{}/audit?action=validation_failed&since={since}",
+            gw.admin_url
+        );
+        let mut rows = serde_json::Value::Null;
+        for _ in 0..100 {
+            let res = http.get(&url).bearer_auth("adm").send().await.unwrap();
+            assert_eq!(res.status(), 200, "{framework:?}");
+            let page: serde_json::Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+            rows = page["rows"].clone();
+            if rows.as_array().is_some_and(|r| {
+                r.iter()
+                    .any(|row| row["node"] == format!("gw-{framework:?}").to_lowercase())
+            }) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mine: Vec<_> = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["node"] == format!("gw-{framework:?}").to_lowercase())
+            .collect();
+        assert_eq!(mine.len(), 1, "{framework:?}: {rows}");
+        assert_eq!(mine[0]["reason"], "malformed");
+        // Only the admin asks, and a malformed filter is named.
+        let res = http.get(&url).send().await.unwrap();
+        assert_eq!(res.status(), 401);
+        let res = http
+            .get(format!("{}/audit?limit=5000&subject=x", gw.admin_url))
+            .bearer_auth("adm")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400);
+        assert!(
+            res.text()
+                .await
+                .unwrap()
+                .contains("invalid audit filter: limit")
+        );
+    }
+}
+
+fn getrandom_fill(buf: &mut [u8]) {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let mixed = nanos ^ u128::from(std::process::id()) << 64;
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b = (mixed >> (8 * (i % 16))) as u8;
+    }
 }

@@ -140,6 +140,40 @@ enum AdminOp {
         /// The key's kid.
         kid: String,
     },
+    /// Question the audit trail (the service's audit store): records newest first, as
+    /// JSON, with the cursor of the next page (`--after`).
+    Audit {
+        /// The token's keyed fingerprint (32 hex digits).
+        #[arg(long)]
+        fingerprint: Option<String>,
+        /// The subject.
+        #[arg(long)]
+        subject: Option<String>,
+        /// The client.
+        #[arg(long)]
+        client: Option<String>,
+        /// The action (`token_issued`, `validation_failed`, …).
+        #[arg(long)]
+        action: Option<String>,
+        /// The outcome (`ok`, `failure`).
+        #[arg(long)]
+        outcome: Option<String>,
+        /// The keyset version.
+        #[arg(long)]
+        keyset_version: Option<u64>,
+        /// From (Unix seconds).
+        #[arg(long)]
+        since: Option<u64>,
+        /// Until (Unix seconds).
+        #[arg(long)]
+        until: Option<u64>,
+        /// Rows per page (at most 1,000).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// The cursor a previous page gave.
+        #[arg(long)]
+        after: Option<String>,
+    },
 }
 
 /// `s` as one URL path segment (RFC 3986 unreserved characters kept, the rest
@@ -422,6 +456,36 @@ fn admin(args: &AdminArgs) -> Result<ExitCode, Failure> {
         AdminOp::RevokeKey { kid } => {
             let r = route_of(Operation::RevokeKey);
             ((r.method.as_str(), r.path_with(&path_segment(kid))), None)
+        }
+        AdminOp::Audit {
+            fingerprint,
+            subject,
+            client,
+            action,
+            outcome,
+            keyset_version,
+            since,
+            until,
+            limit,
+            after,
+        } => {
+            let text = [
+                ("fingerprint", fingerprint.clone()),
+                ("subject", subject.clone()),
+                ("client", client.clone()),
+                ("action", action.clone()),
+                ("outcome", outcome.clone()),
+                ("keyset_version", keyset_version.map(|v| v.to_string())),
+                ("since", since.map(|v| v.to_string())),
+                ("until", until.map(|v| v.to_string())),
+                ("limit", limit.map(|v| v.to_string())),
+                ("after", after.clone()),
+            ];
+            let q: Vec<String> = text
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|v| format!("{k}={}", path_segment(&v))))
+                .collect();
+            (with_query(Operation::Audit, &q), None)
         }
     };
     let url = format!("{base}{path}");

@@ -253,6 +253,15 @@ async fn service() -> (String, KeysetStore) {
         .unwrap();
     let state = AdminState::builder(validator)
         .admin_key(ADMIN_KEY)
+        // An audit store that says what it was asked (the PostgreSQL one is tested in
+        // the core): the CLI's query string is what is under test here.
+        .audit_search(|qs| {
+            if qs.contains("limit=0") {
+                Err(Some("limit"))
+            } else {
+                Ok(serde_json::json!({"rows": [], "next": null, "asked": qs}))
+            }
+        })
         .build()
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -391,4 +400,32 @@ async fn admin_commands_drive_a_running_service() {
     .await;
     assert_eq!(code(&o), 2, "{}", stderr(&o));
     assert!(stderr(&o).contains("TOKENLIFE_ADMIN_KEY"), "{}", stderr(&o));
+}
+
+/// `tokenlife admin audit`: the filters become `GET /audit`'s query string (path and
+/// method from the route table), values percent-encoded; a refused filter exits 1 naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_command_asks_the_audit_endpoint() {
+    let (url, _store) = service().await;
+    let d = dir("audit");
+    let key_file = write(&d, "admin.key", &format!("{ADMIN_KEY}\n"));
+    let cmd = |rest: &[&str]| {
+        let mut v: Vec<String> = ["admin", "--url", &url, "--key-file", &key_file, "audit"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        v.extend(rest.iter().map(|s| (*s).to_owned()));
+        v
+    };
+    let o = run(cmd(&["--subject", "a b&c", "--since", "5", "--limit", "2"])).await;
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let page: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(page["asked"], "subject=a%20b%26c&since=5&limit=2");
+    let o = run(cmd(&["--subject", "a", "--limit", "0"])).await;
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).contains("invalid audit filter: limit"),
+        "{}",
+        stderr(&o)
+    );
 }

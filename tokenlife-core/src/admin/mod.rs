@@ -28,6 +28,7 @@
 //! | `POST /keysets/rollback` | [`AdminState::rollback`]: one step | [`Access::ADMIN`] |
 //! | `POST /keysets/rollback/{version}` | [`AdminState::rollback_to`] | [`Access::ADMIN`] |
 //! | `POST /tokens` | [`AdminState::mint`]: JSON `{"subject", "scope"?, "refresh"?, "client"?}` | [`Access::ADMIN`] |
+//! | `GET /audit` | [`AdminState::audit_records`]: the audit trail's records, filtered and paginated (`?fingerprint=…&subject=…&since=…&after=…`) | [`Access::ADMIN`] |
 //!
 //! The admin credential is its own static key (`Authorization: Bearer <admin key>`),
 //! never one of the tokens it manages; clients and resource servers authenticate with
@@ -204,6 +205,7 @@ struct Inner {
     default_until: Duration,
     guard: Option<RolloutGuard>,
     key_sources: Vec<KeySource>,
+    audit: Option<AuditSearch>,
     throttle: Throttle,
     /// RFC 7009 revocations per client in the current window: (window start, count).
     client_revocations: Mutex<HashMap<String, (u64, u32)>>,
@@ -252,6 +254,7 @@ impl AdminState {
             empty: None,
             guard: None,
             key_sources: Vec::new(),
+            audit: None,
         }
     }
 
@@ -280,10 +283,15 @@ pub struct AdminStateBuilder {
     empty: Option<&'static str>,
     guard: Option<RolloutGuard>,
     key_sources: Vec<KeySource>,
+    audit: Option<AuditSearch>,
 }
 
 /// A status report of where keys come from (`GET /keysets/remote`).
 type KeySource = Arc<dyn Fn() -> Value + Send + Sync>;
+
+/// What answers `GET /audit`: the query string in, a page of records as JSON out, or the
+/// filter at fault (`Err(Some(field))`, a 400) or an unavailable store (`Err(None)`, 503).
+type AuditSearch = Arc<dyn Fn(&str) -> Result<Value, Option<&'static str>> + Send + Sync>;
 
 impl std::fmt::Debug for AdminStateBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -312,6 +320,34 @@ impl AdminStateBuilder {
     #[cfg(feature = "remote")]
     pub fn remote_keys(self, keys: crate::keys::remote::RemoteKeys) -> Self {
         self.key_source(move || serde_json::to_value(keys.status()).unwrap_or(Value::Null))
+    }
+
+    /// What answers `GET /audit`: a function from the query string to a page of records
+    /// as JSON, or the filter at fault (`Err(Some(field))`: 400 naming it) or `Err(None)`
+    /// (503: the store is unavailable). See [`audit_store`](Self::audit_store) for the
+    /// PostgreSQL store. Without one, `GET /audit` answers 404 `not_found`.
+    pub fn audit_search(
+        mut self,
+        search: impl Fn(&str) -> Result<Value, Option<&'static str>> + Send + Sync + 'static,
+    ) -> Self {
+        self.audit = Some(Arc::new(search));
+        self
+    }
+
+    /// Answers `GET /audit` from this PostgreSQL audit store (feature `postgres`):
+    /// [`AuditQuery::from_query`](crate::audit_store::AuditQuery::from_query) filters,
+    /// pages of [`AuditRow`](crate::audit_store::AuditRow)s and the next cursor.
+    #[cfg(feature = "postgres")]
+    pub fn audit_store(self, store: Arc<crate::audit_store::PgAuditStore>) -> Self {
+        use crate::audit_store::{AuditQuery, AuditStoreErrorKind};
+        self.audit_search(move |qs| {
+            let q = AuditQuery::from_query(qs).map_err(|e| e.field())?;
+            match store.query(&q) {
+                Ok(page) => Ok(serde_json::to_value(page).unwrap_or(Value::Null)),
+                Err(e) if e.kind() == AuditStoreErrorKind::InvalidFilter => Err(e.field()),
+                Err(_) => Err(None),
+            }
+        })
     }
 
     /// The rollout guard watching the store, so `GET /keysets/rollout` shows what it
@@ -433,6 +469,7 @@ impl AdminStateBuilder {
                 issuer: self.issuer,
                 guard: self.guard,
                 key_sources: self.key_sources,
+                audit: self.audit,
                 admin_key: self.admin_key,
                 clients: self.clients,
                 resource_servers: self.resource_servers,
@@ -635,6 +672,40 @@ impl AdminState {
             &json!({ "sources": sources }),
             &[(header::CACHE_CONTROL, "no-store")],
         )
+    }
+
+    /// `GET /audit` (admin): `query` holds the filters
+    /// ([`AdminStateBuilder::audit_search`]); a page of records, newest first, with the
+    /// cursor of the next (`{"rows": […], "next": "…"}`). 400 `invalid_request` naming a
+    /// malformed or unbounded filter; 503 while the store is unavailable; 404 without one.
+    pub fn audit_records(&self, query: Option<&str>) -> AdminResponse {
+        let Some(search) = &self.inner.audit else {
+            return ApiError::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::NotFound,
+                "no audit store is configured (the gateway's --audit-db)",
+            )
+            .into_response();
+        };
+        match search(query.unwrap_or("")) {
+            Ok(page) => json_response(
+                StatusCode::OK,
+                &page,
+                &[(header::CACHE_CONTROL, "no-store")],
+            ),
+            Err(Some(field)) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidRequest,
+                format!("invalid audit filter: {field}"),
+            )
+            .into_response(),
+            Err(None) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::TemporarilyUnavailable,
+                "the audit store is unavailable",
+            )
+            .into_response(),
+        }
     }
 
     /// `POST /keysets/share` (admin): `query` is `share=0–100`.

@@ -54,6 +54,8 @@ pub enum Operation {
     RollbackTo,
     /// `POST /tokens`.
     Mint,
+    /// `GET /audit`.
+    Audit,
 }
 
 /// Which router a route belongs to: the OAuth endpoints clients call, or the admin ones.
@@ -159,6 +161,7 @@ pub const ROUTES: &[Route] = &[
     route(Method::POST, "/keysets/rollback", ADMIN, false, false, Group::Admin, Operation::Rollback),
     route(Method::POST, "/keysets/rollback/{version}", ADMIN, false, false, Group::Admin, Operation::RollbackTo),
     route(Method::POST, "/tokens", ADMIN, true, true, Group::Admin, Operation::Mint),
+    route(Method::GET, "/audit", ADMIN, false, true, Group::Admin, Operation::Audit),
 ];
 
 /// The route that runs `operation`.
@@ -240,6 +243,7 @@ impl AdminState {
             Operation::Rollback => self.rollback(),
             Operation::RollbackTo => self.rollback_to(param),
             Operation::Mint => self.mint(body),
+            Operation::Audit => self.audit_records(call.query),
         }
     }
 }
@@ -384,7 +388,7 @@ mod tests {
                 r.path
             );
         }
-        assert_eq!(seen.len(), 20);
+        assert_eq!(seen.len(), 21);
         let docs = include_str!("mod.rs");
         let documented: Vec<String> = docs
             .lines()

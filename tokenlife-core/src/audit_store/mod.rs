@@ -155,7 +155,25 @@ pub(crate) const COLUMNS: &str = "event_id, at, action, outcome, reason, token_k
 /// queries. Cheap to share behind an `Arc`; queries take turns on one connection.
 pub struct PgAuditStore {
     schema: String,
-    client: Mutex<postgres::Client>,
+    /// `None` only while dropping.
+    client: Mutex<Option<postgres::Client>>,
+}
+
+/// The synchronous client owns a runtime of its own, which may not be dropped on an
+/// async worker: it goes on a thread of its own.
+impl Drop for PgAuditStore {
+    fn drop(&mut self) {
+        let client = self
+            .client
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(c) = client {
+            let _ = std::thread::Builder::new()
+                .name("tokenlife-audit-drop".into())
+                .spawn(move || drop(c));
+        }
+    }
 }
 
 impl fmt::Debug for PgAuditStore {
@@ -215,7 +233,7 @@ impl PgAuditStore {
         }
         let store = Self {
             schema: schema.to_owned(),
-            client: Mutex::new(connect(url)?),
+            client: Mutex::new(Some(connect(url)?)),
         };
         store.migrate()?;
         Ok(store)
@@ -226,8 +244,8 @@ impl PgAuditStore {
         &self.schema
     }
 
-    fn client(&self) -> std::sync::MutexGuard<'_, postgres::Client> {
-        self.client.lock().unwrap_or_else(|p| p.into_inner())
+    fn client(&self) -> ClientGuard<'_> {
+        ClientGuard(self.client.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// The migration versions applied, in order.
@@ -333,6 +351,26 @@ impl PgAuditStore {
             }
         }
         Ok(dropped)
+    }
+}
+
+/// The store's connection, taken in turn.
+struct ClientGuard<'a>(std::sync::MutexGuard<'a, Option<postgres::Client>>);
+
+impl std::ops::Deref for ClientGuard<'_> {
+    type Target = postgres::Client;
+    fn deref(&self) -> &postgres::Client {
+        self.0
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("the client is taken only when dropping"))
+    }
+}
+
+impl std::ops::DerefMut for ClientGuard<'_> {
+    fn deref_mut(&mut self) -> &mut postgres::Client {
+        self.0
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("the client is taken only when dropping"))
     }
 }
 

@@ -213,6 +213,56 @@ impl AuditQuery {
         self
     }
 
+    /// A query from a URL query string (what `GET /audit?…` carries): `fingerprint`,
+    /// `subject`, `client`, `action`, `outcome`, `keyset_version`, `since` and `until`
+    /// (Unix seconds), `limit`, `after` (a cursor); percent-encoded as forms are. A raw
+    /// token is never taken from a URL (proxies log them): ask by its fingerprint.
+    ///
+    /// ```
+    /// use tokenlife_core::audit_store::AuditQuery;
+    /// assert!(AuditQuery::from_query("subject=alice%40example.com&limit=10").is_ok());
+    /// assert_eq!(AuditQuery::from_query("limit=ten").unwrap_err().field(), Some("limit"));
+    /// assert_eq!(AuditQuery::from_query("token=abc").unwrap_err().field(), Some("query"));
+    /// ```
+    ///
+    /// # Errors
+    /// [`InvalidFilter`](super::AuditStoreErrorKind::InvalidFilter) naming the field (an
+    /// unknown or repeated parameter, or bad percent-encoding, is `query`).
+    pub fn from_query(qs: &str) -> Result<Self, AuditStoreError> {
+        let mut q = Self::new();
+        let mut seen: Vec<&str> = Vec::new();
+        for pair in qs.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            if seen.contains(&k) || seen.len() >= 16 {
+                return Err(AuditStoreError::filter("query"));
+            }
+            seen.push(k);
+            let v = percent_decode(v).ok_or_else(|| AuditStoreError::filter("query"))?;
+            let secs = |field| {
+                v.parse::<u64>()
+                    .map(|s| UNIX_EPOCH + Duration::from_secs(s))
+                    .map_err(|_| AuditStoreError::filter(field))
+            };
+            q = match k {
+                "fingerprint" => q.fingerprint(v.clone()),
+                "subject" => q.subject(v.clone()),
+                "client" => q.client(v.clone()),
+                "action" => q.action(v.clone()),
+                "outcome" => q.outcome(v.clone()),
+                "keyset_version" => q.keyset_version(
+                    v.parse()
+                        .map_err(|_| AuditStoreError::filter("keyset_version"))?,
+                ),
+                "since" => q.since(secs("since")?),
+                "until" => q.until(secs("until")?),
+                "limit" => q.limit(v.parse().map_err(|_| AuditStoreError::filter("limit"))?),
+                "after" => q.after(AuditCursor::parse(&v)?),
+                _ => return Err(AuditStoreError::filter("query")),
+            };
+        }
+        Ok(q)
+    }
+
     /// Checks the filters: lengths, the page size, the time range (`until` after
     /// `since`; without a selective filter — token, subject, client, keyset version — a
     /// `since` no more than [`MAX_BROAD_RANGE`] before `until` or now).
@@ -256,6 +306,27 @@ impl AuditQuery {
         }
         Ok(())
     }
+}
+
+/// `application/x-www-form-urlencoded` decoding (`+` is a space), `None` for a bad
+/// escape or bytes that are not UTF-8.
+fn percent_decode(v: &str) -> Option<String> {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = v.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
 }
 
 fn micros(t: SystemTime) -> i64 {
