@@ -75,6 +75,7 @@ mod fingerprint;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod fleet;
+mod form;
 pub mod gate;
 mod hash;
 pub mod issue;

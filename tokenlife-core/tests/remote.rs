@@ -1173,14 +1173,16 @@ async fn a_restarted_node_starts_from_the_keys_its_fleet_kept() {
             fetched_at: clock.unix_now(),
         },
     );
-    let c = RemoteKeys::jwks(evil)
-        .clock(clock.clone())
-        .timeout(Duration::from_millis(300))
-        .last_good(shared())
-        .degraded_start(true)
-        .build()
-        .await
-        .unwrap();
+    // A start while its provider is down (a port nothing listens on), from the fleet's copy.
+    let start_down = |source: &'static str| {
+        RemoteKeys::jwks(source)
+            .clock(clock.clone())
+            .timeout(Duration::from_millis(300))
+            .last_good(shared())
+            .degraded_start(true)
+            .build()
+    };
+    let c = start_down(evil).await.unwrap();
     assert_eq!(c.status().keys_fetched_at, None);
     let vc = validator(&c, "https://idp", &clock);
     assert_eq!(
@@ -1203,14 +1205,7 @@ async fn a_restarted_node_starts_from_the_keys_its_fleet_kept() {
             fetched_at: clock.unix_now() + 10_000_000,
         },
     );
-    let d = RemoteKeys::jwks(future)
-        .clock(clock.clone())
-        .timeout(Duration::from_millis(300))
-        .last_good(shared())
-        .degraded_start(true)
-        .build()
-        .await
-        .unwrap();
+    let d = start_down(future).await.unwrap();
     assert_eq!(d.status().keys_fetched_at, Some(clock.unix_now()));
     // An oversize record is never read.
     let big = "http://127.0.0.1:1/big/jwks";

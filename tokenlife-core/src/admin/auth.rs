@@ -143,34 +143,15 @@ pub(super) fn basic_credentials(headers: &HeaderMap) -> Option<Vec<(String, Stri
     // is tried second, when it differs (knowing the secret is what counts, in either
     // spelling).
     let raw = (id.to_owned(), secret.to_owned());
-    Some(match (form_decode(id), form_decode(secret)) {
-        (Some(id), Some(secret)) if (id.as_str(), secret.as_str()) != (&*raw.0, &*raw.1) => {
-            vec![(id, secret), raw]
-        }
-        // Nothing to decode, or not decodable (a raw `%` not followed by two hex digits).
-        _ => vec![raw],
-    })
-}
-
-/// `application/x-www-form-urlencoded` decoding of one value: `+` is a space, `%XX` a
-/// byte; `None` for a malformed escape or bytes that are not UTF-8.
-pub(super) fn form_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = s.get(i + 1..i + 3)?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
+    Some(
+        match (crate::form::decode(id), crate::form::decode(secret)) {
+            (Some(id), Some(secret)) if (id.as_str(), secret.as_str()) != (&*raw.0, &*raw.1) => {
+                vec![(id, secret), raw]
             }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
+            // Nothing to decode, or not decodable (a raw `%` not followed by two hex digits).
+            _ => vec![raw],
+        },
+    )
 }
 
 pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {

@@ -237,7 +237,7 @@ impl AuditQuery {
                 return Err(AuditStoreError::filter("query"));
             }
             seen.push(k);
-            let v = percent_decode(v).ok_or_else(|| AuditStoreError::filter("query"))?;
+            let v = crate::form::decode(v).ok_or_else(|| AuditStoreError::filter("query"))?;
             let secs = |field| {
                 v.parse::<u64>()
                     .map(|s| UNIX_EPOCH + Duration::from_secs(s))
@@ -306,27 +306,6 @@ impl AuditQuery {
         }
         Ok(())
     }
-}
-
-/// `application/x-www-form-urlencoded` decoding (`+` is a space), `None` for a bad
-/// escape or bytes that are not UTF-8.
-fn percent_decode(v: &str) -> Option<String> {
-    let b = v.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = v.get(i + 1..i + 3)?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
 }
 
 fn micros(t: SystemTime) -> i64 {
