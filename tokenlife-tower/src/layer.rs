@@ -6,94 +6,15 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Request, Response, header};
+use http::Response;
 use tokenlife_core::Validator;
-use tokenlife_core::gate::{self, Guard};
+use tokenlife_core::gate::Guard;
 use tower_layer::Layer;
 
-use crate::mode::{Grpc, Http, Respond};
+use crate::headers::{HttpHeaders, TokenSource};
+use crate::mode::{Grpc, Http};
 use crate::rejection::{DebugRenderer, Rejection, Renderer};
-use crate::service::TokenLifeService;
-
-/// The `http` crate's headers, as the core's [`Guard`] reads them.
-#[derive(Debug, Clone, Copy)]
-pub struct HttpHeaders;
-
-impl gate::Headers for HttpHeaders {
-    type Map = HeaderMap;
-    type Name = http::HeaderName;
-
-    fn authorization(map: &HeaderMap) -> impl Iterator<Item = &[u8]> {
-        map.get_all(header::AUTHORIZATION)
-            .into_iter()
-            .map(HeaderValue::as_bytes)
-    }
-
-    fn cookies(map: &HeaderMap) -> impl Iterator<Item = &[u8]> {
-        map.get_all(header::COOKIE)
-            .into_iter()
-            .map(HeaderValue::as_bytes)
-    }
-
-    fn values<'a>(map: &'a HeaderMap, name: &http::HeaderName) -> impl Iterator<Item = &'a [u8]> {
-        map.get_all(name).into_iter().map(HeaderValue::as_bytes)
-    }
-
-    fn contains(map: &HeaderMap, name: &'static str) -> bool {
-        map.contains_key(name)
-    }
-}
-
-/// A function that finds the token in the request headers.
-pub type ExtractFn = gate::CustomSource<HttpHeaders>;
-
-/// Where the layer looks for the token. The first source that yields one wins.
-pub type TokenSource = gate::TokenSource<HttpHeaders>;
-
-#[derive(Clone)]
-pub(crate) struct Config {
-    pub(crate) guard: Guard<HttpHeaders>,
-    pub(crate) renderer: Option<Renderer>,
-}
-
-impl Config {
-    /// Decides a request: `Ok` (with `Verified` in its extensions where a token was valid)
-    /// or the rejection.
-    pub(crate) fn check<B>(&self, req: &mut Request<B>) -> Result<(), Rejection> {
-        let client = client_ip(req);
-        let verified = self.guard.check(
-            req.method().as_str(),
-            req.uri().path(),
-            req.headers(),
-            client,
-        )?;
-        if let Some(verified) = verified {
-            req.extensions_mut().insert(verified);
-        }
-        // Also for a request let through without a token (optional, skipped): the
-        // extractors' rejections name this guard's realm.
-        if let Some(realm) = self.guard.custom_realm() {
-            req.extensions_mut().insert(realm.clone());
-        }
-        Ok(())
-    }
-
-    pub(crate) fn render<M: Respond<B>, B>(&self, rejection: Rejection) -> Response<B> {
-        M::respond(&self.guard, self.renderer.as_ref(), rejection)
-    }
-}
-
-/// The peer's address, where axum's `ConnectInfo` recorded it.
-fn client_ip<B>(_req: &Request<B>) -> Option<std::net::IpAddr> {
-    #[cfg(feature = "axum")]
-    if let Some(axum::extract::ConnectInfo(addr)) = _req
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-    {
-        return Some(addr.ip());
-    }
-    None
-}
+use crate::service::{Config, TokenLifeService};
 
 /// A tower [`Layer`] that validates bearer tokens with a [`Validator`].
 ///

@@ -34,6 +34,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod future;
+mod headers;
 mod layer;
 mod mode;
 mod rejection;
@@ -47,7 +48,8 @@ mod extract;
 mod metadata;
 
 pub use future::ResponseFuture;
-pub use layer::{ExtractFn, HttpHeaders, TokenLifeLayer, TokenSource};
+pub use headers::{ExtractFn, HttpHeaders, TokenSource};
+pub use layer::TokenLifeLayer;
 pub use mode::{Grpc, Http, Respond};
 pub use rejection::{Rejection, Renderer};
 pub use service::TokenLifeService;

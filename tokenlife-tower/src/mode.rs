@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, header};
 use tokenlife_core::gate::Guard;
 
-use crate::layer::HttpHeaders;
+use crate::headers::HttpHeaders;
 use crate::rejection::{Rejection, Renderer};
 
 mod sealed {

@@ -6,11 +6,59 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
+use tokenlife_core::gate::Guard;
 use tower_service::Service;
 
 use crate::future::ResponseFuture;
-use crate::layer::Config;
+use crate::headers::HttpHeaders;
 use crate::mode::{Http, Respond};
+use crate::rejection::{Rejection, Renderer};
+
+/// What the layer built and every service shares: the guard and the renderer.
+#[derive(Clone)]
+pub(crate) struct Config {
+    pub(crate) guard: Guard<HttpHeaders>,
+    pub(crate) renderer: Option<Renderer>,
+}
+
+impl Config {
+    /// Decides a request: `Ok` (with `Verified` in its extensions where a token was valid)
+    /// or the rejection.
+    pub(crate) fn check<B>(&self, req: &mut Request<B>) -> Result<(), Rejection> {
+        let client = client_ip(req);
+        let verified = self.guard.check(
+            req.method().as_str(),
+            req.uri().path(),
+            req.headers(),
+            client,
+        )?;
+        if let Some(verified) = verified {
+            req.extensions_mut().insert(verified);
+        }
+        // Also for a request let through without a token (optional, skipped): the
+        // extractors' rejections name this guard's realm.
+        if let Some(realm) = self.guard.custom_realm() {
+            req.extensions_mut().insert(realm.clone());
+        }
+        Ok(())
+    }
+
+    pub(crate) fn render<M: Respond<B>, B>(&self, rejection: Rejection) -> Response<B> {
+        M::respond(&self.guard, self.renderer.as_ref(), rejection)
+    }
+}
+
+/// The peer's address, where axum's `ConnectInfo` recorded it.
+fn client_ip<B>(_req: &Request<B>) -> Option<std::net::IpAddr> {
+    #[cfg(feature = "axum")]
+    if let Some(axum::extract::ConnectInfo(addr)) = _req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+    {
+        return Some(addr.ip());
+    }
+    None
+}
 
 /// The service made by [`TokenLifeLayer`](crate::TokenLifeLayer); `M` says how it
 /// answers a rejection ([`Http`] or [`Grpc`](crate::Grpc)).
