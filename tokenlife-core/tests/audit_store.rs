@@ -391,3 +391,123 @@ fn the_admin_endpoint_answers_audit_questions() {
         .unwrap();
     assert_eq!(bare.respond(&req, None).status(), 404);
 }
+
+/// A TCP forwarder to the machine's PostgreSQL that is down (accepts and hangs up) until
+/// switched up: a real network fault in front of a real database.
+struct Forwarder {
+    port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+fn forwarder(target: std::net::SocketAddr) -> Forwarder {
+    use std::sync::atomic::Ordering::SeqCst;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = up.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(client) = conn else { continue };
+            if !flag.load(SeqCst) {
+                drop(client);
+                continue;
+            }
+            let Ok(server) = std::net::TcpStream::connect(target) else {
+                continue;
+            };
+            let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let (mut c1, mut s1) = (client, server);
+            std::thread::spawn(move || std::io::copy(&mut c1, &mut s1));
+            std::thread::spawn(move || std::io::copy(&mut s2, &mut c2));
+        }
+    });
+    Forwarder { port, up }
+}
+
+/// Peer gaps of the audit store, item 6: PostgreSQL unreachable behind a forwarder. With a
+/// spool, nothing is dropped: every batch goes to the spool file, a process that stops
+/// leaves it, the next one replays it in order once the database answers — each record
+/// stored exactly once — and a spool that is full drops and counts.
+#[test]
+fn batches_spooled_while_the_database_is_down_are_replayed_once_it_is_back() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let schema = Schema::new();
+    let store = PgAuditStore::connect_in(&url(), &schema.0).unwrap();
+    let config: postgres::Config = url().parse().unwrap();
+    let pg_port = config.get_ports().first().copied().unwrap_or(5432);
+    let fwd = forwarder(std::net::SocketAddr::from(([127, 0, 0, 1], pg_port)));
+    let via = url().replace(&format!(":{pg_port}/"), &format!(":{}/", fwd.port));
+    let dir = std::env::temp_dir().join(format!("tokenlife-spool-{}", schema.0));
+    let sink = |max: u64| {
+        PgAuditSink::builder(format!("{via}?connect_timeout=2"), "node-s")
+            .schema(&schema.0)
+            .capacity(10_000)
+            .batch_size(10)
+            .spool(&dir, max)
+            .flush_wait(Duration::from_secs(5))
+            .build()
+            .unwrap()
+    };
+    let first = sink(1 << 20);
+    let (dropped, spooled, written) = (first.dropped(), first.spooled(), first.written());
+    let auditor = Auditor::builder().sink(first).capacity(10_000).build();
+    for i in 0..1_000 {
+        auditor.emit(
+            AuditEvent::new(AuditAction::TokenIssued, 1_790_000_000 + i).subject(Some("sam")),
+        );
+    }
+    auditor.flush();
+    assert_eq!(
+        (
+            dropped.load(Relaxed),
+            spooled.load(Relaxed),
+            written.load(Relaxed)
+        ),
+        (0, 1_000, 0)
+    );
+    // The process stops with its spool on disk; the next one starts while the database
+    // is back, and replays it.
+    drop(auditor);
+    std::thread::sleep(Duration::from_millis(100));
+    fwd.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    let second = sink(1 << 20);
+    let (spooled2, written2) = (second.spooled(), second.written());
+    assert_eq!(
+        spooled2.load(Relaxed),
+        1_000,
+        "the spool left behind is counted"
+    );
+    let _auditor = Auditor::builder().sink(second).build();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while written2.load(Relaxed) < 1_000 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!((written2.load(Relaxed), spooled2.load(Relaxed)), (1_000, 0));
+    let page = store
+        .query(&AuditQuery::new().subject("sam").limit(MAX_PAGE))
+        .unwrap();
+    assert_eq!(
+        (page.rows.len(), page.next.is_none()),
+        (1_000, true),
+        "each record once"
+    );
+    // In order: the replay kept the emit order (times ascend with the emit order).
+    let mut times: Vec<u64> = page.rows.iter().map(|r| r.at).collect();
+    times.dedup();
+    assert_eq!(times.len(), 1_000);
+
+    // A spool that is full drops, and counts what it dropped.
+    fwd.up.store(false, std::sync::atomic::Ordering::SeqCst);
+    let _ = std::fs::remove_dir_all(&dir);
+    let tiny = sink(4_000);
+    let (dropped3, spooled3) = (tiny.dropped(), tiny.spooled());
+    let auditor = Auditor::builder().sink(tiny).capacity(10_000).build();
+    for i in 0..100 {
+        auditor.emit(AuditEvent::new(AuditAction::TokenIssued, 1_790_100_000 + i));
+    }
+    auditor.flush();
+    let (lost, kept) = (dropped3.load(Relaxed), spooled3.load(Relaxed));
+    assert!(lost > 0 && kept > 0, "{lost} dropped, {kept} spooled");
+    assert_eq!(lost + kept, 100);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -12,8 +12,12 @@
 //!   go into a bounded queue drained by a writer thread of its own, in batches (binary
 //!   `COPY` into a temporary table, then one `INSERT … ON CONFLICT DO NOTHING`, so a batch
 //!   retried after a lost acknowledgement is not stored twice). While PostgreSQL is
-//!   down, the batch in hand is retried with a backoff and new records queue up; when the
-//!   queue is full they are dropped and counted ([`PgAuditSink::dropped`]), never silently.
+//!   down, batches go to a spool file when one is configured
+//!   ([`PgAuditSinkBuilder::spool`]: append-only, checksummed, synced per batch, replayed
+//!   in order once the database answers, by this process or the next); without one, the
+//!   batch in hand is retried with a backoff and new records queue up. What neither the
+//!   queue nor the spool can hold is dropped and counted ([`PgAuditSink::dropped`]), never
+//!   silently.
 //!
 //! Rows carry the keyed fingerprint of a token, never the token; the subject as it is, or
 //! a keyed hash of it ([`PgAuditSinkBuilder::pseudonymise`]); and the node that wrote
@@ -25,6 +29,7 @@
 
 mod query;
 mod sink;
+mod spool;
 
 use std::fmt;
 use std::sync::Mutex;
@@ -50,6 +55,8 @@ pub enum AuditStoreErrorKind {
     InvalidFilter,
     /// A schema name that is not a plain lower-case identifier.
     InvalidSchema,
+    /// The spool file could not be opened.
+    Spool,
 }
 
 /// The audit store could not do what was asked.
@@ -61,7 +68,7 @@ pub struct AuditStoreError {
 }
 
 impl AuditStoreError {
-    fn new(kind: AuditStoreErrorKind, source: impl Into<BoxError>) -> Self {
+    pub(crate) fn new(kind: AuditStoreErrorKind, source: impl Into<BoxError>) -> Self {
         Self {
             kind,
             field: None,

@@ -13,22 +13,22 @@ use postgres::types::{ToSql, Type};
 use super::{COLUMNS, day_of, ensure_partition};
 use crate::observe::audit::{AuditEvent, AuditSink};
 
-/// One row, as the writer stores it.
-#[derive(Debug, Clone)]
+/// One row, as the writer stores it (and the spool keeps it).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Row {
     event_id: [u8; 16],
     at: SystemTime,
     action: String,
-    outcome: &'static str,
-    reason: Option<&'static str>,
-    token_kind: Option<&'static str>,
+    outcome: String,
+    reason: Option<String>,
+    token_kind: Option<String>,
     fingerprint: Option<String>,
     subject: Option<String>,
     client: Option<String>,
     kid: Option<String>,
     alg: Option<String>,
     keyset_version: Option<i64>,
-    alert: Option<&'static str>,
+    alert: Option<String>,
     detail: Option<serde_json::Value>,
 }
 
@@ -62,6 +62,7 @@ pub struct PgAuditSink {
     tx: SyncSender<Msg>,
     dropped: Arc<AtomicU64>,
     written: Arc<AtomicU64>,
+    spooled: Arc<AtomicU64>,
     pseudonym: Option<[u8; 32]>,
     flush_wait: Duration,
 }
@@ -86,6 +87,7 @@ pub struct PgAuditSinkBuilder {
     linger: Duration,
     pseudonym: Option<[u8; 32]>,
     flush_wait: Duration,
+    spool: Option<(std::path::PathBuf, u64)>,
 }
 
 impl fmt::Debug for PgAuditSinkBuilder {
@@ -113,6 +115,7 @@ impl PgAuditSink {
             linger: Duration::from_millis(100),
             pseudonym: None,
             flush_wait: Duration::from_secs(10),
+            spool: None,
         }
     }
 
@@ -125,6 +128,12 @@ impl PgAuditSink {
     /// Records stored so far.
     pub fn written(&self) -> Arc<AtomicU64> {
         self.written.clone()
+    }
+
+    /// Records waiting in the spool file for the database to come back
+    /// ([`PgAuditSinkBuilder::spool`]).
+    pub fn spooled(&self) -> Arc<AtomicU64> {
+        self.spooled.clone()
     }
 
     fn row(&self, e: &AuditEvent) -> Row {
@@ -157,9 +166,9 @@ impl PgAuditSink {
             event_id,
             at: UNIX_EPOCH + Duration::from_secs(e.at),
             action,
-            outcome: e.outcome,
-            reason: e.reason,
-            token_kind: e.token_kind.map(|k| k.as_str()),
+            outcome: e.outcome.to_owned(),
+            reason: e.reason.map(str::to_owned),
+            token_kind: e.token_kind.map(|k| k.as_str().to_owned()),
             fingerprint: e.fingerprint.map(|f| f.to_string()),
             subject,
             client: e.client.clone(),
@@ -168,7 +177,7 @@ impl PgAuditSink {
             keyset_version: e
                 .keyset_version
                 .map(|v| i64::try_from(v).unwrap_or(i64::MAX)),
-            alert: e.alert.map(|a| a.as_str()),
+            alert: e.alert.map(|a| a.as_str().to_owned()),
             detail,
         }
     }
@@ -245,6 +254,18 @@ impl PgAuditSinkBuilder {
         self
     }
 
+    /// While PostgreSQL is down or refuses a batch, keep batches in a spool file in `dir`
+    /// (`tokenlife-audit-<node>.spool`: append-only, each batch checksummed and synced to
+    /// disk before the next) of at most `max_bytes`, and replay them in order once it
+    /// answers — a batch stored twice is stored once (event ids). New batches queue behind
+    /// the spooled ones, so the order holds; when the spool is full, records are dropped
+    /// and counted ([`PgAuditSink::dropped`]). A spool left by a stopped process is
+    /// replayed by the next one. Without a spool the writer holds its batch and retries.
+    pub fn spool(mut self, dir: impl Into<std::path::PathBuf>, max_bytes: u64) -> Self {
+        self.spool = Some((dir.into(), max_bytes));
+        self
+    }
+
     /// The longest a flush waits for the writer (default 10 s).
     pub fn flush_wait(mut self, wait: Duration) -> Self {
         self.flush_wait = wait;
@@ -267,7 +288,24 @@ impl PgAuditSinkBuilder {
         let (tx, rx) = mpsc::sync_channel(self.capacity);
         let dropped = Arc::new(AtomicU64::new(0));
         let written = Arc::new(AtomicU64::new(0));
+        let spooled = Arc::new(AtomicU64::new(0));
+        let spool = match &self.spool {
+            Some((dir, max)) => Some(
+                super::spool::Spool::open(dir, &self.node, *max).map_err(|e| {
+                    super::AuditStoreError::new(super::AuditStoreErrorKind::Spool, e)
+                })?,
+            ),
+            None => None,
+        };
+        if let Some(s) = &spool {
+            spooled.store(s.records(), Ordering::Relaxed);
+        }
         let writer = Writer {
+            spool,
+            dropped: dropped.clone(),
+            spooled: spooled.clone(),
+            retry_at: Instant::now(),
+            delay: Duration::from_millis(100),
             url: self.url,
             schema: self.schema,
             node: self.node,
@@ -285,6 +323,7 @@ impl PgAuditSinkBuilder {
             tx,
             dropped,
             written,
+            spooled,
             pseudonym: self.pseudonym,
             flush_wait: self.flush_wait,
         })
@@ -292,6 +331,12 @@ impl PgAuditSinkBuilder {
 }
 
 struct Writer {
+    spool: Option<super::spool::Spool>,
+    dropped: Arc<AtomicU64>,
+    spooled: Arc<AtomicU64>,
+    /// No attempt on the database before this (after a failure).
+    retry_at: Instant,
+    delay: Duration,
     url: String,
     schema: String,
     node: String,
@@ -311,9 +356,22 @@ impl Writer {
             // The first record of a batch waits as long as it takes; the rest at most
             // the linger.
             let first = if batch.is_empty() && acks.is_empty() {
-                match rx.recv() {
-                    Ok(m) => Some(m),
-                    Err(_) => return,
+                if self.spool.as_ref().is_some_and(|s| !s.is_empty()) {
+                    // Spooled batches wait: wake up to replay them when it is time.
+                    let wait = self.retry_at.saturating_duration_since(Instant::now());
+                    match rx.recv_timeout(wait.max(Duration::from_millis(10))) {
+                        Ok(m) => Some(m),
+                        Err(RecvTimeoutError::Timeout) => {
+                            self.replay();
+                            continue;
+                        }
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                } else {
+                    match rx.recv() {
+                        Ok(m) => Some(m),
+                        Err(_) => return,
+                    }
                 }
             } else {
                 None
@@ -354,10 +412,33 @@ impl Writer {
         }
     }
 
-    /// Stores `batch`, retrying with a backoff (100 ms doubling to 5 s) until it is in:
-    /// meanwhile new records wait in the bounded queue (and past it are dropped, counted).
+    /// Stores `batch`. With a spool: older spooled batches first; a batch the database
+    /// does not take (or that would overtake spooled ones) is spooled, or dropped and
+    /// counted when the spool is full. Without one: retried with a backoff (100 ms doubling
+    /// to 5 s) until it is in, new records waiting in the bounded queue meanwhile.
     fn store(&mut self, batch: &[Row]) {
         if batch.is_empty() {
+            return;
+        }
+        if self.spool.is_some() {
+            self.replay();
+            let behind = self.spool.as_ref().is_some_and(|s| !s.is_empty());
+            if !behind && Instant::now() >= self.retry_at && self.try_store(batch).is_ok() {
+                self.stored(batch.len());
+                return;
+            }
+            if !behind {
+                self.failed();
+            }
+            let n = batch.len() as u64;
+            match self.spool.as_mut().map(|s| s.append(batch)) {
+                Some(Ok(true)) => {
+                    self.spooled.fetch_add(n, Ordering::Relaxed);
+                }
+                _ => {
+                    self.dropped.fetch_add(n, Ordering::Relaxed);
+                }
+            }
             return;
         }
         let mut delay = Duration::from_millis(100);
@@ -375,6 +456,47 @@ impl Writer {
                 }
             }
         }
+    }
+
+    fn stored(&mut self, n: usize) {
+        self.written.fetch_add(n as u64, Ordering::Relaxed);
+        self.delay = Duration::from_millis(100);
+    }
+
+    /// A failed attempt: the connection goes, the next attempt waits (backoff).
+    fn failed(&mut self) {
+        self.client = None;
+        self.retry_at = Instant::now() + self.delay;
+        self.delay = (self.delay * 2).min(Duration::from_secs(5));
+    }
+
+    /// Replays the spool in order when it is time to try the database again; clears it
+    /// once every batch is in (a batch stored before a failure is stored again, once).
+    fn replay(&mut self) {
+        let Some(spool) = self.spool.as_ref() else {
+            return;
+        };
+        if spool.is_empty() || Instant::now() < self.retry_at {
+            return;
+        }
+        let (batches, corrupt) = spool.read_all();
+        if corrupt > 0 {
+            self.dropped.fetch_add(corrupt, Ordering::Relaxed);
+        }
+        let mut total = 0;
+        for b in &batches {
+            if self.try_store(b).is_err() {
+                self.failed();
+                return;
+            }
+            total += b.len();
+        }
+        if let Some(s) = self.spool.as_mut()
+            && s.clear().is_ok()
+        {
+            self.spooled.store(0, Ordering::Relaxed);
+        }
+        self.stored(total);
     }
 
     fn try_store(&mut self, batch: &[Row]) -> Result<(), Box<dyn std::error::Error>> {
