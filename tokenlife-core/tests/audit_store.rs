@@ -14,12 +14,8 @@ use tokenlife_core::audit_store::{
     AuditQuery, AuditStoreErrorKind, MAX_PAGE, PgAuditSink, PgAuditStore,
 };
 use tokenlife_core::observe::audit::{AuditAction, AuditEvent, Auditor};
-use tokenlife_core::{
-    Algorithm, Issuer, Keyset, KeysetStore, ManualClock, Monitor, TokenRequest, Validator, testing,
-};
-
-const ISS: &str = "https://auth.example.com";
-const AUD: &str = "api://orders";
+use tokenlife_core::testing::Fixture;
+use tokenlife_core::{ManualClock, TokenRequest};
 
 fn url() -> String {
     std::env::var("TOKENLIFE_TEST_PG")
@@ -64,28 +60,8 @@ fn a_real_issuer_and_validator_leave_a_trail_an_operator_can_question() {
         .build()
         .unwrap();
     let written = sink.written();
-    let auditor = Auditor::builder().sink(sink).build();
-    let clock = ManualClock::starting_now();
-    let monitor = Monitor::builder()
-        .clock(clock.clone())
-        .auditor(auditor.clone())
-        .build();
-    let keys = KeysetStore::new(Keyset::new([testing::key("k1", Algorithm::ES256)]).unwrap());
-    let validator = Validator::builder(keys.clone())
-        .issuer(ISS)
-        .audience(AUD)
-        .clock(clock.clone())
-        .monitor(monitor.clone())
-        .build()
-        .unwrap();
-    let issuer = Issuer::builder(keys)
-        .issuer(ISS)
-        .audience(AUD)
-        .clock(clock.clone())
-        .revocations(validator.revocations().clone())
-        .monitor(monitor.clone())
-        .build()
-        .unwrap();
+    let f = Fixture::with_sink(ManualClock::starting_now(), sink);
+    let (validator, issuer, monitor, clock) = (&f.validator, &f.issuer, &f.monitor, &f.clock);
     let pair = issuer
         .issue(TokenRequest::subject("alice").client("app"))
         .unwrap();
@@ -98,11 +74,11 @@ fn a_real_issuer_and_validator_leave_a_trail_an_operator_can_question() {
     validator.validate(&tampered).unwrap_err();
     let refresh = pair.refresh_token.clone().unwrap();
     issuer.renew_as(&refresh, Some("app")).unwrap();
-    auditor.flush();
+    f.audit_events();
     assert!(written.load(std::sync::atomic::Ordering::Relaxed) >= 4);
 
     // "How was this token used": by the raw token, through the monitor's key.
-    let key = tokenlife_core::observe::Observer::fingerprint_key(&monitor).unwrap();
+    let key = tokenlife_core::observe::Observer::fingerprint_key(monitor).unwrap();
     let page = store
         .query(&AuditQuery::new().token(&access, &key))
         .unwrap();
@@ -131,7 +107,7 @@ fn a_real_issuer_and_validator_leave_a_trail_an_operator_can_question() {
         Some(monitor.fingerprint(&access).to_string())
     );
     // A subject's records in a window: issue (access and refresh) and the renewal.
-    let since = tokenlife_core::Clock::now(&clock) - Duration::from_secs(3600);
+    let since = tokenlife_core::Clock::now(clock) - Duration::from_secs(3600);
     let alice = store
         .query(&AuditQuery::new().subject("alice").since(since))
         .unwrap();
@@ -330,7 +306,7 @@ fn a_database_that_is_down_costs_nothing_and_every_lost_record_is_counted() {
 #[cfg(feature = "admin")]
 #[test]
 fn the_admin_endpoint_answers_audit_questions() {
-    use tokenlife_core::testing::{ADMIN_KEY, Fixture};
+    use tokenlife_core::testing::ADMIN_KEY;
     let schema = Schema::new();
     let store = std::sync::Arc::new(PgAuditStore::connect_in(&url(), &schema.0).unwrap());
     let sink = PgAuditSink::builder(url(), "node-e")

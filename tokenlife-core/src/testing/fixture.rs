@@ -8,7 +8,7 @@ use crate::clock::ManualClock;
 use crate::issue::{Issuer, TokenRequest};
 use crate::keys::{Keyset, KeysetStore};
 use crate::observe::Monitor;
-use crate::observe::audit::{AuditEvent, Auditor};
+use crate::observe::audit::{AuditEvent, AuditSink, Auditor};
 use crate::validate::Validator;
 
 /// The issuer every fixture token names.
@@ -69,15 +69,32 @@ impl Fixture {
     /// # Panics
     /// Never with the fixed test key (the builders' checks all pass).
     pub fn on(clock: ManualClock) -> Self {
+        Self::build(clock, None::<crate::observe::audit::TracingSink>)
+    }
+
+    /// The fixture on `clock`, its auditor writing to `sink` too (a durable store under
+    /// test, say) beside the channel [`audit_events`](Self::audit_events) reads.
+    ///
+    /// # Panics
+    /// As for [`on`](Self::on).
+    pub fn with_sink(clock: ManualClock, sink: impl AuditSink) -> Self {
+        Self::build(clock, Some(sink))
+    }
+
+    fn build(clock: ManualClock, extra: Option<impl AuditSink>) -> Self {
         let store = KeysetStore::new(
             Keyset::new([super::key("k1", Algorithm::ES256)])
                 .expect("one key")
                 .with_label("v1"),
         );
         let (sink, events) = Auditor::channel(10_000);
+        let mut auditor = Auditor::builder().sink(sink);
+        if let Some(extra) = extra {
+            auditor = auditor.sink(extra);
+        }
         let monitor = Monitor::builder()
             .clock(clock.clone())
-            .auditor(Auditor::builder().sink(sink).build())
+            .auditor(auditor.build())
             .build();
         let validator = Validator::builder(store.clone())
             .issuer(ISS)
