@@ -8,6 +8,11 @@
 #
 #   benches/wrk_cpu.sh [SECONDS] [RUNS]
 #
+# The pairs compared can be changed: AXUM_BASE/AXUM_MODE and ACTIX_BASE/ACTIX_MODE (default
+# bare/layer-observed and actix-bare/actix-observed); e.g. the usage rollup's cost:
+# AXUM_BASE=layer-observed AXUM_MODE=layer-usage ACTIX_BASE=actix-observed
+# ACTIX_MODE=actix-usage benches/wrk_cpu.sh 8 4
+#
 # Prints, per run, req/s and µs of server CPU per request for each mode, the ratio
 # bare ÷ observed of CPU per request (≥ 0.95 is the target), and the medians.
 set -euo pipefail
@@ -48,14 +53,17 @@ median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1
 
 echo "| run | axum bare req/s, µs CPU/req | axum observed | bare ÷ observed CPU/req | actix bare | actix observed | bare ÷ observed CPU/req |"
 echo "| --- | --- | --- | --- | --- | --- | --- |"
+ab_mode=${AXUM_BASE:-bare}; ao_mode=${AXUM_MODE:-layer-observed}
+xb_mode=${ACTIX_BASE:-actix-bare}; xo_mode=${ACTIX_MODE:-actix-observed}
+echo "(axum: $ab_mode vs $ao_mode; actix: $xb_mode vs $xo_mode)"
 ax=(); xx=()
 for r in $(seq "$runs"); do
   if (( r % 2 )); then
-    read -r ab abc <<<"$(measure bare)"; read -r ao aoc <<<"$(measure layer-observed)"
-    read -r xb xbc <<<"$(measure actix-bare)"; read -r xo xoc <<<"$(measure actix-observed)"
+    read -r ab abc <<<"$(measure "$ab_mode")"; read -r ao aoc <<<"$(measure "$ao_mode")"
+    read -r xb xbc <<<"$(measure "$xb_mode")"; read -r xo xoc <<<"$(measure "$xo_mode")"
   else
-    read -r ao aoc <<<"$(measure layer-observed)"; read -r ab abc <<<"$(measure bare)"
-    read -r xo xoc <<<"$(measure actix-observed)"; read -r xb xbc <<<"$(measure actix-bare)"
+    read -r ao aoc <<<"$(measure "$ao_mode")"; read -r ab abc <<<"$(measure "$ab_mode")"
+    read -r xo xoc <<<"$(measure "$xo_mode")"; read -r xb xbc <<<"$(measure "$xb_mode")"
   fi
   ax+=("$(ratio "$abc" "$aoc")"); xx+=("$(ratio "$xbc" "$xoc")")
   echo "| $r | $ab, $abc | $ao, $aoc | ${ax[-1]} | $xb, $xbc | $xo, $xoc | ${xx[-1]} |"

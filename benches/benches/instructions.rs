@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 use aws_lc_rs::signature::{self as sig, ParsedPublicKey, RsaPublicKeyComponents};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use benches::{decoding_key, key, observed_validator, token, validator};
+use benches::{decoding_key, key, observed_validator, observed_validator_with, token, validator};
 use gungraun::{library_benchmark, library_benchmark_group, main};
 use jsonwebtoken::DecodingKeyKind;
 use tokenlife_core::{Algorithm, RevocationList, Validator};
@@ -35,7 +35,18 @@ fn warm_with(alg: Algorithm, cache: u64, observed: bool) -> (Validator, String) 
     } else {
         validator(std::slice::from_ref(&k), cache)
     };
-    let t = token(&k, 1);
+    warmed(v, &k)
+}
+
+/// As [`warm_with`] observed, with the usage rollup beside the monitor (`--audit-db`).
+fn warm_with_usage(alg: Algorithm, cache: u64) -> (Validator, String) {
+    let k = key(alg);
+    let (_store, v) = observed_validator_with(std::slice::from_ref(&k), cache, true);
+    warmed(v, &k)
+}
+
+fn warmed(v: Validator, k: &Arc<tokenlife_core::Key>) -> (Validator, String) {
+    let t = token(k, 1);
     // Two calls: the first verifies (and fills the cache), the second is what a steady
     // state looks like (lazy statics, provider install, allocator warm).
     v.validate(&t).expect("valid");
@@ -65,6 +76,7 @@ fn bare(alg: Algorithm) -> (ParsedPublicKey, String) {
 #[library_benchmark]
 #[bench::rs256(warm(Algorithm::RS256, 10_000))]
 #[bench::rs256_observed(warm_with(Algorithm::RS256, 10_000, true))]
+#[bench::rs256_observed_usage(warm_with_usage(Algorithm::RS256, 10_000))]
 fn validate_hit((v, t): (Validator, String)) -> (bool, Validator, String) {
     let hit = v.validate(black_box(&t)).expect("valid").from_cache();
     // The inputs go back out: their drop is not the operation measured.

@@ -52,6 +52,17 @@ pub fn validator(keys: &[Arc<Key>], cache_capacity: u64) -> (KeysetStore, Valida
 /// JSON-lines sink, and a [`RolloutGuard`](tokenlife_core::rollout::RolloutGuard)
 /// watching the validations.
 pub fn observed_validator(keys: &[Arc<Key>], cache_capacity: u64) -> (KeysetStore, Validator) {
+    observed_validator_with(keys, cache_capacity, false)
+}
+
+/// As [`observed_validator`], and with `usage` the gateway's usage rollup beside the
+/// monitor too (what `--audit-db` adds: successful validations summed per token per
+/// minute into the audit trail).
+pub fn observed_validator_with(
+    keys: &[Arc<Key>],
+    cache_capacity: u64,
+    usage: bool,
+) -> (KeysetStore, Validator) {
     use tokenlife_core::Monitor;
     use tokenlife_core::observe::audit::Auditor;
     use tokenlife_core::rollout::{GuardPolicy, RolloutGuard};
@@ -65,15 +76,22 @@ pub fn observed_validator(keys: &[Arc<Key>], cache_capacity: u64) -> (KeysetStor
         .auditor(Auditor::builder().json_lines(std::io::sink()).build())
         .build();
     let guard = RolloutGuard::new(store.clone(), GuardPolicy::default()).notify(monitor.clone());
-    let validator = Validator::builder(store.clone())
+    let rollup = if usage {
+        tokenlife_core::observe::usage::UsageRollup::for_monitor(&monitor)
+            .map(tokenlife_core::observe::usage::UsageRollupBuilder::build)
+    } else {
+        None
+    };
+    let mut validator = Validator::builder(store.clone())
         .issuer(ISS)
         .audience(AUD)
         .cache_capacity(cache_capacity)
         .monitor(monitor)
-        .also_observer(guard)
-        .build()
-        .expect("validator");
-    (store, validator)
+        .also_observer(guard);
+    if let Some(r) = rollup {
+        validator = validator.also_observer(r);
+    }
+    (store, validator.build().expect("validator"))
 }
 
 /// jsonwebtoken's own `Validation` for the same checks the validator makes.

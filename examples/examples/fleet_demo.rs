@@ -21,7 +21,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use examples::{FleetSettings, GatewayConfig, Secret, ServeLimits, random_secret, start};
+use examples::{FleetSettings, GatewayConfig, Secret, random_secret, start};
 
 #[derive(Parser)]
 #[command(about = "Three gateway processes sharing revocations and keysets through Redis")]
@@ -47,28 +47,14 @@ async fn run_node(redis: String, node: &[String]) -> Result<(), Error> {
     };
     let env = |k: &str| std::env::var(k).map(Secret::new);
     let gw = start(GatewayConfig {
-        api_addr: "127.0.0.1:0".parse()?,
-        admin_addr: "127.0.0.1:0".parse()?,
         issuer: "https://fleet.example.com".into(),
-        audience: "api://orders".into(),
-        admin_key: env("TOKENLIFE_ADMIN_KEY")?,
-        client_id: "demo-client".into(),
-        client_secret: env("TOKENLIFE_CLIENT_SECRET")?,
-        access_ttl: Duration::from_secs(900),
-        refresh_retry_grace: Duration::from_secs(30),
-        audit_stdout: false,
-        limits: ServeLimits::default(),
         signing_key_pem: Some(Secret::new(std::fs::read_to_string(key_file)?)),
-        external_issuers: Vec::new(),
-        unknown_kid_cooldown: Duration::from_secs(60),
-        jwks_cache: None,
-        audit_db: None,
-        node_id: "gateway".into(),
         fleet: Some(FleetSettings {
             redis_url: Secret::new(redis),
             prefix: prefix.clone(),
             node_id: name.clone(),
         }),
+        ..GatewayConfig::local(env("TOKENLIFE_ADMIN_KEY")?, env("TOKENLIFE_CLIENT_SECRET")?)
     })
     .await
     .map_err(|e| e.to_string())?;

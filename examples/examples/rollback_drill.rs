@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use examples::{GatewayConfig, ServeLimits, random_secret, start};
+use examples::{GatewayConfig, random_secret, start};
 use plotters::prelude::*;
 
 #[derive(Parser)]
@@ -343,24 +343,8 @@ async fn main() -> Result<(), Error> {
     let admin_key = random_secret();
     let client_secret = random_secret();
     let gw = start(GatewayConfig {
-        api_addr: "127.0.0.1:0".parse()?,
-        admin_addr: "127.0.0.1:0".parse()?,
-        issuer: "https://gateway.example.com".into(),
-        audience: "api://orders".into(),
-        admin_key: admin_key.clone(),
         client_id: "drill-client".into(),
-        client_secret,
-        access_ttl: Duration::from_secs(900),
-        refresh_retry_grace: Duration::from_secs(30),
-        audit_stdout: false,
-        limits: ServeLimits::default(),
-        signing_key_pem: None,
-        external_issuers: Vec::new(),
-        unknown_kid_cooldown: Duration::from_secs(60),
-        jwks_cache: None,
-        audit_db: None,
-        node_id: "gateway".into(),
-        fleet: None,
+        ..GatewayConfig::local(admin_key.clone(), client_secret)
     })
     .await
     .map_err(|e| e.to_string())?;

@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::{FleetSettings, Gateway, GatewayConfig, Secret, ServeLimits, random_secret};
+use crate::{
+    AlertWebhook, AuditDb, FleetSettings, Gateway, GatewayConfig, Secret, ServeLimits,
+    random_secret,
+};
 
 /// tokenlife gateway example.
 #[derive(Parser)]
@@ -16,6 +19,7 @@ use crate::{FleetSettings, Gateway, GatewayConfig, Secret, ServeLimits, random_s
     version,
     about = "A service that is its own token gateway (tokenlife example)"
 )]
+#[command(group(clap::ArgGroup::new("audit_source").args(["audit_db", "audit_db_file"])))]
 struct Args {
     /// Address of the protected API.
     #[arg(long, env = "TOKENLIFE_API_ADDR", default_value = "127.0.0.1:8080")]
@@ -48,6 +52,27 @@ struct Args {
     /// it may hold a password: prefer the environment variable).
     #[arg(long, env = "TOKENLIFE_AUDIT_DB", hide_env_values = true)]
     audit_db: Option<String>,
+    /// A file holding the audit database's URL (instead of `--audit-db`).
+    #[arg(long, value_name = "FILE", conflicts_with = "audit_db")]
+    audit_db_file: Option<PathBuf>,
+    /// While the audit database is down, keep its batches in a spool file in this
+    /// directory (at most 1 GiB) and replay them in order when it is back.
+    #[arg(long, value_name = "DIR", requires = "audit_source")]
+    audit_spool: Option<PathBuf>,
+    /// POST every alert as JSON to this URL (a pager, a chat, your own receiver).
+    #[arg(long, value_name = "URL")]
+    alert_webhook: Option<String>,
+    /// A file holding the secret the webhook's requests are signed with (HMAC-SHA256 in
+    /// `X-Tokenlife-Signature`, with `X-Tokenlife-Timestamp`).
+    #[arg(long, value_name = "FILE", requires = "alert_webhook")]
+    alert_webhook_secret_file: Option<PathBuf>,
+    /// Send Slack-compatible `{"text": …}` payloads to the webhook.
+    #[arg(long, requires = "alert_webhook")]
+    alert_webhook_slack: bool,
+    /// Record every successful validation in the audit database, not one row per token
+    /// per minute.
+    #[arg(long, requires = "audit_source")]
+    audit_every_validation: bool,
     /// Audience (`aud`) of the tokens.
     #[arg(long, env = "TOKENLIFE_AUDIENCE", default_value = "api://orders")]
     audience: String,
@@ -69,6 +94,11 @@ struct Args {
     #[arg(long, env = "TOKENLIFE_REFRESH_RETRY_GRACE", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(0..=300))]
     refresh_retry_grace: u64,
+    /// Seconds after a refresh token's rotation during which presenting it again is a
+    /// concurrent duplicate (refused) rather than reuse (its family revoked): 0 to 60.
+    #[arg(long, env = "TOKENLIFE_REFRESH_REUSE_GRACE", default_value_t = 2,
+          value_parser = clap::value_parser!(u64).range(0..=60))]
+    refresh_reuse_grace: u64,
     /// Longest wait for a request's headers, in seconds.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     header_timeout: u64,
@@ -143,7 +173,35 @@ impl Cli {
             secret(args.admin_key_file.as_ref(), "TOKENLIFE_ADMIN_KEY")?;
         let (client_secret, client_generated) =
             secret(args.client_secret_file.as_ref(), "TOKENLIFE_CLIENT_SECRET")?;
+        let audit_db_url = match &args.audit_db_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| format!("--audit-db-file {}: {e}", path.display()))?
+                    .trim()
+                    .to_owned(),
+            ),
+            None => args.audit_db.clone(),
+        };
+        let alert_webhook = match &args.alert_webhook {
+            Some(url) => Some(AlertWebhook {
+                url: url.clone(),
+                secret: match &args.alert_webhook_secret_file {
+                    Some(p) => Some(Secret::new(
+                        std::fs::read_to_string(p)
+                            .map_err(|e| {
+                                format!("--alert-webhook-secret-file {}: {e}", p.display())
+                            })?
+                            .trim()
+                            .to_owned(),
+                    )),
+                    None => None,
+                },
+                slack: args.alert_webhook_slack,
+            }),
+            None => None,
+        };
         let config = GatewayConfig {
+            alert_webhook,
             api_addr: args.api_addr,
             admin_addr: args.admin_addr,
             issuer: args.token_issuer,
@@ -153,6 +211,7 @@ impl Cli {
             client_secret,
             access_ttl: Duration::from_secs(args.access_ttl),
             refresh_retry_grace: Duration::from_secs(args.refresh_retry_grace),
+            refresh_reuse_grace: Duration::from_secs(args.refresh_reuse_grace),
             audit_stdout: !args.quiet,
             limits: ServeLimits {
                 header_read_timeout: Duration::from_secs(args.header_timeout),
@@ -168,7 +227,11 @@ impl Cli {
             external_issuers: args.issuers,
             unknown_kid_cooldown: Duration::from_secs(args.unknown_kid_cooldown),
             jwks_cache: args.jwks_cache,
-            audit_db: args.audit_db.map(Secret::new),
+            audit_db: audit_db_url.map(|url| AuditDb {
+                spool: args.audit_spool,
+                every_validation: args.audit_every_validation,
+                ..AuditDb::new(Secret::new(url))
+            }),
             node_id: args.node_id.clone(),
             fleet: args.redis.map(|redis_url| FleetSettings {
                 redis_url: Secret::new(redis_url),

@@ -8,6 +8,8 @@
 //! - `quickstart`: the core API on the console.
 
 pub mod cli;
+pub mod incident;
+pub mod nginx;
 
 use std::convert::Infallible;
 use std::fmt;
@@ -18,18 +20,20 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{ConnectInfo, Request};
 use axum::http::StatusCode;
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::Deserialize;
+use tokenlife_core::admin::audit_answer;
 use tokenlife_core::audit_store::{PgAuditSink, PgAuditStore};
 use tokenlife_core::fleet::{
     FleetConfig, FleetTasks, RedisFleet, RedisLastGood, RedisRefreshStore,
 };
 use tokenlife_core::keys::remote::RemoteKeys;
 use tokenlife_core::observe::audit::Auditor;
+use tokenlife_core::observe::console::ConsoleFeed;
+use tokenlife_core::observe::usage::UsageRollup;
 use tokenlife_core::rollout::{GuardPolicy, RolloutGuard};
 use tokenlife_core::{
     Algorithm, Issuer, Key, Keyset, KeysetStore, Monitor, RevocationList, Validator,
@@ -111,6 +115,10 @@ pub struct GatewayConfig {
     /// How long a rotated refresh token may be retried by its client whose answer was
     /// lost ([`IssuerBuilder::retry_grace`](tokenlife_core::issue::IssuerBuilder::retry_grace)); zero turns retries off.
     pub refresh_retry_grace: Duration,
+    /// How long after a refresh token's rotation presenting it again counts as a
+    /// concurrent duplicate (refused, nothing revoked) rather than reuse
+    /// ([`IssuerBuilder::reuse_grace`](tokenlife_core::issue::IssuerBuilder::reuse_grace)).
+    pub refresh_reuse_grace: Duration,
     /// Write audit events as JSON lines to stdout.
     pub audit_stdout: bool,
     /// Limits on both listeners.
@@ -129,11 +137,86 @@ pub struct GatewayConfig {
     /// Where each external issuer's last good JWKS is kept (one file per issuer), so a
     /// restart while its provider is down begins from those keys.
     pub jwks_cache: Option<std::path::PathBuf>,
-    /// The audit trail also goes to this PostgreSQL database (`postgres://…`; it may
-    /// hold a password), where `GET /audit` and `tokenlife audit` question it.
-    pub audit_db: Option<Secret>,
+    /// The audit trail also goes to this PostgreSQL database, where `GET /audit` and
+    /// `tokenlife audit` question it.
+    pub audit_db: Option<AuditDb>,
     /// This node's name in the audit trail (and the fleet's).
     pub node_id: String,
+    /// Alerts also go to this webhook.
+    pub alert_webhook: Option<AlertWebhook>,
+}
+
+/// Where the gateway's alerts are POSTed.
+#[derive(Debug, Clone)]
+pub struct AlertWebhook {
+    /// The endpoint (`https://…`).
+    pub url: String,
+    /// The HMAC-SHA256 signing secret (`X-Tokenlife-Signature`), if any.
+    pub secret: Option<Secret>,
+    /// Slack-compatible `{"text": …}` payloads.
+    pub slack: bool,
+}
+
+impl GatewayConfig {
+    /// The gateway on in-memory defaults, both listeners on free ports of 127.0.0.1:
+    /// issuer `https://gateway.example.com`, audience `api://orders`, the client
+    /// `demo-client`, 15-minute access tokens, the default graces and limits, no fleet,
+    /// no external issuer, no audit database, no webhook. Change what a run needs with
+    /// struct update syntax.
+    ///
+    /// # Panics
+    /// Never: the addresses are constants.
+    pub fn local(admin_key: Secret, client_secret: Secret) -> Self {
+        Self {
+            api_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            admin_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            issuer: "https://gateway.example.com".into(),
+            audience: "api://orders".into(),
+            admin_key,
+            client_id: "demo-client".into(),
+            client_secret,
+            access_ttl: Duration::from_secs(900),
+            refresh_retry_grace: Duration::from_secs(30),
+            refresh_reuse_grace: Duration::from_secs(2),
+            audit_stdout: false,
+            limits: ServeLimits::default(),
+            signing_key_pem: None,
+            external_issuers: Vec::new(),
+            unknown_kid_cooldown: Duration::from_secs(60),
+            jwks_cache: None,
+            audit_db: None,
+            node_id: "gateway".into(),
+            fleet: None,
+            alert_webhook: None,
+        }
+    }
+}
+
+/// The gateway's durable audit trail.
+#[derive(Debug, Clone)]
+pub struct AuditDb {
+    /// `postgres://…` (it may hold a password: never shown in `Debug`).
+    pub url: Secret,
+    /// While the database is down, batches wait in a spool file in this directory
+    /// (bounded by `spool_max_bytes`) and are replayed in order when it is back.
+    pub spool: Option<std::path::PathBuf>,
+    /// The spool's bound.
+    pub spool_max_bytes: u64,
+    /// Record every successful validation as a row, instead of one row per token per
+    /// minute.
+    pub every_validation: bool,
+}
+
+impl AuditDb {
+    /// The trail at `url`: no spool, usage rolled up per minute.
+    pub fn new(url: Secret) -> Self {
+        Self {
+            url,
+            spool: None,
+            spool_max_bytes: 1 << 30,
+            every_validation: false,
+        }
+    }
 }
 
 /// Where a gateway's fleet lives.
@@ -159,13 +242,19 @@ pub fn random_secret() -> Secret {
     s
 }
 
-/// Serves `app` on `listener` with `limits`: hyper's header-read timeout (on tokio's
-/// timer), a request timeout (408), and at most `max_connections` connections at once.
-/// Each request carries `ConnectInfo<SocketAddr>`.
-pub async fn serve(listener: TcpListener, app: Router, limits: ServeLimits) {
-    let app = app.layer(middleware::from_fn(move |req: Request, next: Next| {
-        request_timeout(req, next, limits.request_timeout)
-    }));
+/// Serves `app` (a `Router`, or any service that answers every request) on `listener`
+/// with `limits`: hyper's header-read timeout (on tokio's timer), a request timeout
+/// (408), and at most `max_connections` connections at once. Each request carries
+/// `ConnectInfo<SocketAddr>`.
+pub async fn serve<S>(listener: TcpListener, app: S, limits: ServeLimits)
+where
+    S: Service<Request, Response = axum::response::Response, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send,
+{
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let per_address = AddressSlots::new(limits.max_connections_per_address);
     loop {
@@ -184,19 +273,26 @@ pub async fn serve(listener: TcpListener, app: Router, limits: ServeLimits) {
         let svc = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
             req.extensions_mut().insert(ConnectInfo(addr));
             let mut app = app.clone();
+            // The request timeout around the service's answer (not the body streamed
+            // after it), in the connection's service: no middleware layer per route.
             async move {
-                Ok::<_, Infallible>(
-                    app.call(req.map(axum::body::Body::new))
-                        .await
-                        .unwrap_or_else(|e: Infallible| match e {}),
-                )
+                let answer = tokio::time::timeout(limits.request_timeout, async {
+                    std::future::poll_fn(|cx| app.poll_ready(cx)).await?;
+                    app.call(req.map(axum::body::Body::new)).await
+                });
+                Ok::<_, Infallible>(match answer.await {
+                    Ok(res) => res.unwrap_or_else(|e: Infallible| match e {}),
+                    Err(_) => (StatusCode::REQUEST_TIMEOUT, "request timed out\n").into_response(),
+                })
             }
         });
         tokio::spawn(async move {
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_read_timeout)
-                .serve_connection(TokioIo::new(stream), svc);
+                .serve_connection(TokioIo::new(stream), svc)
+                // A handler may take the connection over (a proxied WebSocket).
+                .with_upgrades();
             let _ = conn.await;
             drop(slot);
             drop(permit);
@@ -278,13 +374,6 @@ fn actix_address_cap(
     }
 }
 
-async fn request_timeout(req: Request, next: Next, limit: Duration) -> Response {
-    match tokio::time::timeout(limit, next.run(req)).await {
-        Ok(res) => res,
-        Err(_) => (StatusCode::REQUEST_TIMEOUT, "request timed out\n").into_response(),
-    }
-}
-
 /// A running gateway.
 #[derive(Debug)]
 pub struct Gateway {
@@ -334,13 +423,56 @@ fn prometheus() -> PrometheusHandle {
     static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            // Validation latency as a true histogram (the dashboard's p50/p99 are
+            // `histogram_quantile` over the buckets, across instances).
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full(
+                        tokenlife_core::observe::metrics::VALIDATION_DURATION.into(),
+                    ),
+                    &[
+                        1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3,
+                        1e-2, 0.1, 0.25,
+                    ],
+                )
+                // Only empty buckets are refused: never these.
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let recorder = builder.build_recorder();
             let handle = recorder.handle();
             // Another recorder may already be installed: the handle then renders nothing.
             let _ = metrics::set_global_recorder(recorder);
             handle
         })
         .clone()
+}
+
+/// What `/metrics` answers: the process's Prometheus handle, and the gauges read when
+/// scraped — the verified-token cache's size and capacity, the audit spool's records.
+#[derive(Clone)]
+pub struct Scrape {
+    prometheus: PrometheusHandle,
+    validator: Validator,
+    spooled: Option<Arc<std::sync::atomic::AtomicU64>>,
+}
+
+impl fmt::Debug for Scrape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scrape").finish_non_exhaustive()
+    }
+}
+
+impl Scrape {
+    /// The Prometheus text exposition, the scrape-time gauges set first.
+    #[allow(clippy::cast_precision_loss)]
+    pub fn render(&self) -> String {
+        use tokenlife_core::observe::metrics::{AUDIT_SPOOLED, CACHE_CAPACITY, CACHE_ENTRIES};
+        metrics::gauge!(CACHE_ENTRIES).set(self.validator.cached() as f64);
+        metrics::gauge!(CACHE_CAPACITY).set(self.validator.cache_capacity() as f64);
+        if let Some(s) = &self.spooled {
+            metrics::gauge!(AUDIT_SPOOLED).set(s.load(std::sync::atomic::Ordering::Relaxed) as f64);
+        }
+        self.prometheus.render()
+    }
 }
 
 /// What both gateways (axum and actix-web) mount: the validator, the admin state and
@@ -354,8 +486,8 @@ pub struct Parts {
     pub store: KeysetStore,
     /// The rollout guard watching the store.
     pub guard: RolloutGuard,
-    /// The process's Prometheus handle (`/metrics`).
-    pub prometheus: PrometheusHandle,
+    /// What `/metrics` answers.
+    pub metrics: Scrape,
     /// In fleet mode, the fleet and its running tasks.
     pub fleet: Option<(RedisFleet, Option<FleetTasks>)>,
     /// A public JWKS of a fresh key that signs nothing here.
@@ -387,26 +519,61 @@ pub async fn parts(config: &GatewayConfig) -> Result<Parts, Box<dyn std::error::
     }
     // The durable trail: migrations at start (a database that cannot be reached is a
     // start error, not a silent loss), then a sink that never blocks a request.
+    let mut spooled = None;
     let audit_store = match &config.audit_db {
-        Some(url) => {
+        Some(db) => {
             // The synchronous client runs a runtime of its own: connect off this one.
-            let u = url.expose().to_owned();
+            let u = db.url.expose().to_owned();
             let store = tokio::task::spawn_blocking(move || PgAuditStore::connect(&u))
                 .await?
                 .map_err(|e| format!("--audit-db: {e}"))?;
-            auditor = auditor.sink(PgAuditSink::builder(url.expose(), &config.node_id).build()?);
+            let mut sink = PgAuditSink::builder(db.url.expose(), &config.node_id);
+            if let Some(dir) = &db.spool {
+                sink = sink.spool(dir, db.spool_max_bytes);
+            }
+            let sink = sink.build()?;
+            spooled = Some(sink.spooled());
+            auditor = auditor.sink(sink);
             Some(Arc::new(store))
         }
         None => None,
     };
+    if let Some(w) = &config.alert_webhook {
+        let mut sink =
+            tokenlife_core::observe::webhook::WebhookSink::builder(&w.url).slack(w.slack);
+        if let Some(s) = &w.secret {
+            sink = sink.secret(s.expose().as_bytes());
+        }
+        auditor = auditor.sink(sink.build());
+    }
     let monitor = Monitor::builder().auditor(auditor.build()).build();
+    // The console's live feed: beside the monitor wherever events are told.
+    let console = ConsoleFeed::new();
+    let observed = (monitor.clone(), console.clone());
+    // With a durable trail, successful validations are rolled up per token per minute
+    // (or recorded one by one): "when was this token used, and from where".
+    let usage = match (&config.audit_db, UsageRollup::for_monitor(&monitor)) {
+        (Some(db), Some(b)) => {
+            let usage = b.every_validation(db.every_validation).build();
+            let ticking = usage.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    every.tick().await;
+                    ticking.tick();
+                }
+            });
+            Some(usage)
+        }
+        _ => None,
+    };
     let (revocations, refresh_store, fleet) = match &config.fleet {
         Some(f) => {
             let fleet = RedisFleet::new(
                 FleetConfig::new(f.redis_url.expose())
                     .prefix(&f.prefix)
                     .node_id(&f.node_id)
-                    .observer(monitor.clone()),
+                    .observer(observed.clone()),
             )?;
             fleet.share_keysets(&store);
             let list = RevocationList::builder().backend(fleet.backend()).build();
@@ -419,13 +586,17 @@ pub async fn parts(config: &GatewayConfig) -> Result<Parts, Box<dyn std::error::
         None => (RevocationList::new(), None, None),
     };
     // Rolls a keyset deploy that breaks validation back by itself (and alerts).
-    let guard = RolloutGuard::new(store.clone(), GuardPolicy::default()).notify(monitor.clone());
+    let guard = RolloutGuard::new(store.clone(), GuardPolicy::default()).notify(observed.clone());
     let mut validator = Validator::builder(store.clone())
         .issuer(&config.issuer)
         .audience(&config.audience)
         .monitor(monitor.clone())
         .also_observer(guard.clone())
+        .also_observer(console.clone())
         .revocations(revocations.clone());
+    if let Some(u) = &usage {
+        validator = validator.also_observer(u.clone());
+    }
     // Each external provider: its own keys (discovery, background refresh, an unknown
     // kid wakes one refresh), its tokens routed to it by `iss`, the same audience,
     // revocation list and monitor.
@@ -436,7 +607,7 @@ pub async fn parts(config: &GatewayConfig) -> Result<Parts, Box<dyn std::error::
             // A provider down at start: the gateway starts anyway (its tokens 503
             // `keys_stale`, or the persisted keys), retrying with backoff.
             .degraded_start(true)
-            .observer(monitor.clone());
+            .observer(observed.clone());
         if let Some(dir) = &config.jwks_cache {
             builder = builder.persist_to(dir.join(jwks_file(url)));
         }
@@ -452,18 +623,20 @@ pub async fn parts(config: &GatewayConfig) -> Result<Parts, Box<dyn std::error::
             .map_err(|e| format!("--issuer {url}: {e}"))?;
         tokio::spawn(keys.clone().refresh_task());
         remote.push(keys.clone());
-        validator = validator.tenant(
-            Validator::builder(keys.store().clone())
-                .issuer(url)
-                .audience(&config.audience)
-                .monitor(monitor.clone())
-                .also_observer(keys.clone())
-                // A request with a kid these keys lack waits (≤ 250 ms) for the refresh
-                // its unknown kid wakes: a provider's key rotation fails no request.
-                .key_wait(keys)
-                .revocations(revocations.clone())
-                .build()?,
-        );
+        let mut tenant = Validator::builder(keys.store().clone())
+            .issuer(url)
+            .audience(&config.audience)
+            .monitor(monitor.clone())
+            .also_observer(keys.clone())
+            .also_observer(console.clone())
+            // A request with a kid these keys lack waits (≤ 250 ms) for the refresh its
+            // unknown kid wakes: a provider's key rotation fails no request.
+            .key_wait(keys)
+            .revocations(revocations.clone());
+        if let Some(u) = &usage {
+            tenant = tenant.also_observer(u.clone());
+        }
+        validator = validator.tenant(tenant.build()?);
     }
     let validator = validator.build()?;
     let mut issuer = Issuer::builder(store.clone())
@@ -471,8 +644,10 @@ pub async fn parts(config: &GatewayConfig) -> Result<Parts, Box<dyn std::error::
         .audience(&config.audience)
         .access_ttl(config.access_ttl)
         .retry_grace(config.refresh_retry_grace)
+        .reuse_grace(config.refresh_reuse_grace)
         .revocations(validator.revocations().clone())
-        .monitor(monitor);
+        .monitor(observed);
+    let monitor_auditor = monitor.auditor().cloned();
     if let Some(r) = refresh_store {
         issuer = issuer.refresh_store(r);
     }
@@ -481,10 +656,36 @@ pub async fn parts(config: &GatewayConfig) -> Result<Parts, Box<dyn std::error::
     for keys in remote {
         state = state.remote_keys(keys);
     }
+    if let (Some((fleet, _)), Some(f)) = (&fleet, &config.fleet) {
+        let (fleet, node, prefix) = (fleet.clone(), f.node_id.clone(), f.prefix.clone());
+        state = state.fleet_status(move || {
+            let s = fleet.status();
+            serde_json::json!({
+                "node": node, "prefix": prefix, "connected": s.connected,
+                "last_sync": s.last_sync, "keyset_generation": s.keyset_generation,
+                "revocations_applied": s.applied, "keysets_applied": s.keysets_applied,
+                "queued": s.queued, "dropped": s.dropped, "syncs": s.syncs,
+                "states_ignored": s.states_ignored, "epoch_changes": s.epoch_changes,
+                "heartbeats_missed": s.heartbeats_missed,
+            })
+        });
+    }
     if let Some(store) = audit_store {
-        state = state.audit_store(store);
+        // An answer includes the latest uses: the rollup and the audit queue are
+        // flushed into the database first (on the admin's blocking pool).
+        let auditor = monitor_auditor.clone();
+        state = state.audit_search(move |qs| {
+            if let Some(u) = &usage {
+                u.flush();
+            }
+            if let Some(a) = &auditor {
+                a.flush();
+            }
+            audit_answer(&store, qs)
+        });
     }
     let state = state
+        .console(console)
         .rollout_guard(guard.clone())
         .admin_key(config.admin_key.expose())
         .client(
@@ -496,11 +697,15 @@ pub async fn parts(config: &GatewayConfig) -> Result<Parts, Box<dyn std::error::
     let bad_deploy_jwks =
         Keyset::new([Key::generate("bad-deploy", Algorithm::ES256)?])?.to_public_jwks();
     Ok(Parts {
+        metrics: Scrape {
+            prometheus,
+            validator: validator.clone(),
+            spooled,
+        },
         validator,
         state,
         store,
         guard,
-        prometheus,
         fleet,
         bad_deploy_jwks,
     })
@@ -523,11 +728,9 @@ pub async fn start(config: GatewayConfig) -> Result<Gateway, Box<dyn std::error:
         )
         .route("/healthz", get(|| async { "ok\n" }))
         .layer(TokenLifeLayer::new(validator).skip_path("/healthz"));
-    let prometheus = p.prometheus;
-    let admin = admin::router(p.state).route(
-        "/metrics",
-        get(move || std::future::ready(prometheus.render())),
-    );
+    let scrape = p.metrics;
+    let admin =
+        admin::router(p.state).route("/metrics", get(move || std::future::ready(scrape.render())));
 
     let api_listener = TcpListener::bind(config.api_addr).await?;
     let admin_listener = TcpListener::bind(config.admin_addr).await?;
@@ -592,13 +795,13 @@ pub async fn start_actix(config: GatewayConfig) -> Result<Gateway, Box<dyn std::
             )
             .route("/healthz", web::get().to(|| async { text("ok\n") }))
     });
-    let (state, prometheus) = (p.state, p.prometheus);
+    let (state, scrape) = (p.state, p.metrics);
     let admin = HttpServer::new(move || {
-        let prometheus = prometheus.clone();
+        let scrape = scrape.clone();
         App::new()
             .route(
                 "/metrics",
-                web::get().to(move || std::future::ready(text(prometheus.render()))),
+                web::get().to(move || std::future::ready(text(scrape.render()))),
             )
             .service(tokenlife_actix::admin::scope("", state.clone()))
     });

@@ -4,31 +4,29 @@
 
 use std::time::Duration;
 
-use examples::{Gateway, GatewayConfig, Secret, ServeLimits};
+use examples::{AuditDb, Gateway, GatewayConfig, Secret, ServeLimits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 fn config(limits: ServeLimits) -> GatewayConfig {
     GatewayConfig {
-        api_addr: "127.0.0.1:0".parse().unwrap(),
-        admin_addr: "127.0.0.1:0".parse().unwrap(),
-        issuer: "https://gateway.example.com".into(),
-        audience: "api://orders".into(),
-        admin_key: Secret::new("adm"),
-        client_id: "demo-client".into(),
-        client_secret: Secret::new("sec"),
-        access_ttl: Duration::from_secs(900),
-        refresh_retry_grace: Duration::from_secs(30),
-        audit_stdout: false,
         limits,
-        signing_key_pem: None,
-        external_issuers: Vec::new(),
-        unknown_kid_cooldown: Duration::from_secs(60),
-        jwks_cache: None,
-        audit_db: None,
-        node_id: "gateway".into(),
-        fleet: None,
+        ..GatewayConfig::local(Secret::new("adm"), Secret::new("sec"))
     }
+}
+
+/// A token pair for `subject` (scope `orders:read`) from the admin's `POST /tokens`.
+async fn mint(http: &reqwest::Client, admin: &str, subject: &str) -> serde_json::Value {
+    let res = http
+        .post(format!("{admin}/tokens"))
+        .bearer_auth("adm")
+        .header("content-type", "application/json")
+        .body(serde_json::json!({"subject": subject, "scope": "orders:read"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    serde_json::from_str(&res.text().await.unwrap()).unwrap()
 }
 
 fn token_from(body: &str) -> String {
@@ -411,7 +409,7 @@ async fn the_gateway_writes_its_trail_to_postgres_and_answers_audit_queries() {
     let _drop = DropDb(base.clone(), db.clone());
     for framework in [Framework::Axum, Framework::Actix] {
         let mut cfg = config(ServeLimits::default());
-        cfg.audit_db = Some(Secret::new(admin_pg.clone()));
+        cfg.audit_db = Some(AuditDb::new(Secret::new(admin_pg.clone())));
         cfg.node_id = format!("gw-{framework:?}").to_lowercase();
         let gw = start(framework, cfg).await;
         let http = reqwest::Client::new();
@@ -454,6 +452,48 @@ async fn the_gateway_writes_its_trail_to_postgres_and_answers_audit_queries() {
             .collect();
         assert_eq!(mine.len(), 1, "{framework:?}: {rows}");
         assert_eq!(mine[0]["reason"], "malformed");
+        // A successful use is rolled up, and a report asked right after sees it (the
+        // gateway flushes its rollup and audit queue first).
+        let subject = format!("ivy-{framework:?}").to_lowercase();
+        let minted = mint(&http, &gw.admin_url, &subject).await;
+        let access = minted["access_token"].as_str().unwrap();
+        for _ in 0..3 {
+            let res = http
+                .get(format!("{}/orders", gw.api_url))
+                .bearer_auth(access)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+        }
+        let report: serde_json::Value = serde_json::from_str(
+            &http
+                .get(format!(
+                    "{}/audit?report=subject&subject={subject}",
+                    gw.admin_url
+                ))
+                .bearer_auth("adm")
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        let mut tokens = report["tokens"].as_array().unwrap().clone();
+        tokens.sort_by_key(|t| t["token_kind"].as_str().unwrap_or("").to_owned());
+        let kinds: Vec<_> = tokens
+            .iter()
+            .map(|t| t["token_kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["access", "refresh"], "{framework:?}: {report:#}");
+        assert_eq!(tokens[0]["usage"]["count"], 3, "{framework:?}: {report:#}");
+        assert_eq!(
+            tokens[0]["usage"]["clients"],
+            serde_json::json!(["127.0.0.1"])
+        );
+        assert_eq!(tokens[1]["usage"]["count"], 0);
         // Only the admin asks, and a malformed filter is named.
         let res = http.get(&url).send().await.unwrap();
         assert_eq!(res.status(), 401);
@@ -482,4 +522,180 @@ fn getrandom_fill(buf: &mut [u8]) {
     for (i, b) in buf.iter_mut().enumerate() {
         *b = (mixed >> (8 * (i % 16))) as u8;
     }
+}
+
+/// `--alert-webhook`: a refresh-token reuse provoked over HTTP reaches a real receiver as
+/// a signed alert (the receiver verifies the signature and the replay window).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateways_alerts_reach_a_signed_webhook() {
+    use tokenlife_core::observe::webhook::{SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature};
+    type Received = Vec<(axum::http::HeaderMap, Vec<u8>)>;
+    let got: std::sync::Arc<std::sync::Mutex<Received>> = std::sync::Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    let store = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |h: axum::http::HeaderMap, b: axum::body::Bytes| {
+            let store = store.clone();
+            async move {
+                store.lock().unwrap().push((h, b.to_vec()));
+                "ok"
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut cfg = config(ServeLimits::default());
+    cfg.refresh_reuse_grace = Duration::ZERO;
+    cfg.refresh_retry_grace = Duration::ZERO;
+    cfg.alert_webhook = Some(examples::AlertWebhook {
+        url: hook,
+        secret: Some(Secret::new("hook-secret")),
+        slack: false,
+    });
+    let gw = examples::start(cfg).await.unwrap();
+    let http = reqwest::Client::new();
+    let pair = mint(&http, &gw.admin_url, "wendy").await;
+    let refresh = pair["refresh_token"].as_str().unwrap().to_owned();
+    for expect in [200, 400] {
+        let res = http
+            .post(format!("{}/token", gw.admin_url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("grant_type=refresh_token&refresh_token={refresh}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), expect);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let (headers, body) = loop {
+        if let Some(hit) = got.lock().unwrap().first().cloned() {
+            break hit;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no alert reached the webhook"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let alert: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(alert["alert"], "refresh_token_reuse");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(verify_signature(
+        b"hook-secret",
+        headers[TIMESTAMP_HEADER].to_str().unwrap(),
+        &body,
+        headers[SIGNATURE_HEADER].to_str().unwrap(),
+        now,
+        300
+    ));
+    assert!(!String::from_utf8_lossy(&body).contains(&refresh));
+}
+
+/// `GET /fleet` (the console's Fleet view): a gateway in a fleet reports its node, its
+/// link with Redis and the keyset generation, to the admin only; one outside a fleet
+/// answers 404 saying so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleet_status_reports_this_nodes_link() {
+    let redis = tokenlife_core::testing::RedisServer::start();
+    let mut c = config(ServeLimits::default());
+    c.fleet = Some(examples::FleetSettings {
+        redis_url: Secret::new(redis.url()),
+        prefix: "{fleet-status}".into(),
+        node_id: "node-a".into(),
+    });
+    let http = reqwest::Client::new();
+    for framework in [Framework::Axum, Framework::Actix] {
+        let gw = start(framework, c.clone()).await;
+        let url = format!("{}/fleet", gw.admin_url);
+        assert_eq!(http.get(&url).send().await.unwrap().status(), 401);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            let res = http.get(&url).bearer_auth("adm").send().await.unwrap();
+            assert_eq!(res.status(), 200, "{framework:?}");
+            let v: serde_json::Value = res.json().await.unwrap();
+            if v["connected"] == true {
+                break v;
+            }
+            assert!(std::time::Instant::now() < deadline, "{framework:?}: {v}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(status["node"], "node-a");
+        assert_eq!(status["prefix"], "{fleet-status}");
+        // A keyset published here is shared under the next fleet generation.
+        let before = status["keyset_generation"].as_u64().unwrap();
+        let res = http
+            .post(format!("{}/keysets?keep_signing=true", gw.admin_url))
+            .bearer_auth("adm")
+            .header("content-type", "application/json")
+            .body(gw.bad_deploy_jwks.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        loop {
+            let v: serde_json::Value = http
+                .get(&url)
+                .bearer_auth("adm")
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if v["keyset_generation"].as_u64().unwrap() > before {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{framework:?}: {v}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let alone = start(Framework::Axum, config(ServeLimits::default())).await;
+    let res = http
+        .get(format!("{}/fleet", alone.admin_url))
+        .bearer_auth("adm")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    assert!(res.text().await.unwrap().contains("not in a fleet"));
+}
+
+/// `serve`'s request timeout: a handler that has not answered when it passes is answered
+/// 408 (the connection's service times the router, with no middleware per route), and a
+/// handler that answers in time is not touched.
+#[tokio::test]
+async fn a_handler_past_the_request_timeout_is_answered_408() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new()
+        .route(
+            "/slow",
+            axum::routing::get(std::future::pending::<&'static str>),
+        )
+        .route("/fast", axum::routing::get(|| async { "ok" }));
+    let limits = ServeLimits {
+        request_timeout: Duration::from_millis(300),
+        ..ServeLimits::default()
+    };
+    let server = tokio::spawn(examples::serve(listener, app, limits));
+    let http = reqwest::Client::new();
+    let fast = http
+        .get(format!("http://{addr}/fast"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fast.status(), 200);
+    assert_eq!(fast.text().await.unwrap(), "ok");
+    let slow = http
+        .get(format!("http://{addr}/slow"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(slow.status(), 408);
+    assert_eq!(slow.text().await.unwrap(), "request timed out\n");
+    server.abort();
 }

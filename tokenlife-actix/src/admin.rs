@@ -41,7 +41,8 @@ use std::net::IpAddr;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, Scope, web};
-use tokenlife_core::admin::routes::{Call, Group, ROUTES, Route};
+use futures_util::TryStreamExt;
+use tokenlife_core::admin::routes::{Call, Group, Operation, ROUTES, Route};
 use tokenlife_core::admin::{AdminResponse, BodyRejection, Caller};
 
 pub use tokenlife_core::admin::{AdminState, AdminStateBuilder};
@@ -49,11 +50,8 @@ pub use tokenlife_core::admin::{AdminState, AdminStateBuilder};
 /// Both sets of routes under `path`: the client-facing OAuth routes and the privileged
 /// admin routes.
 pub fn scope(path: &str, state: AdminState) -> Scope {
-    mount(
-        mount(web::scope(path), &state, Group::OAuth),
-        &state,
-        Group::Admin,
-    )
+    let scope = mount(web::scope(path), &state, Group::OAuth);
+    mount(mount(scope, &state, Group::Admin), &state, Group::Console)
 }
 
 /// The client-facing routes under `path`: `/token`, `/.well-known/jwks.json`,
@@ -63,9 +61,15 @@ pub fn oauth_scope(path: &str, state: AdminState) -> Scope {
 }
 
 /// The privileged routes under `path`: revocations by jti, subject and family; keysets;
-/// `/tokens`. Every one needs the admin key, checked before the body is read.
+/// `/tokens`; `/audit`. Every one needs the admin key, checked before the body is read.
+/// And the operator console (`/console`: its page and files, which hold no data, and its
+/// event stream, the admin key).
 pub fn admin_scope(path: &str, state: AdminState) -> Scope {
-    mount(web::scope(path), &state, Group::Admin)
+    mount(
+        mount(web::scope(path), &state, Group::Admin),
+        &state,
+        Group::Console,
+    )
 }
 
 /// Every route of `group` in [`ROUTES`], each on the one handler.
@@ -110,6 +114,9 @@ fn handler(
                 },
                 None => None,
             };
+            if route.operation == Operation::ConsoleEvents {
+                return events(&state);
+            }
             let body = if route.body {
                 let read = payload.to_bytes_limited(state.max_body());
                 match actix_web::rt::time::timeout(state.body_timeout(), read).await {
@@ -156,6 +163,24 @@ fn handler(
             }
         })
     }
+}
+
+/// The console's event stream (the caller is authenticated): a frame per tick for
+/// as long as the client reads (nothing is queued for one that does not).
+fn events(state: &AdminState) -> HttpResponse {
+    let stream = match state.console_stream() {
+        Ok(stream) => stream,
+        Err(refused) => return respond(*refused),
+    };
+    let head = respond(stream.response_head(Vec::new()));
+    let frames = stream
+        .frames(actix_web::rt::time::sleep)
+        .map_ok(web::Bytes::from);
+    let mut res = HttpResponse::build(head.status());
+    for (name, value) in head.headers() {
+        res.append_header((name.clone(), value.clone()));
+    }
+    res.streaming(frames)
 }
 
 fn http_headers(req: &HttpRequest) -> http::HeaderMap {

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokenlife_core::fleet::{FleetConfig, FleetTasks, RedisFleet};
+use tokenlife_core::observe::console::{ConsoleFeed, MAX_STREAMS};
 use tokenlife_core::observe::{Event, from_fn};
 use tokenlife_core::testing::RedisServer;
 use tokenlife_core::{
@@ -24,6 +25,9 @@ const ISS: &str = "https://auth.example.com";
 const AUD: &str = "api://orders";
 const ADMIN_KEY: &str = "admin-secret-for-the-conformance-suite";
 const MAX_BODY: usize = 4096;
+/// The console's Content-Security-Policy.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+    connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 /// What one adapter is mounted on: a validator and an admin state over one keyset store
 /// and one revocation list (in memory, or a fleet node on Redis).
@@ -32,6 +36,8 @@ struct Fixture {
     /// Every validation the validator's observer saw: outcome and client address.
     seen: Arc<Mutex<Vec<String>>>,
     admin: tokenlife_core::admin::AdminState,
+    /// The console's feed, beside the validator's observer.
+    console: ConsoleFeed,
     _fleet: Option<(RedisFleet, FleetTasks)>,
 }
 
@@ -93,12 +99,14 @@ async fn fixture(clock: &ManualClock, redis: Option<(&str, &str)>) -> Fixture {
     };
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
+    let console = ConsoleFeed::with_clock(Arc::new(clock.clone()));
     let validator = Validator::builder(store.clone())
         .issuer(ISS)
         .audience(AUD)
         .clock(clock.clone())
         .revocations(list.clone())
-        .observer(from_fn(move |e| {
+        .also_observer(console.clone())
+        .also_observer(from_fn(move |e| {
             if let Event::Validated {
                 outcome, client, ..
             } = e
@@ -131,12 +139,15 @@ async fn fixture(clock: &ManualClock, redis: Option<(&str, &str)>) -> Fixture {
         .client("rfc client", "p@ss+w%rd:x/y", None)
         .max_body(MAX_BODY)
         .auth_throttle(8, Duration::from_secs(60))
+        .console(console.clone())
+        .console_tick(Duration::from_millis(20))
         .build()
         .unwrap();
     Fixture {
         validator,
         seen,
         admin,
+        console,
         _fleet: fleet,
     }
 }
@@ -424,6 +435,8 @@ struct Step {
     volatile: bool,
     /// The exact body both must answer with, where the step names one.
     want_body: Option<&'static str>,
+    /// Headers both must answer with, exactly.
+    want_headers: Vec<(&'static str, &'static str)>,
 }
 
 fn get(name: &'static str, path: &str, want: u16) -> Step {
@@ -437,6 +450,7 @@ fn get(name: &'static str, path: &str, want: u16) -> Step {
         challenge: None,
         volatile: false,
         want_body: None,
+        want_headers: Vec::new(),
     }
 }
 
@@ -458,6 +472,12 @@ impl Step {
     /// Both must answer with exactly this body.
     fn body_is(mut self, body: &'static str) -> Self {
         self.want_body = Some(body);
+        self
+    }
+
+    /// Both must answer with this header, exactly.
+    fn header_is(mut self, name: &'static str, value: &'static str) -> Self {
+        self.want_headers.push((name, value));
         self
     }
 
@@ -752,11 +772,26 @@ fn script(t: &Tokens) -> Vec<Step> {
         .raw("application/json", k2.clone()),
         get("second key after publish", "/api/orders", 200).bearer(&t.second_key),
         get("keyset history", "/admin/keysets", 200).admin(),
+        // The console: its page and files need no key (they hold no data) and carry the
+        // console's security headers; its stream needs the admin key.
+        get("console page", "/admin/console", 200)
+            .header_is("content-type", "text/html; charset=utf-8")
+            .header_is("content-security-policy", CSP)
+            .header_is("x-frame-options", "DENY")
+            .header_is("referrer-policy", "no-referrer"),
+        get("console script", "/admin/console/assets/app.js", 200)
+            .header_is("content-type", "text/javascript; charset=utf-8")
+            .header_is("content-security-policy", CSP)
+            .header_is("x-content-type-options", "nosniff"),
+        get("console style", "/admin/console/assets/app.css", 200)
+            .header_is("content-type", "text/css; charset=utf-8"),
+        get("console: no other file", "/admin/console/assets/..%2Fmod.rs", 404),
         post("roll back", "/admin/keysets/rollback", 200).admin(),
         get("second key after rollback", "/api/orders", 401).bearer(&t.second_key),
         get("first key after rollback", "/api/orders", 200).bearer(&t.valid),
         get("rollout status", "/admin/keysets/rollout", 200).admin(),
         get("remote keys: none configured", "/admin/keysets/remote", 404).admin(),
+        get("fleet: none configured", "/admin/fleet", 404).admin(),
         get("remote keys: admin only", "/admin/keysets/remote", 401),
         // Every admin endpoint's bad input.
         post("admin without a key", "/admin/revocations/jti", 401).json(json!({"jti": "x"})),
@@ -996,6 +1031,15 @@ async fn run(backend: &str, redis: Option<&str>) {
                 "{backend} #{i} {}: both answered another body (want {want})\n  {a:?}",
                 step.name
             ));
+        } else if let Some((name, want)) = step
+            .want_headers
+            .iter()
+            .find(|(n, v)| !a.headers.iter().any(|(hn, hv)| hn == n && hv == v))
+        {
+            failures.push(format!(
+                "{backend} #{i} {}: both answered without {name}: {want}\n  {a:?}",
+                step.name
+            ));
         }
     }
     // What the observer saw (metrics, audit and alerts feed on it): the same verdicts, in
@@ -1071,7 +1115,9 @@ async fn every_route_of_the_table_is_mounted_and_guarded() {
         let body = test::read_body(res).await;
         let at = format!("{} {path}", route.method);
         match route.operation {
-            Operation::Jwks => assert_eq!(status, 200, "{at}"),
+            Operation::Jwks | Operation::ConsolePage => assert_eq!(status, 200, "{at}"),
+            // The page's files are public; there is no file `1`.
+            Operation::ConsoleAsset => assert_eq!(status, 404, "{at}"),
             Operation::Token => {
                 serde_json::from_slice::<Value>(&body)
                     .unwrap_or_else(|_| panic!("{at}: {status} without a JSON body"));
@@ -1084,6 +1130,142 @@ async fn every_route_of_the_table_is_mounted_and_guarded() {
                     "{at}"
                 );
             }
+        }
+    }
+}
+
+/// Reads an event stream until `done` holds for what arrived, within five seconds.
+async fn read_until(res: &mut reqwest::Response, seen: &mut String, done: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !done(seen) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let chunk = tokio::time::timeout(left, res.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("the stream never said it; it said:\n{seen}"))
+            .unwrap()
+            .unwrap_or_else(|| panic!("the stream ended; it said:\n{seen}"));
+        seen.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+}
+
+/// The console's live stream on both adapters: the admin key only; `text/event-stream`
+/// with the console's headers; a `hello`, then ticks that count the API's validations,
+/// and the keyset timeline — a publish and a rollback made through the admin API appear
+/// on it. At most `MAX_STREAMS` open at once (503 with `Retry-After` past that) while the
+/// extra ones are never read (stalled readers hold no queue: the first stream goes on
+/// ticking), and a closed stream frees its place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_streams_on_both_adapters_and_bounds_its_streams() {
+    let clock = ManualClock::starting_now();
+    let now = tokenlife_core::Clock::unix_now(&clock);
+    let t = tokens(now);
+    let tower_fx = fixture(&clock, None).await;
+    let actix_fx = fixture(&clock, None).await;
+    let tower = axum_app::serve(&tower_fx).await;
+    let actix = actix_app::serve(&actix_fx);
+    let k2 = Keyset::new([testing::key("k2", Algorithm::ES256)])
+        .unwrap()
+        .to_public_jwks();
+    for (base, fx) in [(tower, &tower_fx), (actix, &actix_fx)] {
+        let http = reqwest::Client::new();
+        let events = format!("{base}/admin/console/events");
+        // A stream opened with the admin key.
+        let open = async || {
+            http.get(&events)
+                .bearer_auth(ADMIN_KEY)
+                .send()
+                .await
+                .unwrap()
+        };
+        for refused in [
+            http.get(&events).send().await.unwrap(),
+            http.get(&events)
+                .bearer_auth(&t.valid)
+                .send()
+                .await
+                .unwrap(),
+        ] {
+            assert_eq!(refused.status(), 401, "{base}");
+            assert_eq!(
+                refused.headers()["www-authenticate"],
+                r#"Bearer realm="admin""#
+            );
+        }
+        let mut res = open().await;
+        assert_eq!(res.status(), 200, "{base}");
+        let h = res.headers();
+        assert_eq!(h["content-type"], "text/event-stream", "{base}");
+        assert_eq!(h["content-security-policy"], CSP, "{base}");
+        assert_eq!(h["x-frame-options"], "DENY", "{base}");
+        let mut seen = String::new();
+        read_until(&mut res, &mut seen, |s| s.contains("event: hello\n")).await;
+
+        for _ in 0..3 {
+            let r = http
+                .get(format!("{base}/api/orders"))
+                .bearer_auth(&t.valid)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+        let r = http
+            .post(format!("{base}/admin/keysets?label=v2&keep_signing=true"))
+            .bearer_auth(ADMIN_KEY)
+            .header("content-type", "application/json")
+            .body(k2.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{base}");
+        let r = http
+            .post(format!("{base}/admin/keysets/rollback"))
+            .bearer_auth(ADMIN_KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{base}");
+        read_until(&mut res, &mut seen, |s| {
+            s.contains(r#""what":"publish""#) && s.contains(r#""what":"rollback""#)
+        })
+        .await;
+        // The ticks carry the three accepted validations.
+        read_until(&mut res, &mut seen, |s| {
+            s.lines()
+                .filter_map(|l| l.strip_prefix("data: "))
+                .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+                .any(|d| d["totals"]["accepted"] == 3)
+        })
+        .await;
+        assert_eq!(fx.console.counters().accepted, 3);
+
+        // Fill every place with streams nobody reads.
+        let mut stalled = Vec::new();
+        for _ in 1..MAX_STREAMS {
+            let r = open().await;
+            assert_eq!(r.status(), 200, "{base}");
+            stalled.push(r);
+        }
+        let full = open().await;
+        assert_eq!(full.status(), 503, "{base}");
+        assert_eq!(full.headers()["retry-after"], "5", "{base}");
+        // The first stream goes on while the others stall.
+        let ticks = seen.matches("event: tick").count();
+        read_until(&mut res, &mut seen, |s| {
+            s.matches("event: tick").count() >= ticks + 3
+        })
+        .await;
+        // Closed streams free their places (the server sees it at its next write).
+        drop(stalled);
+        drop(res);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let r = open().await;
+            if r.status() == 200 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{base}: places never freed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }

@@ -5,9 +5,15 @@
 //!   non-zero when any would.
 //! - `tokenlife admin` drives a running service's admin API: status, stage (canary share or
 //!   shadow), share, promote, abort, rollback, release.
+//! - `tokenlife audit` questions the service's audit trail: filtered pages of records or
+//!   a named report (a token's life, a subject's tokens, a keyset version's rejections),
+//!   as a table or JSON.
+//! - `tokenlife incident` finds a subject's tokens and where they were used, revokes them
+//!   all (refresh tokens and families included) and proves from the trail that none was
+//!   used after the cut-off.
 //!
-//! Exit codes: 0 success; 1 the candidate would break tokens, or the service refused the
-//! request; 2 bad usage or input (unreadable file, bad JWKS); 3 the service could not be
+//! Exit codes: 0 success; 1 the candidate would break tokens, the service refused the
+//! request, or an incident's proof failed; 2 bad usage or input (unreadable file, bad JWKS); 3 the service could not be
 //! reached. Tokens are never printed: a result names its file and line, kid and algorithm.
 
 use std::collections::BTreeMap;
@@ -19,6 +25,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
+use tokenlife_cli::incident::{Action, Target, respond};
+use tokenlife_cli::{AdminClient, Body, CallError};
 use tokenlife_core::Keyset;
 use tokenlife_core::admin::routes::{Operation, route_of};
 use tokenlife_core::error::KeyErrorKind;
@@ -33,8 +41,8 @@ const MAX_INPUT: u64 = 64 * 1024 * 1024;
     name = "tokenlife",
     version,
     about = "Check a candidate keyset against live tokens, and drive a service's keyset rollout",
-    after_help = "Exit codes: 0 success; 1 the candidate would break tokens, or the service \
-                  refused the request; 2 bad usage or input; 3 the service could not be reached."
+    after_help = "Exit codes: 0 success; 1 the candidate would break tokens, the service \
+                  refused the request, or an incident's proof failed; 2 bad usage or input; 3 the service could not be reached."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -47,6 +55,101 @@ enum Command {
     Check(CheckArgs),
     /// Drive a running service's keyset rollout through its admin API.
     Admin(AdminArgs),
+    /// Question a service's audit trail (its audit store): records or a named report.
+    Audit(Box<AuditArgs>),
+    /// Find a subject's tokens, revoke them all, and prove from the audit trail that
+    /// none was used after the cut-off (exit 1 if that cannot be proven).
+    Incident(IncidentArgs),
+}
+
+/// Where the service's admin routes are and how to authenticate.
+#[derive(Args, Debug)]
+struct Connection {
+    /// Base URL of the service's admin routes (`http://127.0.0.1:9090`).
+    #[arg(long, env = "TOKENLIFE_ADMIN_URL", value_name = "URL")]
+    url: String,
+    /// A file holding the admin key. Without it the key comes from the environment
+    /// (`TOKENLIFE_ADMIN_KEY`); it is never taken on the command line, where other users
+    /// of the machine can read it.
+    #[arg(long = "key-file", value_name = "FILE")]
+    key_file: Option<PathBuf>,
+    /// Seconds to wait for the service.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    timeout: u64,
+}
+
+#[derive(Args, Debug)]
+struct AuditArgs {
+    #[command(flatten)]
+    conn: Connection,
+    /// A named report instead of records: `token` (a token's whole life, by
+    /// `--fingerprint`), `subject` (a subject's tokens in a window), `rejections`
+    /// (what `--keyset-version` rejected in a window).
+    #[arg(long, value_parser = ["token", "subject", "rejections"])]
+    report: Option<String>,
+    /// The token's keyed fingerprint (32 hex digits).
+    #[arg(long)]
+    fingerprint: Option<String>,
+    /// The subject.
+    #[arg(long)]
+    subject: Option<String>,
+    /// The client.
+    #[arg(long)]
+    client: Option<String>,
+    /// The `jti` of an issued access token.
+    #[arg(long)]
+    jti: Option<String>,
+    /// The issuer.
+    #[arg(long)]
+    issuer: Option<String>,
+    /// The address tokens were presented from.
+    #[arg(long)]
+    address: Option<String>,
+    /// The action (`token_issued`, `token_used`, `validation_failed`, …).
+    #[arg(long)]
+    action: Option<String>,
+    /// The outcome (`ok`, `failure`).
+    #[arg(long)]
+    outcome: Option<String>,
+    /// The keyset version.
+    #[arg(long)]
+    keyset_version: Option<u64>,
+    /// From (Unix seconds).
+    #[arg(long)]
+    since: Option<u64>,
+    /// Until (Unix seconds).
+    #[arg(long)]
+    until: Option<u64>,
+    /// Rows per page (at most 1,000).
+    #[arg(long)]
+    limit: Option<usize>,
+    /// The cursor a previous page gave.
+    #[arg(long)]
+    after: Option<String>,
+    /// Print the answer as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["subject", "token_file"])))]
+struct IncidentArgs {
+    #[command(flatten)]
+    conn: Connection,
+    /// The subject whose tokens are compromised.
+    #[arg(long)]
+    subject: Option<String>,
+    /// A file holding a compromised token (`-`: standard input): its subject is learnt
+    /// from the service (`/introspect`). Never give a token on the command line.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Revoke nothing: prove that a former run's cut-off (Unix seconds) still holds.
+    #[arg(long, value_name = "CUTOFF")]
+    verify: Option<u64>,
+    /// How far back to look for the subject's tokens, in hours.
+    #[arg(long, default_value_t = 24 * 7, value_name = "HOURS",
+          value_parser = clap::value_parser!(u64).range(1..=24 * 365))]
+    window: u64,
 }
 
 #[derive(Args, Debug)]
@@ -71,17 +174,8 @@ struct CheckArgs {
 
 #[derive(Args, Debug)]
 struct AdminArgs {
-    /// Base URL of the service's admin routes (`http://127.0.0.1:9090`).
-    #[arg(long, env = "TOKENLIFE_ADMIN_URL", value_name = "URL")]
-    url: String,
-    /// A file holding the admin key. Without it the key comes from the environment
-    /// (`TOKENLIFE_ADMIN_KEY`); it is never taken on the command line, where other users
-    /// of the machine can read it.
-    #[arg(long = "key-file", value_name = "FILE")]
-    key_file: Option<PathBuf>,
-    /// Seconds to wait for the service.
-    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
-    timeout: u64,
+    #[command(flatten)]
+    conn: Connection,
     #[command(subcommand)]
     op: AdminOp,
 }
@@ -140,54 +234,6 @@ enum AdminOp {
         /// The key's kid.
         kid: String,
     },
-    /// Question the audit trail (the service's audit store): records newest first, as
-    /// JSON, with the cursor of the next page (`--after`).
-    Audit {
-        /// The token's keyed fingerprint (32 hex digits).
-        #[arg(long)]
-        fingerprint: Option<String>,
-        /// The subject.
-        #[arg(long)]
-        subject: Option<String>,
-        /// The client.
-        #[arg(long)]
-        client: Option<String>,
-        /// The action (`token_issued`, `validation_failed`, …).
-        #[arg(long)]
-        action: Option<String>,
-        /// The outcome (`ok`, `failure`).
-        #[arg(long)]
-        outcome: Option<String>,
-        /// The keyset version.
-        #[arg(long)]
-        keyset_version: Option<u64>,
-        /// From (Unix seconds).
-        #[arg(long)]
-        since: Option<u64>,
-        /// Until (Unix seconds).
-        #[arg(long)]
-        until: Option<u64>,
-        /// Rows per page (at most 1,000).
-        #[arg(long)]
-        limit: Option<usize>,
-        /// The cursor a previous page gave.
-        #[arg(long)]
-        after: Option<String>,
-    },
-}
-
-/// `s` as one URL path segment (RFC 3986 unreserved characters kept, the rest
-/// percent-encoded).
-fn path_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// How the command ends: the exit code and what it says on standard error.
@@ -205,6 +251,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => check(&args),
         Command::Admin(args) => admin(&args),
+        Command::Audit(args) => audit(&args),
+        Command::Incident(args) => incident(&args),
     };
     match result {
         Ok(code) => code,
@@ -368,8 +416,8 @@ fn check(args: &CheckArgs) -> Result<ExitCode, Failure> {
 }
 
 /// The admin key: from `--key-file`, else `TOKENLIFE_ADMIN_KEY`.
-fn admin_key(args: &AdminArgs) -> Result<zeroize::Zeroizing<String>, Failure> {
-    let key = match &args.key_file {
+fn admin_key(conn: &Connection) -> Result<zeroize::Zeroizing<String>, Failure> {
+    let key = match &conn.key_file {
         Some(path) => std::fs::read_to_string(path)
             .map_err(|e| Failure::Input(format!("--key-file {}: {e}", path.display())))?,
         None => std::env::var("TOKENLIFE_ADMIN_KEY").map_err(|_| {
@@ -383,149 +431,149 @@ fn admin_key(args: &AdminArgs) -> Result<zeroize::Zeroizing<String>, Failure> {
     Ok(key)
 }
 
-fn admin(args: &AdminArgs) -> Result<ExitCode, Failure> {
-    let key = admin_key(args)?;
-    let base = args.url.trim_end_matches('/');
-    let client = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(args.timeout.max(1)))
-        .build()
-        .map_err(|e| Failure::Input(format!("HTTP client: {e}")))?;
-    // Paths and methods from the core's route table: the CLI cannot drift from the API.
-    let with_query = |op: Operation, q: &[String]| {
-        let r = route_of(op);
-        let query = if q.is_empty() {
-            String::new()
-        } else {
-            format!("?{}", q.join("&"))
-        };
-        (r.method.as_str(), format!("{}{query}", r.path))
-    };
-    let ((method, path), body) = match &args.op {
-        AdminOp::Status => (with_query(Operation::Rollout, &[]), None),
-        AdminOp::Keysets => (with_query(Operation::Keysets, &[]), None),
-        AdminOp::Stage {
-            jwks,
-            share,
-            shadow,
-            label,
-        } => {
-            let mut q = Vec::new();
-            if *shadow {
-                q.push("mode=shadow".to_owned());
-            }
-            if let Some(s) = share {
-                q.push(format!("share={s}"));
-            }
-            if let Some(l) = label {
-                q.push(format!("label={}", encode(l)));
-            }
-            (with_query(Operation::Stage, &q), Some(read_input(jwks)?))
+fn client(conn: &Connection) -> Result<AdminClient, Failure> {
+    AdminClient::new(
+        &conn.url,
+        admin_key(conn)?,
+        Duration::from_secs(conn.timeout),
+    )
+    .map_err(|e| Failure::Input(e.to_string()))
+}
+
+/// A failed call: the service's refusal on standard error (exit 1), or unreachable (3).
+fn failed(what: &str, e: CallError) -> Failure {
+    match e {
+        CallError::Refused { .. } => {
+            eprintln!("tokenlife: {what}: {e}");
+            Failure::Refused
         }
-        AdminOp::Share { percent } => (
-            with_query(Operation::Share, &[format!("share={percent}")]),
-            None,
-        ),
-        AdminOp::Promote {
-            version,
-            min_shadow_sample,
-        } => {
-            let mut q = Vec::new();
-            if let Some(v) = version {
-                q.push(format!("version={v}"));
-            }
-            if let Some(m) = min_shadow_sample {
-                q.push(format!("min_shadow_sample={m}"));
-            }
-            (with_query(Operation::Promote, &q), None)
-        }
-        AdminOp::Abort => (with_query(Operation::Abort, &[]), None),
-        AdminOp::Rollback { to } => (
-            match to {
-                None => with_query(Operation::Rollback, &[]),
-                Some(v) => {
-                    let r = route_of(Operation::RollbackTo);
-                    (r.method.as_str(), r.path_with(&v.to_string()))
-                }
-            },
-            None,
-        ),
-        AdminOp::Release { version } => {
-            let r = route_of(Operation::Release);
-            ((r.method.as_str(), r.path_with(&version.to_string())), None)
-        }
-        AdminOp::RevokeKey { kid } => {
-            let r = route_of(Operation::RevokeKey);
-            ((r.method.as_str(), r.path_with(&path_segment(kid))), None)
-        }
-        AdminOp::Audit {
-            fingerprint,
-            subject,
-            client,
-            action,
-            outcome,
-            keyset_version,
-            since,
-            until,
-            limit,
-            after,
-        } => {
-            let text = [
-                ("fingerprint", fingerprint.clone()),
-                ("subject", subject.clone()),
-                ("client", client.clone()),
-                ("action", action.clone()),
-                ("outcome", outcome.clone()),
-                ("keyset_version", keyset_version.map(|v| v.to_string())),
-                ("since", since.map(|v| v.to_string())),
-                ("until", until.map(|v| v.to_string())),
-                ("limit", limit.map(|v| v.to_string())),
-                ("after", after.clone()),
-            ];
-            let q: Vec<String> = text
-                .into_iter()
-                .filter_map(|(k, v)| v.map(|v| format!("{k}={}", path_segment(&v))))
-                .collect();
-            (with_query(Operation::Audit, &q), None)
-        }
-    };
-    let url = format!("{base}{path}");
-    let mut req = match method {
-        "GET" => client.get(&url),
-        _ => client.post(&url),
-    }
-    .bearer_auth(key.as_str());
-    if let Some(b) = body {
-        req = req.header("content-type", "application/json").body(b);
-    }
-    let res = req
-        .send()
-        .map_err(|e| Failure::Unreachable(format!("{method} {url}: {e}")))?;
-    let status = res.status();
-    let text = res
-        .text()
-        .map_err(|e| Failure::Unreachable(format!("{method} {url}: {e}")))?;
-    let body: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    if status.is_success() {
-        println!("{body:#}");
-        Ok(ExitCode::SUCCESS)
-    } else {
-        eprintln!(
-            "tokenlife: {method} {path}: {status}: {}: {}",
-            body["error"].as_str().unwrap_or("error"),
-            body["error_description"].as_str().unwrap_or("")
-        );
-        Err(Failure::Refused)
+        CallError::Unreachable(why) => Failure::Unreachable(why),
     }
 }
 
-/// Percent-encodes a query value.
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
+fn admin(args: &AdminArgs) -> Result<ExitCode, Failure> {
+    let client = client(&args.conn)?;
+    // Paths and methods from the core's route table: the CLI cannot drift from the API.
+    let (op, param, query, body): (Operation, Option<String>, Vec<(&str, String)>, _) =
+        match &args.op {
+            AdminOp::Status => (Operation::Rollout, None, vec![], None),
+            AdminOp::Keysets => (Operation::Keysets, None, vec![], None),
+            AdminOp::Stage {
+                jwks,
+                share,
+                shadow,
+                label,
+            } => {
+                let mut q = Vec::new();
+                if *shadow {
+                    q.push(("mode", "shadow".to_owned()));
+                }
+                if let Some(s) = share {
+                    q.push(("share", s.to_string()));
+                }
+                if let Some(l) = label {
+                    q.push(("label", l.clone()));
+                }
+                (
+                    Operation::Stage,
+                    None,
+                    q,
+                    Some(Body::Json(read_input(jwks)?)),
+                )
             }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+            AdminOp::Share { percent } => (
+                Operation::Share,
+                None,
+                vec![("share", percent.to_string())],
+                None,
+            ),
+            AdminOp::Promote {
+                version,
+                min_shadow_sample,
+            } => {
+                let mut q = Vec::new();
+                if let Some(v) = version {
+                    q.push(("version", v.to_string()));
+                }
+                if let Some(m) = min_shadow_sample {
+                    q.push(("min_shadow_sample", m.to_string()));
+                }
+                (Operation::Promote, None, q, None)
+            }
+            AdminOp::Abort => (Operation::Abort, None, vec![], None),
+            AdminOp::Rollback { to: None } => (Operation::Rollback, None, vec![], None),
+            AdminOp::Rollback { to: Some(v) } => {
+                (Operation::RollbackTo, Some(v.to_string()), vec![], None)
+            }
+            AdminOp::Release { version } => {
+                (Operation::Release, Some(version.to_string()), vec![], None)
+            }
+            AdminOp::RevokeKey { kid } => (Operation::RevokeKey, Some(kid.clone()), vec![], None),
+        };
+    let answer = client
+        .call(op, param.as_deref(), &query, body)
+        .map_err(|e| failed(route_of(op).path, e))?;
+    println!("{answer:#}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn audit(args: &AuditArgs) -> Result<ExitCode, Failure> {
+    let client = client(&args.conn)?;
+    let query: Vec<(&str, String)> = [
+        ("report", args.report.clone()),
+        ("fingerprint", args.fingerprint.clone()),
+        ("subject", args.subject.clone()),
+        ("client", args.client.clone()),
+        ("jti", args.jti.clone()),
+        ("issuer", args.issuer.clone()),
+        ("address", args.address.clone()),
+        ("action", args.action.clone()),
+        ("outcome", args.outcome.clone()),
+        ("keyset_version", args.keyset_version.map(|v| v.to_string())),
+        ("since", args.since.map(|v| v.to_string())),
+        ("until", args.until.map(|v| v.to_string())),
+        ("limit", args.limit.map(|v| v.to_string())),
+        ("after", args.after.clone()),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| (k, v)))
+    .collect();
+    let answer = client
+        .call(Operation::Audit, None, &query, None)
+        .map_err(|e| failed("/audit", e))?;
+    if args.json {
+        println!("{answer:#}");
+    } else {
+        print!("{}", tokenlife_cli::table::render(&answer));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn incident(args: &IncidentArgs) -> Result<ExitCode, Failure> {
+    let client = client(&args.conn)?;
+    let target = match (&args.subject, &args.token_file) {
+        (Some(s), _) => Target::Subject(s.clone()),
+        (None, Some(path)) => {
+            let token = zeroize::Zeroizing::new(read_input(path)?.trim().to_owned());
+            if token.is_empty() {
+                return Err(Failure::Input(format!("{}: no token", path.display())));
+            }
+            Target::Token(token)
+        }
+        (None, None) => return Err(Failure::Input("--subject or --token-file".into())),
+    };
+    let action = args.verify.map_or(Action::Revoke, Action::Verify);
+    let outcome = respond(
+        &client,
+        target,
+        action,
+        Duration::from_secs(args.window * 3_600),
+        &mut std::io::stdout(),
+    )
+    .map_err(|e| failed("incident", e))?;
+    Ok(if outcome.proven() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -71,6 +71,8 @@ fn help_and_usage_errors() {
     for sub in [
         &["check", "--help"][..],
         &["admin", "--help"],
+        &["audit", "--help"],
+        &["incident", "--help"],
         &["admin", "stage", "--help"],
     ] {
         assert_eq!(code(&tokenlife(sub)), 0, "{sub:?}");
@@ -78,6 +80,11 @@ fn help_and_usage_errors() {
     assert_eq!(code(&tokenlife(&[])), 2, "no command");
     assert_eq!(code(&tokenlife(&["check"])), 2, "no candidate");
     assert_eq!(code(&tokenlife(&["frobnicate"])), 2);
+    // An incident needs a subject or a token file.
+    assert_eq!(
+        code(&tokenlife(&["incident", "--url", "http://127.0.0.1:9"])),
+        2
+    );
 }
 
 #[test]
@@ -402,25 +409,43 @@ async fn admin_commands_drive_a_running_service() {
     assert!(stderr(&o).contains("TOKENLIFE_ADMIN_KEY"), "{}", stderr(&o));
 }
 
-/// `tokenlife admin audit`: the filters become `GET /audit`'s query string (path and
-/// method from the route table), values percent-encoded; a refused filter exits 1 naming it.
+/// `tokenlife audit`: the filters become `GET /audit`'s query string (path and method
+/// from the route table), values percent-encoded; JSON or a table; a refused filter exits
+/// 1 naming it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_audit_command_asks_the_audit_endpoint() {
     let (url, _store) = service().await;
     let d = dir("audit");
     let key_file = write(&d, "admin.key", &format!("{ADMIN_KEY}\n"));
     let cmd = |rest: &[&str]| {
-        let mut v: Vec<String> = ["admin", "--url", &url, "--key-file", &key_file, "audit"]
+        let mut v: Vec<String> = ["audit", "--url", &url, "--key-file", &key_file]
             .iter()
             .map(|s| (*s).to_owned())
             .collect();
         v.extend(rest.iter().map(|s| (*s).to_owned()));
         v
     };
-    let o = run(cmd(&["--subject", "a b&c", "--since", "5", "--limit", "2"])).await;
+    let o = run(cmd(&[
+        "--json",
+        "--subject",
+        "a b&c",
+        "--since",
+        "5",
+        "--limit",
+        "2",
+    ]))
+    .await;
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let page: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(page["asked"], "subject=a%20b%26c&since=5&limit=2");
+    let o = run(cmd(&["--report", "subject", "--subject", "a", "--json"])).await;
+    let page: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(page["asked"], "report=subject&subject=a");
+    // Without --json: a table.
+    let o = run(cmd(&["--subject", "a"])).await;
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("TIME "), "{}", stdout(&o));
+    assert_eq!(code(&run(cmd(&["--report", "nope"])).await), 2);
     let o = run(cmd(&["--subject", "a", "--limit", "0"])).await;
     assert_eq!(code(&o), 1);
     assert!(
@@ -428,4 +453,77 @@ async fn the_audit_command_asks_the_audit_endpoint() {
         "{}",
         stderr(&o)
     );
+}
+
+/// A service whose trail (a canned audit answer) shows one token of `mallory`, issued at
+/// 1,000 and last used at `last_seen`; the proof is the CLI's to make.
+async fn incident_service(last_seen: u64) -> (String, tokenlife_core::RevocationList) {
+    let store = KeysetStore::new(Keyset::new([testing::key("k1", Algorithm::ES256)]).unwrap());
+    let validator = Validator::builder(store)
+        .issuer(ISS)
+        .audience(AUD)
+        .build()
+        .unwrap();
+    let revocations = validator.revocations().clone();
+    let state = AdminState::builder(validator)
+        .admin_key(ADMIN_KEY)
+        .audit_search(move |qs| {
+            if qs.starts_with("report=subject&subject=mallory&since=") {
+                Ok(
+                    serde_json::json!({"subject": "mallory", "since": 0, "until": 0,
+                    "renewals": 0, "renewals_refused": 0, "revocations": [],
+                    "tokens": [{"fingerprint": "00112233445566778899aabbccddeeff",
+                        "token_kind": "access", "issued_at": 1_000, "client": null, "failures": 0,
+                        "usage": {"count": 7, "first_seen": 1_000, "last_seen": last_seen,
+                                  "clients": ["198.51.100.7"], "more_clients": false}}]}),
+                )
+            } else if qs.starts_with("fingerprint=00112233445566778899aabbccddeeff&action=") {
+                Ok(serde_json::json!({"rows": [{"action": "validation_failed"}], "next": null}))
+            } else {
+                Err(Some("query"))
+            }
+        })
+        .build()
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, admin::admin_router(state)).await });
+    (format!("http://{addr}"), revocations)
+}
+
+/// `tokenlife incident`: lists the subject's tokens and where they were used, revokes
+/// the subject (a real revocation on the service), and proves from the trail — exit 1
+/// when a token issued before the cut-off was used after it; `--verify` revokes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_incident_command_cuts_and_refuses_a_proof_the_trail_contradicts() {
+    let d = dir("incident");
+    let key_file = write(&d, "admin.key", ADMIN_KEY);
+    let args = |url: &str, rest: &[&str]| {
+        let mut v: Vec<String> = ["incident", "--url", url, "--key-file", &key_file]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        v.extend(rest.iter().map(|s| (*s).to_owned()));
+        v
+    };
+    // The trail shows a use far after any cut-off made now: not proven.
+    let (url, revocations) = incident_service(4_000_000_000).await;
+    let o = run(args(&url, &["--subject", "mallory"])).await;
+    assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("198.51.100.7"), "{out}");
+    assert!(out.contains("revoked every token of mallory"), "{out}");
+    assert!(out.contains("NOT PROVEN: 1 token(s)"), "{out}");
+    assert_eq!(revocations.len(), 1, "the subject was revoked");
+    // Verifying a cut-off the last use precedes: proven, two refusals counted (one of
+    // each kind of row), nothing revoked.
+    let (url, revocations) = incident_service(1_500).await;
+    let o = run(args(&url, &["--subject", "mallory", "--verify", "2000"])).await;
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("(2 attempts refused since)"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(revocations.len(), 0);
 }

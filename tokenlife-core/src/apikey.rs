@@ -208,6 +208,8 @@ impl ApiKeys {
             key: None,
             subject: None,
             client: Some(client),
+            jti: None,
+            issuer: None,
         });
         Ok((raw, info))
     }

@@ -34,6 +34,24 @@ thread_local! {
         const { std::cell::Cell::new(None) };
 }
 
+/// The key of a token in a map (the verified-token cache, the usage rollup): a seeded hash of its length and its last 32 bytes (inside
+/// the signature, which differs from token to token), not of the whole token, whose
+/// several hundred bytes would cost more to hash than the rest of a cache hit. The key
+/// only picks the entry: a cache hit also needs the cached token's bytes to equal the
+/// presented ones. A token forged to share another's key is verified as usual and
+/// cached over it only if valid; it can displace only entries whose signature the
+/// forger already holds. The usage rollup sees only tokens that validated: two valid
+/// tokens sharing a key would need the same last 32 bytes of signature.
+#[inline(always)]
+pub(crate) fn token_key(token: &str, seed: u64) -> u128 {
+    let bytes = token.as_bytes();
+    let tail = &bytes[bytes.len().saturating_sub(32)..];
+    let mut buf = [0u8; 40];
+    buf[..8].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
+    buf[8..8 + tail.len()].copy_from_slice(tail);
+    xxhash_rust::xxh3::xxh3_128_with_seed(&buf[..8 + tail.len()], seed)
+}
+
 /// Builds [`Folding`] hashers: for `u128` keys that are already seeded hashes, so a second
 /// full hash would be wasted work.
 #[derive(Clone, Copy, Default, Debug)]

@@ -50,10 +50,10 @@ fn at(secs: u64) -> SystemTime {
 fn a_real_issuer_and_validator_leave_a_trail_an_operator_can_question() {
     let schema = Schema::new();
     let store = PgAuditStore::connect_in(&url(), &schema.0).unwrap();
-    assert_eq!(store.migrations().unwrap(), vec![1]);
+    assert_eq!(store.migrations().unwrap(), vec![1, 2, 3]);
     // A second node starting against the same database applies nothing twice.
     let again = PgAuditStore::connect_in(&url(), &schema.0).unwrap();
-    assert_eq!(again.migrations().unwrap(), vec![1]);
+    assert_eq!(again.migrations().unwrap(), vec![1, 2, 3]);
 
     let sink = PgAuditSink::builder(url(), "node-a")
         .schema(&schema.0)
@@ -106,6 +106,13 @@ fn a_real_issuer_and_validator_leave_a_trail_an_operator_can_question() {
         issued.fingerprint,
         Some(monitor.fingerprint(&access).to_string())
     );
+    // Its jti and issuer are stored, and a token is found by its jti too.
+    let claims = validator.inspect(&access).unwrap();
+    let jti = claims.claims().jti.clone().unwrap();
+    assert_eq!(issued.jti.as_deref(), Some(jti.as_str()));
+    assert_eq!(issued.issuer.as_deref(), Some(tokenlife_core::testing::ISS));
+    let by_jti = store.query(&AuditQuery::new().jti(&jti)).unwrap();
+    assert_eq!(by_jti.rows, page.rows);
     // A subject's records in a window: issue (access and refresh) and the renewal.
     let since = tokenlife_core::Clock::now(clock) - Duration::from_secs(3600);
     let alice = store
@@ -486,4 +493,269 @@ fn batches_spooled_while_the_database_is_down_are_replayed_once_it_is_back() {
     assert!(lost > 0 && kept > 0, "{lost} dropped, {kept} spooled");
     assert_eq!(lost + kept, 100);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The three named reports, from a story of a real issuer and validator with the usage
+/// rollup beside the monitor: a token's whole life (issued → used when and where →
+/// revoked → refused), a subject's tokens in a window (with where each was used), and
+/// everything a keyset version rejected — each expected answer written out.
+#[test]
+fn the_named_reports_tell_a_tokens_life_a_subjects_tokens_and_a_versions_rejections() {
+    use tokenlife_core::Validator;
+    use tokenlife_core::audit_store::AuditReport;
+    use tokenlife_core::observe::usage::UsageRollup;
+    use tokenlife_core::testing::{AUD, ISS};
+
+    let schema = Schema::new();
+    let store = PgAuditStore::connect_in(&url(), &schema.0).unwrap();
+    let sink = PgAuditSink::builder(url(), "node-r")
+        .schema(&schema.0)
+        .build()
+        .unwrap();
+    let f = Fixture::with_sink(ManualClock::starting_now(), sink);
+    let usage = UsageRollup::for_monitor(&f.monitor)
+        .unwrap()
+        .bucket(Duration::from_secs(60))
+        .build();
+    let validator = Validator::builder(f.store.clone())
+        .issuer(ISS)
+        .audience(AUD)
+        .clock(f.clock.clone())
+        .monitor(f.monitor.clone())
+        .also_observer(usage.clone())
+        .revocations(f.validator.revocations().clone())
+        .build()
+        .unwrap();
+    // The story starts two seconds into a minute, so the first two uses share a
+    // 60-second usage bucket whatever the wall clock says.
+    let t0 = (f.monitor.now() / 60 + 1) * 60 + 2;
+    f.clock.set_unix(t0);
+    let pair = f
+        .issuer
+        .issue(TokenRequest::subject("erin").client("app"))
+        .unwrap();
+    let access = pair.access_token.clone();
+    let fp = f.monitor.fingerprint(&access).to_string();
+    // Used from two places, in two buckets (the second after two minutes).
+    for (dt, client) in [(0, "10.0.0.1"), (5, "10.0.0.1"), (125, "203.0.113.9")] {
+        f.clock.set_unix(t0 + dt);
+        validator.validate_from(&access, Some(client)).unwrap();
+    }
+    // Another subject's token is not in erin's report.
+    let other = f
+        .issuer
+        .issue_access(TokenRequest::subject("frank"))
+        .unwrap();
+    validator.validate(&other.access_token).unwrap();
+    // Revoked at t0 + 130: the next use is refused.
+    f.clock.set_unix(t0 + 130);
+    f.issuer
+        .revoke_subject("erin", UNIX_EPOCH + Duration::from_secs(t0 + 130))
+        .unwrap();
+    f.clock.set_unix(t0 + 131);
+    assert!(
+        validator
+            .validate_from(&access, Some("203.0.113.9"))
+            .is_err()
+    );
+    usage.flush();
+    f.audit_events();
+
+    let life = store
+        .report(&AuditReport::TokenLife {
+            fingerprint: fp.clone(),
+        })
+        .unwrap();
+    assert_eq!(life["issued"]["subject"], "erin");
+    assert_eq!(life["issued"]["at"], t0);
+    assert_eq!(life["usage"]["count"], 3);
+    assert_eq!(life["usage"]["first_seen"], t0);
+    assert_eq!(life["usage"]["last_seen"], t0 + 125);
+    assert_eq!(
+        life["usage"]["clients"],
+        serde_json::json!(["10.0.0.1", "203.0.113.9"])
+    );
+    let actions: Vec<&str> = life["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions[..3],
+        ["token_issued", "token_used", "token_used"],
+        "{life:#}"
+    );
+    // The refusal, and — a revoked token presented again — its alert, in the same
+    // second (either order).
+    let last: Vec<&serde_json::Value> = life["events"].as_array().unwrap()[3..].iter().collect();
+    assert_eq!(last.len(), 2, "{life:#}");
+    assert!(
+        last.iter()
+            .any(|e| e["action"] == "validation_failed" && e["reason"] == "revoked")
+    );
+    assert!(last.iter().any(|e| e["alert"] == "revoked_token_reuse"));
+    assert_eq!(life["revocations"].as_array().unwrap().len(), 1);
+
+    let since = UNIX_EPOCH + Duration::from_secs(t0 - 60);
+    // The test clock runs ahead of the wall clock: the window's end is given.
+    let until = Some(UNIX_EPOCH + Duration::from_secs(t0 + 3_600));
+    let report = store
+        .report(&AuditReport::Subject {
+            subject: "erin".into(),
+            since,
+            until,
+        })
+        .unwrap();
+    let tokens = report["tokens"].as_array().unwrap();
+    // Access and refresh token, nothing of frank's.
+    assert_eq!(tokens.len(), 2, "{report:#}");
+    let a = tokens.iter().find(|t| t["fingerprint"] == fp).unwrap();
+    assert_eq!(
+        (a["usage"]["count"].as_u64(), a["failures"].as_u64()),
+        (Some(3), Some(1))
+    );
+    assert_eq!(a["client"], "app");
+    let r = tokens.iter().find(|t| t["fingerprint"] != fp).unwrap();
+    assert_eq!(r["token_kind"], "refresh");
+    assert_eq!(r["usage"]["count"], 0);
+    assert_eq!(report["revocations"].as_array().unwrap().len(), 1);
+
+    let rejected = store
+        .report(&AuditReport::Rejections {
+            keyset_version: 1,
+            since,
+            until,
+        })
+        .unwrap();
+    assert_eq!(rejected["total"], 1);
+    assert_eq!(rejected["by_reason"], serde_json::json!({"revoked": 1}));
+    assert_eq!(rejected["tokens"], 1);
+    assert_eq!(rejected["newest"][0]["fingerprint"], fp);
+    // Nothing for a version that rejected nothing; bad fields named.
+    let none = store
+        .report(&AuditReport::Rejections {
+            keyset_version: 9,
+            since,
+            until: None,
+        })
+        .unwrap();
+    assert_eq!(none["total"], 0);
+    let err = store.search("report=token&fingerprint=xyz").unwrap_err();
+    assert_eq!(err.field(), Some("fingerprint"));
+    assert_eq!(
+        store.search("report=nope").unwrap_err().field(),
+        Some("report")
+    );
+    assert_eq!(
+        store
+            .search("report=subject&subject=erin&since=10&until=5")
+            .unwrap_err()
+            .field(),
+        Some("until")
+    );
+    // The same report through the query string.
+    let via_qs = store
+        .search(&format!("report=token&fingerprint={fp}"))
+        .unwrap();
+    assert_eq!(via_qs["usage"]["count"], 3);
+}
+
+/// Item 6: a private PostgreSQL (initdb + postgres on a free port) killed like a crash
+/// under load and started again: with a spool, every record emitted — before, during
+/// and after the outage — is in the table exactly once, none dropped; the emitting
+/// thread never waits.
+#[test]
+fn a_database_killed_under_load_loses_no_record() {
+    use std::sync::atomic::Ordering::Relaxed;
+    use tokenlife_core::testing::PgServer;
+
+    let mut pg = PgServer::start();
+    let url = pg.url();
+    PgAuditStore::connect(&url).unwrap();
+    let spool = std::env::temp_dir().join(format!("tokenlife-kill-{}", pg.port()));
+    let sink = PgAuditSink::builder(&url, "node-k")
+        .batch_size(500)
+        .linger(Duration::from_millis(20))
+        .spool(&spool, 256 << 20)
+        .flush_wait(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let (written, spooled, dropped) = (sink.written(), sink.spooled(), sink.dropped());
+    const N: u64 = 30_000;
+    let auditor = Auditor::builder().capacity(N as usize).sink(sink).build();
+    let t0 = 1_790_000_000;
+    for i in 0..N {
+        auditor.emit(
+            AuditEvent::new(AuditAction::ValidationFailed, t0 + i / 1_000)
+                .failure("expired")
+                .detail(format!("n={i}")),
+        );
+        if i == N / 3 {
+            // Under load: the database goes away, and records keep coming.
+            pg.kill();
+        }
+        if i == 2 * N / 3 {
+            assert!(spooled.load(Relaxed) > 0, "nothing was spooled while down");
+            pg.restart();
+        }
+    }
+    auditor.flush();
+    // The spool is replayed once the writer's backoff lets it try again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while spooled.load(Relaxed) > 0 || written.load(Relaxed) < N {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the spool was not replayed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let row = c
+        .query_one(
+            "SELECT count(*), count(DISTINCT detail->>'text') FROM tokenlife_audit",
+            &[],
+        )
+        .unwrap();
+    let (rows, distinct): (i64, i64) = (row.get(0), row.get(1));
+    assert_eq!((rows, distinct), (N as i64, N as i64), "every record once");
+    assert_eq!(dropped.load(Relaxed), 0);
+    assert_eq!(auditor.dropped(), 0);
+    let _ = std::fs::remove_dir_all(&spool);
+}
+
+/// The store's pool: questions asked from several threads at once are answered; while
+/// the database is down a question is a clear error, not a hang; once it is back the
+/// store answers again by itself (lost connections are made again).
+#[test]
+fn the_store_answers_again_once_a_restarted_database_is_back() {
+    use tokenlife_core::testing::PgServer;
+
+    let mut pg = PgServer::start();
+    let store = std::sync::Arc::new(PgAuditStore::connect(&pg.url()).unwrap());
+    let ask = |s: &PgAuditStore| s.query(&AuditQuery::new().subject("nobody"));
+    std::thread::scope(|scope| {
+        for _ in 0..6 {
+            let store = store.clone();
+            scope.spawn(move || {
+                for _ in 0..20 {
+                    assert!(ask(&store).unwrap().rows.is_empty());
+                }
+            });
+        }
+    });
+    pg.kill();
+    let down = ask(&store).unwrap_err();
+    assert!(
+        matches!(
+            down.kind(),
+            AuditStoreErrorKind::Database | AuditStoreErrorKind::Connect
+        ),
+        "{down:?}"
+    );
+    pg.restart();
+    // Every connection of the pool was lost; each is made again when next taken.
+    for _ in 0..8 {
+        assert!(ask(&store).unwrap().rows.is_empty());
+    }
 }

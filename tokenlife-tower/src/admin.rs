@@ -20,7 +20,7 @@ use axum::extract::{ConnectInfo, RawPathParams, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
 use axum::{Router, extract::FromRequestParts};
-use tokenlife_core::admin::routes::{Call, Group, ROUTES, Route};
+use tokenlife_core::admin::routes::{Call, Group, Operation, ROUTES, Route};
 use tokenlife_core::admin::{AdminResponse, BodyRejection};
 
 pub use tokenlife_core::admin::{AdminState, AdminStateBuilder};
@@ -41,9 +41,11 @@ pub fn oauth_router(state: AdminState) -> Router {
     mount(state, Group::OAuth)
 }
 
-/// The privileged routes (the admin key only): revocations, keysets, `/tokens`.
+/// The privileged routes (the admin key only): revocations, keysets, `/tokens`,
+/// `/audit`; and the operator console (`/console`: its page and files, which hold no
+/// data, and its event stream, the admin key).
 pub fn admin_router(state: AdminState) -> Router {
-    mount(state, Group::Admin)
+    mount(state.clone(), Group::Admin).merge(mount(state, Group::Console))
 }
 
 /// Every route of `group` in [`ROUTES`], each on the one handler.
@@ -79,6 +81,9 @@ async fn handle(route: &'static Route, s: AdminState, req: Request) -> Response 
         },
         None => None,
     };
+    if route.operation == Operation::ConsoleEvents {
+        return events(&s);
+    }
     let body = if route.body {
         read_body(&s, body).await
     } else {
@@ -129,6 +134,18 @@ async fn read_body(s: &AdminState, body: axum::body::Body) -> Result<Bytes, Body
         Ok(Err(_)) => Err(BodyRejection::unreadable()),
         Err(_) => Err(BodyRejection::timed_out()),
     }
+}
+
+/// The console's event stream (the caller is authenticated): a frame per tick for as
+/// long as the client reads (nothing is queued for one that does not).
+fn events(s: &AdminState) -> Response {
+    let stream = match s.console_stream() {
+        Ok(stream) => stream,
+        Err(refused) => return respond(*refused),
+    };
+    let (head, _) = stream.response_head(Vec::new()).into_parts();
+    let frames = stream.frames(tokio::time::sleep);
+    Response::from_parts(head, axum::body::Body::from_stream(frames))
 }
 
 fn respond(res: AdminResponse) -> Response {

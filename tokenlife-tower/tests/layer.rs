@@ -365,7 +365,7 @@ async fn over_a_real_server_with_a_real_client() {
     assert!(
         failed
             .iter()
-            .any(|e| e.client.as_deref() == Some("127.0.0.1"))
+            .any(|e| e.address.as_deref() == Some("127.0.0.1"))
     );
     let all: String = events.iter().map(|e| e.to_json()).collect();
     assert!(!all.contains(&good[good.len() - 20..]));

@@ -1,7 +1,9 @@
 //! Audit records into PostgreSQL: how many a second the sink stores, and what the
 //! auditor's caller pays per record meanwhile.
 //!
-//!   cargo run --release -p benches --bin audit_pg -- [RECORDS] [URL]
+//! ```text
+//! cargo run --release -p benches --bin audit_pg -- [RECORDS] [URL]
+//! ```
 //!
 //! Default 500,000 records into `postgres://postgres@127.0.0.1:5432/test`, a schema of
 //! its own (dropped after). Prints the records stored per second (from the first emit

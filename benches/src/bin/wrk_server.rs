@@ -7,7 +7,8 @@
 //! verifies the RS256 signature), `actix-bare`, `actix`, `actix-cold` (actix-web, one
 //! worker), and `layer-observed`, `actix-observed`: the layer with the gateway's observers
 //! (`benches::observed_validator`: the Monitor with a Prometheus recorder and an audit
-//! sink, and the rollout guard). axum serves with `ConnectInfo` (the client address
+//! sink, and the rollout guard); `layer-usage`, `actix-usage`: those and the usage rollup
+//! (what the gateway adds with `--audit-db`). axum serves with `ConnectInfo` (the client address
 //! reaches the observers, as in the gateway). `benches/wrk.sh` and `benches/wrk_cpu.sh`
 //! pin it to one core and wrk to the other.
 
@@ -18,7 +19,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use benches::{AUD, ISS, key, observed_validator, token};
+use benches::{AUD, ISS, key, observed_validator_with, token};
 use tokenlife_core::{Algorithm, Keyset, KeysetStore, Validator};
 use tokenlife_tower::TokenLifeLayer;
 
@@ -42,10 +43,17 @@ fn main() {
         std::io::stdout().flush().expect("stdout");
     };
     match mode.as_str() {
-        "actix-bare" | "actix" | "actix-cold" | "actix-observed" => {
+        "actix-bare" | "actix" | "actix-cold" | "actix-observed" | "actix-usage" => {
             let v = match mode.as_str() {
                 "actix-bare" => None,
-                "actix-observed" => Some(observed_validator(std::slice::from_ref(&k), 10_000).1),
+                "actix-observed" | "actix-usage" => Some(
+                    observed_validator_with(
+                        std::slice::from_ref(&k),
+                        10_000,
+                        mode == "actix-usage",
+                    )
+                    .1,
+                ),
                 _ => Some(validator(&k, mode == "actix-cold")),
             };
             actix(v, port, secs, announce);
@@ -54,8 +62,13 @@ fn main() {
             let base = Router::new().route("/orders", get(|| async { "ok" }));
             let app = match mode.as_str() {
                 "bare" => base,
-                "layer-observed" => base.layer(TokenLifeLayer::new(
-                    observed_validator(std::slice::from_ref(&k), 10_000).1,
+                "layer-observed" | "layer-usage" => base.layer(TokenLifeLayer::new(
+                    observed_validator_with(
+                        std::slice::from_ref(&k),
+                        10_000,
+                        mode == "layer-usage",
+                    )
+                    .1,
                 )),
                 _ => base.layer(TokenLifeLayer::new(validator(&k, mode == "layer-cold"))),
             };

@@ -29,6 +29,10 @@
 //! | `POST /keysets/rollback/{version}` | [`AdminState::rollback_to`] | [`Access::ADMIN`] |
 //! | `POST /tokens` | [`AdminState::mint`]: JSON `{"subject", "scope"?, "refresh"?, "client"?}` | [`Access::ADMIN`] |
 //! | `GET /audit` | [`AdminState::audit_records`]: the audit trail's records, filtered and paginated (`?fingerprint=…&subject=…&since=…&after=…`) | [`Access::ADMIN`] |
+//! | `GET /fleet` | [`AdminState::fleet`]: this node's link with the fleet: connected, last sync, generation, epoch changes, queue | [`Access::ADMIN`] |
+//! | `GET /console` | [`AdminState::console_page`]: the operator console ([`console`]) | anyone (the page holds no data) |
+//! | `GET /console/assets/{file}` | [`AdminState::console_asset`]: its script and style | anyone |
+//! | `GET /console/events` | [`AdminState::console_stream`]: the console's live Server-Sent Events | [`Access::ADMIN`] |
 //!
 //! The admin credential is its own static key (`Authorization: Bearer <admin key>`),
 //! never one of the tokens it manages; clients and resource servers authenticate with
@@ -90,6 +94,7 @@ use crate::rollout::RolloutGuard;
 use crate::validate::Validator;
 
 mod auth;
+pub mod console;
 mod keysets;
 mod oauth;
 mod revocations;
@@ -205,7 +210,10 @@ struct Inner {
     default_until: Duration,
     guard: Option<RolloutGuard>,
     key_sources: Vec<KeySource>,
+    fleet: Option<KeySource>,
     audit: Option<AuditSearch>,
+    console: Option<crate::observe::console::ConsoleFeed>,
+    console_tick: Duration,
     throttle: Throttle,
     /// RFC 7009 revocations per client in the current window: (window start, count).
     client_revocations: Mutex<HashMap<String, (u64, u32)>>,
@@ -254,7 +262,10 @@ impl AdminState {
             empty: None,
             guard: None,
             key_sources: Vec::new(),
+            fleet: None,
             audit: None,
+            console: None,
+            console_tick: console::TICK,
         }
     }
 
@@ -283,7 +294,10 @@ pub struct AdminStateBuilder {
     empty: Option<&'static str>,
     guard: Option<RolloutGuard>,
     key_sources: Vec<KeySource>,
+    fleet: Option<KeySource>,
     audit: Option<AuditSearch>,
+    console: Option<crate::observe::console::ConsoleFeed>,
+    console_tick: Duration,
 }
 
 /// A status report of where keys come from (`GET /keysets/remote`).
@@ -315,6 +329,14 @@ impl AdminStateBuilder {
         self
     }
 
+    /// This node's link with the fleet, for `GET /fleet` (and the console): a function
+    /// that reports it as JSON, called on each request (the gateway reports
+    /// `RedisFleet::status`).
+    pub fn fleet_status(mut self, status: impl Fn() -> Value + Send + Sync + 'static) -> Self {
+        self.fleet = Some(Arc::new(status));
+        self
+    }
+
     /// Reports these remote keys' status at `GET /keysets/remote`: when they were last
     /// fetched, from where, what was skipped, what failed.
     #[cfg(feature = "remote")]
@@ -335,25 +357,33 @@ impl AdminStateBuilder {
     }
 
     /// Answers `GET /audit` from this PostgreSQL audit store (feature `postgres`):
-    /// [`AuditQuery::from_query`](crate::audit_store::AuditQuery::from_query) filters,
-    /// pages of [`AuditRow`](crate::audit_store::AuditRow)s and the next cursor.
+    /// [`PgAuditStore::search`](crate::audit_store::PgAuditStore::search) — filters,
+    /// pages of [`AuditRow`](crate::audit_store::AuditRow)s and the next cursor, or a
+    /// named report (`report=token|subject|rejections`).
     #[cfg(feature = "postgres")]
     pub fn audit_store(self, store: Arc<crate::audit_store::PgAuditStore>) -> Self {
-        use crate::audit_store::{AuditQuery, AuditStoreErrorKind};
-        self.audit_search(move |qs| {
-            let q = AuditQuery::from_query(qs).map_err(|e| e.field())?;
-            match store.query(&q) {
-                Ok(page) => Ok(serde_json::to_value(page).unwrap_or(Value::Null)),
-                Err(e) if e.kind() == AuditStoreErrorKind::InvalidFilter => Err(e.field()),
-                Err(_) => Err(None),
-            }
-        })
+        self.audit_search(move |qs| audit_answer(&store, qs))
     }
 
     /// The rollout guard watching the store, so `GET /keysets/rollout` shows what it
     /// watches and how often it rolled back.
     pub fn rollout_guard(mut self, guard: RolloutGuard) -> Self {
         self.guard = Some(guard);
+        self
+    }
+
+    /// The console's live feed (`GET /console/events`): the same [`ConsoleFeed`](crate::observe::console::ConsoleFeed)
+    /// the validator's (and issuer's) observer includes. Without one the console's
+    /// pages are served but its stream answers 404.
+    pub fn console(mut self, feed: crate::observe::console::ConsoleFeed) -> Self {
+        self.console = Some(feed);
+        self
+    }
+
+    /// How often a console stream sends its counters (default [`console::TICK`], a
+    /// second; at least 10 ms). Its streams live [`console::MAX_TICKS`] ticks.
+    pub fn console_tick(mut self, tick: Duration) -> Self {
+        self.console_tick = tick.max(Duration::from_millis(10));
         self
     }
 
@@ -469,7 +499,10 @@ impl AdminStateBuilder {
                 issuer: self.issuer,
                 guard: self.guard,
                 key_sources: self.key_sources,
+                fleet: self.fleet,
                 audit: self.audit,
+                console: self.console,
+                console_tick: self.console_tick,
                 admin_key: self.admin_key,
                 clients: self.clients,
                 resource_servers: self.resource_servers,
@@ -670,6 +703,24 @@ impl AdminState {
         json_response(
             StatusCode::OK,
             &json!({ "sources": sources }),
+            &[(header::CACHE_CONTROL, "no-store")],
+        )
+    }
+
+    /// `GET /fleet` (admin): this node's link with the fleet
+    /// ([`AdminStateBuilder::fleet_status`]); 404 `not_found` when none is configured.
+    pub fn fleet(&self) -> AdminResponse {
+        let Some(status) = &self.inner.fleet else {
+            return ApiError::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::NotFound,
+                "this node is not in a fleet (the gateway's --redis)",
+            )
+            .into_response();
+        };
+        json_response(
+            StatusCode::OK,
+            &status(),
             &[(header::CACHE_CONTROL, "no-store")],
         )
     }
@@ -881,6 +932,28 @@ fn unavailable(e: &dyn std::error::Error) -> ApiError {
         ErrorCode::TemporarilyUnavailable,
         e.to_string(),
     )
+}
+
+/// What [`AdminStateBuilder::audit_store`] answers `GET /audit` with: the store's
+/// [`search`](crate::audit_store::PgAuditStore::search) as JSON, `Err(Some(field))` for a
+/// bad filter (400 naming it), `Err(None)` when the store failed (503). For an
+/// [`audit_search`](AdminStateBuilder::audit_search) that does something first (the
+/// gateway flushes its usage rollup and audit queue, so an answer includes the latest
+/// uses).
+///
+/// # Errors
+/// As above.
+#[cfg(feature = "postgres")]
+pub fn audit_answer(
+    store: &crate::audit_store::PgAuditStore,
+    query_string: &str,
+) -> Result<Value, Option<&'static str>> {
+    use crate::audit_store::AuditStoreErrorKind;
+    match store.search(query_string) {
+        Ok(v) => Ok(v),
+        Err(e) if e.kind() == AuditStoreErrorKind::InvalidFilter => Err(e.field()),
+        Err(_) => Err(None),
+    }
 }
 
 #[cfg(test)]

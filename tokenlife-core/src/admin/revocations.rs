@@ -81,9 +81,20 @@ pub(super) fn apply_revocation(
     audit_revocation(s, &target, until);
     Ok(json_response(
         StatusCode::OK,
-        &json!({"revoked": what, "until": until}),
+        &revoked(what, until, &target),
         &[],
     ))
+}
+
+/// The answer to a revocation: what, until when, and a subject's cut-off (what the
+/// incident command proves against).
+fn revoked(what: &str, until: u64, target: &RevocationTarget) -> serde_json::Value {
+    match target {
+        RevocationTarget::Subject { issued_before, .. } => {
+            json!({"revoked": what, "until": until, "issued_before": issued_before})
+        }
+        _ => json!({"revoked": what, "until": until}),
+    }
 }
 
 pub(super) fn check_id(id: &str) -> Result<(), ApiError> {
@@ -189,7 +200,7 @@ pub(super) fn keep_until(
             audit_revocation(s, &target, c);
             Ok(json_response(
                 StatusCode::OK,
-                &json!({"revoked": what, "until": c}),
+                &revoked(what, c, &target),
                 &[],
             ))
         }

@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use http::{HeaderMap, Method};
 
 use super::{Access, AdminResponse, AdminState, Body, Caller};
+use crate::observe::span;
 
 /// Which operation a route runs ([`AdminState::call`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -56,6 +57,15 @@ pub enum Operation {
     Mint,
     /// `GET /audit`.
     Audit,
+    /// `GET /fleet`.
+    Fleet,
+    /// `GET /console`.
+    ConsolePage,
+    /// `GET /console/assets/{file}`.
+    ConsoleAsset,
+    /// `GET /console/events`: a stream (adapters answer it with
+    /// [`AdminState::console_stream`]; [`AdminState::call`] with its first frame).
+    ConsoleEvents,
 }
 
 /// Which router a route belongs to: the OAuth endpoints clients call, or the admin ones.
@@ -65,6 +75,9 @@ pub enum Group {
     OAuth,
     /// Revocations, keysets, `/tokens`: the admin key only.
     Admin,
+    /// The operator console: its page and files (anyone) and its event stream (the
+    /// admin key). Mounted with the admin routes.
+    Console,
 }
 
 /// One route of the admin API.
@@ -162,6 +175,10 @@ pub const ROUTES: &[Route] = &[
     route(Method::POST, "/keysets/rollback/{version}", ADMIN, false, false, Group::Admin, Operation::RollbackTo),
     route(Method::POST, "/tokens", ADMIN, true, true, Group::Admin, Operation::Mint),
     route(Method::GET, "/audit", ADMIN, false, true, Group::Admin, Operation::Audit),
+    route(Method::GET, "/fleet", ADMIN, false, false, Group::Admin, Operation::Fleet),
+    route(Method::GET, "/console", None, false, false, Group::Console, Operation::ConsolePage),
+    route(Method::GET, "/console/assets/{file}", None, false, false, Group::Console, Operation::ConsoleAsset),
+    route(Method::GET, "/console/events", ADMIN, false, false, Group::Console, Operation::ConsoleEvents),
 ];
 
 /// The route that runs `operation`.
@@ -214,6 +231,17 @@ pub struct Call<'a> {
 impl AdminState {
     /// Runs `operation` on `call`: the one dispatch every adapter uses.
     pub fn call(&self, operation: Operation, call: &Call<'_>) -> AdminResponse {
+        let traced = span::enter(span::admin(&format!("{operation:?}")));
+        let res = self.dispatch(operation, call);
+        let status = res.status().as_u16();
+        traced.record_u64("http.response.status_code", u64::from(status));
+        if status >= 500 {
+            traced.fail(&status.to_string());
+        }
+        res
+    }
+
+    fn dispatch(&self, operation: Operation, call: &Call<'_>) -> AdminResponse {
         let param = call.param.unwrap_or("");
         let body = call.body.clone();
         match operation {
@@ -244,6 +272,10 @@ impl AdminState {
             Operation::RollbackTo => self.rollback_to(param),
             Operation::Mint => self.mint(body),
             Operation::Audit => self.audit_records(call.query),
+            Operation::Fleet => self.fleet(),
+            Operation::ConsolePage => self.console_page(),
+            Operation::ConsoleAsset => self.console_asset(param),
+            Operation::ConsoleEvents => self.console_events(),
         }
     }
 }
@@ -379,16 +411,25 @@ mod tests {
             assert!(seen.insert(r.operation), "{:?} twice", r.operation);
             assert_eq!(r.param.is_some(), r.path.contains('{'), "{}", r.path);
             assert!(
-                r.access.is_some() || matches!(r.operation, Operation::Jwks | Operation::Token)
+                r.access.is_some()
+                    || matches!(
+                        r.operation,
+                        Operation::Jwks
+                            | Operation::Token
+                            | Operation::ConsolePage
+                            | Operation::ConsoleAsset
+                    )
             );
-            assert_eq!(
-                r.group == Group::Admin,
-                r.access == Some(Access::ADMIN),
-                "{}",
-                r.path
-            );
+            if r.group != Group::Console {
+                assert_eq!(
+                    r.group == Group::Admin,
+                    r.access == Some(Access::ADMIN),
+                    "{}",
+                    r.path
+                );
+            }
         }
-        assert_eq!(seen.len(), 21);
+        assert_eq!(seen.len(), 25);
         let docs = include_str!("mod.rs");
         let documented: Vec<String> = docs
             .lines()

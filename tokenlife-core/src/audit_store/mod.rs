@@ -28,14 +28,19 @@
 //! fast path; one connection per writer, one for queries.
 
 mod query;
+mod report;
+mod row;
 mod sink;
 mod spool;
 
 use std::fmt;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-pub use query::{AuditCursor, AuditPage, AuditQuery, AuditRow, MAX_BROAD_RANGE, MAX_PAGE};
+pub use query::{AuditCursor, AuditPage, AuditQuery, MAX_BROAD_RANGE, MAX_PAGE};
+pub use report::{AuditReport, Rejections, SubjectReport, SubjectToken, TokenLife, Usage};
+pub use row::AuditRow;
 pub use sink::{PgAuditSink, PgAuditSinkBuilder};
 
 use crate::error::BoxError;
@@ -92,6 +97,17 @@ impl AuditStoreError {
         }
     }
 
+    /// Whether the database closed the connection under the query (an I/O error).
+    fn lost_connection(&self) -> bool {
+        self.source
+            .as_deref()
+            .and_then(|e| e.downcast_ref::<postgres::Error>())
+            .is_some_and(|e| {
+                e.is_closed()
+                    || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+            })
+    }
+
     /// Why.
     pub fn kind(&self) -> AuditStoreErrorKind {
         self.kind
@@ -126,9 +142,10 @@ impl std::error::Error for AuditStoreError {
 /// The embedded migrations, in order: `(version, SQL)`. `{s}` is the schema. A database
 /// holds the versions it applied in `{s}.tokenlife_audit_migrations`; a migration is
 /// never edited once released, only followed by another.
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    r"
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        r"
 CREATE TABLE IF NOT EXISTS {s}.tokenlife_audit (
     event_id bytea NOT NULL,
     at timestamptz NOT NULL,
@@ -152,33 +169,56 @@ CREATE INDEX IF NOT EXISTS tokenlife_audit_subject ON {s}.tokenlife_audit (subje
 CREATE INDEX IF NOT EXISTS tokenlife_audit_version ON {s}.tokenlife_audit (keyset_version, outcome, at);
 CREATE INDEX IF NOT EXISTS tokenlife_audit_action ON {s}.tokenlife_audit (action, at);
 ",
-)];
+    ),
+    (
+        2,
+        r"
+ALTER TABLE {s}.tokenlife_audit ADD COLUMN IF NOT EXISTS jti text;
+ALTER TABLE {s}.tokenlife_audit ADD COLUMN IF NOT EXISTS issuer text;
+ALTER TABLE {s}.tokenlife_audit ADD COLUMN IF NOT EXISTS address text;
+CREATE INDEX IF NOT EXISTS tokenlife_audit_jti ON {s}.tokenlife_audit (jti, at);
+",
+    ),
+    (
+        3,
+        r"
+ALTER TABLE {s}.tokenlife_audit ADD COLUMN IF NOT EXISTS trace_id text;
+",
+    ),
+];
 
 /// The columns every write and read names, in this order.
 pub(crate) const COLUMNS: &str = "event_id, at, action, outcome, reason, token_kind, fingerprint, \
-     subject, client, kid, alg, keyset_version, alert, node, detail";
+     subject, client, kid, alg, keyset_version, alert, node, detail, jti, issuer, address, trace_id";
 
-/// A connection to the audit database, for migrations, partitions, retention and
-/// queries. Cheap to share behind an `Arc`; queries take turns on one connection.
+/// Connections a store keeps for queries at most.
+pub const POOL_SIZE: usize = 4;
+
+/// The audit database, for migrations, partitions, retention and queries. Cheap to share
+/// behind an `Arc`: queries run on a small pool of connections ([`POOL_SIZE`]), each
+/// made when first needed and made again when it was lost (a database restarted), so
+/// concurrent questions do not queue behind one another and an outage ends by itself.
 pub struct PgAuditStore {
     schema: String,
-    /// `None` only while dropping.
-    client: Mutex<Option<postgres::Client>>,
+    /// It may hold a password: wiped on drop, never shown.
+    url: zeroize::Zeroizing<String>,
+    slots: Box<[Mutex<Option<postgres::Client>>]>,
+    next: AtomicUsize,
 }
 
 /// The synchronous client owns a runtime of its own, which may not be dropped on an
-/// async worker: it goes on a thread of its own.
+/// async worker: the connections go on a thread of their own.
 impl Drop for PgAuditStore {
     fn drop(&mut self) {
-        let client = self
-            .client
-            .get_mut()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(c) = client {
+        let clients: Vec<postgres::Client> = self
+            .slots
+            .iter_mut()
+            .filter_map(|s| s.get_mut().unwrap_or_else(|p| p.into_inner()).take())
+            .collect();
+        if !clients.is_empty() {
             let _ = std::thread::Builder::new()
                 .name("tokenlife-audit-drop".into())
-                .spawn(move || drop(c));
+                .spawn(move || drop(clients));
         }
     }
 }
@@ -238,9 +278,16 @@ impl PgAuditStore {
         if !valid_schema(schema) {
             return Err(AuditStoreError::schema());
         }
+        let first = connect(url)?;
         let store = Self {
             schema: schema.to_owned(),
-            client: Mutex::new(Some(connect(url)?)),
+            url: zeroize::Zeroizing::new(url.to_owned()),
+            slots: std::iter::once(Some(first))
+                .chain(std::iter::repeat_with(|| None))
+                .take(POOL_SIZE)
+                .map(Mutex::new)
+                .collect(),
+            next: AtomicUsize::new(0),
         };
         store.migrate()?;
         Ok(store)
@@ -251,8 +298,48 @@ impl PgAuditStore {
         &self.schema
     }
 
-    fn client(&self) -> ClientGuard<'_> {
-        ClientGuard(self.client.lock().unwrap_or_else(|p| p.into_inner()))
+    /// A connection of the pool: a free one if there is one, else the next in turn
+    /// once it is free; (re)connected when it was never made or has been lost.
+    fn client(&self) -> Result<ClientGuard<'_>, AuditStoreError> {
+        let n = self.slots.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let free = (0..n).find_map(|i| match self.slots[(start + i) % n].try_lock() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        });
+        let mut guard = match free {
+            Some(g) => g,
+            None => self.slots[start % n]
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        };
+        if guard.as_ref().is_none_or(postgres::Client::is_closed) {
+            *guard = None;
+            *guard = Some(connect(&self.url)?);
+        }
+        Ok(ClientGuard(guard))
+    }
+
+    /// Runs `f`, and once more when it failed on a connection the database had closed
+    /// (a restart since it was last used): the pool's idle connections are dropped first,
+    /// to be made again as they are taken.
+    pub(crate) fn retrying<T>(
+        &self,
+        f: impl Fn() -> Result<T, AuditStoreError>,
+    ) -> Result<T, AuditStoreError> {
+        match f() {
+            Err(e) if e.kind == AuditStoreErrorKind::Database && e.lost_connection() => {
+                // The database went away since: its other idle connections are gone too.
+                for slot in &*self.slots {
+                    if let Ok(mut c) = slot.try_lock() {
+                        *c = None;
+                    }
+                }
+                f()
+            }
+            other => other,
+        }
     }
 
     /// The migration versions applied, in order.
@@ -264,7 +351,7 @@ impl PgAuditStore {
             "SELECT version FROM {}.tokenlife_audit_migrations ORDER BY version",
             self.schema
         );
-        let rows = self.client().query(&sql, &[]).map_err(db)?;
+        let rows = self.client()?.query(&sql, &[]).map_err(db)?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
@@ -272,7 +359,7 @@ impl PgAuditStore {
     /// transaction-level advisory lock (nodes starting at once take turns).
     fn migrate(&self) -> Result<(), AuditStoreError> {
         let s = &self.schema;
-        let mut client = self.client();
+        let mut client = self.client()?;
         let mig = |e| AuditStoreError::new(AuditStoreErrorKind::Migrate, e);
         client
             .batch_execute(&format!(
@@ -316,7 +403,7 @@ impl PgAuditStore {
     /// [`AuditStoreErrorKind::Database`].
     pub fn partitions(&self) -> Result<Vec<i64>, AuditStoreError> {
         let rows = self
-            .client()
+            .client()?
             .query(
                 "SELECT c.relname FROM pg_inherits i
                  JOIN pg_class c ON c.oid = i.inhrelid
@@ -348,7 +435,7 @@ impl PgAuditStore {
         let mut dropped = 0;
         for day in self.partitions()? {
             if day < last {
-                self.client()
+                self.client()?
                     .batch_execute(&format!(
                         "DROP TABLE IF EXISTS {}.tokenlife_audit_d{day}",
                         self.schema
@@ -369,7 +456,7 @@ impl std::ops::Deref for ClientGuard<'_> {
     fn deref(&self) -> &postgres::Client {
         self.0
             .as_ref()
-            .unwrap_or_else(|| unreachable!("the client is taken only when dropping"))
+            .unwrap_or_else(|| unreachable!("a guard is handed out connected"))
     }
 }
 
@@ -377,7 +464,7 @@ impl std::ops::DerefMut for ClientGuard<'_> {
     fn deref_mut(&mut self) -> &mut postgres::Client {
         self.0
             .as_mut()
-            .unwrap_or_else(|| unreachable!("the client is taken only when dropping"))
+            .unwrap_or_else(|| unreachable!("a guard is handed out connected"))
     }
 }
 

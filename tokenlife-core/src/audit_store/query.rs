@@ -5,14 +5,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use postgres::types::ToSql;
 use serde::Serialize;
 
+use super::report::AuditReport;
+use super::row::{AuditRow, row_of};
 use super::{AuditStoreError, COLUMNS, PgAuditStore, db};
 use crate::observe::TokenRef;
 
 /// The most rows one page holds.
 pub const MAX_PAGE: usize = 1_000;
 
-/// The longest time range a query without a token, subject, client or keyset version
-/// may span: a broad question is asked a month at a time.
+/// The longest time range a query without a token, `jti`, subject, client, address or
+/// keyset version may span: a broad question is asked a month at a time.
 pub const MAX_BROAD_RANGE: Duration = Duration::from_secs(31 * 86_400);
 
 /// Longest filter string accepted.
@@ -35,6 +37,9 @@ pub struct AuditQuery {
     fingerprint: Option<String>,
     subject: Option<String>,
     client: Option<String>,
+    jti: Option<String>,
+    issuer: Option<String>,
+    address: Option<String>,
     action: Option<String>,
     outcome: Option<String>,
     keyset_version: Option<i64>,
@@ -42,6 +47,8 @@ pub struct AuditQuery {
     until: Option<SystemTime>,
     limit: Option<usize>,
     after: Option<AuditCursor>,
+    /// `report=` of a query string: which named report it asks for.
+    report: Option<String>,
 }
 
 /// Where a page ended: give it to [`AuditQuery::after`] for the next one. Opaque text
@@ -79,42 +86,6 @@ impl AuditCursor {
             .collect::<Option<Vec<u8>>>()?;
         Some((micros, bytes))
     }
-}
-
-/// One stored audit record.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[non_exhaustive]
-pub struct AuditRow {
-    /// The record's id (hex).
-    pub event_id: String,
-    /// When (Unix seconds).
-    pub at: u64,
-    /// What happened (`token_issued`, `validation_failed`, …).
-    pub action: String,
-    /// `ok` or `failure`.
-    pub outcome: String,
-    /// Why.
-    pub reason: Option<String>,
-    /// Access, refresh or API key.
-    pub token_kind: Option<String>,
-    /// The token's keyed fingerprint.
-    pub fingerprint: Option<String>,
-    /// The subject (or its keyed hash).
-    pub subject: Option<String>,
-    /// The client.
-    pub client: Option<String>,
-    /// The signing key's kid.
-    pub kid: Option<String>,
-    /// Its algorithm.
-    pub alg: Option<String>,
-    /// The keyset version in force.
-    pub keyset_version: Option<i64>,
-    /// The alert raised.
-    pub alert: Option<String>,
-    /// The node that wrote it.
-    pub node: String,
-    /// Details of an admin action.
-    pub detail: Option<serde_json::Value>,
 }
 
 /// A page of rows and where the next one starts.
@@ -171,6 +142,24 @@ impl AuditQuery {
         self
     }
 
+    /// Records of the token with this `jti`.
+    pub fn jti(mut self, jti: impl Into<String>) -> Self {
+        self.jti = Some(jti.into());
+        self
+    }
+
+    /// Records concerning this issuer.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// Records of tokens presented from this address.
+    pub fn address(mut self, address: impl Into<String>) -> Self {
+        self.address = Some(address.into());
+        self
+    }
+
     /// Records of this action (`token_issued`, `validation_failed`, …).
     pub fn action(mut self, action: impl Into<String>) -> Self {
         self.action = Some(action.into());
@@ -214,8 +203,9 @@ impl AuditQuery {
     }
 
     /// A query from a URL query string (what `GET /audit?…` carries): `fingerprint`,
-    /// `subject`, `client`, `action`, `outcome`, `keyset_version`, `since` and `until`
-    /// (Unix seconds), `limit`, `after` (a cursor); percent-encoded as forms are. A raw
+    /// `jti`, `subject`, `client`, `issuer`, `address`, `action`, `outcome`, `keyset_version`, `since` and `until`
+    /// (Unix seconds), `limit`, `after` (a cursor), `report` (`token`, `subject`,
+    /// `rejections`: see [`report`](Self::report)); percent-encoded as forms are. A raw
     /// token is never taken from a URL (proxies log them): ask by its fingerprint.
     ///
     /// ```
@@ -247,6 +237,9 @@ impl AuditQuery {
                 "fingerprint" => q.fingerprint(v.clone()),
                 "subject" => q.subject(v.clone()),
                 "client" => q.client(v.clone()),
+                "jti" => q.jti(v.clone()),
+                "issuer" => q.issuer(v.clone()),
+                "address" => q.address(v.clone()),
                 "action" => q.action(v.clone()),
                 "outcome" => q.outcome(v.clone()),
                 "keyset_version" => q.keyset_version(
@@ -257,14 +250,66 @@ impl AuditQuery {
                 "until" => q.until(secs("until")?),
                 "limit" => q.limit(v.parse().map_err(|_| AuditStoreError::filter("limit"))?),
                 "after" => q.after(AuditCursor::parse(&v)?),
+                "report" => {
+                    q.report = Some(v.clone());
+                    q
+                }
                 _ => return Err(AuditStoreError::filter("query")),
             };
         }
         Ok(q)
     }
 
+    /// The named report a query string asked for (`report=`), from its other
+    /// parameters: `token` takes `fingerprint`; `subject` takes `subject`, `since`
+    /// (default: a day before `until`) and `until`; `rejections` takes `keyset_version`,
+    /// `since` (default: a day before `until`) and `until`. `None` for a page query.
+    ///
+    /// ```
+    /// use tokenlife_core::audit_store::{AuditQuery, AuditReport};
+    /// let q = AuditQuery::from_query("report=token&fingerprint=00112233445566778899aabbccddeeff").unwrap();
+    /// assert!(matches!(q.report(), Some(Ok(AuditReport::TokenLife { .. }))));
+    /// let q = AuditQuery::from_query("report=subject").unwrap();
+    /// assert_eq!(q.report().unwrap().unwrap_err().field(), Some("subject"));
+    /// ```
+    ///
+    /// # Errors
+    /// [`InvalidFilter`](super::AuditStoreErrorKind::InvalidFilter) naming the missing
+    /// or unknown field (`report` for an unknown report).
+    pub fn report(&self) -> Option<Result<AuditReport, AuditStoreError>> {
+        let name = self.report.as_deref()?;
+        let day_before =
+            |u: Option<SystemTime>| u.unwrap_or_else(SystemTime::now) - Duration::from_secs(86_400);
+        let report = match name {
+            "token" => self
+                .fingerprint
+                .clone()
+                .map(|fingerprint| AuditReport::TokenLife { fingerprint })
+                .ok_or_else(|| AuditStoreError::filter("fingerprint")),
+            "subject" => self
+                .subject
+                .clone()
+                .map(|subject| AuditReport::Subject {
+                    subject,
+                    since: self.since.unwrap_or_else(|| day_before(self.until)),
+                    until: self.until,
+                })
+                .ok_or_else(|| AuditStoreError::filter("subject")),
+            "rejections" => self
+                .keyset_version
+                .map(|v| AuditReport::Rejections {
+                    keyset_version: v.unsigned_abs(),
+                    since: self.since.unwrap_or_else(|| day_before(self.until)),
+                    until: self.until,
+                })
+                .ok_or_else(|| AuditStoreError::filter("keyset_version")),
+            _ => Err(AuditStoreError::filter("report")),
+        };
+        Some(report.and_then(|r| r.check().map(|()| r)))
+    }
+
     /// Checks the filters: lengths, the page size, the time range (`until` after
-    /// `since`; without a selective filter — token, subject, client, keyset version — a
+    /// `since`; without a selective filter — token, `jti`, subject, client, address, keyset version — a
     /// `since` no more than [`MAX_BROAD_RANGE`] before `until` or now).
     ///
     /// # Errors
@@ -278,6 +323,9 @@ impl AuditQuery {
         for (field, v) in [
             ("subject", &self.subject),
             ("client", &self.client),
+            ("jti", &self.jti),
+            ("issuer", &self.issuer),
+            ("address", &self.address),
             ("action", &self.action),
             ("outcome", &self.outcome),
         ] {
@@ -296,6 +344,8 @@ impl AuditQuery {
         let selective = self.fingerprint.is_some()
             || self.subject.is_some()
             || self.client.is_some()
+            || self.jti.is_some()
+            || self.address.is_some()
             || self.keyset_version.is_some();
         if !selective {
             let end = self.until.unwrap_or_else(SystemTime::now);
@@ -321,6 +371,10 @@ impl PgAuditStore {
     /// (see [`AuditQuery::check`]); [`Database`](super::AuditStoreErrorKind::Database).
     pub fn query(&self, q: &AuditQuery) -> Result<AuditPage, AuditStoreError> {
         q.check()?;
+        self.retrying(|| self.query_once(q))
+    }
+
+    fn query_once(&self, q: &AuditQuery) -> Result<AuditPage, AuditStoreError> {
         let limit = q.limit.unwrap_or(100);
         let mut clauses: Vec<String> = Vec::new();
         let mut params: Vec<Box<dyn ToSql + Sync>> = Vec::new();
@@ -334,6 +388,9 @@ impl PgAuditStore {
         for (col, v) in [
             ("subject", &q.subject),
             ("client", &q.client),
+            ("jti", &q.jti),
+            ("issuer", &q.issuer),
+            ("address", &q.address),
             ("action", &q.action),
             ("outcome", &q.outcome),
         ] {
@@ -374,36 +431,36 @@ impl PgAuditStore {
             limit + 1
         );
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| &**p).collect();
-        let rows = self.client().query(&sql, &refs).map_err(db)?;
+        let rows = self.client()?.query(&sql, &refs).map_err(db)?;
         let mut out: Vec<AuditRow> = Vec::with_capacity(rows.len().min(limit));
         let mut cursor = None;
         for (i, r) in rows.iter().enumerate() {
             if i == limit {
                 break;
             }
-            let id: Vec<u8> = r.get(0);
+            let row = row_of(r);
             let at: SystemTime = r.get(1);
-            let event_id: String = id.iter().map(|b| format!("{b:02x}")).collect();
-            cursor = Some(AuditCursor(format!("{}.{event_id}", micros(at))));
-            out.push(AuditRow {
-                event_id,
-                at: at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
-                action: r.get(2),
-                outcome: r.get(3),
-                reason: r.get(4),
-                token_kind: r.get(5),
-                fingerprint: r.get(6),
-                subject: r.get(7),
-                client: r.get(8),
-                kid: r.get(9),
-                alg: r.get(10),
-                keyset_version: r.get(11),
-                alert: r.get(12),
-                node: r.get(13),
-                detail: r.get(14),
-            });
+            cursor = Some(AuditCursor(format!("{}.{}", micros(at), row.event_id)));
+            out.push(row);
         }
         let next = if rows.len() > limit { cursor } else { None };
         Ok(AuditPage { rows: out, next })
+    }
+}
+
+impl PgAuditStore {
+    /// Answers a `GET /audit` query string: a named report when it asks for one
+    /// ([`AuditQuery::report`]), else a page of rows ([`AuditPage`]), as JSON.
+    ///
+    /// # Errors
+    /// [`InvalidFilter`](super::AuditStoreErrorKind::InvalidFilter) naming the field;
+    /// [`Database`](super::AuditStoreErrorKind::Database).
+    pub fn search(&self, query_string: &str) -> Result<serde_json::Value, AuditStoreError> {
+        let q = AuditQuery::from_query(query_string)?;
+        let value = match q.report() {
+            Some(report) => return self.report(&report?),
+            None => serde_json::to_value(self.query(&q)?),
+        };
+        value.map_err(|e| AuditStoreError::new(super::AuditStoreErrorKind::Database, e))
     }
 }

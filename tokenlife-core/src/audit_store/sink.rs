@@ -10,27 +10,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::{ToSql, Type};
 
+use super::row::Row;
 use super::{COLUMNS, day_of, ensure_partition};
 use crate::observe::audit::{AuditEvent, AuditSink};
-
-/// One row, as the writer stores it (and the spool keeps it).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub(crate) struct Row {
-    event_id: [u8; 16],
-    at: SystemTime,
-    action: String,
-    outcome: String,
-    reason: Option<String>,
-    token_kind: Option<String>,
-    fingerprint: Option<String>,
-    subject: Option<String>,
-    client: Option<String>,
-    kid: Option<String>,
-    alg: Option<String>,
-    keyset_version: Option<i64>,
-    alert: Option<String>,
-    detail: Option<serde_json::Value>,
-}
 
 enum Msg {
     Row(Box<Row>),
@@ -38,7 +20,7 @@ enum Msg {
 }
 
 /// The column types of a row, in [`COLUMNS`] order.
-const TYPES: [Type; 15] = [
+const TYPES: [Type; 19] = [
     Type::BYTEA,
     Type::TIMESTAMPTZ,
     Type::TEXT,
@@ -54,6 +36,10 @@ const TYPES: [Type; 15] = [
     Type::TEXT,
     Type::TEXT,
     Type::JSONB,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
 ];
 
 /// An [`AuditSink`] writing to PostgreSQL through a writer thread of its own (see the
@@ -179,6 +165,10 @@ impl PgAuditSink {
                 .map(|v| i64::try_from(v).unwrap_or(i64::MAX)),
             alert: e.alert.map(|a| a.as_str().to_owned()),
             detail,
+            jti: e.jti.clone(),
+            issuer: e.issuer.clone(),
+            address: e.address.clone(),
+            trace_id: e.trace_id.clone(),
         }
     }
 }
@@ -524,7 +514,7 @@ impl Writer {
         let mut w = BinaryCopyInWriter::new(sink, &TYPES);
         for r in batch {
             let id: &[u8] = &r.event_id;
-            let values: [&(dyn ToSql + Sync); 15] = [
+            let values: [&(dyn ToSql + Sync); 19] = [
                 &id,
                 &r.at,
                 &r.action,
@@ -540,6 +530,10 @@ impl Writer {
                 &r.alert,
                 &self.node,
                 &r.detail,
+                &r.jti,
+                &r.issuer,
+                &r.address,
+                &r.trace_id,
             ];
             w.write(&values)?;
         }

@@ -10,7 +10,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
-use super::sink::Row;
+use super::row::Row;
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Header {

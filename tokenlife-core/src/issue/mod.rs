@@ -75,6 +75,7 @@ use crate::clock::{Clock, SystemClock, from_unix_secs, unix_secs};
 use crate::error::{ConfigError, RevocationError, RevocationErrorKind};
 use crate::keys::KeysetStore;
 use crate::observe::lifecycle::{TokenKind, TokenState};
+use crate::observe::span;
 use crate::observe::{Event, Observer, RevokeReason, SharedObserver, TokenRef};
 use crate::revoke::RevocationList;
 
@@ -291,6 +292,8 @@ fn refresh_id(token: &str) -> [u8; 32] {
 struct Minted {
     pair: TokenPair,
     record: Option<([u8; 32], RefreshRecord)>,
+    /// The access token's `jti` (for the audit trail).
+    jti: String,
     version: u64,
     /// The signing key's kid and algorithm (for the audit trail).
     kid: String,
@@ -367,7 +370,7 @@ impl Issuer {
         req: &TokenRequest,
         family: Option<&str>,
         now: u64,
-    ) -> Result<(String, u64, String, jsonwebtoken::Algorithm), IssueError> {
+    ) -> Result<(String, String, u64, String, jsonwebtoken::Algorithm), IssueError> {
         let inner = &*self.inner;
         let snap = inner.store.load();
         // Inside a canary share, the candidate's signing key (when it has one).
@@ -395,7 +398,13 @@ impl Issuer {
         };
         let token = jsonwebtoken::encode(&header, &claims, enc)
             .map_err(|e| IssueError::with_source(IssueErrorKind::Signing, e))?;
-        Ok((token, snap.version(), key.kid().to_owned(), key.algorithm()))
+        Ok((
+            token,
+            jti,
+            snap.version(),
+            key.kid().to_owned(),
+            key.algorithm(),
+        ))
     }
 
     /// Signs the access token and, with a family, makes the refresh token and its
@@ -403,7 +412,7 @@ impl Issuer {
     fn mint(&self, req: &TokenRequest, family: Option<String>) -> Result<Minted, IssueError> {
         let inner = &*self.inner;
         let now = inner.clock.unix_now();
-        let (access, version, kid, alg) = self.sign_access(req, family.as_deref(), now)?;
+        let (access, jti, version, kid, alg) = self.sign_access(req, family.as_deref(), now)?;
         let (refresh, record) = match family {
             Some(family) => {
                 let refresh = format!("{REFRESH_PREFIX}{}", random_b64(32)?);
@@ -435,6 +444,7 @@ impl Issuer {
                 scope: req.scope.clone(),
             },
             record,
+            jti,
             version,
             kid,
             alg,
@@ -446,6 +456,15 @@ impl Issuer {
     /// # Errors
     /// See [`IssueError`].
     pub fn issue_access(&self, req: TokenRequest) -> Result<TokenPair, IssueError> {
+        let traced = span::enter(span::issue(false));
+        let out = self.issue_access_inner(req);
+        if let Err(e) = &out {
+            traced.fail(e.oauth_error().as_str());
+        }
+        out
+    }
+
+    fn issue_access_inner(&self, req: TokenRequest) -> Result<TokenPair, IssueError> {
         Self::check(&req)?;
         let minted = self.mint(&req, None)?;
         self.issued_event(&minted, &req);
@@ -457,6 +476,15 @@ impl Issuer {
     /// # Errors
     /// See [`IssueError`]; on any error nothing is stored.
     pub fn issue(&self, req: TokenRequest) -> Result<TokenPair, IssueError> {
+        let traced = span::enter(span::issue(true));
+        let out = self.issue_inner(req);
+        if let Err(e) = &out {
+            traced.fail(e.oauth_error().as_str());
+        }
+        out
+    }
+
+    fn issue_inner(&self, req: TokenRequest) -> Result<TokenPair, IssueError> {
         Self::check(&req)?;
         let family = random_b64(16)?;
         let minted = self.mint(&req, Some(family))?;
@@ -484,6 +512,8 @@ impl Issuer {
             key: Some((&minted.kid, minted.alg)),
             subject: Some(&req.subject),
             client: req.client.as_deref(),
+            jti: Some(&minted.jti),
+            issuer: Some(&self.inner.iss),
         });
         if let Some(r) = &minted.pair.refresh_token {
             self.emit(Event::Issued {
@@ -493,6 +523,8 @@ impl Issuer {
                 key: None,
                 subject: Some(&req.subject),
                 client: req.client.as_deref(),
+                jti: None,
+                issuer: Some(&self.inner.iss),
             });
         }
     }
@@ -533,6 +565,19 @@ impl Issuer {
     /// all state as it was, so the client may retry (a renewal that fails after the token
     /// was marked used puts the mark back).
     pub fn renew_as(
+        &self,
+        refresh_token: &str,
+        client: Option<&str>,
+    ) -> Result<TokenPair, RenewError> {
+        let traced = span::enter(span::renew());
+        let out = self.renew_inner(refresh_token, client);
+        if let Err(e) = &out {
+            traced.fail(e.oauth_error().as_str());
+        }
+        out
+    }
+
+    fn renew_inner(
         &self,
         refresh_token: &str,
         client: Option<&str>,

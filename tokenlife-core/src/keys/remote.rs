@@ -51,6 +51,7 @@ use crate::clock::{Clock, SystemClock};
 pub use crate::error::RemoteErrorKind;
 use crate::error::{KeyErrorKind, ValidationErrorKind};
 use crate::keys::{Keyset, KeysetStore};
+use crate::observe::span;
 use crate::observe::{Event, Observer, RemoteFetch};
 
 use crate::error::BoxError;
@@ -992,7 +993,12 @@ impl RemoteKeys {
     pub async fn refresh(&self) -> Result<Refreshed, RemoteError> {
         let _flight = self.inner.flight.lock().await;
         self.inner.pending.store(true, Ordering::Release);
-        let result = self.fetch_and_apply().await;
+        let result = span::remote_fetch_of(
+            &self.inner.source,
+            |e: &RemoteError| e.kind().as_str(),
+            self.fetch_and_apply(),
+        )
+        .await;
         // Whatever the outcome, the requests waiting on this refresh look again now.
         self.inner.pending.store(false, Ordering::Release);
         self.inner.done.send_modify(|n| *n += 1);

@@ -313,7 +313,7 @@ impl super::Observer for Alerts {
                     let base = AuditEvent::new(AuditAction::Alert, now)
                         .failure(kind.as_str())
                         .keyset_version(keyset_version)
-                        .client(client);
+                        .address(client);
                     self.raise(alert, base);
                 }
             }

@@ -80,6 +80,11 @@ pub enum AuditAction {
     RemoteKeys,
     /// A shadow candidate would have rejected a token the current keyset accepted.
     ShadowRegression,
+    /// A token's successful validations in one time bucket, rolled up by
+    /// [`UsageRollup`](super::usage::UsageRollup) (`detail`: first and last seen, count,
+    /// the distinct client addresses up to a bound), or one successful validation when it
+    /// records every one.
+    TokenUsed,
     /// An admin request (see `detail`).
     Admin,
     /// An OAuth client's or resource server's request (RFC 7009 revoke, RFC 7662
@@ -133,9 +138,22 @@ pub struct AuditEvent {
     /// The token's subject, where the auditor allows subjects.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
-    /// The client (API-key owner, OAuth client, remote address) where known.
+    /// The client (API-key owner, OAuth client, or the actor of an admin action) where
+    /// known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
+    /// The address the token was presented from (validations, their alerts, usage).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// The token's `jti` (issued access tokens).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    /// The issuer (`iss`) concerned: the one that minted the token, or the validator's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// The id of the trace active when it was emitted ([`AuditorBuilder::trace_id`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
     /// The kid of the key that signed the token (issued JWTs): what `tokenlife check
     /// --audit` checks a candidate keyset against.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -171,6 +189,10 @@ impl AuditEvent {
             keyset_version: None,
             subject: None,
             client: None,
+            address: None,
+            jti: None,
+            issuer: None,
+            trace_id: None,
             kid: None,
             alg: None,
             alert: None,
@@ -233,6 +255,27 @@ impl AuditEvent {
     #[must_use]
     pub fn client(mut self, client: Option<&str>) -> Self {
         self.client = client.map(str::to_owned);
+        self
+    }
+
+    /// Sets the address the token came from.
+    #[must_use]
+    pub fn address(mut self, address: Option<&str>) -> Self {
+        self.address = address.map(str::to_owned);
+        self
+    }
+
+    /// Sets the `jti`.
+    #[must_use]
+    pub fn jti(mut self, jti: Option<&str>) -> Self {
+        self.jti = jti.map(str::to_owned);
+        self
+    }
+
+    /// Sets the issuer.
+    #[must_use]
+    pub fn issuer(mut self, issuer: Option<&str>) -> Self {
+        self.issuer = issuer.filter(|i| !i.is_empty()).map(str::to_owned);
         self
     }
 
@@ -339,7 +382,11 @@ pub struct Auditor {
     dropped: Arc<AtomicU64>,
     subjects: bool,
     on_drop: metrics::Counter,
+    trace_id: Option<TraceId>,
 }
+
+/// What reads the active trace's id (see [`AuditorBuilder::trace_id`]).
+type TraceId = Arc<dyn Fn() -> Option<String> + Send + Sync>;
 
 impl fmt::Debug for Auditor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -369,6 +416,7 @@ impl Auditor {
             sinks: Vec::new(),
             capacity: DEFAULT_QUEUE,
             subjects: true,
+            trace_id: None,
         }
     }
 
@@ -393,6 +441,11 @@ impl Auditor {
         if !self.subjects {
             event.subject = None;
         }
+        if event.trace_id.is_none()
+            && let Some(f) = &self.trace_id
+        {
+            event.trace_id = f();
+        }
         if event.action.is_control(event.outcome) {
             self.control_queued.fetch_add(1, Ordering::AcqRel);
             if self.control.try_send(Msg::Event(Box::new(event))).is_err() {
@@ -405,6 +458,26 @@ impl Auditor {
         match self.traffic.try_send(Msg::Event(Box::new(event))) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => self.count_drop(),
+        }
+    }
+
+    /// Queues a traffic event, waiting up to `wait` for room: for the auditor's own
+    /// background producers (the usage rollup's thread), never for a request thread.
+    pub(crate) fn emit_waiting(&self, mut event: AuditEvent, wait: std::time::Duration) {
+        if !self.subjects {
+            event.subject = None;
+        }
+        let deadline = std::time::Instant::now() + wait;
+        let mut msg = Msg::Event(Box::new(event));
+        loop {
+            match self.traffic.try_send(msg) {
+                Ok(()) => return,
+                Err(TrySendError::Full(m)) if std::time::Instant::now() < deadline => {
+                    msg = m;
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                Err(_) => return self.count_drop(),
+            }
         }
     }
 
@@ -476,6 +549,7 @@ pub struct AuditorBuilder {
     sinks: Vec<Box<dyn AuditSink>>,
     capacity: usize,
     subjects: bool,
+    trace_id: Option<TraceId>,
 }
 
 impl fmt::Debug for AuditorBuilder {
@@ -487,6 +561,14 @@ impl fmt::Debug for AuditorBuilder {
 }
 
 impl AuditorBuilder {
+    /// Stamps every event emitted while a trace is active with its id, read by `f` on
+    /// the emitting thread (tokenlife stays free of OpenTelemetry: with
+    /// `tracing-opentelemetry`, `f` reads `Span::current().context()`'s trace id).
+    pub fn trace_id(mut self, f: impl Fn() -> Option<String> + Send + Sync + 'static) -> Self {
+        self.trace_id = Some(Arc::new(f));
+        self
+    }
+
     /// Adds a sink.
     pub fn sink(mut self, sink: impl AuditSink) -> Self {
         self.sinks.push(Box::new(sink));
@@ -540,6 +622,7 @@ impl AuditorBuilder {
             dropped: Arc::new(AtomicU64::new(0)),
             subjects: self.subjects,
             on_drop: metrics::counter!(super::metrics::AUDIT_DROPPED),
+            trace_id: self.trace_id,
         }
     }
 }

@@ -118,8 +118,8 @@ impl RevokeReason {
     }
 }
 
-/// A successful validation, as events see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A successful validation, as events see it (`Default`: not from the cache).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct Validated {
     /// Answered from the verified-token cache.
@@ -264,6 +264,10 @@ pub enum Event<'a> {
         subject: Option<&'a str>,
         /// The client it was issued to.
         client: Option<&'a str>,
+        /// Its `jti` (access tokens).
+        jti: Option<&'a str>,
+        /// The issuer (`iss`) that minted it (JWTs).
+        issuer: Option<&'a str>,
     },
     /// A refresh token was rotated or an API key rotated.
     Renewed {

@@ -86,6 +86,21 @@ pub const LIFECYCLE_TRANSITIONS: &str = "tokenlife_lifecycle_transitions_total";
 pub const ALERTS: &str = "tokenlife_alerts_total";
 /// Audit events dropped because the audit queue was full.
 pub const AUDIT_DROPPED: &str = "tokenlife_audit_dropped_total";
+/// Token-bucket entries of the usage rollup dropped because its queue was full (the audit
+/// sink stalled).
+pub const USAGE_DROPPED: &str = "tokenlife_usage_dropped_total";
+/// Audit records waiting in the audit store's spool file (the database down): set at
+/// scrape time by whoever holds the sink (the gateway does).
+pub const AUDIT_SPOOLED: &str = "tokenlife_audit_spooled";
+/// Alerts a webhook accepted.
+pub const WEBHOOK_DELIVERIES: &str = "tokenlife_webhook_deliveries_total";
+/// Alerts never delivered to the webhook (queue full, refused, or every attempt failed).
+pub const WEBHOOK_DEAD_LETTERS: &str = "tokenlife_webhook_dead_letters_total";
+/// Verifications the verified-token cache holds: set at scrape time (`Validator::cached`).
+pub const CACHE_ENTRIES: &str = "tokenlife_cache_entries";
+/// Verifications the cache may hold (`Validator::cache_capacity`), beside
+/// [`CACHE_ENTRIES`].
+pub const CACHE_CAPACITY: &str = "tokenlife_cache_capacity";
 /// API-key validations by `outcome`.
 pub const API_KEY_VALIDATIONS: &str = "tokenlife_api_key_validations_total";
 
@@ -174,6 +189,18 @@ pub fn describe() {
     describe_counter!(LIFECYCLE_TRANSITIONS, "Token lifecycle transitions");
     describe_counter!(ALERTS, "Alerts raised, by alert");
     describe_counter!(AUDIT_DROPPED, "Audit events dropped on a full queue");
+    describe_gauge!(AUDIT_SPOOLED, "Audit records waiting in the spool file");
+    describe_counter!(WEBHOOK_DELIVERIES, "Alerts a webhook accepted");
+    describe_counter!(
+        WEBHOOK_DEAD_LETTERS,
+        "Alerts never delivered to the webhook"
+    );
+    describe_gauge!(CACHE_ENTRIES, "Verifications in the verified-token cache");
+    describe_gauge!(CACHE_CAPACITY, "Capacity of the verified-token cache");
+    describe_counter!(
+        USAGE_DROPPED,
+        "Usage rollup entries dropped on a full queue (audit sink stalled)"
+    );
     describe_counter!(API_KEY_VALIDATIONS, "API-key validations, by outcome");
     describe_counter!(
         ADMIN_AUTH_FAILURES,

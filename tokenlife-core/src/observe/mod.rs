@@ -10,6 +10,10 @@
 //!   composed, each usable alone: [`metrics::Metrics`], [`lifecycle::LifecycleTracker`],
 //!   [`trail::AuditTrail`], [`alert::Alerts`].
 //! - [`trail`]: the audit trail observer (events → audit records).
+//! - [`usage`]: successful validations rolled up per token per time bucket.
+//! - `span` (crate-private): the `tracing` spans the domain opens, with OpenTelemetry's
+//!   field names.
+//! - `webhook` (feature `webhook`): alerts POSTed to an HTTP endpoint, signed, retried.
 //! - [`audit`]: audit events, sinks and the two-lane [`audit::Auditor`].
 //! - [`alert`]: alert kinds and thresholds.
 //! - [`lifecycle`]: token states, the transition table, the tracker.
@@ -17,11 +21,16 @@
 
 pub mod alert;
 pub mod audit;
+pub mod console;
 pub mod event;
 pub mod lifecycle;
 pub mod metrics;
 mod monitor;
+pub(crate) mod span;
 pub mod trail;
+pub mod usage;
+#[cfg(feature = "webhook")]
+pub mod webhook;
 
 pub use alert::{AlertKind, AlertPolicy};
 pub(crate) use event::SharedObserver;

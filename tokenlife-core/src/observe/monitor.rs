@@ -106,6 +106,11 @@ impl Monitor {
         Fingerprint::compute(&self.inner.stamp.key(), token)
     }
 
+    /// The clock and fingerprint key, for the observers built beside the monitor.
+    pub(crate) fn stamp(&self) -> Arc<Stamp> {
+        self.inner.stamp.clone()
+    }
+
     /// Unix seconds on the monitor's clock.
     pub fn now(&self) -> u64 {
         self.inner.stamp.now()
@@ -259,6 +264,8 @@ mod tests {
                 key: None,
                 subject: Some("user-1"),
                 client: None,
+                jti: None,
+                issuer: None,
             });
         }
         o.on_event(&Event::RefreshReuse {

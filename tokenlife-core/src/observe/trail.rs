@@ -50,14 +50,14 @@ pub(crate) fn failed_validation(
     kind: Kind,
     token: TokenRef<'_>,
     version: u64,
-    client: Option<&str>,
+    address: Option<&str>,
 ) -> AuditEvent {
     AuditEvent::new(AuditAction::ValidationFailed, now)
         .failure(kind.as_str())
         .kind(TokenKind::Access)
         .fingerprint(stamp.fp(token))
         .keyset_version(version)
-        .client(client)
+        .address(address)
 }
 
 /// An automatic rollback's record (its alert starts from it too).
@@ -155,17 +155,14 @@ impl Observer for AuditTrail {
                 outcome: Err(kind),
                 token,
                 keyset_version,
+                issuer,
                 client,
                 ..
             } if kind != Kind::MissingToken => {
-                self.record(failed_validation(
-                    s,
-                    s.now(),
-                    kind,
-                    token,
-                    keyset_version,
-                    client,
-                ));
+                self.record(
+                    failed_validation(s, s.now(), kind, token, keyset_version, client)
+                        .issuer(Some(issuer)),
+                );
             }
             Event::Shadow {
                 outcome: Err(kind),
@@ -178,7 +175,7 @@ impl Observer for AuditTrail {
                     .kind(TokenKind::Access)
                     .fingerprint(s.fp(token))
                     .keyset_version(keyset_version)
-                    .client(client),
+                    .address(client),
             ),
             Event::RemoteKeys {
                 source,
@@ -229,12 +226,16 @@ impl Observer for AuditTrail {
                 key,
                 subject,
                 client,
+                jti,
+                issuer,
             } => {
                 let mut e = AuditEvent::new(AuditAction::TokenIssued, s.now())
                     .kind(kind)
                     .fingerprint(s.fp(token))
                     .subject(subject)
-                    .client(client);
+                    .client(client)
+                    .jti(jti)
+                    .issuer(issuer);
                 if let Some(v) = keyset_version {
                     e = e.keyset_version(v);
                 }

@@ -1,4 +1,6 @@
-//! Fixed test keys, a signing helper and the common [`Fixture`] (feature `test-util`).
+//! Fixed test keys, a signing helper and the common [`Fixture`] (feature `test-util`);
+//! real servers for tests that break them: `RedisServer` (feature `redis`), `PgServer`
+//! (feature `postgres`).
 //!
 //! These keys are public knowledge: they exist so that tests, examples and benches sign
 //! real tokens without generating keys. Never use them to protect anything.
@@ -17,6 +19,11 @@ pub use fixture::{AUD, Fixture, ISS};
 mod redis;
 #[cfg(feature = "redis")]
 pub use redis::RedisServer;
+
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "postgres")]
+pub use postgres::PgServer;
 
 /// Every algorithm tokenlife verifies.
 pub const ALGORITHMS: [Algorithm; 12] = [

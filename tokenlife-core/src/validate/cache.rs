@@ -73,6 +73,10 @@ impl<V: Send + Sync + 'static> VerifiedCache<V> {
     pub(super) fn len(&self) -> usize {
         self.map.len()
     }
+
+    pub(super) fn capacity(&self) -> usize {
+        usize::try_from(self.map.capacity()).unwrap_or(usize::MAX)
+    }
 }
 
 #[cfg(test)]

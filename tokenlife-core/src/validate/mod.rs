@@ -27,6 +27,7 @@ use crate::error::{ConfigError, ValidationError, ValidationErrorKind as Kind};
 use crate::fingerprint::Fingerprint;
 use crate::hash::{random_key, random_u64};
 use crate::keys::{Key, Keyset, KeysetSnapshot, KeysetStore, Retirement, same_key};
+use crate::observe::span;
 use crate::observe::{Arm, Event, Hit, Observer, SharedObserver, TokenRef, Validated};
 use crate::revoke::{RevocationList, RevokedBy};
 
@@ -158,23 +159,6 @@ impl Verified {
     pub fn fingerprint(&self) -> Fingerprint {
         Fingerprint::compute(&self.fingerprint_key, &self.entry.token)
     }
-}
-
-/// The cache key of a token: a seeded hash of its length and its last 32 bytes (inside
-/// the signature, which differs from token to token), not of the whole token, whose
-/// several hundred bytes would cost more to hash than the rest of a cache hit. The key
-/// only picks the entry: a hit also needs the cached token's bytes to equal the
-/// presented ones. A token forged to share another's key is verified as usual and
-/// cached over it only if valid; it can displace only entries whose signature the
-/// forger already holds.
-#[inline]
-fn cache_key(token: &str, seed: u64) -> u128 {
-    let bytes = token.as_bytes();
-    let tail = &bytes[bytes.len().saturating_sub(32)..];
-    let mut buf = [0u8; 40];
-    buf[..8].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
-    buf[8..8 + tail.len()].copy_from_slice(tail);
-    xxhash_rust::xxh3::xxh3_128_with_seed(&buf[..8 + tail.len()], seed)
 }
 
 /// The `sub` claim of an unverified payload, for choosing a canary arm (`None` if it
@@ -423,6 +407,14 @@ impl Validator {
             .map_or(0, cache::VerifiedCache::len)
     }
 
+    /// Verifications the cache holds at most (0 without a cache).
+    pub fn cache_capacity(&self) -> usize {
+        self.inner
+            .cache
+            .as_ref()
+            .map_or(0, cache::VerifiedCache::capacity)
+    }
+
     /// Validates a bearer token (the part after `Bearer `).
     ///
     /// # Errors
@@ -453,11 +445,15 @@ impl Validator {
         let Some(observer) = &self.inner.observer else {
             return self.validate_inner(token, client, true, &mut arm, &mut now);
         };
-        let started = observer.time_validation().then(Instant::now);
-        let result = self.validate_inner(token, client, true, &mut arm, &mut now);
         let issuer = self.inner.issuers.first().map_or("", |i| &**i);
+        // A sampled validation (the timed ones) runs in a span of its own, its events
+        // told inside it; the rest pay nothing for it.
+        if observer.time_validation() {
+            return self.validate_sampled(token, client, observer, issuer);
+        }
+        let result = self.validate_inner(token, client, true, &mut arm, &mut now);
         // The common case, told without an event: a cache hit, untimed.
-        if let (Ok(v), None) = (&result, started)
+        if let Ok(v) = &result
             && v.from_cache()
         {
             observer.on_hit(&Hit {
@@ -470,7 +466,23 @@ impl Validator {
             });
             return result;
         }
-        let (outcome, keyset_version) = match &result {
+        self.tell(observer, token, client, issuer, arm, None, &result);
+        result
+    }
+
+    /// Tells `observer` the [`Event::Validated`] of `result`.
+    #[allow(clippy::too_many_arguments)]
+    fn tell(
+        &self,
+        observer: &SharedObserver,
+        token: &str,
+        client: Option<&str>,
+        issuer: &str,
+        arm: Arm,
+        elapsed: Option<std::time::Duration>,
+        result: &Result<Verified, ValidationError>,
+    ) {
+        let (outcome, keyset_version) = match result {
             Ok(v) => (
                 Ok(Validated {
                     from_cache: v.from_cache(),
@@ -486,8 +498,41 @@ impl Validator {
             issuer,
             arm,
             client,
-            elapsed: started.map(|t| t.elapsed()),
+            elapsed,
         });
+    }
+
+    /// A sampled validation: timed, in a validation span that also holds the events it
+    /// tells (their audit records carry its trace), its outcome recorded on the span.
+    #[cold]
+    #[inline(never)]
+    fn validate_sampled(
+        &self,
+        token: &str,
+        client: Option<&str>,
+        observer: &SharedObserver,
+        issuer: &str,
+    ) -> Result<Verified, ValidationError> {
+        let started = Instant::now();
+        let traced = span::enter(span::validation(issuer));
+        let (mut arm, mut now) = (Arm::Active, 0);
+        let result = self.validate_inner(token, client, true, &mut arm, &mut now);
+        match &result {
+            Ok(v) => {
+                traced.record_u64("tokenlife.keyset_version", v.keyset_version());
+                traced.record_bool("tokenlife.cache_hit", v.from_cache());
+            }
+            Err(e) => traced.fail(e.kind().as_str()),
+        }
+        self.tell(
+            observer,
+            token,
+            client,
+            issuer,
+            arm,
+            Some(started.elapsed()),
+            &result,
+        );
         result
     }
 
@@ -526,7 +571,7 @@ impl Validator {
         Duration::from_secs(self.inner.leeway)
     }
 
-    /// Whether a request whose token failed [`UnknownKid`](ValidationErrorKind::UnknownKid)
+    /// Whether a request whose token failed [`UnknownKid`](crate::error::ValidationErrorKind::UnknownKid)
     /// may wait for keys ([`ValidatorBuilder::key_wait`], here or in a tenant): the async
     /// adapters ask [`wait_for_keys`](Self::wait_for_keys) only then.
     #[inline]
@@ -570,7 +615,7 @@ impl Validator {
         if token.is_empty() {
             return Err(Kind::MissingToken.into());
         }
-        let hash = cache_key(token, inner.seed);
+        let hash = crate::hash::token_key(token, inner.seed);
         let now = inner.clock.unix_now();
         *now_out = now;
 
