@@ -25,6 +25,31 @@ mod postgres;
 #[cfg(feature = "postgres")]
 pub use postgres::PgServer;
 
+/// A free 127.0.0.1 port that no test server of this process was given before. A test
+/// that kills its server for an outage starts it again on the same port: were that port
+/// handed to another test's server meanwhile, the two tests would share one server (and
+/// one would see the other's keys, outages and settings). So a port given once stays
+/// given for the life of the process (two bytes per server started).
+#[cfg(any(feature = "redis", feature = "postgres"))]
+pub(crate) fn free_port() -> u16 {
+    use std::collections::BTreeSet;
+    use std::sync::{Mutex, PoisonError};
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        if GIVEN
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(port)
+        {
+            return port;
+        }
+    }
+}
+
 /// Every algorithm tokenlife verifies.
 pub const ALGORITHMS: [Algorithm; 12] = [
     Algorithm::HS256,

@@ -7,7 +7,6 @@
 //! when the test process dies. Run as root, the server runs as the `postgres` user
 //! (`setpriv`: PostgreSQL refuses root).
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -71,10 +70,7 @@ impl PgServer {
     /// # Panics
     /// If PostgreSQL is not installed or does not start within 30 s.
     pub fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
+        let port = super::free_port();
         let mut id = [0u8; 6];
         getrandom::fill(&mut id).expect("OS random source");
         let dir = std::env::temp_dir().join(format!(
@@ -118,6 +114,12 @@ impl PgServer {
     /// If it does not answer within 30 s.
     pub fn restart(&mut self) {
         self.kill();
+        // Whatever answers here is not ours: using it would share another's server.
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err(),
+            "port {} is already taken: another server answers there",
+            self.port
+        );
         let postgres = self.bin.join("postgres");
         let cmd = as_owner(&postgres);
         let mut line = vec![cmd.get_program().to_string_lossy().into_owned()];

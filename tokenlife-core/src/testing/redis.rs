@@ -4,7 +4,6 @@
 //! thread, a detached task owning it, `process::exit`, a signal): a small `sh` watchdog
 //! holds the server and kills it when the pipe from this process closes.
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -21,11 +20,7 @@ impl RedisServer {
     /// # Panics
     /// If `redis-server` is not installed or does not start.
     pub fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
-        Self::on(port)
+        Self::on(super::free_port())
     }
 
     /// Starts one on `port` (a restart after [`kill`](Self::kill)).
@@ -33,6 +28,11 @@ impl RedisServer {
     /// # Panics
     /// As for [`start`](Self::start).
     pub fn on(port: u16) -> Self {
+        // Whatever answers here is not ours: using it would share another's server.
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "port {port} is already taken: another server answers there"
+        );
         // The watchdog: reads its stdin (a pipe only this process writes to) until EOF,
         // which comes when the `Child` below is dropped or this process dies, however.
         let script = format!(
@@ -129,10 +129,7 @@ mod tests {
             std::mem::forget(r);
             std::process::exit(0);
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
+        let port = crate::testing::free_port();
         let status = std::process::Command::new(std::env::current_exe().expect("test binary"))
             .args([
                 "--exact",
