@@ -50,6 +50,16 @@ pub(crate) fn free_port() -> u16 {
     }
 }
 
+/// Panics, naming `port`, when something answers on it: a test server about to start
+/// there would otherwise fail to bind and its test would use another's server.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+pub(crate) fn assert_unanswered(port: u16) {
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "port {port} is already taken: another server answers there"
+    );
+}
+
 /// Every algorithm tokenlife verifies.
 pub const ALGORITHMS: [Algorithm; 12] = [
     Algorithm::HS256,

@@ -114,12 +114,7 @@ impl PgServer {
     /// If it does not answer within 30 s.
     pub fn restart(&mut self) {
         self.kill();
-        // Whatever answers here is not ours: using it would share another's server.
-        assert!(
-            std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err(),
-            "port {} is already taken: another server answers there",
-            self.port
-        );
+        super::assert_unanswered(self.port);
         let postgres = self.bin.join("postgres");
         let cmd = as_owner(&postgres);
         let mut line = vec![cmd.get_program().to_string_lossy().into_owned()];

@@ -28,11 +28,7 @@ impl RedisServer {
     /// # Panics
     /// As for [`start`](Self::start).
     pub fn on(port: u16) -> Self {
-        // Whatever answers here is not ours: using it would share another's server.
-        assert!(
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
-            "port {port} is already taken: another server answers there"
-        );
+        super::assert_unanswered(port);
         // The watchdog: reads its stdin (a pipe only this process writes to) until EOF,
         // which comes when the `Child` below is dropped or this process dies, however.
         let script = format!(
@@ -117,6 +113,19 @@ mod tests {
         assert!(port_answers(port));
         drop(r);
         assert!(gone_within(port, Duration::from_secs(10)));
+    }
+
+    /// A port another server answers on is refused, not shared; the ports handed out
+    /// are never handed out again in this process.
+    #[test]
+    fn a_taken_port_is_refused_and_no_port_is_given_twice() {
+        let r = RedisServer::start();
+        let twice = std::panic::catch_unwind(|| RedisServer::on(r.port()));
+        assert!(twice.is_err(), "a second server on a taken port");
+        let ports: std::collections::BTreeSet<u16> =
+            (0..500).map(|_| crate::testing::free_port()).collect();
+        assert_eq!(ports.len(), 500);
+        assert!(!ports.contains(&r.port()));
     }
 
     /// A process that dies without dropping its server (here `process::exit` with the
