@@ -60,6 +60,30 @@ pub(crate) fn assert_unanswered(port: u16) {
     );
 }
 
+/// Runs `script` under `sh` as a watchdog: the script starts a server in the background,
+/// reads its stdin (a pipe only this process writes to) until EOF, then stops the server.
+/// EOF comes from [`stop_watchdog`], or when this process dies, however.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+pub(crate) fn watchdog(script: &str, expect: &str) -> std::process::Child {
+    use std::process::{Command, Stdio};
+    Command::new("sh")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect(expect)
+}
+
+/// Closes a [`watchdog`]'s stdin, so it stops its server, and waits until it has.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+pub(crate) fn stop_watchdog(child: Option<std::process::Child>) {
+    if let Some(mut c) = child {
+        drop(c.stdin.take());
+        let _ = c.wait();
+    }
+}
+
 /// Every algorithm tokenlife verifies.
 pub const ALGORITHMS: [Algorithm; 12] = [
     Algorithm::HS256,

@@ -129,14 +129,7 @@ impl PgServer {
             self.dir.display(),
             self.dir.display(),
         );
-        let child = Command::new("sh")
-            .args(["-c", &script])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("sh runs");
-        self.child = Some(child);
+        self.child = Some(super::watchdog(&script, "sh runs"));
         let deadline = Instant::now() + Duration::from_secs(30);
         while postgres::Client::connect(&self.url_of("postgres"), postgres::NoTls).is_err() {
             assert!(
@@ -151,10 +144,7 @@ impl PgServer {
     /// Stops it like a crash: SIGQUIT, an immediate shutdown (no checkpoint), every
     /// connection cut. Returns once the server is gone.
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            drop(c.stdin.take());
-            let _ = c.wait();
-        }
+        super::stop_watchdog(self.child.take());
     }
 
     /// Its port.

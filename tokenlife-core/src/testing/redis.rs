@@ -4,7 +4,7 @@
 //! thread, a detached task owning it, `process::exit`, a signal): a small `sh` watchdog
 //! holds the server and kills it when the pipe from this process closes.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 /// A `redis-server` process this test owns.
@@ -36,13 +36,10 @@ impl RedisServer {
              >/dev/null 2>&1 & r=$!; \
              cat >/dev/null; kill -9 $r 2>/dev/null; wait $r 2>/dev/null; exit 0"
         );
-        let child = Command::new("sh")
-            .args(["-c", &script])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("sh and redis-server are installed (.ci/run installs redis-server)");
+        let child = super::watchdog(
+            &script,
+            "sh and redis-server are installed (.ci/run installs redis-server)",
+        );
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "redis-server did not start");
@@ -66,12 +63,8 @@ impl RedisServer {
 
     /// Kills it (an outage); [`on`](Self::on) with the same port brings one back, empty.
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // Closing the watchdog's stdin makes it kill the server at once (SIGKILL: an
-            // outage, not a shutdown) and exit.
-            drop(c.stdin.take());
-            let _ = c.wait();
-        }
+        // The watchdog kills the server at once (SIGKILL: an outage, not a shutdown).
+        super::stop_watchdog(self.child.take());
     }
 }
 
