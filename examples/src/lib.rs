@@ -462,10 +462,13 @@ impl fmt::Debug for Scrape {
 }
 
 impl Scrape {
-    /// The Prometheus text exposition, the scrape-time gauges set first.
+    /// The Prometheus text exposition, the validator's counted hits told and the
+    /// scrape-time gauges set first.
     #[allow(clippy::cast_precision_loss)]
     pub fn render(&self) -> String {
         use tokenlife_core::observe::metrics::{AUDIT_SPOOLED, CACHE_CAPACITY, CACHE_ENTRIES};
+        // The cache hits counted and not yet told reach the counters first.
+        self.validator.flush_hits();
         metrics::gauge!(CACHE_ENTRIES).set(self.validator.cached() as f64);
         metrics::gauge!(CACHE_CAPACITY).set(self.validator.cache_capacity() as f64);
         if let Some(s) = &self.spooled {

@@ -1053,6 +1053,32 @@ mod write_ip_tests {
 mod tests {
     use super::*;
 
+    /// A bad byte anywhere in a token of any length (the vectorized min/max pass works in
+    /// blocks: the first, last and every place between) refuses the token.
+    #[test]
+    fn a_bad_byte_anywhere_in_the_token_is_refused() {
+        for len in 1..=100 {
+            let token = vec![b'a'; len];
+            let header = |t: &[u8]| [b"Bearer ".as_slice(), t].concat();
+            let ok = header(&token);
+            assert_eq!(
+                bearer([ok.as_slice()]),
+                Found::Token(std::str::from_utf8(&token).unwrap())
+            );
+            for at in 0..len {
+                for bad in [0u8, b'\t', b' ' - 1, 127, 200] {
+                    let mut t = token.clone();
+                    t[at] = bad;
+                    let h = header(&t);
+                    assert!(
+                        matches!(bearer([h.as_slice()]), Found::Bad(_)),
+                        "byte {bad} at {at} of {len}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn prefixes_match_whole_segments() {
         assert!(under_prefix("/public", "/public"));

@@ -320,11 +320,11 @@ impl RolloutGuard {
         self.inner.switch.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A validation judged by `version` (the slow path runs once per new version).
-    /// A success of `version` judged at `now`: the window's count, and the version has
-    /// served one. The hot path (every cache hit): loads, one add, no clock read.
+    /// `count` successes of `version` judged at `now`: the window's count, and the
+    /// version has served one. Loads and one add, no clock read (the slow path runs
+    /// once per new version).
     #[inline]
-    fn success(&self, version: u64, arm: Arm, now: u64) {
+    fn success(&self, version: u64, arm: Arm, now: u64, count: u64) {
         let inner = &*self.inner;
         if inner.watched.load(Ordering::Acquire) != version && !self.switch_to(version) {
             return;
@@ -338,7 +338,7 @@ impl RolloutGuard {
             return;
         }
         self.roll_window(now);
-        inner.total.fetch_add(1, Ordering::AcqRel);
+        inner.total.fetch_add(count, Ordering::AcqRel);
     }
 
     /// Starts a new window when the current one (begun at `window_start`) is over.
@@ -363,7 +363,7 @@ impl RolloutGuard {
     fn observe(&self, version: u64, arm: Arm, outcome: Result<(), Kind>, token: TokenRef<'_>) {
         let inner = &*self.inner;
         if outcome.is_ok() {
-            return self.success(version, arm, inner.clock.unix_now());
+            return self.success(version, arm, inner.clock.unix_now(), 1);
         }
         if inner.watched.load(Ordering::Acquire) != version && !self.switch_to(version) {
             return;
@@ -527,7 +527,16 @@ impl Observer for RolloutGuard {
     /// A success from the cache: counted into the window on the validator's clock.
     #[inline]
     fn on_hit(&self, hit: &crate::observe::Hit<'_>) {
-        self.success(hit.keyset_version, hit.arm, hit.now);
+        self.success(hit.keyset_version, hit.arm, hit.now, 1);
+    }
+
+    fn counts_hits(&self) -> bool {
+        true
+    }
+
+    /// Successes of the active keyset, counted: into the window of their second.
+    fn on_hits(&self, hits: &crate::observe::Hits<'_>) {
+        self.success(hits.keyset_version, Arm::Active, hits.now, hits.count);
     }
 
     fn on_event(&self, event: &Event<'_>) {

@@ -208,6 +208,8 @@ impl ConsoleStream {
             return None;
         }
         let feed: &ConsoleFeed = self.slot.feed();
+        // The hits the validator counted and has not told yet, told first.
+        self.state.inner.validator.flush_hits();
         let now = feed.counters();
         let mut out = String::new();
         let version = self

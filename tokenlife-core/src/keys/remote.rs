@@ -1260,6 +1260,11 @@ impl Observer for RemoteKeys {
     /// A success: nothing to fetch.
     fn on_hit(&self, _: &crate::observe::Hit<'_>) {}
 
+    /// Successes, counted or not: nothing to fetch.
+    fn counts_hits(&self) -> bool {
+        true
+    }
+
     fn on_event(&self, event: &Event<'_>) {
         if let Event::Validated {
             outcome: Err(ValidationErrorKind::UnknownKid),

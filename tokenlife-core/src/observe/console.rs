@@ -34,7 +34,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::ValidationErrorKind;
 
 use super::audit::AuditAction;
-use super::event::{AdminFailure, Event, FleetEvent, Hit, Observer, RemoteFetch};
+use super::event::{AdminFailure, Event, FleetEvent, Hit, Hits, Observer, RemoteFetch};
 
 /// Entries each ring keeps (the timeline's and the alerts').
 pub const RING: usize = 128;
@@ -407,6 +407,15 @@ impl Observer for ConsoleFeed {
     fn on_hit(&self, _hit: &Hit<'_>) {
         self.count(ACCEPTED);
         self.count(CACHE_HITS);
+    }
+
+    fn counts_hits(&self) -> bool {
+        true
+    }
+
+    fn on_hits(&self, hits: &Hits<'_>) {
+        self.0.counts[ACCEPTED].fetch_add(hits.count, Ordering::Relaxed);
+        self.0.counts[CACHE_HITS].fetch_add(hits.count, Ordering::Relaxed);
     }
 }
 

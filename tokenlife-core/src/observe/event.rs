@@ -160,6 +160,40 @@ impl<'a> Hit<'a> {
     }
 }
 
+/// Cache hits of the active keyset counted together: what an observer that
+/// [`counts_hits`](Observer::counts_hits) gets instead of one [`Hit`] each.
+///
+/// The validator counts its untimed cache hits of the active keyset per keyset version
+/// and second of its clock, and tells the count when the version or the second changes,
+/// before it tells any miss or failure (so a count over the window, as the rollout
+/// guard keeps, holds every success before the failure it judges), and when asked
+/// ([`Validator::flush_hits`](crate::Validator::flush_hits), which a metrics scrape
+/// calls).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Hits<'a> {
+    /// How many.
+    pub count: u64,
+    /// The keyset version that verified them.
+    pub keyset_version: u64,
+    /// The validator's issuer.
+    pub issuer: &'a str,
+    /// The second of the validator's clock they were judged in (Unix seconds).
+    pub now: u64,
+}
+
+impl<'a> Hits<'a> {
+    /// `count` hits of `keyset_version` for `issuer` at `now`.
+    pub fn new(count: u64, keyset_version: u64, issuer: &'a str, now: u64) -> Self {
+        Self {
+            count,
+            keyset_version,
+            issuer,
+            now,
+        }
+    }
+}
+
 /// Which keyset of the current snapshot judged a validation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
@@ -570,6 +604,30 @@ pub trait Observer: Send + Sync + 'static {
         self.on_event(&hit.event());
     }
 
+    /// Whether this observer takes the active keyset's cache hits counted
+    /// ([`on_hits`](Self::on_hits)) rather than one by one ([`on_hit`](Self::on_hit)).
+    /// A validator whose observers all count calls none of them on such a hit: it adds
+    /// one to a counter and tells the count later (see [`Hits`]). The default is one by
+    /// one; the library's metrics, rollout guard and console feed count.
+    fn counts_hits(&self) -> bool {
+        false
+    }
+
+    /// Whether this observer (or, for a composition, one of its parts) wants each cache
+    /// hit through [`on_hit`](Self::on_hit). The default: when it does not
+    /// [`count`](Self::counts_hits) them.
+    fn each_hit(&self) -> bool {
+        !self.counts_hits()
+    }
+
+    /// Cache hits counted together, for an observer that
+    /// [`counts_hits`](Self::counts_hits). The default ignores them. Called with the
+    /// validator's count locked (a request thread that starts the next count waits for
+    /// it): add the count and return.
+    fn on_hits(&self, hits: &Hits<'_>) {
+        let _ = hits;
+    }
+
     /// Whether to time the validation about to run (its `elapsed` is then set). The
     /// default is never: timing costs two clock reads.
     fn time_validation(&self) -> bool {
@@ -597,6 +655,10 @@ impl Observer for () {
     fn on_event(&self, _: &Event<'_>) {}
 
     fn on_hit(&self, _: &Hit<'_>) {}
+
+    fn counts_hits(&self) -> bool {
+        true
+    }
 }
 
 /// Both observers see every event, `A` first.
@@ -606,12 +668,36 @@ impl<A: Observer, B: Observer> Observer for (A, B) {
         self.1.on_event(event);
     }
 
+    /// Each part that wants each hit gets it.
     #[inline]
     fn on_hit(&self, hit: &Hit<'_>) {
-        self.0.on_hit(hit);
-        self.1.on_hit(hit);
+        if self.0.each_hit() {
+            self.0.on_hit(hit);
+        }
+        if self.1.each_hit() {
+            self.1.on_hit(hit);
+        }
     }
 
+    fn counts_hits(&self) -> bool {
+        self.0.counts_hits() || self.1.counts_hits()
+    }
+
+    fn each_hit(&self) -> bool {
+        self.0.each_hit() || self.1.each_hit()
+    }
+
+    /// Each part that counts hits gets the count.
+    fn on_hits(&self, hits: &Hits<'_>) {
+        if self.0.counts_hits() {
+            self.0.on_hits(hits);
+        }
+        if self.1.counts_hits() {
+            self.1.on_hits(hits);
+        }
+    }
+
+    #[inline]
     fn time_validation(&self) -> bool {
         // Both are asked, so a sampling observer keeps its own count.
         let a = self.0.time_validation();
@@ -638,6 +724,18 @@ impl<O: Observer + ?Sized> Observer for Arc<O> {
     #[inline]
     fn on_hit(&self, hit: &Hit<'_>) {
         (**self).on_hit(hit);
+    }
+
+    fn counts_hits(&self) -> bool {
+        (**self).counts_hits()
+    }
+
+    fn each_hit(&self) -> bool {
+        (**self).each_hit()
+    }
+
+    fn on_hits(&self, hits: &Hits<'_>) {
+        (**self).on_hits(hits);
     }
 
     fn time_validation(&self) -> bool {

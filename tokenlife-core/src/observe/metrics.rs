@@ -488,6 +488,7 @@ impl Metrics {
 }
 
 impl Observer for Metrics {
+    #[inline]
     fn time_validation(&self) -> bool {
         let every = self.sample;
         if every == 0 {
@@ -509,6 +510,18 @@ impl Observer for Metrics {
         }
         self.ok(hit.issuer, hit.keyset_version);
         self.handles.cache_hits.increment(1);
+    }
+
+    fn counts_hits(&self) -> bool {
+        true
+    }
+
+    /// The `ok` and cache-hit counters, by the count.
+    fn on_hits(&self, hits: &super::Hits<'_>) {
+        self.with_counters(hits.issuer, hits.keyset_version, |c| {
+            c.ok.increment(hits.count);
+        });
+        self.handles.cache_hits.increment(hits.count);
     }
 
     #[allow(clippy::cast_precision_loss)]

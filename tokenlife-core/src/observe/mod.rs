@@ -35,7 +35,7 @@ pub mod webhook;
 pub use alert::{AlertKind, AlertPolicy};
 pub(crate) use event::SharedObserver;
 pub use event::{
-    AdminFailure, Arm, Event, FleetDrop, FleetEvent, FnObserver, Hit, Observer, RemoteFetch,
+    AdminFailure, Arm, Event, FleetDrop, FleetEvent, FnObserver, Hit, Hits, Observer, RemoteFetch,
     RetirementPolicy, RevokeReason, RollbackReason, TokenRef, Validated, from_fn,
 };
 pub use monitor::{Monitor, MonitorBuilder};

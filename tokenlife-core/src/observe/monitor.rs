@@ -122,6 +122,7 @@ impl Observer for Monitor {
         self.inner.trail.as_ref().is_none_or(Observer::audit_ready)
     }
 
+    #[inline]
     fn time_validation(&self) -> bool {
         self.inner.metrics.time_validation()
     }
@@ -135,6 +136,15 @@ impl Observer for Monitor {
     #[inline]
     fn on_hit(&self, hit: &super::Hit<'_>) {
         self.inner.metrics.on_hit(hit);
+    }
+
+    /// Only the metrics part counts hits (the others have nothing to do with them).
+    fn counts_hits(&self) -> bool {
+        true
+    }
+
+    fn on_hits(&self, hits: &super::Hits<'_>) {
+        self.inner.metrics.on_hits(hits);
     }
 
     #[inline]

@@ -43,6 +43,7 @@ const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(600);
 mod cache;
 mod claims;
 mod header;
+mod hits;
 
 pub use claims::RegisteredClaims;
 use header::{Header, json_object, typ_matches, verify_signature};
@@ -309,6 +310,10 @@ struct Inner {
     seed: u64,
     fingerprint_key: [u8; 32],
     observer: Option<SharedObserver>,
+    /// The cache hits counted for the observers that count them, not yet told.
+    hits: Option<hits::HitCount>,
+    /// Whether an observer wants each cache hit told.
+    each_hit: bool,
     accepted_typ: Option<Box<[Box<str>]>>,
     /// Validators of other issuers, chosen by the token's `iss` (multi-issuer).
     tenants: Box<[Validator]>,
@@ -445,29 +450,94 @@ impl Validator {
         let Some(observer) = &self.inner.observer else {
             return self.validate_inner(token, client, true, &mut arm, &mut now);
         };
-        let issuer = self.inner.issuers.first().map_or("", |i| &**i);
         // A sampled validation (the timed ones) runs in a span of its own, its events
         // told inside it; the rest pay nothing for it.
         if observer.time_validation() {
-            return self.validate_sampled(token, client, observer, issuer);
+            return self.validate_sampled(token, client, observer, self.issuer());
         }
         let result = self.validate_inner(token, client, true, &mut arm, &mut now);
-        // The common case, told without an event: a cache hit, untimed.
+        // The common case, told without an event: a cache hit of the active keyset,
+        // untimed — counted for the observers that count, told to those that want each.
         if let Ok(v) = &result
             && v.from_cache()
+            && arm == Arm::Active
         {
-            observer.on_hit(&Hit {
-                token: TokenRef::new(token),
-                keyset_version: v.keyset_version(),
-                issuer,
-                arm,
-                client,
-                now,
-            });
+            if let Some(hits) = &self.inner.hits {
+                hits.add(v.keyset_version(), now, &**observer);
+            }
+            if self.inner.each_hit {
+                observer.on_hit(&Hit {
+                    token: TokenRef::new(token),
+                    keyset_version: v.keyset_version(),
+                    issuer: self.issuer(),
+                    arm,
+                    client,
+                    now,
+                });
+            }
             return result;
         }
-        self.tell(observer, token, client, issuer, arm, None, &result);
+        self.tell(observer, token, client, self.issuer(), arm, None, &result);
         result
+    }
+
+    /// The issuer events name (the first configured).
+    fn issuer(&self) -> &str {
+        self.inner.issuers.first().map_or("", |i| &**i)
+    }
+
+    /// Tells the observers the cache hits this validator and its tenants counted and
+    /// have not told yet ([`Hits`](crate::observe::Hits)): call it before reading what
+    /// they count (a metrics scrape does), so the counts hold every validation before.
+    /// Without it, counted hits are told when the keyset version or the clock's second
+    /// changes on a later hit, and before any miss or failure is told.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use tokenlife_core::observe::{Event, Hits, Observer};
+    /// use tokenlife_core::testing::Fixture;
+    ///
+    /// #[derive(Default)]
+    /// struct Successes(AtomicU64);
+    /// impl Observer for Successes {
+    ///     fn on_event(&self, e: &Event<'_>) {
+    ///         if let Event::Validated { outcome: Ok(_), .. } = e {
+    ///             self.0.fetch_add(1, Ordering::Relaxed);
+    ///         }
+    ///     }
+    ///     fn counts_hits(&self) -> bool {
+    ///         true
+    ///     }
+    ///     fn on_hits(&self, hits: &Hits<'_>) {
+    ///         self.0.fetch_add(hits.count, Ordering::Relaxed);
+    ///     }
+    /// }
+    ///
+    /// let fx = Fixture::new();
+    /// let seen = Arc::new(Successes::default());
+    /// let v = tokenlife_core::Validator::builder(fx.store.clone())
+    ///     .issuer(tokenlife_core::testing::ISS)
+    ///     .audience(tokenlife_core::testing::AUD)
+    ///     .observer(seen.clone())
+    ///     .build()
+    ///     .unwrap();
+    /// let token = fx.token("orders:read");
+    /// for _ in 0..5 {
+    ///     v.validate(&token).unwrap();
+    /// }
+    /// // The first was verified (told at once); four hits are counted, not yet told.
+    /// assert_eq!(seen.0.load(Ordering::Relaxed), 1);
+    /// v.flush_hits();
+    /// assert_eq!(seen.0.load(Ordering::Relaxed), 5);
+    /// ```
+    pub fn flush_hits(&self) {
+        if let (Some(hits), Some(observer)) = (&self.inner.hits, &self.inner.observer) {
+            hits.flush(&**observer);
+        }
+        for tenant in &self.inner.tenants {
+            tenant.flush_hits();
+        }
     }
 
     /// Tells `observer` the [`Event::Validated`] of `result`.
@@ -482,6 +552,13 @@ impl Validator {
         elapsed: Option<std::time::Duration>,
         result: &Result<Verified, ValidationError>,
     ) {
+        // Every success counted so far reaches the observers before a miss or failure
+        // (the rollout guard judges a failure against the successes of its window).
+        if !matches!(result, Ok(v) if v.from_cache())
+            && let Some(hits) = &self.inner.hits
+        {
+            hits.flush(&**observer);
+        }
         let (outcome, keyset_version) = match result {
             Ok(v) => (
                 Ok(Validated {
@@ -1171,6 +1248,11 @@ impl ValidatorBuilder {
             }
             .build()
         });
+        let hits = self
+            .observer
+            .as_ref()
+            .filter(|o| o.counts_hits())
+            .map(|_| hits::HitCount::new(self.issuers.first().map_or("", |i| i)));
         Ok(Validator {
             inner: Arc::new(Inner {
                 revocations,
@@ -1190,6 +1272,8 @@ impl ValidatorBuilder {
                     .fingerprint_key
                     .or(self.monitor_key)
                     .unwrap_or_else(random_key),
+                hits,
+                each_hit: self.observer.as_ref().is_some_and(|o| o.each_hit()),
                 observer: self.observer,
                 store: self.store,
                 accepted_typ: self.accepted_typ.map(Vec::into_boxed_slice),
