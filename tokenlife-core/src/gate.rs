@@ -35,7 +35,7 @@ use std::sync::Arc;
 
 use crate::error::{BearerError, Challenge};
 use crate::error::{ValidationError, ValidationErrorKind};
-use crate::validate::{Validator, Verified};
+use crate::validate::{Probe, Validator, Verified};
 
 /// What a token source found in a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +92,20 @@ pub fn bearer<'a>(authorization: impl IntoIterator<Item = &'a [u8]>) -> Found<'a
         None => Found::Bad("malformed Authorization header"),
         Some(_) => Found::Bad("malformed bearer token"),
     }
+}
+
+/// The token of the one `Authorization: Bearer <token>` value, as bytes, not checked
+/// (what [`bearer`] finds before its byte checks); `None` for anything else.
+fn bearer_bytes<'a>(authorization: impl IntoIterator<Item = &'a [u8]>) -> Option<&'a [u8]> {
+    let mut all = authorization.into_iter();
+    let v = all.next()?;
+    if all.next().is_some() {
+        return None;
+    }
+    let sp = v.iter().position(|&b| b == b' ')?;
+    v[..sp]
+        .eq_ignore_ascii_case(b"bearer")
+        .then(|| trim_spaces(&v[sp + 1..]))
 }
 
 fn trim_spaces(mut b: &[u8]) -> &[u8] {
@@ -508,6 +522,7 @@ impl Gate {
     }
 
     /// Whether `path` needs no token at all.
+    #[inline]
     pub fn skips(&self, path: &str) -> bool {
         self.skip_exact.iter().any(|p| **p == *path)
             || self.skip_prefix.iter().any(|p| under_prefix(path, p))
@@ -532,6 +547,13 @@ impl Gate {
             Found::None => return Err(Rejection::missing()),
         };
         let verified = validate(token).map_err(|e| Rejection::from_error(&e))?;
+        self.admit(verified)
+    }
+
+    /// A valid token's scopes and claims against the policy: the scopes required, then
+    /// the predicates.
+    #[inline]
+    fn admit(&self, verified: Verified) -> Result<Option<Verified>, Rejection> {
         if !self.scopes.iter().all(|s| verified.has_scope(s)) {
             return Err(Rejection::insufficient_scope(
                 self.scope_text.clone().unwrap_or_else(|| "".into()),
@@ -804,12 +826,25 @@ impl<H: Headers> Guard<H> {
         {
             return Ok(None);
         }
+        // The common case first: a bearer token byte for byte one the cache holds (it
+        // passed every check of its bytes when it was verified) is answered without the
+        // byte checks; anything else goes the full way, below.
+        let mut timed = None;
+        if let Some(TokenSource::Bearer) = self.sources.first()
+            && let Some(raw) = bearer_bytes(H::authorization(headers))
+        {
+            match self.validator.probe(raw) {
+                Probe::Hit(verified) => return self.gate.admit(verified),
+                Probe::Miss(asked) => timed = asked,
+            }
+        }
         self.gate.decide(self.find(headers), |token| match client {
             Some(ip) if self.validator.observer().is_some() => {
                 let mut buf = [0u8; 64];
-                self.validator.validate_from(token, write_ip(&mut buf, ip))
+                self.validator
+                    .validate_timed(token, write_ip(&mut buf, ip), timed)
             }
-            _ => self.validator.validate(token),
+            _ => self.validator.validate_timed(token, None, timed),
         })
     }
 
@@ -1121,6 +1156,172 @@ mod tests {
         assert_eq!(
             cookie([&b"\xff"[..], &b"session="[..]], "session"),
             Found::None
+        );
+    }
+}
+
+/// The guard's first try on a bearer token's bytes ([`Validator::probe`]): what it
+/// answers is what the full way answers, each success is counted once, and each request
+/// asks the observer's sampler once.
+#[cfg(all(test, feature = "test-util"))]
+mod probe_tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::observe::{Event, Hits, Observer};
+    use crate::testing::{AUD, Fixture, ISS};
+
+    /// Headers as `(name, value)` pairs.
+    struct Pairs;
+    impl Headers for Pairs {
+        type Map = Vec<(&'static str, Vec<u8>)>;
+        type Name = &'static str;
+        fn authorization(m: &Self::Map) -> impl Iterator<Item = &[u8]> {
+            Self::values(m, &"authorization")
+        }
+        fn cookies(m: &Self::Map) -> impl Iterator<Item = &[u8]> {
+            Self::values(m, &"cookie")
+        }
+        fn values<'a>(m: &'a Self::Map, name: &&'static str) -> impl Iterator<Item = &'a [u8]> {
+            let name = *name;
+            m.iter()
+                .filter(move |(n, _)| *n == name)
+                .map(|(_, v)| v.as_slice())
+        }
+        fn contains(m: &Self::Map, name: &'static str) -> bool {
+            m.iter().any(|(n, _)| *n == name)
+        }
+    }
+
+    /// Counts the sampler's asks (timing one in `every`, none for 0), the successes told
+    /// (events and counts), the timed validations and the failures by kind.
+    #[derive(Default)]
+    struct Counts {
+        every: u64,
+        asks: AtomicU64,
+        successes: AtomicU64,
+        timed: AtomicU64,
+        failures: Mutex<Vec<ValidationErrorKind>>,
+    }
+
+    impl Observer for Counts {
+        fn on_event(&self, event: &Event<'_>) {
+            if let Event::Validated {
+                outcome, elapsed, ..
+            } = event
+            {
+                if elapsed.is_some() {
+                    self.timed.fetch_add(1, Ordering::Relaxed);
+                }
+                match outcome {
+                    Ok(_) => {
+                        self.successes.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(kind) => self.failures.lock().unwrap().push(*kind),
+                }
+            }
+        }
+        fn counts_hits(&self) -> bool {
+            true
+        }
+        fn on_hits(&self, hits: &Hits<'_>) {
+            self.successes.fetch_add(hits.count, Ordering::Relaxed);
+        }
+        fn time_validation(&self) -> bool {
+            let n = self.asks.fetch_add(1, Ordering::Relaxed);
+            self.every > 0 && n % self.every == self.every - 1
+        }
+    }
+
+    fn world(every: u64) -> (Fixture, Arc<Counts>, Guard<Pairs>) {
+        let fx = Fixture::new();
+        let counts = Arc::new(Counts {
+            every,
+            ..Counts::default()
+        });
+        let validator = Validator::builder(fx.store.clone())
+            .issuer(ISS)
+            .audience(AUD)
+            .clock(fx.clock.clone())
+            .observer(counts.clone())
+            .build()
+            .unwrap();
+        let guard = Guard::<Pairs>::new(validator).require_scope("orders:read");
+        (fx, counts, guard)
+    }
+
+    fn bearer_of(token: &str) -> Vec<(&'static str, Vec<u8>)> {
+        vec![("authorization", format!("Bearer {token}").into_bytes())]
+    }
+
+    #[test]
+    fn each_request_is_counted_once_and_asks_the_sampler_once() {
+        let (fx, counts, guard) = world(4);
+        let token = fx.token("orders:read");
+        for _ in 0..20 {
+            let v = guard.check("GET", "/", &bearer_of(&token), None).unwrap();
+            assert!(v.is_some());
+        }
+        guard.validator.flush_hits();
+        assert_eq!(counts.asks.load(Ordering::Relaxed), 20);
+        assert_eq!(counts.successes.load(Ordering::Relaxed), 20);
+        assert_eq!(counts.timed.load(Ordering::Relaxed), 5);
+        assert!(counts.failures.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_cached_token_gets_the_answer_the_full_way_gives() {
+        // Never timed: every cached token below takes the first try.
+        let (fx, counts, guard) = world(0);
+        let token = fx.token("orders:read");
+        guard.check("GET", "/", &bearer_of(&token), None).unwrap();
+        // Spaces around it and the scheme in any case: the same token, a hit.
+        let spaced = vec![("authorization", format!("bEaReR  {token} ").into_bytes())];
+        let v = guard.check("GET", "/", &spaced, None).unwrap().unwrap();
+        assert!(v.from_cache());
+        // The scope policy applies to a hit too.
+        let narrow = fx.token("orders:write");
+        assert!(!guard.validator.validate(&narrow).unwrap().from_cache());
+        let refused = guard
+            .check("GET", "/", &bearer_of(&narrow), None)
+            .unwrap_err();
+        assert_eq!(refused.status, 403);
+        // Two Authorization headers, both the cached token: refused as before.
+        let mut twice = bearer_of(&token);
+        twice.extend(bearer_of(&token));
+        let refused = guard.check("GET", "/", &twice, None).unwrap_err();
+        assert_eq!(
+            (refused.status, refused.description),
+            (400, "more than one Authorization header")
+        );
+        // The cached token with a tab and a letter after it: not the cached bytes,
+        // refused by the byte check, never validated.
+        let told = counts.failures.lock().unwrap().len();
+        let mut bad = bearer_of(&token);
+        bad[0].1.extend(b"\tx");
+        let refused = guard.check("GET", "/", &bad, None).unwrap_err();
+        assert_eq!(
+            (refused.status, refused.description),
+            (400, "malformed bearer token")
+        );
+        assert_eq!(counts.failures.lock().unwrap().len(), told);
+        // Revoked while cached: the full way refuses it and tells the failure.
+        let jti = v.claims().jti.clone().unwrap();
+        let until = SystemTime::now() + Duration::from_secs(3_600);
+        guard
+            .validator
+            .revocations()
+            .revoke_jti(&jti, until)
+            .unwrap();
+        let refused = guard
+            .check("GET", "/", &bearer_of(&token), None)
+            .unwrap_err();
+        assert_eq!(refused.status, 401);
+        assert_eq!(
+            counts.failures.lock().unwrap().last(),
+            Some(&ValidationErrorKind::Revoked)
         );
     }
 }

@@ -43,8 +43,8 @@ thread_local! {
 /// forger already holds. The usage rollup sees only tokens that validated: two valid
 /// tokens sharing a key would need the same last 32 bytes of signature.
 #[inline(always)]
-pub(crate) fn token_key(token: &str, seed: u64) -> u128 {
-    let bytes = token.as_bytes();
+pub(crate) fn token_key(token: &(impl AsRef<[u8]> + ?Sized), seed: u64) -> u128 {
+    let bytes = token.as_ref();
     let tail = &bytes[bytes.len().saturating_sub(32)..];
     let mut buf = [0u8; 40];
     buf[..8].copy_from_slice(&(bytes.len() as u64).to_le_bytes());

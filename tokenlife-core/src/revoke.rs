@@ -382,7 +382,7 @@ impl RevocationList {
 
     /// Checks a token's identifiers against the list at `now` (Unix seconds). A token
     /// without `iat` counts as issued before any subject revocation.
-    #[inline]
+    #[inline(always)]
     pub fn check(
         &self,
         jti: Option<&str>,

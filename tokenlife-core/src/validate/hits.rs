@@ -61,7 +61,7 @@ impl HitCount {
 
     /// Counts one hit of `version` at `now`; the count before it goes to `observer`
     /// when the version or the second changed.
-    #[inline]
+    #[inline(always)]
     pub(super) fn add(&self, version: u64, now: u64, observer: &dyn Observer) {
         let tag = tag(version, now);
         let mut word = self.word.load(Ordering::Relaxed);

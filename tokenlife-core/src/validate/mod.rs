@@ -440,6 +440,18 @@ impl Validator {
         token: &str,
         client: Option<&str>,
     ) -> Result<Verified, ValidationError> {
+        self.validate_timed(token, client, None)
+    }
+
+    /// [`validate_from`](Self::validate_from), with the observer's sampling decision
+    /// already asked ([`probe`](Self::probe)) when `timed` is `Some`.
+    #[inline(always)]
+    pub(crate) fn validate_timed(
+        &self,
+        token: &str,
+        client: Option<&str>,
+        timed: Option<bool>,
+    ) -> Result<Verified, ValidationError> {
         if !self.inner.tenants.is_empty()
             && let Some(tenant) = self.tenant_for(token)
         {
@@ -452,7 +464,7 @@ impl Validator {
         };
         // A sampled validation (the timed ones) runs in a span of its own, its events
         // told inside it; the rest pay nothing for it.
-        if observer.time_validation() {
+        if timed.unwrap_or_else(|| observer.time_validation()) {
             return self.validate_sampled(token, client, observer, self.issuer());
         }
         let result = self.validate_inner(token, client, true, &mut arm, &mut now);
@@ -733,6 +745,30 @@ impl Validator {
             }
         };
 
+        self.admit(&entry, now)?;
+        if !from_cache && let Some(cache) = &inner.cache {
+            cache.insert(hash, entry.clone(), entry.cache_until, now);
+        }
+        if live
+            && let Some(snap) = &snap
+            && let Some(shadow) = snap.shadow()
+        {
+            self.judge_shadow(shadow, snap, &entry, token, client);
+        }
+        Ok(Verified {
+            entry,
+            keyset_version: version,
+            arm: *arm,
+            cached: from_cache,
+            fingerprint_key: inner.fingerprint_key,
+        })
+    }
+
+    /// What a verified token must still pass at `now`, cached or not: its `exp` and `nbf`
+    /// (with the leeway), fresh revocations and keys, and no revocation of it.
+    #[inline(always)]
+    fn admit(&self, entry: &Entry, now: u64) -> Result<(), ValidationError> {
+        let inner = &*self.inner;
         let claims = &entry.claims;
         if let Some(exp) = claims.exp
             && now > exp.saturating_add(inner.leeway)
@@ -764,21 +800,58 @@ impl Validator {
             };
             return Err(ValidationError::with_field(Kind::Revoked, field));
         }
+        Ok(())
+    }
 
-        if !from_cache && let Some(cache) = &inner.cache {
-            cache.insert(hash, entry.clone(), entry.cache_until, now);
+    /// The request guard's first try, on the token's bytes as they came (not yet checked
+    /// to be visible ASCII): a plain cache hit of these very bytes — the active keyset's,
+    /// under the current snapshot, admitted now — is the answer, counted like any hit.
+    /// Its bytes equal a token that was verified, so they are base64url and dots: the
+    /// byte check a miss needs would find nothing. Anything else is left to a full
+    /// validation, told nothing here; the sampling decision, if it was asked, goes with it
+    /// (so each request asks the observer once).
+    pub(crate) fn probe(&self, raw: &[u8]) -> Probe {
+        let inner = &*self.inner;
+        let Some(cache) = &inner.cache else {
+            return Probe::Miss(None);
+        };
+        // Tenants pick by the token's `iss`; an observer that wants each hit wants its
+        // token text: both take the full path.
+        if !inner.tenants.is_empty() || inner.each_hit {
+            return Probe::Miss(None);
         }
-        if live
-            && let Some(snap) = &snap
-            && let Some(shadow) = snap.shadow()
+        if let Some(o) = &inner.observer
+            && o.time_validation()
         {
-            self.judge_shadow(shadow, snap, &entry, token, client);
+            return Probe::Miss(Some(true));
         }
-        Ok(Verified {
+        let timed = inner.observer.as_ref().map(|_| false);
+        if raw.is_empty() || raw.len() > inner.max_token_size {
+            return Probe::Miss(timed);
+        }
+        let now = inner.clock.unix_now();
+        let Some(entry) = cache
+            .get(crate::hash::token_key(raw, inner.seed), now)
+            .filter(|e| e.token.as_bytes() == raw)
+        else {
+            return Probe::Miss(timed);
+        };
+        if entry.snapshot != inner.store.current_instance()
+            || entry.arm != Arm::Active
+            || entry.shadowed
+            || self.admit(&entry, now).is_err()
+        {
+            return Probe::Miss(timed);
+        }
+        let version = entry.version;
+        if let (Some(hits), Some(observer)) = (&inner.hits, &inner.observer) {
+            hits.add(version, now, &**observer);
+        }
+        Probe::Hit(Verified {
             entry,
             keyset_version: version,
-            arm: *arm,
-            cached: from_cache,
+            arm: Arm::Active,
+            cached: true,
             fingerprint_key: inner.fingerprint_key,
         })
     }
@@ -1285,6 +1358,15 @@ impl ValidatorBuilder {
             }),
         })
     }
+}
+
+/// What [`Validator::probe`] made of a token's bytes.
+pub(crate) enum Probe {
+    /// A plain cache hit of these very bytes, counted: the answer.
+    Hit(Verified),
+    /// Anything else: validate in full, with the observer's sampling decision when it
+    /// was asked (`Some`).
+    Miss(Option<bool>),
 }
 
 /// The `iss` claim of a token, read without verification (it only picks which
