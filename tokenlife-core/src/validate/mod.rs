@@ -531,6 +531,7 @@ impl Validator {
     /// let v = tokenlife_core::Validator::builder(fx.store.clone())
     ///     .issuer(tokenlife_core::testing::ISS)
     ///     .audience(tokenlife_core::testing::AUD)
+    ///     .clock(fx.clock.clone()) // a second that does not pass in the middle
     ///     .observer(seen.clone())
     ///     .build()
     ///     .unwrap();
