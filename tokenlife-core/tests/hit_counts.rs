@@ -7,6 +7,7 @@
 mod common;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -106,10 +107,11 @@ fn every_success_is_told_once_under_its_version_from_two_threads_with_deploys() 
     const PER_THREAD: u64 = 40_000;
     let (store, clock, validator, seen, token) = hmac_world(1_000);
     let tokens: Vec<String> = (0..64).map(&token).collect();
+    let done = AtomicU64::new(0);
     let saw: Vec<HashMap<u64, u64>> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..2u64)
             .map(|t| {
-                let (validator, tokens) = (&validator, &tokens);
+                let (validator, tokens, done) = (&validator, &tokens, &done);
                 s.spawn(move || {
                     let mut saw: HashMap<u64, u64> = HashMap::new();
                     for i in 0..PER_THREAD {
@@ -117,18 +119,23 @@ fn every_success_is_told_once_under_its_version_from_two_threads_with_deploys() 
                             .validate(&tokens[((i * 7 + t) % 64) as usize])
                             .unwrap();
                         *saw.entry(v.keyset_version()).or_default() += 1;
+                        done.fetch_add(1, Ordering::Relaxed);
                     }
                     saw
                 })
             })
             .collect();
-        // Deploys and seconds go by while they run.
+        // A second and a deploy after every 2,000 validations while they run, whatever
+        // the threads' pace.
         let keys = store.current().active().clone();
-        let mut deploys = 0;
-        while deploys < 2_000 && !workers.iter().all(|w| w.is_finished()) {
-            clock.advance(Duration::from_secs(1));
-            store.publish(keys.clone());
-            deploys += 1;
+        let mut last = 0;
+        while !workers.iter().all(|w| w.is_finished()) {
+            let now = done.load(Ordering::Relaxed);
+            if now >= last + 2_000 && now < 2 * PER_THREAD - 2_000 {
+                clock.advance(Duration::from_secs(1));
+                store.publish(keys.clone());
+                last = now;
+            }
             std::thread::yield_now();
         }
         workers.into_iter().map(|w| w.join().unwrap()).collect()
@@ -178,6 +185,8 @@ fn successes_are_told_before_each_failure_and_none_twice_under_churn() {
     assert_eq!(seen.total(), 2 * PER_THREAD);
 
     // One thread now: 50 hits in one second (counted, not told), then a failure.
+    validator.validate(&tokens[3]).unwrap();
+    validator.flush_hits();
     let before = seen.total();
     let now = clock.unix_now();
     for _ in 0..50 {
